@@ -1,0 +1,41 @@
+"""The Airbyte protocol: message shapes, strict input parsing, fast emission, stream validation.
+
+This package imports nothing else of dbkit's.
+"""
+
+from dbkit.protocol.catalog import (
+    AirbyteStream,
+    ConfiguredCatalog,
+    ConfiguredStream,
+    DestinationSyncMode,
+    StreamDescriptor,
+    SyncMode,
+    parse_airbyte_stream,
+    parse_configured_catalog,
+)
+from dbkit.protocol.errors import ProtocolInputError
+from dbkit.protocol.jsonio import loads_exact
+from dbkit.protocol.output import MessageWriter, OutputClosedError
+from dbkit.protocol.state import InputState, parse_state
+from dbkit.protocol.validate import Problem, StreamValidator, record_validator, validate_lines
+
+__all__ = [
+    "AirbyteStream",
+    "ConfiguredCatalog",
+    "ConfiguredStream",
+    "DestinationSyncMode",
+    "InputState",
+    "MessageWriter",
+    "OutputClosedError",
+    "Problem",
+    "ProtocolInputError",
+    "StreamDescriptor",
+    "StreamValidator",
+    "SyncMode",
+    "loads_exact",
+    "parse_airbyte_stream",
+    "parse_configured_catalog",
+    "parse_state",
+    "record_validator",
+    "validate_lines",
+]

@@ -1,0 +1,78 @@
+"""JSON parsing that keeps every digit.
+
+orjson is fast but parses every non-integer number (and integers wider than 64 bits) as a double,
+which silently rounds ``12345678901234567890.123``. :func:`loads_exact` uses orjson for the vast
+majority of lines and re-parses with the standard library (``Decimal`` for non-integers) only the
+lines whose raw bytes contain a number that a double might not reproduce: 16 or more significant
+digits, or an exponent with three digits. A digit run inside a string can trigger the slow path;
+that costs time, never correctness.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dbkit.protocol.errors import ProtocolInputError
+
+# 16+ digits, optionally with one decimal point among them; or a 3-digit exponent.
+_MAYBE_INEXACT = re.compile(rb"\d(?:\.?\d){15}|[eE][+-]?\d{3}")
+
+
+def reject_constant(name: str) -> Any:
+    """``parse_constant`` for the standard library's parser: NaN and Infinity are not JSON."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_exact(line: bytes | str) -> Any:
+    """Parse one JSON document; numbers that a double cannot hold exactly become ``Decimal``/``int``.
+
+    Every failure is a ``ValueError`` (bad JSON, bad UTF-8, nesting too deep for the exact parser).
+    """
+    raw = line.encode() if isinstance(line, str) else line
+    if _MAYBE_INEXACT.search(raw) is None:
+        return orjson.loads(raw)
+    try:
+        return json.loads(raw, parse_float=Decimal, parse_constant=reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+class JsonFileError(ProtocolInputError):
+    """A JSON input file is missing, unreadable or not JSON (reads as "<file> <problem>")."""
+
+    def __str__(self) -> str:
+        return f"{self.where} {self.problem}"
+
+
+def read_json_file(path: str | Path, what: str, exact: bool = True) -> Any:
+    """A JSON document from a file; any problem is a :class:`ProtocolInputError` naming the file
+    and what is wrong, never the file's content.
+
+    Integers are always exact; with ``exact`` non-integer numbers keep every digit too (Decimal).
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise JsonFileError(f"{what} file {path}", "does not exist") from None
+    except IsADirectoryError:
+        raise JsonFileError(f"{what} file {path}", "is a directory") from None
+    except OSError as exc:
+        raise JsonFileError(f"{what} file {path}", f"cannot be read ({exc.strerror})") from None
+    try:
+        if exact:
+            return loads_exact(raw)
+        return json.loads(raw, parse_constant=reject_constant)
+    except UnicodeDecodeError:
+        raise JsonFileError(f"{what} file {path}", "is not UTF-8 text") from None
+    except (ValueError, RecursionError) as exc:  # the parsers' messages give a position, not content
+        raise JsonFileError(f"{what} file {path}", f"is not valid JSON: {exc}") from None
+
+
+def needs_exact_parse(line: bytes) -> bool:
+    return _MAYBE_INEXACT.search(line) is not None

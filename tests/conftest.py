@@ -1,0 +1,3 @@
+"""Test-suite-wide plugins (dbkit's own fixtures come from its pytest11 plugin)."""
+
+pytest_plugins = ["pytester"]
