@@ -1,0 +1,99 @@
+"""Capabilities and the dialect base shared by sources and destinations.
+
+Capabilities are data: a frozen dataclass the framework and the acceptance suites consult. A
+suite skips a case because a capability says so, never because of a database's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from dbkit.errors import DbkitError
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    # --- shared
+    namespaces: bool = True
+    """Streams may carry a namespace that maps to a schema (or database)."""
+    transactional_ddl: bool = True
+    """CREATE/DROP/RENAME take part in transactions (PostgreSQL, SQLite; not MySQL)."""
+    max_identifier_bytes: int = 63
+    identifier_case_insensitive: bool = False
+    """Two names differing only by case are the same object (SQLite, MySQL columns)."""
+    row_value_comparison: bool = True
+    """``(a, b) > (:x, :y)`` is supported and uses an index."""
+    server_side_cursors: bool = True
+    # --- source
+    cdc: bool = False
+    concurrent_reads: bool = True
+    """Several streams can be read at once on separate connections."""
+    row_locator: bool = False
+    """Tables without a usable key can still be read resumably (rowid, ctid)."""
+    # --- destination
+    merge_statement: bool = False
+    """A single MERGE statement can upsert/delete (PostgreSQL 15+)."""
+    drop_cascade: bool = True
+    """``DROP TABLE ... CASCADE`` exists (dependent views can be dropped with the table)."""
+    alter_column_type: bool = True
+    """Columns can be widened in place (SQLite cannot; its columns take any value anyway)."""
+    max_columns: int = 1600
+    timestamp_years: tuple[int, int] = (-4712, 294276)
+    """Years a timestamp column can hold (astronomical numbering)."""
+    text_nul_bytes: bool = True
+    """Text values may contain NUL (U+0000) characters."""
+
+
+class Dialect(Generic[ConfigT]):
+    """What a connector tells the toolkit about its database.
+
+    Subclasses set ``name``, ``capabilities`` and implement :meth:`sqlalchemy_url`. One dialect
+    object is made per connector run, from the validated config.
+    """
+
+    name: ClassVar[str] = "generic"
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, config: ConfigT) -> None:
+        self.config = config
+
+    # ------------------------------------------------------------------ connection
+    def open(self) -> None:
+        """Set up what connections need before the engine exists (an SSH tunnel, certificate
+        files); called once by :class:`~dbkit.db.database.Database`, undone by :meth:`close`."""
+
+    def close(self) -> None:
+        """Undo :meth:`open`; must be idempotent."""
+
+    def sqlalchemy_url(self) -> sa.URL:
+        raise NotImplementedError
+
+    def engine_options(self) -> dict[str, Any]:
+        """Extra ``create_engine`` keyword arguments (connect_args, pool settings, ...)."""
+        return {}
+
+    def on_connect(self, dbapi_connection: Any) -> None:
+        """Called for every new DBAPI connection (session settings: time zone, formats)."""
+
+    def engine_events(self, engine: sa.Engine) -> None:
+        """Register engine-level event listeners (e.g. how a transaction begins)."""
+
+    def classify_error(self, exc: BaseException) -> DbkitError | None:
+        """Turn a driver exception into ConfigError / TransientError / SystemFailure, or None."""
+        return None
+
+    def describe_target(self) -> str:
+        """A short, secret-free description of where we connect (for messages)."""
+        url = self.sqlalchemy_url()
+        where = url.host or url.database or "?"
+        if url.port:
+            where += f":{url.port}"
+        if url.host and url.database:
+            where += f"/{url.database}"
+        return f"{self.name} at {where}"
