@@ -1,0 +1,444 @@
+"""Read plans: which queries a stream's read runs, in which order, and what STATE means.
+
+Full refresh (resumable): ``ORDER BY key``; a checkpoint records the last key emitted; a resumed
+read continues with ``key > last``. The key is the table's primary key when its columns cannot
+be NULL, else the dialect's row locator (rowid, ctid); without either the read cannot resume and
+checkpoints only at its end. A completed full refresh records ``complete`` and the next read
+starts over.
+
+Cursor incremental: the upper bound ``U = max(cursor)`` is fixed when the read starts, and rows
+are read in ``(cursor, key)`` order with ``cursor <= U``:
+
+- mid-read checkpoints record ``(cursor, key)`` of the last row, and a resumed read continues
+  strictly after it, so rows that share a cursor value across a checkpoint are neither lost nor
+  repeated; they also carry the hashes of the rows emitted so far at that cursor value, which the
+  final checkpoint of the resumed read needs. Among the rows at the upper bound itself, where
+  writes made after the checkpoint may still land (ties at the maximum), checkpoints record
+  value + hashes instead (as below), so that such a row is read even if its key sorts first;
+- the final checkpoint records the last cursor value *and* content hashes of the rows emitted at
+  that value (``cursor``/``seen``). The next read starts at ``cursor >= value`` and skips exactly
+  those rows: a row that later gets the same cursor value (same day, same second), or is updated
+  again without the cursor moving, is read; an unchanged row is not repeated. Each read rebuilds
+  the list from the rows it finds at that value, so a row updated back to an earlier content is
+  read too. When more than :data:`MAX_SEEN` rows share the value their hashes are not kept
+  (``seen_overflow``) and they are re-read (at least once, never lost);
+- tables without a key checkpoint with value + hashes throughout, and so does a keyed table while
+  a read is still among the rows at its starting value;
+- rows whose cursor is NULL are read once, first, by the initial read (a ``nulls`` phase), so
+  the first sync is complete; later changes to rows whose cursor stays NULL cannot be seen by
+  any cursor read (documented).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from dbkit.errors import ConfigError
+from dbkit.source.dialect import ColumnInfo, RowLocator, SourceDialect, TableInfo
+
+STATE_VERSION = 1
+MAX_SEEN = 1000
+
+
+def row_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+
+@dataclass
+class Key:
+    """The columns (or locator) that order a read and identify a position in it."""
+
+    name: list[str]
+    order: list[sa.ColumnElement[Any]]
+    capture: list[sa.ColumnElement[Any]]
+    columns: list[ColumnInfo | None]
+    locator: RowLocator | None = None
+
+    def bind(self, dialect: SourceDialect[Any], values: Sequence[Any]) -> list[sa.ColumnElement[Any]]:
+        out = []
+        for column, value in zip(self.columns, values, strict=True):
+            if column is not None:
+                out.append(dialect.bind_state_value(column, value))
+            elif self.locator is not None and self.locator.bind is not None:
+                out.append(self.locator.bind(value))
+            else:
+                out.append(sa.literal(value))
+        return out
+
+    def state_values(self, dialect: SourceDialect[Any], raw: Sequence[Any]) -> list[Any]:
+        out = []
+        for column, value in zip(self.columns, raw, strict=True):
+            out.append(dialect.key_state_value(column, value) if column is not None else value)
+        return out
+
+
+def choose_key(dialect: SourceDialect[Any], table: TableInfo, t: sa.TableClause) -> Key | None:
+    pk = [table.column(name) for name in table.primary_key]
+    if pk and all(c is not None and not c.nullable for c in pk):
+        cols = [c for c in pk if c is not None]
+        return Key(
+            name=[c.name for c in cols],
+            order=[t.c[c.name] for c in cols],
+            capture=[dialect.key_expression(t, c) for c in cols],
+            columns=list(cols),
+        )
+    locator = dialect.row_locator(table)
+    if locator is not None:
+        expr = locator.expression(t)
+        return Key(name=[locator.name], order=[expr], capture=[expr], columns=[None], locator=locator)
+    return None
+
+
+def keyset_after(
+    left: Sequence[sa.ColumnElement[Any]], right: Sequence[sa.ColumnElement[Any]], row_values: bool
+) -> sa.ColumnElement[bool]:
+    """``(a, b, ...) > (x, y, ...)``, as a row comparison or expanded for dialects without one."""
+    if len(left) == 1:
+        return left[0] > right[0]
+    if row_values:
+        return sa.tuple_(*left) > sa.tuple_(*right)
+    terms = []
+    for i in range(len(left)):
+        equal = [left[j] == right[j] for j in range(i)]
+        terms.append(sa.and_(*equal, left[i] > right[i]))
+    return sa.or_(*terms)
+
+
+@dataclass
+class Segment:
+    """One query of a read: its filter and order, and what to capture for checkpoints."""
+
+    where: list[sa.ColumnElement[bool]]
+    order_by: list[sa.ColumnElement[Any]]
+    capture: list[sa.ColumnElement[Any]]
+    resumable: bool
+
+
+@dataclass
+class TieTracker:
+    """Hashes of the emitted rows that share the latest cursor value (a multiset, capped).
+
+    Past :data:`MAX_SEEN` hashes the tracker *overflows*: it forgets them all, and the rows at
+    that value are read again by the next read (at least once, never lost).
+    """
+
+    value: Any = None
+    active: bool = False
+    seen: Counter[str] = field(default_factory=Counter)
+    count: int = 0
+    overflow: bool = False
+
+    def reset(self, value: Any) -> None:
+        self.value = value
+        self.active = True
+        self.seen = Counter()
+        self.count = 0
+        self.overflow = False
+
+    def seed(self, value: Any, seen: Sequence[str], overflow: bool) -> None:
+        self.reset(value)
+        for digest in seen:
+            self.add(digest)
+        if overflow:
+            self.overflow = True
+            self.seen = Counter()
+
+    def add(self, digest: str) -> None:
+        if self.overflow:
+            return
+        self.seen[digest] += 1
+        self.count += 1
+        if self.count > MAX_SEEN:
+            self.overflow = True
+            self.seen = Counter()
+
+    def as_list(self) -> list[str] | None:
+        return None if self.overflow else sorted(self.seen.elements())
+
+
+class ReadPlan:
+    """Base: a plan yields segments and turns consumed rows into STATE."""
+
+    def __init__(self, dialect: SourceDialect[Any], table: TableInfo, t: sa.TableClause) -> None:
+        self.dialect = dialect
+        self.table = table
+        self.t = t
+        self.warnings: list[str] = []
+
+    def segments(self) -> Iterator[Segment]:
+        raise NotImplementedError
+
+    def consume(self, captured: Sequence[Sequence[Any]], datas: Sequence[bytes]) -> list[bool] | None:
+        """Called per fetched batch with the captured key values of each row and its data bytes.
+
+        Returns a keep-mask when some rows must be skipped (already emitted before), else None.
+        """
+        raise NotImplementedError
+
+    def checkpoint(self) -> Mapping[str, Any] | None:
+        """The state after every row consumed so far, or None when no resumable state exists yet."""
+        raise NotImplementedError
+
+    def final(self) -> Mapping[str, Any]:
+        raise NotImplementedError
+
+
+class FullRefreshPlan(ReadPlan):
+    def __init__(
+        self,
+        dialect: SourceDialect[Any],
+        table: TableInfo,
+        t: sa.TableClause,
+        prior: Mapping[str, Any] | None,
+    ) -> None:
+        super().__init__(dialect, table, t)
+        self.key = choose_key(dialect, table, t)
+        self.after: list[Any] | None = None
+        if prior and prior.get("mode") == "full_refresh" and not prior.get("complete"):
+            if (
+                self.key is not None
+                and prior.get("by") == self.key.name
+                and isinstance(prior.get("after"), list)
+            ):
+                self.after = list(prior["after"])
+            else:
+                self.warnings.append(
+                    "the saved full-refresh position does not match the table's key; reading it all"
+                )
+
+    def segments(self) -> Iterator[Segment]:
+        if self.key is None:
+            yield Segment(where=[], order_by=[], capture=[], resumable=False)
+            return
+        where = []
+        if self.after is not None:
+            where.append(
+                keyset_after(
+                    self.key.order,
+                    self.key.bind(self.dialect, self.after),
+                    self.dialect.capabilities.row_value_comparison,
+                )
+            )
+        yield Segment(
+            where=where, order_by=list(self.key.order), capture=list(self.key.capture), resumable=True
+        )
+
+    def consume(self, captured: Sequence[Sequence[Any]], datas: Sequence[bytes]) -> list[bool] | None:
+        if self.key is not None and captured:
+            self.after = self.key.state_values(self.dialect, captured[-1])
+        return None
+
+    def checkpoint(self) -> Mapping[str, Any] | None:
+        if self.key is None or self.after is None:
+            return None
+        return {"v": STATE_VERSION, "mode": "full_refresh", "by": self.key.name, "after": self.after}
+
+    def final(self) -> Mapping[str, Any]:
+        return {"v": STATE_VERSION, "mode": "full_refresh", "complete": True}
+
+
+class CursorPlan(ReadPlan):
+    """Cursor incremental read of one stream; see the module docstring for what STATE means.
+
+    Positions kept in STATE (``position``):
+
+    - ``{"cursor": v, "seen": [hash, ...]}`` (+ ``"seen_overflow": true``): every row with a
+      cursor below ``v`` was emitted, and so were the rows at ``v`` whose content hashes are
+      listed; the next read reads ``cursor >= v`` and skips one row per listed hash;
+    - ``{"cursor": v, "by": key, "after_key": k, "seen": [...]}`` (mid-read, keyed tables, ``v``
+      below the read's upper bound): every row up to ``(v, k)`` in ``(cursor, key)`` order was
+      emitted; ``seen`` lists the rows emitted at ``v`` so far, so that the final STATE of a
+      resumed read still knows them. No write can land on ``v`` any more (writes take cursor
+      values at or above the maximum, and ``v`` is below it), so nothing before ``(v, k)`` changes.
+    """
+
+    def __init__(
+        self,
+        dialect: SourceDialect[Any],
+        table: TableInfo,
+        t: sa.TableClause,
+        cursor: ColumnInfo,
+        prior: Mapping[str, Any] | None,
+        upper: Any,
+    ) -> None:
+        super().__init__(dialect, table, t)
+        self.cursor = cursor
+        self.cursor_expr = t.c[cursor.name]
+        self.key = choose_key(dialect, table, t)
+        self.upper = upper  # STATE form of max(cursor) when the read started; None: no values
+        self.nulls: Any = "pending" if cursor.nullable else "done"
+        self.position: dict[str, Any] | None = None
+        self.phase = "nulls"
+        # rows emitted (now or by earlier reads) at the latest cursor value
+        self.tracker = TieTracker()
+        # hashes of rows at ``skip_value`` that earlier reads emitted: skipped once each
+        self.skip: Counter[str] | None = None
+        self.skip_value: Any = None
+        if prior:
+            self._adopt(prior)
+
+    def _adopt(self, prior: Mapping[str, Any]) -> None:
+        if prior.get("mode") != "incremental" or prior.get("cursor_field") != [self.cursor.name]:
+            self.warnings.append(
+                f"the saved state is for another cursor ({prior.get('cursor_field')}); "
+                f"reading the table from the start with cursor {self.cursor.name!r}"
+            )
+            return
+        nulls = prior.get("nulls", "done")
+        if not (
+            nulls in ("done", "pending") or (isinstance(nulls, dict) and isinstance(nulls.get("after"), list))
+        ):
+            raise ConfigError(f"state for {self.table.descriptor}: 'nulls' is malformed; reset the stream")
+        if isinstance(nulls, dict) and (self.key is None or nulls.get("by") != self.key.name):
+            # the key changed since: read the NULL-cursor rows again (repeats, never losses)
+            self.warnings.append("the saved position among rows with a NULL cursor is for another key")
+            nulls = "pending"
+        self.nulls = nulls if self.cursor.nullable else "done"
+        position = prior.get("position")
+        if position is None:
+            return
+        seen = position.get("seen") if isinstance(position, dict) else None
+        if (
+            not isinstance(position, dict)
+            or "cursor" not in position
+            or (seen is not None and not (isinstance(seen, list) and all(isinstance(s, str) for s in seen)))
+            or ("after_key" in position and not isinstance(position["after_key"], list))
+        ):
+            raise ConfigError(f"state for {self.table.descriptor}: 'position' is malformed; reset the stream")
+        # without a list of hashes nobody knows which rows at the value were emitted: re-read them
+        overflow = bool(position.get("seen_overflow")) or seen is None
+        if "after_key" in position and (self.key is None or position.get("by") != self.key.name):
+            # the key changed: continue from the value; the hashes still say which rows were emitted
+            position = {"cursor": position["cursor"], "seen": seen or []}
+        self.position = dict(position)
+        self.tracker.seed(position["cursor"], seen or [], overflow)
+
+    # ------------------------------------------------------------------ segments
+    def segments(self) -> Iterator[Segment]:
+        rv = self.dialect.capabilities.row_value_comparison
+        if self.nulls != "done":
+            self.phase = "nulls"
+            where: list[sa.ColumnElement[bool]] = [self.cursor_expr.is_(None)]
+            if self.key is not None:
+                if isinstance(self.nulls, dict):
+                    where.append(
+                        keyset_after(self.key.order, self.key.bind(self.dialect, self.nulls["after"]), rv)
+                    )
+                yield Segment(where, list(self.key.order), list(self.key.capture), resumable=True)
+            else:
+                yield Segment(where, [], [], resumable=False)
+            self.nulls = "done"
+        if self.upper is None:
+            return
+        self.phase = "values"
+        bound = self.dialect.bind_state_value(self.cursor, self.upper)
+        where = [self.cursor_expr.is_not(None), self.cursor_expr <= bound]
+        pos = self.position
+        if pos is not None:
+            start = self.dialect.bind_state_value(self.cursor, pos["cursor"])
+            if "after_key" in pos and self.key is not None:
+                where.append(
+                    keyset_after(
+                        [self.cursor_expr, *self.key.order],
+                        [start, *self.key.bind(self.dialect, pos["after_key"])],
+                        rv,
+                    )
+                )
+            else:
+                where.append(self.cursor_expr >= start)
+                # the rows at the start value are all read again: those emitted before are
+                # skipped, and the tracker is rebuilt from what is actually there now
+                self.skip = Counter(self.tracker.seen) if not self.tracker.overflow else None
+                self.skip_value = pos["cursor"]
+                self.tracker.reset(pos["cursor"])
+        order = [self.cursor_expr, *(self.key.order if self.key else [])]
+        capture = [self.dialect.key_expression(self.t, self.cursor), *(self.key.capture if self.key else [])]
+        yield Segment(where, order, capture, resumable=True)
+
+    # ------------------------------------------------------------------ per batch
+    def consume(self, captured: Sequence[Sequence[Any]], datas: Sequence[bytes]) -> list[bool] | None:
+        if not captured:
+            return None
+        if self.phase == "nulls":
+            if self.key is not None:
+                self.nulls = {"by": self.key.name, "after": self.key.state_values(self.dialect, captured[-1])}
+            return None
+        values = [self._cursor_state(row) for row in captured]
+        digests: dict[int, str] = {}
+        keep: list[bool] | None = None
+        if self.skip is not None:
+            keep = [True] * len(captured)
+            for i, value in enumerate(values):
+                if value != self.skip_value:
+                    self.skip = None
+                    break
+                digest = digests[i] = row_hash(datas[i])
+                if self.skip[digest] > 0:
+                    self.skip[digest] -= 1
+                    keep[i] = False
+        last = values[-1]
+        # rows at the last value, walking back from the end of the batch; skipped rows count too
+        # (they are at the destination already)
+        j = len(values) - 1
+        while j >= 0 and values[j] == last:
+            j -= 1
+        if not (j < 0 and self.tracker.active and self.tracker.value == last):
+            self.tracker.reset(last)
+        for i in range(j + 1, len(values)):
+            known = digests.get(i)
+            self.tracker.add(known if known is not None else row_hash(datas[i]))
+        pos: dict[str, Any] = {"cursor": last}
+        if self.key is not None and self.skip is None and last != self.upper:
+            pos["by"] = self.key.name
+            pos["after_key"] = self.key.state_values(self.dialect, captured[-1][1:])
+            pos.update(self._seen(pending=False))
+        else:
+            # value + hashes. At the upper bound, writes made after this checkpoint may still
+            # land on this value (ties at the maximum), also before the last key: a read resumed
+            # from here re-reads the value and skips exactly the rows it lists. While rows at
+            # the start value remain, the hashes of those emitted by earlier reads are kept too.
+            pos.update(self._seen(pending=True))
+        self.position = pos
+        return keep
+
+    def _cursor_state(self, row: Sequence[Any]) -> Any:
+        return self.dialect.key_state_value(self.cursor, row[0])
+
+    def _seen(self, pending: bool) -> dict[str, Any]:
+        if self.tracker.overflow:
+            return {"seen": [], "seen_overflow": True}
+        seen = list(self.tracker.seen.elements())
+        if pending and self.skip is not None:
+            seen.extend(self.skip.elements())
+        if len(seen) > MAX_SEEN:
+            return {"seen": [], "seen_overflow": True}
+        return {"seen": sorted(seen)}
+
+    # ------------------------------------------------------------------ state
+    def _state(self, position: Mapping[str, Any] | None) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "v": STATE_VERSION,
+            "mode": "incremental",
+            "cursor_field": [self.cursor.name],
+            "position": dict(position) if position is not None else None,
+        }
+        if self.cursor.nullable:
+            state["nulls"] = self.nulls
+        return state
+
+    def checkpoint(self) -> Mapping[str, Any] | None:
+        if self.phase == "nulls" and self.key is None:
+            return None
+        return self._state(self.position)
+
+    def final(self) -> Mapping[str, Any]:
+        """Always the value + hashes form: rows that arrive later at the last value are read."""
+        if not self.tracker.active:
+            return self._state(None)
+        return self._state({"cursor": self.tracker.value, **self._seen(pending=False)})

@@ -1,0 +1,323 @@
+"""The read loop: streams, checkpoints, stream status, errors.
+
+For each configured stream: STARTED, an ESTIMATE when the catalog has one, RECORD lines in
+fetched batches, a STATE every ``checkpoint_records`` records or ``checkpoint_seconds``, a final
+STATE, COMPLETE. A stream that fails gets INCOMPLETE and a TRACE error naming it; the other
+streams go on unless the failure is a lost connection (transient), which stops the whole read
+after the last good STATE. Streams may be read concurrently, each on its own connection.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from dbkit.db.database import Database
+from dbkit.errors import ConfigError, DbkitError, TransientError
+from dbkit.protocol import (
+    ConfiguredCatalog,
+    ConfiguredStream,
+    InputState,
+    MessageWriter,
+    StreamDescriptor,
+    SyncMode,
+)
+from dbkit.protocol import messages as msg
+from dbkit.source.cursor import CursorPlan, FullRefreshPlan, ReadPlan
+from dbkit.source.dialect import ColumnInfo, SourceDialect, TableInfo
+from dbkit.source.jobs import ReadContext, ReadJob
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    checkpoint_records: int = 10_000
+    checkpoint_seconds: float = 60.0
+    max_concurrent_streams: int = 1
+
+
+@dataclass
+class StreamOutcome:
+    descriptor: StreamDescriptor
+    records: int = 0
+    error: DbkitError | None = None
+
+
+@dataclass
+class _Cancel:
+    event: threading.Event = field(default_factory=threading.Event)
+    reason: DbkitError | None = None
+
+
+class Cancelled(Exception):
+    """Another stream failed transiently; this one stops at its last checkpoint."""
+
+
+def resolve_stream(
+    table: TableInfo, configured: ConfiguredStream
+) -> tuple[list[ColumnInfo], ColumnInfo | None]:
+    """The columns to read and the cursor column, validated against the live table.
+
+    Raises ConfigError naming what is wrong: a configured column that no longer exists, an
+    incremental stream without a cursor, a cursor that is not a column or cannot be a cursor.
+    """
+    wanted = list(configured.stream.properties) or [c.name for c in table.columns]
+    missing = [name for name in wanted if table.column(name) is None]
+    if missing:
+        raise ConfigError(
+            f"stream {table.descriptor}: column(s) {', '.join(map(repr, missing))} no longer exist; "
+            "refresh the source schema (discover) and update the connection",
+            stream=table.descriptor,
+        )
+    columns = [c for c in table.columns if c.name in set(wanted)]
+    if configured.sync_mode is not SyncMode.INCREMENTAL:
+        return columns, None
+    cursor_field = configured.effective_cursor_field
+    candidates = [c.name for c in table.columns if c.handler.can_be_cursor]
+    if not cursor_field:
+        raise ConfigError(
+            f"stream {table.descriptor} is configured as incremental but has no cursor field; "
+            f"choose one of: {', '.join(candidates) or '(no suitable column)'}, or use full_refresh",
+            stream=table.descriptor,
+        )
+    if len(cursor_field) != 1:
+        raise ConfigError(
+            f"stream {table.descriptor}: cursor field {cursor_field} is nested; use a top-level column",
+            stream=table.descriptor,
+        )
+    cursor = table.column(cursor_field[0])
+    if cursor is None:
+        raise ConfigError(
+            f"stream {table.descriptor}: cursor field {cursor_field[0]!r} is not a column of the table",
+            stream=table.descriptor,
+        )
+    if not cursor.handler.can_be_cursor:
+        raise ConfigError(
+            f"stream {table.descriptor}: column {cursor.name!r} of type {cursor.type_name} cannot be a "
+            f"cursor; choose one of: {', '.join(candidates) or '(no suitable column)'}",
+            stream=table.descriptor,
+        )
+    if cursor not in columns:
+        columns.append(cursor)
+    return columns, cursor
+
+
+class SourceReader:
+    """Reads a configured catalog; call :meth:`run` once."""
+
+    def __init__(
+        self,
+        dialect: SourceDialect[Any],
+        database: Database,
+        catalog: ConfiguredCatalog,
+        state: InputState,
+        writer: MessageWriter,
+        settings: ReadSettings,
+        log: Any = None,
+    ) -> None:
+        self.dialect = dialect
+        self.db = database
+        self.catalog = catalog
+        self.state = state
+        self.writer = writer
+        self.settings = settings
+        self.cancel = _Cancel()
+        self._log = log
+
+    def log(self, level: str, text: str) -> None:
+        if self._log is not None:
+            self._log(level, text)
+
+    def run(self) -> list[StreamOutcome]:
+        with self.db.connect() as conn:
+            tables = {t.descriptor: t for t in self.dialect.list_tables(conn)}
+        streams = list(self.catalog)
+        workers = max(1, min(self.settings.max_concurrent_streams, len(streams)))
+        if not self.dialect.capabilities.concurrent_reads:
+            workers = 1
+        if workers == 1:
+            return [self._read_one(s, tables.get(s.descriptor)) for s in streams]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbkit-read") as pool:
+            futures = [pool.submit(self._read_one, s, tables.get(s.descriptor)) for s in streams]
+            return [f.result() for f in futures]
+
+    # ------------------------------------------------------------------ one stream
+    def _read_one(self, configured: ConfiguredStream, table: TableInfo | None) -> StreamOutcome:
+        descriptor = configured.descriptor
+        outcome = StreamOutcome(descriptor)
+        if self.cancel.event.is_set():
+            outcome.error = self.cancel.reason
+            return outcome
+        self.writer.write(msg.stream_status(descriptor, "STARTED"))
+        try:
+            if table is None:
+                raise ConfigError(
+                    f"stream {descriptor}: table not found (dropped or renamed since discover, or "
+                    "no longer readable by this user); refresh the source schema",
+                    stream=descriptor,
+                )
+            outcome.records = self._read_stream(configured, table)
+        except Exception as exc:
+            if isinstance(exc, Cancelled):
+                error: DbkitError = self.cancel.reason or TransientError("read cancelled")
+            elif isinstance(exc, DbkitError):
+                error = exc
+            else:
+                error = self.db.classify(exc)
+            if error.stream is None:
+                error.stream = descriptor
+            outcome.error = error
+            if isinstance(error, TransientError) and not self.cancel.event.is_set():
+                self.cancel.reason = error
+                self.cancel.event.set()
+            self.writer.write(msg.stream_status(descriptor, "INCOMPLETE"))
+            self.writer.flush()
+            return outcome
+        self.writer.write(msg.stream_status(descriptor, "COMPLETE"))
+        self.writer.flush()
+        return outcome
+
+    def _read_stream(self, configured: ConfiguredStream, table: TableInfo) -> int:
+        descriptor = configured.descriptor
+        columns, cursor = resolve_stream(table, configured)
+        if table.row_estimate is not None or table.byte_estimate is not None:
+            self.writer.write(msg.estimate(descriptor, table.row_estimate, table.byte_estimate))
+        prior = self.state.for_stream(descriptor)
+        t = self.dialect.table_clause(table)
+        context = ReadContext(
+            database=self.db,
+            configured=configured,
+            table=table,
+            table_clause=t,
+            columns=columns,
+            cursor=cursor,
+            prior_state=prior,
+            checkpoint_records=self.settings.checkpoint_records,
+            cancelled=self.cancel.event,
+        )
+        job = self.dialect.read_job(context)
+        if job is not None:
+            return self._run_job(job, descriptor)
+        encoder = self.dialect.record_encoder(table, t, columns)
+        n_data = len(encoder.select_list())
+        with self.db.connect() as conn:
+            plan: ReadPlan
+            if cursor is None:
+                plan = FullRefreshPlan(self.dialect, table, t, prior)
+            else:
+                upper_raw = conn.execute(self.dialect.max_value_query(t, cursor)).scalar()
+                upper = None if upper_raw is None else self.dialect.key_state_value(cursor, upper_raw)
+                plan = CursorPlan(self.dialect, table, t, cursor, prior, upper)
+            for warning in plan.warnings:
+                self.log("WARN", f"stream {descriptor}: {warning}")
+            return self._run_plan(conn, plan, encoder, n_data, descriptor)
+
+    def _run_job(self, job: ReadJob, descriptor: StreamDescriptor) -> int:
+        """Emit a dialect-owned read: its lines, and its states at the configured cadence.
+
+        Warnings the job adds while it reads are logged as they appear; the job's chunk iterator
+        is closed when the stream ends in any way (so it releases its connections at once)."""
+        settings = self.settings
+        total = since_checkpoint = 0
+        last_checkpoint = time.monotonic()
+        logged = 0
+
+        def log_warnings() -> None:
+            nonlocal logged
+            for warning in job.warnings[logged:]:
+                self.log("WARN", f"stream {descriptor}: {warning}")
+            logged = len(job.warnings)
+
+        log_warnings()
+        chunks = job.chunks()
+        try:
+            for chunk in chunks:
+                log_warnings()
+                if self.cancel.event.is_set():
+                    raise Cancelled()
+                self.writer.write_lines(chunk.lines)
+                total += chunk.records
+                since_checkpoint += chunk.records
+                now = time.monotonic()
+                due = (
+                    since_checkpoint >= settings.checkpoint_records
+                    or now - last_checkpoint >= settings.checkpoint_seconds
+                )
+                if chunk.state is not None and due:
+                    self.writer.write(msg.stream_state(descriptor, chunk.state, since_checkpoint))
+                    self.writer.flush()
+                    since_checkpoint = 0
+                    last_checkpoint = now
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        log_warnings()
+        self.writer.write(msg.stream_state(descriptor, job.final_state(), since_checkpoint))
+        return total
+
+    def _run_plan(
+        self, conn: sa.Connection, plan: ReadPlan, encoder: Any, n_data: int, descriptor: StreamDescriptor
+    ) -> int:
+        settings = self.settings
+        batch = max(1, min(self.dialect.fetch_batch_rows, settings.checkpoint_records))
+        total = 0
+        since_checkpoint = 0
+        last_checkpoint = time.monotonic()
+        select_list = encoder.select_list()
+        for segment in plan.segments():
+            query = sa.select(*select_list, *segment.capture).select_from(plan.t)
+            if segment.where:
+                query = query.where(*segment.where)
+            if segment.order_by:
+                query = query.order_by(*segment.order_by)
+            result = conn.execution_options(stream_results=True, max_row_buffer=batch).execute(query)
+            with result:
+                for rows in result.partitions(batch):
+                    if self.cancel.event.is_set():
+                        raise Cancelled()
+                    datas, changes = encoder.encode(rows)
+                    captured = [row[n_data:] for row in rows] if segment.capture else []
+                    keep = plan.consume(captured, datas) if segment.capture else None
+                    emitted = self._emit(descriptor, datas, changes, keep)
+                    total += emitted
+                    since_checkpoint += emitted
+                    now = time.monotonic()
+                    if segment.resumable and (
+                        since_checkpoint >= settings.checkpoint_records
+                        or now - last_checkpoint >= settings.checkpoint_seconds
+                    ):
+                        state = plan.checkpoint()
+                        if state is not None:
+                            self.writer.write(msg.stream_state(descriptor, state, since_checkpoint))
+                            self.writer.flush()
+                            since_checkpoint = 0
+                            last_checkpoint = now
+            conn.commit()  # end the segment's snapshot; the next segment may run long
+        self.writer.write(msg.stream_state(descriptor, plan.final(), since_checkpoint))
+        return total
+
+    def _emit(
+        self,
+        descriptor: StreamDescriptor,
+        datas: Sequence[bytes],
+        changes: Mapping[int, list[dict[str, str]]],
+        keep: Sequence[bool] | None,
+    ) -> int:
+        prefix, suffix = msg.record_envelope(descriptor, msg.now_ms())
+        if keep is None and not changes:
+            self.writer.write_lines([prefix + d + suffix for d in datas])
+            return len(datas)
+        lines = []
+        for i, d in enumerate(datas):
+            if keep is not None and not keep[i]:
+                continue
+            ch = changes.get(i)
+            lines.append(prefix + d + (msg.record_suffix_with_changes(ch) if ch else suffix))
+        self.writer.write_lines(lines)
+        return len(lines)
