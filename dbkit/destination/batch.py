@@ -1,0 +1,310 @@
+"""Buffered records -> typed Arrow batches: data columns, then the ``_airbyte_*`` columns.
+
+Records come as :class:`~dbkit.destination.records.RawRecord` (what the consumer buffers: decoded
+by the stream's typed decoder, :mod:`dbkit.destination.typed`) or as plain mappings (the
+general path, and tests). Either way every value follows the rules of
+:mod:`dbkit.destination.casting` (re-exported here): a value that cannot be stored is NULL with a
+``_airbyte_meta.changes`` entry (the source's changes first, then ours in column order), and the
+row is never dropped.
+
+A batch is built in parts of a few thousand rows (:meth:`BatchBuilder.parts`): Arrow's kernels
+and the CSV writer run fastest on batches that fit the CPU caches, and a loader can send one part
+while the next is built.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dbkit.db.types import AirbyteType
+from dbkit.destination.casting import (
+    ARROW_TYPES,
+    INT64_MAX,
+    INT64_MIN,
+    SERIALIZATION,
+    SIZE,
+    TYPECAST,
+    ColumnCaster,
+    ColumnResult,
+    Limits,
+    Rejected,
+    double_exact,
+    float_texts,
+    json_text,
+    normalize_timetz,
+    parse_date,
+    parse_time,
+    parse_timestamp,
+)
+from dbkit.destination.records import DECODE_ERRORS, RawRecord, loads_lenient, source_changes
+from dbkit.destination.typed import TypedDecoder
+
+__all__ = [
+    "ARROW_TYPES",
+    "EXTRACTED_AT",
+    "GENERATION_ID",
+    "META",
+    "META_COLUMNS",
+    "RAW_ID",
+    "SERIALIZATION",
+    "SIZE",
+    "TYPECAST",
+    "Batch",
+    "BatchBuilder",
+    "BatchColumn",
+    "ColumnCaster",
+    "ColumnResult",
+    "Limits",
+    "Rejected",
+    "double_exact",
+    "float_texts",
+    "json_text",
+    "normalize_timetz",
+    "parse_date",
+    "parse_time",
+    "parse_timestamp",
+    "random_uuids",
+]
+
+RAW_ID = "_airbyte_raw_id"
+EXTRACTED_AT = "_airbyte_extracted_at"
+META = "_airbyte_meta"
+GENERATION_ID = "_airbyte_generation_id"
+META_COLUMNS = (RAW_ID, EXTRACTED_AT, META, GENERATION_ID)
+
+PART_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class BatchColumn:
+    """A data column of the target table: which record field fills it and with which type."""
+
+    field: str
+    name: str
+    airbyte_type: AirbyteType
+
+
+@dataclass
+class Batch:
+    """A typed batch: ``table`` holds the data columns then the metadata columns.
+
+    ``changed`` are the rows whose ``_airbyte_meta`` has changes; every other row's is
+    ``empty_meta`` (a loader may write those as a column default).
+    """
+
+    table: pa.Table
+    changed_rows: int
+    changed: list[int] = field(default_factory=list)
+    empty_meta: str = ""
+    row_changes: dict[int, list[Any]] = field(default_factory=dict)
+
+
+class BatchBuilder:
+    """Turns buffered records of one stream into typed Arrow tables (data + metadata columns)."""
+
+    def __init__(
+        self,
+        columns: Sequence[BatchColumn],
+        limits: Limits,
+        *,
+        sync_id: int | None,
+        generation_id: int | None,
+        raw_ids: bool = True,
+    ) -> None:
+        self.columns = list(columns)
+        self.limits = limits
+        self.casters = [ColumnCaster(c.airbyte_type, limits) for c in columns]
+        self.decoder = TypedDecoder([(c.field, c.airbyte_type) for c in self.columns], self.casters, limits)
+        self.sync_id = sync_id
+        self.generation_id = generation_id
+        self.raw_ids = raw_ids
+        self.empty_meta = json_text({"changes": [], "sync_id": sync_id})
+
+    def build(self, records: Sequence[RawRecord | Mapping[str, Any]]) -> Batch:
+        """The whole sequence as one batch."""
+        return self._build(records)
+
+    def parts(
+        self, records: Sequence[RawRecord | Mapping[str, Any]], rows: int = PART_ROWS
+    ) -> Iterator[Batch]:
+        """The records as consecutive batches of at most ``rows`` rows, built one at a time."""
+        for start in range(0, len(records), rows):
+            yield self._build(records[start : start + rows])
+
+    # ------------------------------------------------------------------ building
+    def _build(self, records: Sequence[RawRecord | Mapping[str, Any]]) -> Batch:
+        n = len(records)
+        typed_rows, typed, general_rows, general = self._decode(records)
+        results = self.decoder.columns(typed)
+        if general:
+            datas = [r["data"] if isinstance(r.get("data"), Mapping) else {} for r in general]
+            slow = [
+                caster.cast([d.get(c.field) for d in datas])
+                for c, caster in zip(self.columns, self.casters, strict=True)
+            ]
+            results = _merge(results, slow, typed_rows, general_rows)
+        arrays: list[pa.Array] = []
+        names: list[str] = []
+        row_changes: dict[int, list[Any]] = {}
+        for column, result in zip(self.columns, results, strict=True):
+            arrays.append(result.array)
+            names.append(column.name)
+            for row, kind, reason in result.changes:
+                row_changes.setdefault(row, []).append(
+                    {"field": column.field, "change": kind, "reason": reason}
+                )
+        for row, source in self._source_changes(records):
+            row_changes[row] = [*source, *row_changes.get(row, ())]
+        if self.raw_ids:
+            arrays.append(random_uuids(n))
+            names.append(RAW_ID)
+        arrays.append(self._extracted_at(records))
+        names.append(EXTRACTED_AT)
+        changed = sorted(row_changes)
+        metas = [self.empty_meta] * n
+        for row in changed:
+            metas[row] = json_text({"changes": row_changes[row], "sync_id": self.sync_id})
+        arrays.append(pa.array(metas, pa.string()))
+        names.append(META)
+        arrays.append(
+            pa.nulls(n, pa.int64()) if self.generation_id is None else _repeat(self.generation_id, n)
+        )
+        names.append(GENERATION_ID)
+        return Batch(
+            pa.Table.from_arrays(arrays, names=names), len(changed), changed, self.empty_meta, row_changes
+        )
+
+    def _decode(
+        self, records: Sequence[RawRecord | Mapping[str, Any]]
+    ) -> tuple[list[int], list[Any], list[int], list[Mapping[str, Any]]]:
+        """Rows decoded by the typed decoder, and rows (as mappings) for the general path."""
+        decode = self.decoder.decode
+        if all(type(r) is RawRecord for r in records):
+            try:
+                return list(range(len(records))), [decode(r.data) for r in records], [], []  # type: ignore[union-attr]
+            except DECODE_ERRORS:
+                pass
+        typed_rows: list[int] = []
+        typed: list[Any] = []
+        general_rows: list[int] = []
+        general: list[Mapping[str, Any]] = []
+        for i, record in enumerate(records):
+            if type(record) is RawRecord:
+                try:
+                    typed.append(decode(record.data))
+                    typed_rows.append(i)
+                    continue
+                except DECODE_ERRORS:
+                    record = {"data": loads_lenient(record.data)}
+            general_rows.append(i)
+            general.append(record)  # type: ignore[arg-type]
+        return typed_rows, typed, general_rows, general
+
+    def _source_changes(
+        self, records: Sequence[RawRecord | Mapping[str, Any]]
+    ) -> Iterator[tuple[int, list[Any]]]:
+        for i, record in enumerate(records):
+            if type(record) is RawRecord:
+                if record.meta is not None:
+                    changes = source_changes(record.meta)
+                    if changes:
+                        yield i, changes
+            else:
+                changes = _source_changes(record)  # type: ignore[arg-type]
+                if changes:
+                    yield i, changes
+
+    def _extracted_at(self, records: Sequence[RawRecord | Mapping[str, Any]]) -> pa.Array:
+        """``emitted_at`` (milliseconds, an integer or a number) as a UTC timestamp; now if missing."""
+        values = [r.emitted_at if type(r) is RawRecord else r.get("emitted_at") for r in records]  # type: ignore[union-attr]
+        try:
+            array = pa.array(values, type=pa.int64(), from_pandas=False)
+            if array.null_count:
+                raise TypeError("missing emitted_at")
+            micros = pc.multiply_checked(array, 1000)
+        except (pa.ArrowException, TypeError, OverflowError):
+            now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+            micros = pa.array([_millis(v, now) * 1000 for v in values], type=pa.int64())
+        return micros.cast(pa.timestamp("us", tz="UTC"))
+
+    # ------------------------------------------------------------------ repairs
+    def reject(self, batch: Batch, row: int, column: str, reason: str = TYPECAST) -> Batch:
+        """``batch`` with the value of ``column`` at ``row`` set NULL and the change recorded (for
+        a value the database refused although the rules accepted it)."""
+        table = batch.table
+        index = table.column_names.index(column)
+        target = table.column(index).combine_chunks()
+        mask = pc.equal(pa.array(range(table.num_rows), pa.int64()), row)
+        nulled = pc.if_else(mask, pa.scalar(None, target.type), target)
+        table = table.set_column(index, table.field(index), nulled)
+        field_name = next((c.field for c in self.columns if c.name == column), column)
+        changes = {**batch.row_changes}
+        changes[row] = [*changes.get(row, ()), {"field": field_name, "change": "NULLED", "reason": reason}]
+        meta_index = table.column_names.index(META)
+        metas = table.column(meta_index).to_pylist()
+        metas[row] = json_text({"changes": changes[row], "sync_id": self.sync_id})
+        table = table.set_column(meta_index, table.field(meta_index), pa.array(metas, pa.string()))
+        changed = sorted(changes)
+        return Batch(table, len(changed), changed, batch.empty_meta, changes)
+
+
+def _merge(
+    typed: list[ColumnResult], general: list[ColumnResult], typed_rows: list[int], general_rows: list[int]
+) -> list[ColumnResult]:
+    """Columns of the typed rows and of the general rows, back in the records' order."""
+    order = pc.sort_indices(pa.array(typed_rows + general_rows, pa.int64()))
+    out = []
+    for a, b in zip(typed, general, strict=True):
+        array = pa.concat_arrays([a.array, b.array.cast(a.array.type)]).take(order)
+        changes = [(typed_rows[r], c, why) for r, c, why in a.changes]
+        changes += [(general_rows[r], c, why) for r, c, why in b.changes]
+        out.append(ColumnResult(array, sorted(changes, key=lambda x: x[0])))
+    return out
+
+
+def _repeat(value: int, n: int) -> pa.Array:
+    return pa.repeat(pa.scalar(value, pa.int64()), n)
+
+
+_V4_BYTE6 = bytes((b & 0x0F) | 0x40 for b in range(256))
+_V4_BYTE8 = bytes((b & 0x3F) | 0x80 for b in range(256))
+_HEX_POSITIONS = [p for p in range(36) if p not in (8, 13, 18, 23)]
+
+
+def random_uuids(n: int) -> pa.Array:
+    """``n`` random version-4 UUIDs in their canonical text form, built with bytes operations only
+    (about 40 ns each, against over a microsecond for ``str(uuid.uuid4())``)."""
+    raw = bytearray(os.urandom(16 * n))
+    raw[6::16] = raw[6::16].translate(_V4_BYTE6)
+    raw[8::16] = raw[8::16].translate(_V4_BYTE8)
+    hexed = raw.hex().encode()
+    text = bytearray(b"-" * (36 * n))
+    for k, position in enumerate(_HEX_POSITIONS):
+        text[position::36] = hexed[k::32]
+    offsets = pa.array(range(0, 36 * n + 1, 36), pa.int32())
+    return pa.StringArray.from_buffers(n, offsets.buffers()[1], pa.py_buffer(bytes(text)))
+
+
+def _millis(value: Any, default: int) -> int:
+    if type(value) is int and INT64_MIN // 1000 <= value <= INT64_MAX // 1000:
+        return value
+    if isinstance(value, float | Decimal) and math.isfinite(value) and -(2**53) < value < 2**53:
+        return int(value)
+    return default
+
+
+def _source_changes(record: Mapping[str, Any]) -> list[Any]:
+    meta = record.get("meta")
+    if not meta or not isinstance(meta, Mapping):
+        return []
+    changes = meta.get("changes")
+    return changes if isinstance(changes, list) else []

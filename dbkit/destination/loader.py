@@ -1,0 +1,256 @@
+"""One stream's tables during a write: setup, batch loads, completion.
+
+- append: each batch goes straight into the final table, in one transaction.
+- append_dedup: each batch goes into a session-private staging table, then one transaction
+  applies it (``dialect.dedup``) so the final table keeps the newest row per key; in CDC
+  hard-delete mode a session-private tombstone table remembers this write's deletions.
+- overwrite / truncate refresh (``replaces_data``): batches go into ``<name>_airbyte_tmp``; when
+  the source reports the stream COMPLETE the temporary table replaces the final one in one
+  transaction. An interrupted refresh leaves the final table untouched; the next attempt with
+  the same generation resumes the temporary table (rows of another generation are dropped).
+- merge refresh with ``minimum_generation_id > 0``: rows of older generations are deleted when
+  the stream completes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from dbkit.destination import merge
+from dbkit.destination.batch import GENERATION_ID, Batch, BatchBuilder, BatchColumn
+from dbkit.destination.dialect import DestinationDialect, ValueRefused
+from dbkit.destination.naming import short_hash
+from dbkit.destination.records import RawRecord
+from dbkit.destination.schema import TablePlan, ensure_table, index_name
+from dbkit.errors import SystemFailure
+from dbkit.protocol import ConfiguredStream, DestinationSyncMode
+
+Log = Callable[[str, str], None]
+MAX_REFUSED_VALUES = 100
+"""Values the database may refuse in one batch (each costs a reload) before the load fails."""
+
+
+@dataclass
+class LoadStats:
+    records: int = 0
+    batches: int = 0
+    changed_rows: int = 0
+
+
+class StreamLoader:
+    """Called by the consumer: ``setup`` once, ``load`` per flush, ``complete`` at most once."""
+
+    def __init__(
+        self,
+        dialect: DestinationDialect[Any],
+        conn: sa.Connection,
+        stream: ConfiguredStream,
+        plan: TablePlan,
+        log: Log | None = None,
+    ) -> None:
+        self.dialect = dialect
+        self.conn = conn
+        self.stream = stream
+        self.plan = plan
+        self.log = log or (lambda level, text: None)
+        self.stats = LoadStats()
+        self.dedup = stream.destination_sync_mode is DestinationSyncMode.APPEND_DEDUP
+        self.replaces = stream.replaces_data
+        self.completed = False
+        self.target: sa.Table | None = None
+        self.final: sa.Table | None = None
+        self.staging: sa.Table | None = None
+        self.tombstones: sa.Table | None = None
+        self.builder: BatchBuilder | None = None
+        self.dedup_plan: merge.DedupPlan | None = None
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        conn = self.conn
+        with conn.begin():
+            if self.replaces:
+                self._drop_stale_tmp()
+                name = self.plan.tmp_name
+            else:
+                name = self.plan.name
+            target, storage, plan = ensure_table(conn, self.dialect, self.plan, name, self.log)
+            self.plan = plan
+            indexed = self._ensure_key_index(target) if self.dedup else False
+            columns = [
+                BatchColumn(c.field, c.name, storage.get(c.name, c.airbyte_type)) for c in plan.columns
+            ]
+            self.builder = BatchBuilder(
+                columns,
+                self.dialect.limits(),
+                sync_id=self.stream.sync_id,
+                generation_id=self.stream.generation_id,
+                raw_ids=self.dialect.raw_id_default() is None,
+            )
+            self.dialect.prepare_table(conn, target, self.builder.empty_meta, self.stream.generation_id)
+            if self.dedup:
+                self.dedup_plan = merge.DedupPlan(
+                    key=plan.key,
+                    cursor=plan.cursor,
+                    deleted_at=plan.deleted_at,
+                    hard_delete=self.hard_delete,
+                    columns=[c.name for c in target.columns],
+                )
+                if indexed:
+                    self.dialect.collapse_duplicates(conn, target, self.dedup_plan)
+        self.target = target
+        if self.dedup:
+            assert self.dedup_plan is not None
+            with conn.begin():
+                tag = short_hash(str(plan.descriptor))
+                self.staging = self.dialect.create_staging(conn, target, f"_dbkit_stage_{tag}")
+                self.dialect.prepare_table(
+                    conn, self.staging, self.builder.empty_meta, self.stream.generation_id
+                )
+                if plan.deleted_at is not None and self.hard_delete:
+                    self.tombstones = self.dialect.create_tombstones(
+                        conn, target, f"_dbkit_tomb_{tag}", merge.tombstone_columns(self.dedup_plan)
+                    )
+                    self.dedup_plan = replace(self.dedup_plan, tombstones=self.tombstones)
+
+    @property
+    def hard_delete(self) -> bool:
+        mode = getattr(self.dialect.config, "cdc_deletion_mode", "hard_delete")
+        return str(getattr(mode, "value", mode)) != "soft_delete"
+
+    def _drop_stale_tmp(self) -> None:
+        """Keep a temporary table only when it holds this generation's rows (a resumed attempt)."""
+        plan = self.plan
+        existing = self.dialect.existing_columns(self.conn, plan.namespace, plan.tmp_name)
+        if existing is None:
+            return
+        tmp = sa.table(plan.tmp_name, sa.column(GENERATION_ID), schema=plan.namespace)
+        generation = self.stream.generation_id
+        stale = (
+            GENERATION_ID not in existing
+            or self.conn.execute(
+                sa.select(sa.literal(1))
+                .select_from(tmp)
+                .where(tmp.c[GENERATION_ID].is_distinct_from(sa.literal(generation, sa.BigInteger)))
+                .limit(1)
+            ).first()
+        )
+        if stale:
+            self.log("INFO", f"{plan.descriptor}: dropping a temporary table left by another generation")
+            self.dialect.drop_table(self.conn, sa.Table(plan.tmp_name, sa.MetaData(), schema=plan.namespace))
+        else:
+            self.log(
+                "INFO", f"{plan.descriptor}: resuming the interrupted refresh of generation {generation}"
+            )
+
+    def _ensure_key_index(self, table: sa.Table) -> bool:
+        """Index the key of a dedup table unless an index starts with it; True when created."""
+        key = list(self.plan.key)
+        for index in sa.inspect(self.conn).get_indexes(table.name, schema=table.schema):
+            if list(index["column_names"][: len(key)]) == key:
+                return False
+        for constraint in [sa.inspect(self.conn).get_pk_constraint(table.name, schema=table.schema)]:
+            if list(constraint.get("constrained_columns") or [])[: len(key)] == key:
+                return False
+        nonce = str(self.stream.generation_id) if self.replaces else ""
+        name = index_name(table.name, "key", nonce, self.dialect.naming)
+        self.dialect.create_index(self.conn, table, name, key)
+        return True
+
+    # ------------------------------------------------------------------ batches
+    def load(self, records: Sequence[RawRecord | Mapping[str, Any]]) -> None:
+        """Load one batch in one transaction; raises (and rolls back) on failure.
+
+        The batch is built in parts while the first parts are already being sent. Should the
+        database refuse a value the casting rules accepted (:class:`ValueRefused`), the value is
+        stored as NULL with a change and the batch is loaded again (at most
+        ``MAX_REFUSED_VALUES`` times)."""
+        if not records:
+            return
+        assert self.builder is not None
+        parts: list[Batch] = []
+        source = self.builder.parts(records)
+        for _ in range(MAX_REFUSED_VALUES + 1):
+            try:
+                self._load_parts(self._parts(parts, source))
+                break
+            except ValueRefused as refused:
+                parts[refused.part] = self.builder.reject(
+                    parts[refused.part], refused.row, refused.column, refused.reason
+                )
+                self.log(
+                    "WARN",
+                    f"{self.plan.descriptor}: the database refused a value of column {refused.column!r} "
+                    f"({refused.detail}); it is stored as NULL, with a change in _airbyte_meta",
+                )
+        else:
+            raise SystemFailure(
+                f"{self.plan.descriptor}: the database refused more than {MAX_REFUSED_VALUES} values of "
+                "one batch that the type rules accepted"
+            )
+        self.stats.records += len(records)
+        self.stats.batches += 1
+        self.stats.changed_rows += sum(p.changed_rows for p in parts)
+
+    @staticmethod
+    def _parts(built: list[Batch], source: Iterator[Batch]) -> Iterator[Batch]:
+        """The parts built so far, then the rest as they are built (kept for a reload)."""
+        yield from list(built)
+        for part in source:
+            built.append(part)
+            yield part
+
+    def _load_parts(self, parts: Iterator[Batch]) -> None:
+        assert self.target is not None
+        with self.conn.begin():
+            if self.dedup:
+                assert self.staging is not None
+                assert self.dedup_plan is not None
+                self.dialect.clear_staging(self.conn, self.staging)
+                self.dialect.load_batches(self.conn, self.staging, _with_sequence(parts))
+                self.dialect.dedup(self.conn, self.target, self.staging, self.dedup_plan)
+            else:
+                self.dialect.load_batches(self.conn, self.target, parts)
+
+    # ------------------------------------------------------------------ completion
+    def complete(self) -> None:
+        """The source finished the stream: swap in a refreshed table, drop old generations."""
+        if self.completed:
+            return
+        self.completed = True
+        assert self.target is not None
+        with self.conn.begin():
+            if self.replaces:
+                final = sa.Table(self.plan.name, sa.MetaData(), schema=self.plan.namespace)
+                cascade = bool(getattr(self.dialect.config, "drop_cascade", False))
+                self.dialect.swap(self.conn, self.target, final, cascade)
+                self.log("INFO", f"{self.plan.descriptor}: refreshed table swapped in")
+            elif self.stream.minimum_generation_id:
+                self.conn.execute(
+                    merge.delete_old_generations(self.target, self.stream.minimum_generation_id)
+                )
+
+    def close(self) -> None:
+        """Drop the session-private tables (they would disappear with the session anyway)."""
+        for table in (self.staging, self.tombstones):
+            if table is not None:
+                try:
+                    with self.conn.begin():
+                        self.dialect.drop_table(self.conn, table)
+                except sa.exc.SQLAlchemyError:
+                    pass
+        self.staging = self.tombstones = None
+
+
+def _with_sequence(parts: Iterator[Batch]) -> Iterator[Batch]:
+    """Parts with the arrival order of their rows (across the parts) as a last column."""
+    start = 0
+    for part in parts:
+        n = part.table.num_rows
+        table = part.table.append_column(merge.SEQ, pa.array(range(start, start + n), pa.int64()))
+        start += n
+        yield Batch(table, part.changed_rows, part.changed, part.empty_meta, part.row_changes)

@@ -1,0 +1,196 @@
+"""Typed decoding of buffered records: a msgspec decoder compiled per stream from its columns.
+
+msgspec checks each value's JSON kind in C while it decodes (an int64 integer, a boolean, a
+string, a calendar date), keeps numbers and JSON values as their exact token text
+(:class:`msgspec.Raw`: no float is ever made) and ignores fields the stream does not declare.
+What msgspec proves is then converted column by column with Arrow; a value only the per-value
+rules of :mod:`dbkit.destination.casting` can judge (a timestamp in a rare form, a number token
+that is not a number, NUL where the database refuses it, a number past its range) is converted
+by those rules, value by value, so the result is the one the per-value path gives. A record
+whose ``data`` msgspec cannot decode with the stream's types at all (a string where an integer
+belongs, an integral float for an integer, a lone surrogate) is decoded exactly, as Python
+values, and goes through the per-value path as a whole row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Annotated, Any
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dbkit.db.types import AirbyteType
+from dbkit.destination.casting import (
+    INT64_MAX,
+    INT64_MIN,
+    ColumnCaster,
+    ColumnResult,
+    Limits,
+    Rejected,
+    patch,
+)
+from dbkit.destination.records import loads_lenient
+
+_RAW_NULL = msgspec.Raw(b"null")
+_INT64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
+
+# The msgspec type each column's values are decoded to (None: a raw JSON token).
+_DECODED: dict[AirbyteType, Any] = {
+    AirbyteType.STRING: str | None,
+    AirbyteType.BOOLEAN: bool | None,
+    AirbyteType.INTEGER: _INT64 | None,
+    AirbyteType.DATE: dt.date | None,
+    AirbyteType.TIMESTAMP_WITH_TIMEZONE: str | None,
+    AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE: str | None,
+    AirbyteType.TIME_WITHOUT_TIMEZONE: str | None,
+    AirbyteType.TIME_WITH_TIMEZONE: str | None,
+    AirbyteType.BINARY: str | None,
+    AirbyteType.NUMBER: None,
+    AirbyteType.OBJECT: None,
+    AirbyteType.ARRAY: None,
+    AirbyteType.UNKNOWN: None,
+}
+_STRING_LIKE = frozenset(
+    {AirbyteType.STRING, AirbyteType.TIMESTAMP_WITH_TIMEZONE, AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE}
+)
+_JSON = frozenset({AirbyteType.OBJECT, AirbyteType.ARRAY, AirbyteType.UNKNOWN})
+_NUMBER_START = r"^-?[0-9]"
+_BIG_EXPONENT = r"[eE][+-]?[0-9]{5}"
+_LONG_TOKEN = 1000  # number tokens longer than this are checked against the database's range
+
+
+class TypedDecoder:
+    """Decodes the ``data`` of one stream's records into typed columns (one per ``fields`` entry).
+
+    ``fields`` are (JSON field name, Airbyte type) pairs; ``casters`` the per-value rules of each
+    column, in the same order.
+    """
+
+    def __init__(
+        self, fields: Sequence[tuple[str, AirbyteType]], casters: Sequence[ColumnCaster], limits: Limits
+    ) -> None:
+        self.types = [t for _, t in fields]
+        self.casters = list(casters)
+        self.limits = limits
+        spec = []
+        for i, (_, airbyte_type) in enumerate(fields):
+            decoded = _DECODED[airbyte_type]
+            spec.append((f"c{i}", msgspec.Raw, _RAW_NULL) if decoded is None else (f"c{i}", decoded, None))
+        self.decode: Callable[[Any], Any] = _undecodable
+        if all(_msgspec_can_name(name) for name, _ in fields):
+            row = msgspec.defstruct(
+                "Row", spec, rename={f"c{i}": name for i, (name, _) in enumerate(fields)}, gc=False
+            )
+            self.decode = msgspec.json.Decoder(row).decode
+        self._getters = [attrgetter(f"c{i}") for i in range(len(fields))]
+
+    def columns(self, rows: Sequence[Any]) -> list[ColumnResult]:
+        """Arrow columns (and per-row changes) of decoded rows."""
+        return [
+            self._column(airbyte_type, caster, list(map(getter, rows)))
+            for airbyte_type, caster, getter in zip(self.types, self.casters, self._getters, strict=True)
+        ]
+
+    def _column(self, airbyte_type: AirbyteType, caster: ColumnCaster, values: Sequence[Any]) -> ColumnResult:
+        if airbyte_type in (AirbyteType.INTEGER, AirbyteType.BOOLEAN):
+            return ColumnResult(pa.array(values, caster.arrow_type))
+        if airbyte_type in _STRING_LIKE:
+            return caster.cast_strings(pa.array(values, pa.string()), values)
+        if airbyte_type is AirbyteType.DATE:
+            return self._dates(caster, values)
+        if airbyte_type is AirbyteType.NUMBER:
+            return self._raw_column(caster, values, number=True)
+        if airbyte_type in _JSON:
+            return self._raw_column(caster, values, number=False)
+        return caster.slow(values)  # times, binary: strings converted value by value
+
+    def _dates(self, caster: ColumnCaster, values: Sequence[Any]) -> ColumnResult:
+        array = pa.array(values, pa.date32())
+        if self.limits.min_year <= 1 and self.limits.max_year >= 9999:
+            return ColumnResult(array)  # every date msgspec accepts (years 1..9999) fits
+        low, high = caster._bounds(pa.date32())
+        days = array.cast(pa.int32())
+        outside = pc.fill_null(pc.or_(pc.less(days, low), pc.greater(days, high)), False)
+        rows: list[int] = pc.indices_nonzero(outside).to_pylist()
+        return patch(array, rows, caster.slow([values[i].isoformat() for i in rows]))
+
+    def _raw_column(self, caster: ColumnCaster, raws: Sequence[Any], number: bool) -> ColumnResult:
+        """Number and JSON columns: the exact token text; the tokens the vectorized checks
+        cannot vouch for are converted by the per-value rules."""
+        array, broken = raw_strings(raws)
+        limits = self.limits
+        suspects: list[pa.Array] = [broken] if broken is not None else []
+        if number:
+            suspects.append(pc.invert(pc.match_substring_regex(array, _NUMBER_START)))
+            if limits.number_digits is not None:
+                suspects.append(pc.match_substring_regex(array, "[eE]"))
+                suspects.append(pc.greater(pc.binary_length(array), _LONG_TOKEN))
+        else:
+            if not limits.nul_in_json:
+                suspects.append(pc.match_substring(array, "\\u0000"))
+            if limits.float_json_numbers:
+                suspects.append(pc.match_substring_regex(array, _NUMBER_START))
+            if limits.number_digits is not None:
+                suspects.append(pc.match_substring_regex(array, _BIG_EXPONENT))
+        if not suspects:
+            return ColumnResult(array)
+        mask = suspects[0]
+        for other in suspects[1:]:
+            mask = pc.or_(mask, other)
+        rows: list[int] = pc.indices_nonzero(pc.fill_null(mask, False)).to_pylist()
+        if not rows:
+            return ColumnResult(array)
+        out: list[Any] = []
+        changes: list[tuple[int, str, str]] = []
+        for k, i in enumerate(rows):
+            value = loads_lenient(raws[i])
+            try:
+                out.append(None if value is None else caster.convert(value))
+            except Rejected as r:
+                out.append(r.value)
+                changes.append((k, r.change, r.reason))
+        return patch(array, rows, ColumnResult(pa.array(out, pa.string()), changes))
+
+
+def _msgspec_can_name(name: str) -> bool:
+    """msgspec refuses field names with a quote, a backslash or a control character."""
+    return not any(ch in '"\\' or ord(ch) < 0x20 for ch in name)
+
+
+def _undecodable(data: Any) -> Any:
+    """The decoder of a stream whose field names msgspec cannot take: every row takes the
+    general path."""
+    raise msgspec.ValidationError("field names msgspec cannot take")
+
+
+def raw_strings(raws: Sequence[Any]) -> tuple[pa.Array, pa.Array | None]:
+    """Raw JSON tokens as an Arrow string array of their exact text (``null`` -> NULL), and, when
+    some are not valid UTF-8 (msgspec does not check the inside of a raw token), a mask of those
+    (their text in the array is then NULL)."""
+    n = len(raws)
+    if n == 0:
+        return pa.array([], pa.string()), None
+    data = b"".join(raws)
+    lengths = pa.array(list(map(len, raws)), pa.int32())
+    offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cumulative_sum(lengths)])
+    broken = None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        flags = []
+        for raw in raws:
+            try:
+                bytes(raw).decode("utf-8")
+                flags.append(False)
+            except UnicodeDecodeError:
+                flags.append(True)
+        broken = pa.array(flags, pa.bool_())
+        data = b"".join(b"null" if bad else raw for raw, bad in zip(raws, flags, strict=True))
+        lengths = pa.array([4 if bad else len(raw) for raw, bad in zip(raws, flags, strict=True)], pa.int32())
+        offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cumulative_sum(lengths)])
+    array = pa.StringArray.from_buffers(n, offsets.buffers()[1], pa.py_buffer(data))
+    return pc.if_else(pc.equal(array, "null"), pa.scalar(None, pa.string()), array), broken
