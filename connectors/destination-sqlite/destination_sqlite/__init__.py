@@ -1,0 +1,32 @@
+"""destination-sqlite: the embedded default destination."""
+
+from __future__ import annotations
+
+from dbkit.config import DestinationSettings, field
+from dbkit.destination import SqlDestination
+from dbkit.entrypoint import main_for
+from destination_sqlite.dialect import SqliteDestinationDialect
+
+
+class SqliteDestinationConfig(DestinationSettings):
+    path: str = field(
+        title="Database file", description="Path of the SQLite database file (created if missing).", order=0
+    )
+    cdc_deletion_mode: str = field(
+        "hard_delete",
+        title="CDC deletion mode",
+        description="hard_delete removes deleted rows; soft_delete keeps them with _ab_cdc_deleted_at set.",
+        pattern="^(hard_delete|soft_delete)$",
+        order=1,
+    )
+
+
+class SqliteDestination(SqlDestination[SqliteDestinationConfig]):
+    name = "destination-sqlite"
+    config_model = SqliteDestinationConfig
+    dialect_class = SqliteDestinationDialect
+
+
+run = main_for(SqliteDestination)
+
+__all__ = ["SqliteDestination", "SqliteDestinationConfig", "SqliteDestinationDialect", "run"]
