@@ -1,0 +1,327 @@
+"""The ``dbkit`` command: ``dbkit sync`` and ``dbkit validate``.
+
+``main(argv)`` returns the exit code (the console script exits with it). This module parses the
+arguments and turns ``dbkit sync``'s into a :class:`dbkit.sync.SyncRequest`; the sync itself is
+:func:`dbkit.sync.run_sync`, shown by :class:`dbkit.sync.display.Reporter` (with ``rich``, on
+stderr); ``dbkit validate`` is :func:`dbkit.validate_cli.validate_command`. Everything printed
+passes through the secret masker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from dbkit.config import MASKER
+from dbkit.errors import DbkitError
+from dbkit.protocol import ProtocolInputError
+from dbkit.protocol.jsonio import read_json_file
+from dbkit.sync import Endpoint, SyncAborted, SyncRequest, register_config_secrets, run_sync
+from dbkit.sync.display import Reporter
+from dbkit.sync.registry import is_url, lookup, resolve
+from dbkit.sync.state import SyncState
+from dbkit.validate_cli import validate_command
+
+DEFAULT_STATE_FILE = "dbkit-state.json"
+DEFAULT_DEMO_DIR = "dbkit-demo"
+
+SYNC_DESCRIPTION = """\
+Run a source into a destination the way a platform does, keep the state the destination
+acknowledged between runs, show live progress and print a summary.
+
+Without --source/--destination it runs the embedded demo: it creates ./dbkit-demo/source.db
+(a small shop: customers, products, orders, order_items, an event log and a view; thousands
+of rows) on the first run and syncs it into ./dbkit-demo/warehouse.db (state in
+./dbkit-demo/state.json). Every later run first simulates activity in the source (new orders,
+updated customers and orders, ...), prints what changed, then syncs: the incremental streams
+read only the new and changed rows.
+
+Steps: `check` on both connectors and `discover` on the source (at once); the configured
+catalog; then `read` piped into `write`. RECORD, STATE and STREAM_STATUS lines go to the
+destination unchanged; every STATE the destination echoes is saved to the state file at once
+(atomically), so an interrupted or failed sync resumes from the last acknowledged position.
+"""
+
+SYNC_EPILOG = """\
+connectors:
+  A connector is named by its console script (source-sqlite, destination-sqlite; and
+  source-postgres, destination-postgres, source-mysql, destination-mysql when installed) with a
+  JSON config file, or given as a URL whose parts become its config:
+    sqlite:///relative/file.db      sqlite:////absolute/file.db        -> {"path": ...}
+    postgresql://user:pass@host:5432/db?schema=public                  -> host, port, database,
+    mysql://user:pass@host:3306/db                                        username, password, schema(s)
+  Other URL query parameters become config keys (?checkpoint_records=1000). A config file given
+  as well provides the other keys. Any other command on PATH can be named too (no URL support).
+  Connectors run as subprocesses found next to this Python or on PATH, with their config,
+  catalog and state in a private temporary directory; --in-process runs them in threads of this
+  process instead (same protocol, over OS pipes).
+
+sync modes:
+  A stream that supports incremental reads and has a suggested cursor (updated_at, ...) is read
+  incrementally with it, into append_dedup when it has a primary key, else append. Every other
+  stream is a full refresh into overwrite (the new table replaces the old one only when the
+  stream is complete). --full-refresh makes every stream full refresh + overwrite.
+  Overwrite streams get a new generation each sync; one whose previous sync did not finish and
+  left a saved position resumes it instead (same generation, same position), as a platform's
+  next attempt does.
+
+state file:
+  JSON: a sync counter, and per stream its sync mode, generation, last acknowledged state,
+  whether its last sync finished, and the counts of that sync. Delete it (or a stream's entry)
+  to start over. Default: ./dbkit-state.json (./dbkit-demo/state.json for the demo).
+
+output:
+  Live progress on stderr when it is a terminal (records read, acknowledged, rows/s per
+  stream), else one line per stream status change; connector logs with their level; each
+  error's message (its stack trace with -v); a summary table at the end. Secrets (fields a
+  connector declares secret, keys named like password/secret/token/key, URL passwords) are
+  masked in everything printed.
+
+exit status:
+  0 when every stream completed and was acknowledged; 1 when a connector failed, reported an
+  error, or a stream did not finish (the state file still holds everything acknowledged: run
+  again to resume); 2 for a usage error.
+
+examples:
+  dbkit sync
+  dbkit sync --source sqlite:///shop.db --destination sqlite:///warehouse.db --state-file s.json
+  dbkit sync --source source-postgres --source-config pg.json \\
+             --destination destination-sqlite --destination-config wh.json --streams orders,customers
+"""
+
+VALIDATE_DESCRIPTION = """\
+Check a stream of Airbyte messages (one JSON object per line), strictly: each line is JSON; its
+type is a protocol message type with its payload in the right shape; records name a stream of
+the catalog and their data conforms to the stream's json_schema (Airbyte's date and time forms
+included); states name known streams; stream statuses go STARTED -> COMPLETE/INCOMPLETE and no
+record follows a stream's final status. The catalog comes from --catalog (a configured catalog,
+a catalog, or a CATALOG message) or else from a CATALOG message in the stream.
+
+Prints each problem as `line N: ...` on stdout and a summary (message counts per type) on
+stderr. Exit status: 0 when there is no problem, 1 otherwise, 2 when an input cannot be read.
+"""
+
+
+# ================================================================================= argument parsing
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dbkit", description="dbkit: run and check Airbyte-protocol database connectors"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{sync,validate}")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    s = sub.add_parser(
+        "sync",
+        help="run a source into a destination",
+        description=SYNC_DESCRIPTION,
+        epilog=SYNC_EPILOG,
+        formatter_class=fmt,
+    )
+    s.add_argument("--source", metavar="NAME_OR_URL", help="source connector: console script name or URL")
+    s.add_argument("--source-config", metavar="FILE", help="JSON config of the source")
+    s.add_argument("--destination", metavar="NAME_OR_URL", help="destination connector: name or URL")
+    s.add_argument("--destination-config", metavar="FILE", help="JSON config of the destination")
+    s.add_argument(
+        "--state-file",
+        metavar="FILE",
+        help=f"where the acknowledged state is kept between runs (default ./{DEFAULT_STATE_FILE}; "
+        f"./{DEFAULT_DEMO_DIR}/state.json for the demo)",
+    )
+    s.add_argument(
+        "--streams",
+        metavar="A,B,...",
+        help="sync only these streams (names, or namespace.name); the others keep their saved state",
+    )
+    s.add_argument(
+        "--full-refresh",
+        action="store_true",
+        help="read every stream in full and replace its table (full_refresh + overwrite)",
+    )
+    s.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the connectors in threads of this process (over OS pipes) instead of subprocesses",
+    )
+    s.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no live display; print one line per stream status change instead",
+    )
+    s.add_argument(
+        "--demo-dir",
+        metavar="DIR",
+        help=f"directory of the embedded demo (default ./{DEFAULT_DEMO_DIR}); only without --source",
+    )
+    s.add_argument("-v", "--verbose", action="store_true", help="show stack traces and debug logs")
+
+    v = sub.add_parser(
+        "validate",
+        help="check a stream of Airbyte messages",
+        description=VALIDATE_DESCRIPTION,
+        formatter_class=fmt,
+    )
+    v.add_argument("--catalog", metavar="FILE", help="configured catalog, catalog or CATALOG message (JSON)")
+    v.add_argument("file", nargs="?", metavar="FILE", help="messages, one per line (default: stdin)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``dbkit`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "validate":
+        return validate_command(args.file, args.catalog, sys.stdout, sys.stderr)
+    return sync_command(args)
+
+
+# ================================================================================= sync: inputs
+
+
+class UsageError(Exception):
+    """A mistake on the command line (exit status 2)."""
+
+
+def _load_json_file(path: str, what: str) -> dict[str, Any]:
+    try:
+        doc = read_json_file(path, what)
+    except ProtocolInputError as exc:
+        raise UsageError(str(exc)) from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"{what} file {path} must hold a JSON object")
+    return doc
+
+
+def endpoint(name_or_url: str, config_file: str | None, kind: str) -> Endpoint:
+    """The connector named on the command line with its config (file, URL, or file + URL)."""
+    resolved = resolve(name_or_url, kind)
+    config: dict[str, Any] = {}
+    if config_file:
+        config = _load_json_file(config_file, f"{kind} config")
+    if resolved.url_config is not None:
+        config = {**config, **resolved.url_config}
+    elif not config_file:
+        raise UsageError(f"--{kind} {name_or_url}: give its config with --{kind}-config FILE, or use a URL")
+    register_config_secrets(resolved.info, config)
+    label = MASKER.mask(name_or_url) if is_url(name_or_url) else resolved.info.name
+    return Endpoint(resolved.info, config, label)
+
+
+def sync_command(args: argparse.Namespace) -> int:
+    """``dbkit sync``: 0 when every stream finished, 1 when not (or it could not start), 2 for a
+    usage error, 130 when interrupted before any data moved."""
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = max(console.width, 110)
+    reporter = Reporter(console, live=console.is_terminal and not args.no_progress, verbose=args.verbose)
+    demo = args.source is None and args.destination is None
+    try:
+        request = _demo_request(args, reporter) if demo else _request(args)
+    except UsageError as exc:
+        reporter.fail(str(exc))
+        return 2
+    except DbkitError as exc:
+        reporter.fail(exc.message)
+        return 2
+    request.streams = [s.strip() for s in args.streams.split(",") if s.strip()] if args.streams else None
+    request.full_refresh = args.full_refresh
+    request.in_process = args.in_process
+    try:
+        with _sigterm_interrupts():
+            progress = run_sync(request, reporter)
+    except SyncAborted as exc:
+        reporter.aborted(exc)
+        return 1
+    except DbkitError as exc:
+        reporter.fail(exc.message)
+        return 1
+    except KeyboardInterrupt:
+        reporter.fail("interrupted before any data moved")
+        return 130
+    finally:
+        reporter.close()
+    reporter.summary(progress, request)
+    if progress.ok and demo:
+        reporter.say(
+            "Run `dbkit sync` again: it simulates new activity in the source and syncs only the changes."
+        )
+    return 0 if progress.ok else 1
+
+
+def _request(args: argparse.Namespace) -> SyncRequest:
+    """The request of ``--source``/``--destination`` (and their configs); raises UsageError."""
+    if args.source is None or args.destination is None:
+        raise UsageError("give both --source and --destination (or neither, for the demo)")
+    if args.demo_dir:
+        raise UsageError("--demo-dir applies only to the demo (without --source/--destination)")
+    return SyncRequest(
+        source=endpoint(args.source, args.source_config, "source"),
+        destination=endpoint(args.destination, args.destination_config, "destination"),
+        state_path=Path(args.state_file or DEFAULT_STATE_FILE),
+    )
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the sync like Ctrl-C (the destination commits what it got); only a main
+    thread can set a signal handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt()
+
+
+def _demo_request(args: argparse.Namespace, reporter: Reporter) -> SyncRequest:
+    """The demo's request; creates the demo source on the first run, and simulates activity in
+    it before every later one (reported through ``reporter``). Raises UsageError."""
+    from dbkit.sync.demo import DemoLayout, create_source
+    from dbkit.sync.demo_activity import simulate_activity
+
+    if args.source_config or args.destination_config:
+        raise UsageError("--source-config/--destination-config need --source/--destination")
+    layout = DemoLayout(Path(args.demo_dir or DEFAULT_DEMO_DIR))
+    state_path = Path(args.state_file) if args.state_file else layout.state
+    if not layout.source.exists():
+        started = time.monotonic()
+        counts = create_source(layout.source)
+        shown = ", ".join(f"{table} {n:,}" for table, n in counts.items())
+        reporter.say(
+            f"Created the demo source {layout.source} ({shown}) in {time.monotonic() - started:.2f} s"
+        )
+    elif state_path.exists() and SyncState.load(state_path).sync_count > 0:
+        activity = simulate_activity(layout.source)
+        reporter.say(f"Simulated activity in {layout.source} at {activity.at}:")
+        for line in activity.lines():
+            reporter.say(f"  {line}")
+    source_info, destination_info = lookup("source-sqlite"), lookup("destination-sqlite")
+    assert source_info is not None
+    assert destination_info is not None
+    return SyncRequest(
+        source=Endpoint(source_info, {"path": str(layout.source)}, f"source-sqlite ({layout.source})"),
+        destination=Endpoint(
+            destination_info, {"path": str(layout.warehouse)}, f"destination-sqlite ({layout.warehouse})"
+        ),
+        state_path=state_path,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Starting connector commands: as child processes (:class:`SubprocessConnector`) or, for
+``--in-process``, as threads calling :func:`dbkit.entrypoint.launch` over OS pipes
+(:class:`ThreadConnector`). Both exchange exactly the same bytes; :class:`Launcher` picks one
+for a connector and passes its config, catalog and state as files in a private directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import threading
+import traceback
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Protocol
+
+from dbkit.protocol.messages import dumps_exact
+from dbkit.sync.output import parse_line
+from dbkit.sync.registry import find_executable
+from dbkit.sync.request import Endpoint
+
+PIPE_BUFFER = 1 << 20
+STDERR_LINES = 200
+STOP_GRACE_SECONDS = 10.0
+
+
+class Running(Protocol):
+    """A started connector command: its stdout (and stdin for ``write``)."""
+
+    stdout: IO[bytes]
+    stdin: IO[bytes] | None
+
+    def wait(self) -> int: ...
+
+    def stop(self) -> None: ...
+
+    def stderr_lines(self) -> list[str]: ...
+
+
+def _drain(stream: IO[bytes], sink: deque[str]) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        for raw in stream:
+            sink.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+
+class SubprocessConnector:
+    """A connector command as a child process in its own session (Ctrl-C reaches only the runner)."""
+
+    def __init__(self, argv: Sequence[str], with_stdin: bool) -> None:
+        self.proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE if with_stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=PIPE_BUFFER,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stderr is not None
+        self.stdout: IO[bytes] = self.proc.stdout
+        self.stdin: IO[bytes] | None = self.proc.stdin
+        self._stderr: deque[str] = deque(maxlen=STDERR_LINES)
+        self._drainer = threading.Thread(
+            target=_drain, args=(self.proc.stderr, self._stderr), name="dbkit-sync-stderr", daemon=True
+        )
+        self._drainer.start()
+
+    def wait(self) -> int:
+        code = self.proc.wait()
+        self._drainer.join(timeout=5)
+        return code
+
+    def stop(self) -> None:
+        """Ask the process to stop (SIGTERM), then kill it if it does not within a grace period."""
+        if self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.terminate()
+        try:
+            self.proc.wait(STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+
+    def stderr_lines(self) -> list[str]:
+        return list(self._stderr)
+
+
+class ThreadConnector:
+    """A connector command run by :func:`dbkit.entrypoint.launch` in a thread, over OS pipes."""
+
+    def __init__(self, connector: Any, argv: Sequence[str], with_stdin: bool) -> None:
+        out_r, out_w = os.pipe()
+        self.stdout: IO[bytes] = os.fdopen(out_r, "rb", PIPE_BUFFER)
+        self._child_out: BinaryIO = os.fdopen(out_w, "wb", PIPE_BUFFER)
+        self.stdin: IO[bytes] | None = None
+        self._child_in: BinaryIO | None = None
+        if with_stdin:
+            in_r, in_w = os.pipe()
+            self._child_in = os.fdopen(in_r, "rb", PIPE_BUFFER)
+            self.stdin = os.fdopen(in_w, "wb", PIPE_BUFFER)
+        self._code = 1
+        self._stderr: list[str] = []
+        self._thread = threading.Thread(
+            target=self._main, args=(connector, list(argv)), name=f"dbkit-{argv[0]}", daemon=True
+        )
+        self._thread.start()
+
+    def _main(self, connector: Any, argv: list[str]) -> None:
+        from dbkit.entrypoint import launch  # the runner imports connectors only when it runs them
+
+        try:
+            self._code = launch(connector, argv, stdin=self._child_in, stdout=self._child_out)
+        except SystemExit as exc:
+            self._code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            self._code = 1
+            self._stderr = traceback.format_exc().splitlines()
+        finally:
+            close_quietly(self._child_out, self._child_in)
+
+    def wait(self) -> int:
+        self._thread.join()
+        return self._code
+
+    def stop(self) -> None:
+        """Close our ends of its pipes: its next write fails and ``launch`` returns."""
+        close_quietly(self.stdout, self.stdin)
+
+    def stderr_lines(self) -> list[str]:
+        return list(self._stderr)
+
+
+class Launcher:
+    """Starts commands of one connector, as subprocesses or in threads, with files in ``workdir``."""
+
+    def __init__(self, endpoint: Endpoint, workdir: Path, in_process: bool) -> None:
+        self.endpoint = endpoint
+        self.workdir = workdir
+        self.in_process = in_process
+        kind = endpoint.info.kind
+        self.config_path = workdir / f"{kind}-config.json"
+        write_private(self.config_path, dumps_exact(endpoint.config))
+        self.executable: str | None = None
+        if not in_process:
+            self.executable = find_executable(endpoint.name)
+        else:
+            endpoint.info.create()  # fail early, with ConnectorNotInstalled, when it cannot be imported
+
+    def start(self, command: str, *extra: str, with_stdin: bool = False) -> Running:
+        """Start ``command --config FILE EXTRA...``; the caller reads its stdout to the end (or
+        stops it) and then waits for it."""
+        argv = [command, "--config", str(self.config_path), *extra]
+        if self.in_process:
+            return ThreadConnector(self.endpoint.info.create(), argv, with_stdin)
+        assert self.executable is not None
+        return SubprocessConnector([self.executable, *argv], with_stdin)
+
+    def run(self, command: str, *extra: str) -> tuple[int, list[dict[str, Any]], list[str], list[str]]:
+        """Run a short command to its end: (exit code, protocol messages, other stdout lines, stderr)."""
+        running = self.start(command, *extra)
+        messages: list[dict[str, Any]] = []
+        junk: list[str] = []
+        with running.stdout:
+            for line in running.stdout:
+                parsed = parse_line(line)
+                if isinstance(parsed, dict):
+                    messages.append(parsed)
+                elif line.strip():
+                    junk.append(line.decode("utf-8", "replace").rstrip())
+        return running.wait(), messages, junk, running.stderr_lines()
+
+
+def close_quietly(*ends: IO[bytes] | None) -> None:
+    """Close each pipe end that is not None, ignoring one already closed or broken."""
+    for end in ends:
+        if end is not None:
+            with contextlib.suppress(OSError, ValueError):
+                end.close()
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``, readable by this user only (configs hold secrets)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)

@@ -1,0 +1,151 @@
+"""The sync itself: :func:`run_sync` prepares (:mod:`dbkit.sync.prepare`), then runs the source's
+``read`` piped into the destination's ``write`` (:mod:`dbkit.sync.pump`) while a thread saves
+every state the destination echoes (:mod:`dbkit.sync.acknowledge`). At the end each stream is
+marked finished (the source reported it COMPLETE and the destination acknowledged every state
+of it) or not, in the progress record and in the state file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from dbkit.config import MASKER
+from dbkit.protocol.messages import dumps_exact
+from dbkit.sync.acknowledge import Acknowledger
+from dbkit.sync.errors import SyncError, command_errors
+from dbkit.sync.launch import Launcher, Running, close_quietly, write_private
+from dbkit.sync.prepare import prepare
+from dbkit.sync.progress import QuietObserver, StreamProgress, SyncObserver, SyncProgress, report_error
+from dbkit.sync.pump import Pump
+from dbkit.sync.request import SyncRequest
+from dbkit.sync.state import SyncState
+
+
+def run_sync(request: SyncRequest, observer: SyncObserver | None = None) -> SyncProgress:
+    """Run one sync; returns its progress record (``.ok`` tells success). Raises SyncAborted
+    when it cannot start. The state file holds every acknowledged state whatever happens."""
+    observer = observer or QuietObserver()
+    started = time.monotonic()  # the sync's time includes check and discover
+    with tempfile.TemporaryDirectory(prefix="dbkit-sync-") as tmp:
+        workdir = Path(tmp)
+        os.chmod(workdir, 0o700)
+        source, destination, state, catalog = prepare(request, observer, workdir)
+        progress = SyncProgress(
+            sync_id=state.sync_count,
+            streams=[
+                StreamProgress(c.descriptor, c.sync_mode, c.destination_sync_mode, c.generation_id or 0)
+                for c in catalog
+            ],
+            started_at=started,
+        )
+        catalog_path = workdir / "catalog.json"
+        state_path = workdir / "state.json"
+        write_private(catalog_path, dumps_exact(catalog.to_json()))
+        write_private(state_path, dumps_exact(state.input_state(c.descriptor for c in catalog)))
+        observer.phase("reading and writing")
+        observer.started(progress)
+        try:
+            _transfer(source, destination, catalog_path, state_path, state, progress, observer)
+        finally:
+            progress.ended_at = time.monotonic()
+            _finish(state, progress)
+        observer.finished(progress)
+        return progress
+
+
+def _transfer(
+    source: Launcher,
+    destination: Launcher,
+    catalog_path: Path,
+    state_path: Path,
+    state: SyncState,
+    progress: SyncProgress,
+    observer: SyncObserver,
+) -> None:
+    """Run ``read`` piped into ``write`` to their end (or to Ctrl-C/SIGTERM); exit codes go to
+    ``progress`` and every problem to ``progress.errors``."""
+    dest = destination.start("write", "--catalog", str(catalog_path), with_stdin=True)
+    acknowledger = Acknowledger(dest.stdout, state, progress, observer)
+    ack_thread = threading.Thread(target=acknowledger.run, name="dbkit-sync-acks", daemon=True)
+    ack_thread.start()
+    assert dest.stdin is not None
+    try:
+        src = source.start("read", "--catalog", str(catalog_path), "--state", str(state_path))
+    except BaseException:
+        dest.stop()
+        raise
+    pump = Pump(src.stdout, dest.stdin, progress, observer)
+    interrupted = False
+    try:
+        pump.run()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop reading, let the destination commit
+        interrupted = True
+    stopped_source = pump.destination_gone or interrupted
+    if stopped_source:
+        src.stop()
+    close_quietly(src.stdout, dest.stdin)  # end of input: the destination commits what it got and exits
+    source_code, again = _wait(src)
+    destination_code, more = _wait(dest)
+    if interrupted or again or more:
+        report_error(
+            progress, observer, SyncError("sync", "interrupted; everything acknowledged so far is saved")
+        )
+    ack_thread.join()
+    progress.source_exit = source_code
+    progress.destination_exit = destination_code
+    if acknowledger.failure is not None:
+        text = MASKER.mask(f"could not record an acknowledged state: {acknowledger.failure}")
+        report_error(progress, observer, SyncError("sync", text))
+    # exit codes that no TRACE ERROR explained
+    origins = {e.origin for e in progress.errors}
+    unexplained: list[SyncError] = []
+    if source_code != 0 and not stopped_source and ("source" not in origins or source_code < 0):
+        unexplained += command_errors("source", source.endpoint.name, source_code, (), src.stderr_lines())
+    if destination_code != 0 and ("destination" not in origins or destination_code < 0):
+        unexplained += command_errors(
+            "destination", destination.endpoint.name, destination_code, (), dest.stderr_lines()
+        )
+    if pump.destination_gone:
+        unexplained.append(
+            SyncError("sync", "the destination stopped reading its input; the source was stopped")
+        )
+    for error in unexplained:
+        report_error(progress, observer, error)
+
+
+def _wait(running: Running) -> tuple[int, bool]:
+    """The exit code, and whether the wait was interrupted (then the connector was stopped)."""
+    try:
+        return running.wait(), False
+    except KeyboardInterrupt:
+        running.stop()
+        return running.wait(), True
+
+
+def _finish(state: SyncState, progress: SyncProgress) -> None:
+    """Mark each stream finished or not, with this sync's counts, in ``progress`` and the state file."""
+    destination_ok = progress.destination_exit == 0
+    global_ok = progress.global_states_acknowledged >= progress.global_states_sent
+    with state.lock:
+        for stream in progress.streams:
+            acknowledged_all = stream.states_acknowledged >= stream.states_sent and global_ok
+            if stream.states_sent == 0 and progress.global_states_sent == 0:
+                acknowledged_all = destination_ok
+            stream.finished = stream.status == "COMPLETE" and acknowledged_all
+            entry = state.entry(stream.descriptor)
+            entry.finished = stream.finished
+            entry.last_sync.update(
+                {
+                    "sync_id": progress.sync_id,
+                    "status": stream.status or "NOT_STARTED",
+                    "finished": stream.finished,
+                    "records_read": stream.records_read,
+                    "records_acknowledged": stream.records_acknowledged,
+                    "seconds": round(stream.seconds(progress.ended_at), 3),
+                }
+            )
+        state.save()
