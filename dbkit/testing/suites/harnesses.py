@@ -1,0 +1,135 @@
+"""Ready-made harnesses: SQLite files, and fresh PostgreSQL / MySQL databases.
+
+The server harnesses create their own database on a session-scoped server (so a harness can
+serve a whole test class) and drop it when the requesting scope ends. A connector's harness
+subclasses one of them and maps :attr:`database` to its config in :meth:`config`. By default the
+server is the session's fixture (the first provider of the environment's order); a harness that
+sets :attr:`ServerDatabase.providers` takes its server from exactly those providers instead, so
+one test module can run a suite against, say, a throwaway server and the local service::
+
+    class PostgresThrowaway(MyPostgresHarness):
+        providers = ("local-binaries",)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+
+from dbkit.testing.fixtures import server_or_skip
+from dbkit.testing.servers import (
+    DatabaseServer,
+    ServerKind,
+    ServerRequirements,
+    TestDatabase,
+)
+from dbkit.testing.suites.harness import BadConfig, DestinationHarness, Harness, SourceHarness
+
+
+class SqliteFile(Harness):
+    """A new SQLite database file in the test's temporary directory."""
+
+    def setup(self, **fixtures: Any) -> None:
+        self.path = self.tmp_path / "db.sqlite"
+        sqlite3.connect(self.path).close()
+
+    def url(self) -> sa.URL | str:
+        return f"sqlite:///{self.path}"
+
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        return {"path": str(self.path), **overrides}
+
+
+class SqliteSourceHarness(SqliteFile, SourceHarness):
+    command: ClassVar[str] = "source-sqlite"
+
+    def bad_configs(self) -> dict[str, BadConfig]:
+        garbage = self.tmp_path / "garbage.sqlite"
+        garbage.write_bytes(b"this is not a database file" * 100)
+        return {
+            "missing_database": BadConfig(
+                {"path": str(self.tmp_path / "missing.sqlite")}, ["does not exist"]
+            ),
+            "not_a_database": BadConfig({"path": str(garbage)}, ["not a SQLite database"]),
+        }
+
+
+class SqliteDestinationHarness(SqliteFile, DestinationHarness):
+    command: ClassVar[str] = "destination-sqlite"
+
+    @property
+    def connector_class(self) -> Any:  # type: ignore[override]
+        from destination_sqlite import SqliteDestination
+
+        return SqliteDestination
+
+
+def provided_server(kind: ServerKind, providers: Sequence[str]) -> DatabaseServer:
+    """The process-wide server of ``kind`` from the first of ``providers`` that has one
+    (:func:`~dbkit.testing.servers.get_server`, so it is started once per process).
+
+    When none has one the calling test is skipped with the providers' reasons, or fails when the
+    environment sets ``DBKIT_REQUIRE_SERVERS`` (as the fixtures do).
+    """
+    return server_or_skip(kind, ServerRequirements(), providers)
+
+
+class ServerDatabase(Harness):
+    """A fresh database on a session-scoped server: the ``server_fixture`` fixture, or the server
+    of the named ``providers`` when a subclass sets them."""
+
+    server_fixture: ClassVar[str]
+    server_kind: ClassVar[ServerKind]
+    providers: ClassVar[tuple[str, ...] | None] = None
+    """Provider names (``"local-binaries"``, ``"local-service"``, ...; see
+    :data:`~dbkit.testing.servers.PROVIDERS`) to take the server from, in order; None uses the
+    fixture."""
+
+    def required_fixtures(self) -> tuple[str, ...]:
+        return () if self.providers is not None else (self.server_fixture,)
+
+    def setup(self, **fixtures: Any) -> None:
+        self.server: DatabaseServer = (
+            provided_server(self.server_kind, self.providers)
+            if self.providers is not None
+            else fixtures[self.server_fixture]
+        )
+        self.database: TestDatabase = self.server.create_database(prefix="suite")
+        self.request.addfinalizer(lambda: self.server.drop_database(self.database.name))
+
+    def url(self) -> sa.URL | str:
+        return self.database.url
+
+
+class PostgresDatabase(ServerDatabase):
+    server_fixture: ClassVar[str] = "postgres_server"
+    server_kind: ClassVar[ServerKind] = "postgres"
+    namespace: str | None = "public"
+
+
+class MysqlDatabase(ServerDatabase):
+    server_fixture: ClassVar[str] = "mysql_server"
+    server_kind: ClassVar[ServerKind] = "mysql"
+
+    def setup(self, **fixtures: Any) -> None:
+        super().setup(**fixtures)
+        self.namespace = self.database.database
+
+
+class PostgresSourceHarness(PostgresDatabase, SourceHarness):
+    """Subclass with ``command`` and a ``config`` mapping :attr:`database`."""
+
+
+class PostgresDestinationHarness(PostgresDatabase, DestinationHarness):
+    """Subclass with ``command``, ``connector_class`` and a ``config`` mapping :attr:`database`."""
+
+
+class MysqlSourceHarness(MysqlDatabase, SourceHarness):
+    """Subclass with ``command`` and a ``config`` mapping :attr:`database`."""
+
+
+class MysqlDestinationHarness(MysqlDatabase, DestinationHarness):
+    """Subclass with ``command``, ``connector_class`` and a ``config`` mapping :attr:`database`."""
