@@ -1,0 +1,131 @@
+"""Records rendered by the server: one SQL expression per row gives its JSON (or the whole line).
+
+``data_sql`` concatenates each column's JSON text (:attr:`PgType.render`) into the record's
+``data`` object; ``changes_sql`` lists the columns whose value was nulled (their ``problem``
+predicate) as the record's ``meta.changes``; ``line_sql`` wraps both in the RECORD envelope, so
+that a ``COPY (SELECT line ...) TO STDOUT`` already writes protocol lines and Python only
+forwards bytes. The Python path (the handlers' ``convert``, for values in their text form) gives
+the same bytes: ``tests/test_types.py`` checks it on every type case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+import psycopg
+import sqlalchemy as sa
+from psycopg import sql
+from psycopg.types.string import TextLoader
+
+from dbkit.protocol import StreamDescriptor
+from dbkit.protocol import messages as msg
+from dbkit.source.dialect import ColumnInfo
+from dbkit.source.records import Changes
+from source_postgres.types import OTHER, PgType, Sql, json_string, lit, q
+
+CHANGE_REASON = "SOURCE_SERIALIZATION_ERROR"
+
+
+def handler(column: ColumnInfo) -> PgType:
+    h = column.handler
+    return h if isinstance(h, PgType) else OTHER
+
+
+def value_sql(column: ColumnInfo) -> Sql:
+    """The column's JSON text, never NULL (``null`` for NULL and for values without a JSON form)."""
+    return q("coalesce({}, 'null')", handler(column).render(sql.Identifier(column.name)))
+
+
+def data_sql(columns: Sequence[ColumnInfo]) -> Sql:
+    """The record's ``data`` object as JSON text, keys in column order (as orjson writes a dict)."""
+    if not columns:
+        return lit("{}")
+    parts = [
+        q("{} || {}", lit(("{" if i == 0 else ",") + json_string(c.name) + ":"), value_sql(c))
+        for i, c in enumerate(columns)
+    ]
+    return q("{} || '}}'", sql.SQL(" || ").join(parts))
+
+
+def _problems(columns: Sequence[ColumnInfo]) -> list[tuple[ColumnInfo, Sql]]:
+    out = []
+    for c in columns:
+        problem = handler(c).problem
+        if problem is not None:
+            out.append((c, problem(sql.Identifier(c.name))))
+    return out
+
+
+def changes_sql(columns: Sequence[ColumnInfo]) -> Sql | None:
+    """The record's ``meta.changes`` array as JSON text, NULL when no value was nulled; None when
+    no column can have a value without a JSON form."""
+    problems = _problems(columns)
+    if not problems:
+        return None
+    any_problem = sql.SQL(" OR ").join(p for _, p in problems)
+    entries = sql.SQL(", ").join(
+        q(
+            "CASE WHEN {} THEN {} END",
+            p,
+            lit(orjson.dumps(msg.change(c.name, CHANGE_REASON)).decode()),
+        )
+        for c, p in problems
+    )
+    return q("CASE WHEN {} THEN '[' || array_to_string(ARRAY[{}], ',') || ']' END", any_problem, entries)
+
+
+def line_sql(descriptor: StreamDescriptor, emitted_at: int, columns: Sequence[ColumnInfo]) -> Sql:
+    """The whole RECORD line (without its newline) as text."""
+    prefix, suffix = msg.record_envelope(descriptor, emitted_at)
+    head = lit(prefix.decode())
+    tail = suffix.rstrip(b"\n").decode()
+    changes = changes_sql(columns)
+    if changes is None:
+        return q("{} || {} || {}", head, data_sql(columns), lit(tail))
+    meta_head = msg.record_suffix_with_changes([]).decode()
+    meta_head = meta_head[: meta_head.index("[")]  # ',"meta":{"changes":'
+    return q(
+        "{} || {} || coalesce({} || {} || '}}}}}}', {})",
+        head,
+        data_sql(columns),
+        lit(meta_head),
+        changes,
+        lit(tail),
+    )
+
+
+def as_text(composed: Sql) -> str:
+    return composed.as_string(None)
+
+
+class ServerRecordEncoder:
+    """The reader's encoder for plan-driven reads (cursor incremental, views): the select list is
+    the server-rendered ``data`` JSON and the ``meta.changes`` JSON (NULL when there are none)."""
+
+    def __init__(self, columns: Sequence[ColumnInfo]) -> None:
+        self._columns = list(columns)
+        changes = changes_sql(self._columns)
+        self._select: list[sa.ColumnElement[Any]] = [
+            sa.literal_column(as_text(data_sql(self._columns))).label("_dbkit_data"),
+            sa.literal_column(as_text(changes) if changes is not None else "NULL::text").label(
+                "_dbkit_changes"
+            ),
+        ]
+
+    def select_list(self) -> list[sa.ColumnElement[Any]]:
+        return list(self._select)
+
+    def encode(self, rows: Sequence[Sequence[Any]]) -> tuple[list[bytes], dict[int, Changes]]:
+        datas = [row[0].encode() for row in rows]
+        changes = {i: orjson.loads(row[1]) for i, row in enumerate(rows) if row[1] is not None}
+        return datas, changes
+
+
+def use_text_forms(conn: psycopg.Connection[Any]) -> None:
+    """Make ``conn`` return every value in its text output form (the handlers' Python input)."""
+    for info in psycopg.postgres.types:
+        for oid in (info.oid, info.array_oid):
+            if oid:
+                conn.adapters.register_loader(oid, TextLoader)

@@ -1,0 +1,168 @@
+"""The full-refresh read jobs (``SourceDialect.read_job``): which read a stream gets, and how.
+
+- a table (or partitioned table) with a primary key: key-range chunks (:mod:`.keyset`);
+- a table, materialized view or partitioned table without one: tuple-id chunks (:mod:`.ctid`);
+- views and foreign tables (and a partitioned table some of whose partitions cannot be read by
+  tuple id): one query through a server-side cursor, streamed, resumable only as a whole.
+
+Chunked reads run on ``max_parallel_chunks`` connections under one exported snapshot
+(:mod:`.parallel`), through ``COPY``, with every RECORD line rendered by the server
+(:mod:`.encoder`). Cursor-incremental reads stay with the generic plans (``read_job`` returns
+None for them) and use the same server-side rendering through the dialect's record encoder.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from psycopg import sql
+from psycopg.types.string import ByteaBinaryLoader
+
+from dbkit.protocol import messages as msg
+from dbkit.source.cursor import STATE_VERSION
+from dbkit.source.dialect import ColumnInfo
+from dbkit.source.jobs import ReadChunk, ReadContext
+from source_postgres.ctid import CtidPlan
+from source_postgres.encoder import line_sql
+from source_postgres.keyset import KeysetPlan
+from source_postgres.parallel import SnapshotGroup
+from source_postgres.types import Sql, q
+
+if TYPE_CHECKING:
+    from source_postgres.dialect import PostgresSourceDialect
+
+CHUNK_BYTES = 24 * 1024 * 1024
+"""About how much data one chunk holds (the read buffers ``workers + 1`` chunks at most)."""
+STREAM_BATCH = 2_000
+COMPLETE: Mapping[str, Any] = {"v": STATE_VERSION, "mode": "full_refresh", "complete": True}
+
+
+def parallel_workers(requested: int) -> int:
+    return max(1, min(requested, os.cpu_count() or 1))
+
+
+def usable_key(context: ReadContext) -> list[ColumnInfo] | None:
+    table = context.table
+    key = [table.column(name) for name in table.primary_key]
+    if key and all(c is not None and not c.nullable for c in key):
+        return [c for c in key if c is not None]
+    return None
+
+
+class _Job:
+    """Shared parts: warnings, the line query, chunk sizing, the final state."""
+
+    def __init__(self, dialect: PostgresSourceDialect, context: ReadContext) -> None:
+        self.dialect = dialect
+        self.context = context
+        self.warnings: list[str] = []
+        table = context.table
+        self.relation = sql.Identifier(table.namespace or "public", table.name)
+        # bytes per row before anything is measured: the heap's, doubled for the JSON around it
+        self.initial_row_bytes: float | None = None
+        if table.row_estimate and table.byte_estimate:
+            self.initial_row_bytes = 2.0 * table.byte_estimate / table.row_estimate
+
+    def line(self) -> Sql:
+        return line_sql(self.context.descriptor, msg.now_ms(), self.context.columns)
+
+    def final_state(self) -> Mapping[str, Any]:
+        return COMPLETE
+
+
+class ChunkedJob(_Job):
+    """A full refresh in chunks (key ranges or tuple-id ranges), in parallel under one snapshot."""
+
+    def __init__(
+        self, dialect: PostgresSourceDialect, context: ReadContext, key: Sequence[ColumnInfo] | None
+    ) -> None:
+        super().__init__(dialect, context)
+        self.key = list(key) if key is not None else None
+        self.after: list[str] | None = None
+        self.prior_ctid: Mapping[str, Any] | None = None
+        prior = context.prior_state
+        if prior and prior.get("mode") == "full_refresh" and not prior.get("complete"):
+            by = prior.get("by")
+            if (
+                self.key is not None
+                and by == [c.name for c in self.key]
+                and isinstance(prior.get("after"), list)
+            ):
+                self.after = [str(v) for v in prior["after"]]
+            elif self.key is None and by == ["ctid"]:
+                self.prior_ctid = prior
+            else:
+                self.warnings.append(
+                    "the saved full-refresh position does not match the table's key; reading it all"
+                )
+
+    def rows(self, group: SnapshotGroup) -> Callable[[], int]:
+        target = max(1, self.context.checkpoint_records)
+
+        def rows() -> int:
+            per_row = group.stats.bytes_per_row() or self.initial_row_bytes
+            if per_row:
+                return max(1, min(target, int(CHUNK_BYTES / per_row)))
+            return target
+
+        return rows
+
+    def chunks(self) -> Iterator[ReadChunk]:
+        workers = parallel_workers(self.dialect.config.max_parallel_chunks)
+        with SnapshotGroup(self.context.database, workers, self.context.cancelled) as group:
+            # hold the table (and its partitions) for the read: a rewrite or DROP waits for us
+            group.coordinator.execute(q("SELECT FROM {} LIMIT 0", self.relation))
+            if self.key is not None:
+                plan: KeysetPlan | CtidPlan = KeysetPlan(
+                    group, self.relation, self.key, self.line, self.rows(group), self.after
+                )
+            else:
+                plan = CtidPlan(
+                    group,
+                    int(self.context.table.extra["oid"]),
+                    self.line,
+                    self.rows(group),
+                    self.prior_ctid,
+                    self.warnings.append,
+                )
+                if plan.unreadable():
+                    self.warnings.append(
+                        "some partitions cannot be read by tuple id (foreign, or not readable directly): "
+                        "the table is read in one query, resumable only as a whole"
+                    )
+                    yield from stream_whole(group.coordinator, self.relation, self.line())
+                    return
+            for chunk, lines in group.read(plan.chunks()):
+                yield ReadChunk(lines, len(lines), chunk.state)
+
+
+def stream_whole(conn: Any, relation: Sql, line: Sql) -> Iterator[ReadChunk]:
+    """One query through a server-side cursor, in batches of lines (no resumable point)."""
+    with conn.cursor(name="dbkit_whole", binary=True) as cur:
+        cur.adapters.register_loader("text", ByteaBinaryLoader)
+        cur.itersize = STREAM_BATCH
+        cur.execute(q("SELECT {} || E'\\n' FROM {}", line, relation))
+        while rows := cur.fetchmany(STREAM_BATCH):
+            yield ReadChunk([r[0] for r in rows], len(rows), None)
+
+
+class WholeJob(_Job):
+    """Views and foreign tables: one query, streamed, a STATE only at the end."""
+
+    def chunks(self) -> Iterator[ReadChunk]:
+        with SnapshotGroup(self.context.database, 0, self.context.cancelled) as group:
+            yield from stream_whole(group.coordinator, self.relation, self.line())
+
+
+def read_job(dialect: PostgresSourceDialect, context: ReadContext) -> ChunkedJob | WholeJob | None:
+    if context.cursor is not None:
+        return None  # cursor incremental: the generic (tie-safe) plan
+    relkind = context.table.extra.get("relkind")
+    key = usable_key(context)
+    if key is not None and relkind in ("r", "p", "m"):
+        return ChunkedJob(dialect, context, key)
+    if relkind in ("r", "p", "m") and context.table.extra.get("table_select", True):
+        return ChunkedJob(dialect, context, None)
+    return WholeJob(dialect, context)

@@ -1,0 +1,186 @@
+"""Chunks of a table read in parallel under one snapshot, handed back in order.
+
+A :class:`SnapshotGroup` opens a *coordinator* connection in a ``REPEATABLE READ, READ ONLY``
+transaction, exports its snapshot (``pg_export_snapshot()``), and opens ``workers`` connections
+that import it (``SET TRANSACTION SNAPSHOT``): every chunk sees the table exactly as it was when
+the read began, whatever writers do meanwhile, so no row is read twice or missed between chunks.
+The coordinator keeps its transaction (and its lock on the table) open for the whole read; it
+also answers the planners' questions (identity, boundaries) inside the same snapshot.
+
+:meth:`SnapshotGroup.read` runs ``COPY (<chunk query>) TO STDOUT`` on the workers, at most
+``workers + 1`` chunks ahead of the caller, and yields the chunks' lines in the order they were
+planned, so a STATE after a chunk covers exactly the chunks before it. Memory is bounded by that
+window. Closing the group (or the generator) cancels running queries and releases everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections import deque
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from dbkit.db.database import Database
+from dbkit.source.reader import Cancelled
+
+# CSV with a delimiter and a quote character that never occur in our lines (JSON escapes every
+# control character): COPY writes each line as it is, plus a newline, with nothing to unescape.
+COPY_OPTIONS = sql.SQL("(FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One query of a read (a SELECT of one text column: the RECORD line) and the STATE that is
+    valid once its lines and all before them are emitted (None: not a resumable point)."""
+
+    query: sql.Composable
+    state: Mapping[str, Any] | None = None
+    full: bool = True
+    """Whether the chunk reads its range whole (its row count tells the table's density)."""
+
+
+@dataclass
+class ChunkStats:
+    """What completed chunks measured, for planners that size the next ones."""
+
+    rows: int = 0
+    bytes: int = 0
+    chunks: int = 0
+
+    def add(self, rows: int, size: int) -> None:
+        self.rows += rows
+        self.bytes += size
+        self.chunks += 1
+
+    def bytes_per_row(self) -> float | None:
+        return self.bytes / self.rows if self.rows >= 100 else None
+
+
+class SnapshotGroup:
+    """See the module doc. Use as a context manager; ``coordinator`` is a psycopg connection.
+    With no workers it is just the coordinator (one transaction, nothing exported)."""
+
+    def __init__(self, database: Database, workers: int, cancelled: threading.Event) -> None:
+        self.database = database
+        self.workers = max(0, workers)
+        self.cancelled = cancelled
+        self.stats = ChunkStats()
+        self._raws: list[Any] = []
+        self._free: queue.Queue[psycopg.Connection[Any]] = queue.Queue()
+        self._pool: ThreadPoolExecutor | None = None
+        self.snapshot = ""
+        self.coordinator: psycopg.Connection[Any]
+
+    # ------------------------------------------------------------------ lifecycle
+    def _connect(self) -> psycopg.Connection[Any]:
+        raw = self.database.engine.raw_connection()
+        self._raws.append(raw)
+        conn: psycopg.Connection[Any] = raw.dbapi_connection  # type: ignore[assignment]
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.rollback()
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        return conn
+
+    def __enter__(self) -> SnapshotGroup:
+        try:
+            with self.database.translate_errors():
+                self.coordinator = self._connect()
+                if self.workers:
+                    row = self.coordinator.execute("SELECT pg_export_snapshot()").fetchone()
+                    assert row is not None
+                    self.snapshot = str(row[0])
+                for _ in range(self.workers):
+                    conn = self._connect()
+                    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot)))
+                    self._free.put(conn)
+        except BaseException:
+            self.close(failed=True)
+            raise
+        if self.workers:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dbkit-chunk")
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.close(failed=exc_type is not None)
+
+    def close(self, failed: bool = False) -> None:
+        if failed:
+            self._cancel_running()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        for raw in self._raws:
+            conn = raw.dbapi_connection
+            try:
+                if failed or conn is None or conn.closed:
+                    raw.invalidate()
+                else:
+                    conn.rollback()
+                    conn.isolation_level = None
+                    conn.read_only = None
+                    raw.close()
+            except Exception:
+                with contextlib.suppress(Exception):
+                    raw.invalidate()
+        self._raws.clear()
+
+    def _cancel_running(self) -> None:
+        for raw in self._raws:
+            conn = raw.dbapi_connection
+            if conn is not None and not conn.closed:
+                with contextlib.suppress(Exception):
+                    conn.cancel_safe(timeout=5.0)
+
+    # ------------------------------------------------------------------ reading
+    def _read_chunk(self, chunk: Chunk) -> tuple[list[Any], int]:
+        conn = self._free.get()
+        try:
+            statement = sql.SQL("COPY ({}) TO STDOUT {}").format(chunk.query, COPY_OPTIONS)
+            with conn.cursor() as cur, cur.copy(statement) as copy:
+                lines = list(copy)
+            return lines, sum(len(line) for line in lines)
+        finally:
+            self._free.put(conn)
+
+    def read(self, chunks: Iterator[Chunk]) -> Iterator[tuple[Chunk, list[Any]]]:
+        """Each chunk with its lines (newline-terminated), in order; errors of a chunk are raised
+        when its turn comes. Chunks are pulled from ``chunks`` (in this thread) as room frees up."""
+        assert self._pool is not None, "use the group as a context manager"
+        pending: deque[tuple[Chunk, Future[tuple[list[Any], int]]]] = deque()
+        source = iter(chunks)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and len(pending) < self.workers + 1:
+                    chunk = next(source, None)
+                    if chunk is None:
+                        exhausted = True
+                        break
+                    pending.append((chunk, self._pool.submit(self._read_chunk, chunk)))
+                if not pending:
+                    return
+                chunk, future = pending.popleft()
+                while True:
+                    if self.cancelled.is_set():
+                        raise Cancelled()
+                    try:
+                        lines, size = future.result(timeout=0.5)
+                        break
+                    except TimeoutError:
+                        continue
+                if chunk.full:
+                    self.stats.add(len(lines), size)
+                yield chunk, lines
+        except BaseException:
+            for _, future in pending:
+                future.cancel()
+            self._cancel_running()
+            raise
