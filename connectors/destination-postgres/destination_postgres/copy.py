@@ -1,0 +1,183 @@
+"""Typed Arrow batches -> ``COPY ... FROM STDIN (FORMAT csv)``, streamed.
+
+All parts of one load go through one open COPY: ``pyarrow.csv`` writes each part (in C++),
+and psycopg's ``QueuedLibpqWriter`` sends it from a thread while the next part is built. CSV
+(rather than binary COPY) because numbers travel as their exact decimal text, which PostgreSQL's
+own ``numeric`` input reads in C; a binary numeric must be encoded value by value in Python.
+
+Values are made what PostgreSQL's CSV input reads exactly as meant (the session's TimeZone is
+UTC, see ``PostgresConnectionMixin.on_connect``): timestamps with a time zone go as naive UTC
+(Arrow formats those about 20 times faster), dates and timestamps before year 1 as
+``YYYY-MM-DD ... BC``, binary as ``\\x`` hex. ``_airbyte_meta`` is sent only for the rows that
+have changes (in a second, small COPY) when the table's column default already holds the batch's
+empty ``_airbyte_meta``.
+
+Should PostgreSQL still refuse a value (the CONTEXT of its error names the line and column), the
+value is reported as :class:`~dbkit.destination.dialect.ValueRefused`, and the loader stores NULL
+there with a change and loads the batch again.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
+
+from dbkit.db.temporal import DAY_MICROS, civil_from_days, days_from_civil, format_time_micros
+from dbkit.destination.batch import META, SIZE, TYPECAST, Batch
+from dbkit.destination.dialect import ValueRefused
+
+_WRITE_OPTIONS = pcsv.WriteOptions(include_header=False, quoting_style="needed", batch_size=1 << 16)
+_FIRST_DAY_AD = days_from_civil(1, 1, 1)
+_SIZE_STATES = frozenset({"22001", "22003", "22008", "22015", "54000"})
+_REFUSALS = (psycopg.errors.DataException, psycopg.errors.ProgramLimitExceeded)
+_LINE = re.compile(r"^COPY .*?, line (\d+), column (.*)$", re.DOTALL)
+
+
+@dataclass
+class _Sent:
+    """Which rows of which part each line of one COPY holds (to map an error back)."""
+
+    parts: list[tuple[int, int]] = field(default_factory=list)  # (part index, first line)
+    rows: list[Sequence[int] | None] = field(default_factory=list)  # row indices (None: all)
+    lines: int = 0
+
+    def add(self, part: int, rows: Sequence[int] | None, count: int) -> None:
+        if count:
+            self.parts.append((part, self.lines + 1))
+            self.rows.append(rows)
+            self.lines += count
+
+    def locate(self, line: int) -> tuple[int, int] | None:
+        for (part, first), rows in zip(reversed(self.parts), reversed(self.rows), strict=True):
+            if line >= first:
+                offset = line - first
+                return part, offset if rows is None else rows[offset]
+        return None
+
+
+def copy_batches(
+    cursor: psycopg.Cursor[Any],
+    table: sql.Composable,
+    batches: Iterable[Batch],
+    columns: Sequence[str],
+    meta_default: str | None,
+) -> None:
+    """COPY every batch's rows into ``table`` (its ``columns`` among the batch's); when
+    ``meta_default`` is the batches' empty ``_airbyte_meta``, that column is sent only for the
+    rows with changes. Raises :class:`ValueRefused` for a value PostgreSQL refused."""
+    names = list(columns)
+    plain_names = [n for n in names if n != META] if meta_default is not None else names
+    main = _Sent()
+    changed: list[tuple[int, Batch, list[int]]] = []
+    try:
+        with cursor.copy(_copy_sql(table, plain_names), writer=QueuedLibpqWriter(cursor)) as copy:
+            for k, batch in enumerate(batches):
+                rows: list[int] | None = None
+                if meta_default is not None and batch.empty_meta != meta_default:
+                    changed.append((k, batch, list(range(batch.table.num_rows))))
+                    continue
+                if meta_default is not None and batch.changed:
+                    changed.append((k, batch, batch.changed))
+                    rows = _unchanged_rows(batch)
+                plain = batch.table if rows is None else batch.table.take(pa.array(rows, pa.int64()))
+                main.add(k, rows, plain.num_rows)
+                if plain.num_rows:
+                    copy.write(to_csv(plain.select(plain_names)))
+    except _REFUSALS as exc:
+        raise _refused(exc, main, plain_names) or exc from None
+    if not changed:
+        return
+    side = _Sent()
+    try:
+        with cursor.copy(_copy_sql(table, names), writer=QueuedLibpqWriter(cursor)) as copy:
+            for k, batch, rows in changed:
+                subset = batch.table.take(pa.array(rows, pa.int64()))
+                side.add(k, rows, subset.num_rows)
+                copy.write(to_csv(subset.select(names)))
+    except _REFUSALS as exc:
+        raise _refused(exc, side, names) or exc from None
+
+
+def _copy_sql(table: sql.Composable, names: Sequence[str]) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        table, sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    )
+
+
+def _unchanged_rows(batch: Batch) -> list[int]:
+    changed = set(batch.changed)
+    return [i for i in range(batch.table.num_rows) if i not in changed]
+
+
+def _refused(exc: psycopg.Error, sent: _Sent, names: Sequence[str]) -> ValueRefused | None:
+    """The refused value an error's CONTEXT names (``COPY t, line 3, column c: "..."``)."""
+    match = _LINE.match(exc.diag.context or "")
+    if match is None:
+        return None
+    where = sent.locate(int(match.group(1)))
+    rest = match.group(2)
+    column = max((n for n in names if rest == n or rest.startswith(n + ":")), key=len, default=None)
+    if where is None or column is None:
+        return None
+    reason = SIZE if exc.sqlstate in _SIZE_STATES else TYPECAST
+    part, row = where
+    return ValueRefused(part, row, column, reason, exc.diag.message_primary or str(exc))
+
+
+# ------------------------------------------------------------------------- CSV
+
+
+def to_csv(table: pa.Table) -> bytes:
+    """CSV that PostgreSQL's COPY reads as the table's typed values (see the module doc)."""
+    columns = [_pg_text(table.column(i).combine_chunks()) for i in range(table.num_columns)]
+    buffer = io.BytesIO()
+    pcsv.write_csv(pa.Table.from_arrays(columns, names=table.column_names), buffer, _WRITE_OPTIONS)
+    return buffer.getvalue()
+
+
+def _pg_text(array: pa.Array) -> pa.Array:
+    kind = array.type
+    if pa.types.is_timestamp(kind):
+        if kind.tz is not None:
+            array = array.cast(pa.timestamp("us"))  # naive UTC: the session's time zone is UTC
+        first = array.cast(pa.int64())
+        smallest = pc.min(first).as_py()
+        if smallest is not None and smallest < _FIRST_DAY_AD * DAY_MICROS:
+            return _bc_aware(array, first.to_pylist(), _timestamp_text)
+        return array
+    if pa.types.is_date32(kind):
+        days = array.cast(pa.int32())
+        smallest = pc.min(days).as_py()
+        if smallest is not None and smallest < _FIRST_DAY_AD:
+            return _bc_aware(array, days.to_pylist(), _date_text)
+        return array
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+        return pa.array([None if v is None else "\\x" + v.hex() for v in array.to_pylist()], pa.string())
+    return array
+
+
+def _bc_aware(array: pa.Array, numbers: list[int | None], text: Any) -> pa.Array:
+    return pa.array([None if n is None else text(n) for n in numbers], pa.string())
+
+
+def _date_text(days: int) -> str:
+    year, month, day = civil_from_days(days)
+    era = " BC" if year <= 0 else ""
+    return f"{year if year > 0 else 1 - year:04d}-{month:02d}-{day:02d}{era}"
+
+
+def _timestamp_text(micros: int) -> str:
+    days, rest = divmod(micros, DAY_MICROS)
+    year, month, day = civil_from_days(days)
+    era = " BC" if year <= 0 else ""
+    return f"{year if year > 0 else 1 - year:04d}-{month:02d}-{day:02d} {format_time_micros(rest)}{era}"

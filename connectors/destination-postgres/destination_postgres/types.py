@@ -1,0 +1,126 @@
+"""PostgreSQL column types: which type each Airbyte type gets, and what an existing column holds.
+
+======================================  ===========================================
+Airbyte type                            column type
+======================================  ===========================================
+string                                  text
+boolean                                 boolean
+integer                                 bigint (``big_integer`` / wider bounds: numeric)
+number                                  numeric (no precision imposed: every digit kept)
+date                                    date
+time_without_timezone                   time
+time_with_timezone                      time with time zone
+timestamp_without_timezone              timestamp
+timestamp_with_timezone                 timestamp with time zone
+binary                                  bytea
+object / array / unknown / unions       jsonb
+======================================  ===========================================
+
+The metadata columns are those of Airbyte's own destination-postgres, so a table it created can
+be taken over: ``_airbyte_raw_id varchar``, ``_airbyte_extracted_at timestamptz``,
+``_airbyte_meta jsonb``, ``_airbyte_generation_id bigint``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import UserDefinedType
+
+from dbkit.db.types import AirbyteType, schema_type
+from dbkit.destination.batch import EXTRACTED_AT, GENERATION_ID, META, RAW_ID
+from dbkit.destination.casting import INT64_MAX, INT64_MIN
+
+
+class PgType(UserDefinedType[Any]):
+    """A column type rendered exactly as PostgreSQL names it, with no value processing."""
+
+    cache_ok = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"PgType({self.name!r})"
+
+
+COLUMN_TYPES: Mapping[AirbyteType, str] = {
+    AirbyteType.STRING: "text",
+    AirbyteType.BOOLEAN: "boolean",
+    AirbyteType.INTEGER: "bigint",
+    AirbyteType.NUMBER: "numeric",
+    AirbyteType.DATE: "date",
+    AirbyteType.TIME_WITHOUT_TIMEZONE: "time without time zone",
+    AirbyteType.TIME_WITH_TIMEZONE: "time with time zone",
+    AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE: "timestamp without time zone",
+    AirbyteType.TIMESTAMP_WITH_TIMEZONE: "timestamp with time zone",
+    AirbyteType.BINARY: "bytea",
+    AirbyteType.OBJECT: "jsonb",
+    AirbyteType.ARRAY: "jsonb",
+    AirbyteType.UNKNOWN: "jsonb",
+}
+
+META_TYPES: Mapping[str, str] = {
+    RAW_ID: "character varying",
+    EXTRACTED_AT: "timestamp with time zone",
+    META: "jsonb",
+    GENERATION_ID: "bigint",
+}
+
+# format_type() names (parameters dropped) -> what such a column holds
+_STORED: Mapping[str, AirbyteType] = {
+    "bigint": AirbyteType.INTEGER,
+    "integer": AirbyteType.INTEGER,
+    "smallint": AirbyteType.INTEGER,
+    "numeric": AirbyteType.NUMBER,
+    "real": AirbyteType.NUMBER,
+    "double precision": AirbyteType.NUMBER,
+    "boolean": AirbyteType.BOOLEAN,
+    "date": AirbyteType.DATE,
+    "time without time zone": AirbyteType.TIME_WITHOUT_TIMEZONE,
+    "time with time zone": AirbyteType.TIME_WITH_TIMEZONE,
+    "timestamp without time zone": AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE,
+    "timestamp with time zone": AirbyteType.TIMESTAMP_WITH_TIMEZONE,
+    "bytea": AirbyteType.BINARY,
+    "json": AirbyteType.UNKNOWN,
+    "jsonb": AirbyteType.UNKNOWN,
+}
+
+
+def column_type(airbyte_type: AirbyteType) -> PgType:
+    return PgType(COLUMN_TYPES[airbyte_type])
+
+
+def stored_type(type_name: str) -> AirbyteType:
+    """What a column of this ``format_type`` holds; any type not listed (text, varchar, uuid,
+    arrays, enums, ...) counts as text, which widening never changes."""
+    key = re.sub(r"\s+", " ", re.sub(r"\([^)]*\)", "", type_name)).strip().lower()
+    return _STORED.get(key, AirbyteType.STRING)
+
+
+def airbyte_type(schema: Any) -> AirbyteType:
+    """A property's Airbyte type, except that integers that may not fit 64 bits (``airbyte_type:
+    big_integer``, or bounds past int64) get a numeric column, which holds every digit."""
+    found = schema_type(schema).airbyte_type
+    if found is AirbyteType.INTEGER and isinstance(schema, Mapping) and _wider_than_int64(schema):
+        return AirbyteType.NUMBER
+    return found
+
+
+def _wider_than_int64(schema: Mapping[str, Any]) -> bool:
+    if schema.get("airbyte_type") == "big_integer":
+        return True
+    low, high = schema.get("minimum"), schema.get("maximum")
+    return (isinstance(high, int | float) and high > INT64_MAX) or (
+        isinstance(low, int | float) and low < INT64_MIN
+    )
+
+
+def sa_type(name: str) -> sa.types.TypeEngine[Any]:
+    return PgType(name)
