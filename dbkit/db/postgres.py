@@ -251,12 +251,13 @@ _CONNECT_CONFIG_PATTERNS = (
     ("no pg_hba.conf entry", "the server's pg_hba.conf does not allow this connection: {detail}"),
     ("failed to resolve host", "the host name does not resolve: check the host"),
     ("could not translate host name", "the host name does not resolve: check the host"),
-    ("certificate", "SSL certificate problem: {detail}"),
-    ("SSL", "SSL problem: {detail}"),
+    # the most specific first: the first pattern found in the text wins
     (
         "server does not support SSL",
         "the server does not support SSL: choose SSL mode disable, allow or prefer",
     ),
+    ("certificate", "SSL certificate problem: {detail}"),
+    ("SSL", "SSL problem: {detail}"),
 )
 
 
