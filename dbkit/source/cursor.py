@@ -46,6 +46,31 @@ STATE_VERSION = 1
 MAX_SEEN = 1000
 
 
+STATE_MODES = ("full_refresh", "incremental")
+
+
+def checked_prior_state(prior: Mapping[str, Any] | None, stream: str) -> Mapping[str, Any] | None:
+    """The saved stream state if dbkit can read it; None when there is none.
+
+    A state of another mode (a stream switched from full refresh to incremental) is fine: the plan
+    starts over. A state dbkit did not write, or a newer format, is a config_error: guessing would
+    re-read everything or, worse, skip rows."""
+    if not prior:
+        return None
+    version = prior.get("v")
+    if version != STATE_VERSION or isinstance(version, bool):
+        raise ConfigError(
+            f"state for {stream}: format version {version!r} is not one this source writes "
+            f"({STATE_VERSION}); it comes from another connector or a newer dbkit: reset the stream"
+        )
+    if prior.get("mode") not in STATE_MODES:
+        raise ConfigError(
+            f"state for {stream}: unknown mode {prior.get('mode')!r} (expected one of "
+            f"{', '.join(STATE_MODES)}): reset the stream"
+        )
+    return prior
+
+
 def row_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=8).hexdigest()
 

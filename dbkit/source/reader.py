@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +28,10 @@ from dbkit.protocol import (
     SyncMode,
 )
 from dbkit.protocol import messages as msg
-from dbkit.source.cursor import CursorPlan, FullRefreshPlan, ReadPlan
+from dbkit.source.cursor import CursorPlan, FullRefreshPlan, ReadPlan, checked_prior_state
 from dbkit.source.dialect import ColumnInfo, SourceDialect, TableInfo
 from dbkit.source.jobs import ReadContext, ReadJob
+from dbkit.threads import ContextThreadPoolExecutor
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class SourceReader:
             workers = 1
         if workers == 1:
             return [self._read_one(s, tables.get(s.descriptor)) for s in streams]
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbkit-read") as pool:
+        with ContextThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbkit-read") as pool:
             futures = [pool.submit(self._read_one, s, tables.get(s.descriptor)) for s in streams]
             return [f.result() for f in futures]
 
@@ -187,7 +187,7 @@ class SourceReader:
         columns, cursor = resolve_stream(table, configured)
         if table.row_estimate is not None or table.byte_estimate is not None:
             self.writer.write(msg.estimate(descriptor, table.row_estimate, table.byte_estimate))
-        prior = self.state.for_stream(descriptor)
+        prior = checked_prior_state(self.state.for_stream(descriptor), str(descriptor))
         t = self.dialect.table_clause(table)
         context = ReadContext(
             database=self.db,

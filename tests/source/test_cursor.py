@@ -264,6 +264,45 @@ def test_malformed_state_is_a_config_error(sqlite_db: Any) -> None:
         assert read.statuses("t") == ["STARTED", "INCOMPLETE"]
 
 
+def test_a_state_dbkit_did_not_write_is_a_config_error(sqlite_db: Any) -> None:
+    """An unknown format version or mode is refused, never read as "start over" or "nothing new"."""
+    configured = setup(sqlite_db, "pk", [(1, "a", 1)])
+    cases = (
+        ({"v": 99, "mode": "incremental", "cursor_field": ["cur"]}, "format version 99"),
+        ({"mode": "incremental", "cursor_field": ["cur"], "cursor": 5}, "format version None"),
+        ({"v": True, "mode": "incremental"}, "format version True"),
+        ({"v": 1, "mode": "cdc"}, "unknown mode 'cdc'"),
+    )
+    for stream_state, expected in cases:
+        state = {
+            "type": "STREAM",
+            "stream": {"stream_descriptor": {"name": "t"}, "stream_state": stream_state},
+        }
+        read = sqlite_db.read(configured, state=[state])
+        assert read.rc == 1, stream_state
+        errors = read.errors()
+        assert errors[0]["failure_type"] == "config_error"
+        assert expected in errors[0]["message"]
+        assert "reset the stream" in errors[0]["message"]
+        assert read.records("t") == []
+        assert read.statuses("t") == ["STARTED", "INCOMPLETE"]
+
+
+def test_a_full_refresh_state_read_incrementally_starts_over(sqlite_db: Any) -> None:
+    """Switching a stream from full refresh to incremental is a user's right: the read starts over."""
+    configured = setup(sqlite_db, "pk", [(1, "a", 1), (2, "b", 2)])
+    state = {
+        "type": "STREAM",
+        "stream": {
+            "stream_descriptor": {"name": "t"},
+            "stream_state": {"v": 1, "mode": "full_refresh", "complete": True},
+        },
+    }
+    read = sqlite_db.read(configured, state=[state])
+    assert read.rc == 0
+    assert sorted(r["ident"] for r in read.records("t")) == [1, 2]
+
+
 # ------------------------------------------------------------------------------ property
 
 
