@@ -29,6 +29,7 @@ from pydantic import ConfigDict, Field, SecretStr
 
 from dbkit.config import ConnectorConfig, field, secret_field
 from dbkit.errors import ConfigError, TransientError
+from dbkit.threads import context_thread
 
 BUFFER = 64 * 1024
 
@@ -213,9 +214,7 @@ class SshTunnel:
         transport.set_keepalive(s.keepalive_seconds)
         self._client = client
         self._server = _Forwarder(transport, self.remote)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="dbkit-ssh-tunnel", daemon=True
-        )
+        self._thread = context_thread(self._server.serve_forever, name="dbkit-ssh-tunnel")
         self._thread.start()
         return self
 

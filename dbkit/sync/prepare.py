@@ -4,7 +4,6 @@ once), the streams to sync, and the configured catalog recorded in the state fil
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from dbkit.sync.plan import plan_catalog, select_streams
 from dbkit.sync.progress import SyncObserver
 from dbkit.sync.request import SyncRequest
 from dbkit.sync.state import SyncState
+from dbkit.threads import ContextThreadPoolExecutor
 
 
 def _check(launcher: Launcher, origin: str) -> list[SyncError]:
@@ -85,7 +85,7 @@ def prepare(
     source = Launcher(request.source, workdir, request.in_process)
     destination = Launcher(request.destination, workdir, request.in_process)
     observer.phase("checking connections and discovering streams")
-    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="dbkit-prepare") as pool:
+    with ContextThreadPoolExecutor(max_workers=3, thread_name_prefix="dbkit-prepare") as pool:
         source_check = pool.submit(_check, source, "source")
         destination_check = pool.submit(_check, destination, "destination")
         discovered = pool.submit(_discover, source)
