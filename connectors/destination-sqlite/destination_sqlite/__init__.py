@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from dbkit.config import DestinationSettings, field
 from dbkit.destination import SqlDestination
 from dbkit.entrypoint import main_for
@@ -12,11 +14,10 @@ class SqliteDestinationConfig(DestinationSettings):
     path: str = field(
         title="Database file", description="Path of the SQLite database file (created if missing).", order=0
     )
-    cdc_deletion_mode: str = field(
+    cdc_deletion_mode: Literal["hard_delete", "soft_delete"] = field(
         "hard_delete",
         title="CDC deletion mode",
         description="hard_delete removes deleted rows; soft_delete keeps them with _ab_cdc_deleted_at set.",
-        pattern="^(hard_delete|soft_delete)$",
         order=1,
     )
 
