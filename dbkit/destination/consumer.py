@@ -556,9 +556,10 @@ class Consumer:
             )
         if unfinished:
             names = ", ".join(str(b.descriptor) for b in unfinished)
-            refreshes = [b for b in unfinished if b.loader.replaces]
+            refreshes = ", ".join(str(b.descriptor) for b in unfinished if b.loader.replaces)
             detail = (
-                "; their refreshed data was not swapped in and the previous tables are unchanged"
+                f"; the refreshed data of {refreshes} was not swapped in and the previous tables are "
+                "unchanged"
                 if refreshes
                 else ""
             )

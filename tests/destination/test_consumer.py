@@ -319,7 +319,7 @@ def test_input_ending_without_complete(dest: Any, msgs: Any, ending: str) -> Non
     error = result.error
     assert error["failure_type"] == "transient_error"
     assert "without a COMPLETE status for stream(s) app, over" in error["message"]
-    assert "refreshed data was not swapped in" in error["message"]
+    assert "the refreshed data of over was not swapped in" in error["message"]
     assert [s["id"] for s in result.states] == [1, 2]
     assert _ids(dest, "app") == [1, 2]  # append data committed
     assert _ids(dest, "over") == [100]  # the previous table is intact
