@@ -54,6 +54,10 @@ RELATIONS = sa.text(
               JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = k.attnum
              WHERE i.indrelid = c.oid AND i.indisprimary) AS primary_key,
            has_table_privilege(c.oid, 'SELECT') AS table_select,
+           CASE WHEN c.relkind = 'p' THEN (
+                    SELECT coalesce(bool_and(l.relkind = 'r' AND has_table_privilege(l.oid, 'SELECT')), true)
+                    FROM pg_partition_tree(c.oid) AS t JOIN pg_class AS l ON l.oid = t.relid
+                    WHERE t.isleaf) ELSE true END AS leaves_by_ctid,
            a.attnum, a.attname AS column_name, a.atttypid::bigint AS type_oid, a.atttypmod AS typmod,
            a.attndims AS dims, a.attnotnull AS not_null,
            format_type(a.atttypid, a.atttypmod) AS type_name
@@ -196,6 +200,8 @@ def list_relations(conn: sa.Connection, schemas: Sequence[str]) -> list[TableInf
                     "oid": int(current["oid"]),
                     "relkind": current["relkind"],
                     "table_select": bool(current["table_select"]),
+                    # every leaf partition is a plain table the user may read by tuple id
+                    "leaves_by_ctid": bool(current["leaves_by_ctid"]),
                 },
             )
         )

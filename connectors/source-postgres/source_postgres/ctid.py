@@ -92,7 +92,7 @@ def leaves(group: SnapshotGroup, oid: int) -> list[Leaf]:
     return [
         Leaf(
             oid=int(row[0]),
-            filenode=int(row[1]),
+            filenode=int(row[1]) if row[1] is not None else 0,  # a foreign partition has no storage
             table=sql.Identifier(row[2], row[3]),
             relkind=row[4],
             reltuples=float(row[5]),
@@ -166,7 +166,9 @@ class CtidPlan:
         if self.prior is not None and self.xmax - self.prior.xmin >= XID_SAFE_AGE:
             warn("the saved ctid position is too old to compare transaction ids; reading it whole again")
             self.prior = None
-        self.density = {leaf.oid: self._density(leaf) for leaf in self.leaves}
+        # measured when a leaf's turn comes: a plan with an unreadable leaf is not used at all
+        # (and counting rows of a leaf the user may not read directly would fail)
+        self.density: dict[int, float] = {}
 
     def unreadable(self) -> list[Leaf]:
         return [leaf for leaf in self.leaves if not leaf.readable or leaf.relkind not in ("r", "m")]
@@ -211,7 +213,9 @@ class CtidPlan:
         return changed + whole
 
     def _ranges(self, leaf: Leaf, start: Tid, stop: Tid | None) -> Iterator[tuple[Tid, Tid | None]]:
-        density = self.density[leaf.oid]
+        density = self.density.get(leaf.oid)
+        if density is None:
+            density = self.density[leaf.oid] = self._density(leaf)
         current = start
         while True:
             rows = max(1, self.rows())

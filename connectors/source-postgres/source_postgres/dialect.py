@@ -88,8 +88,11 @@ class PostgresSourceDialect(PostgresConnectionMixin, SourceDialect[PostgresSourc
         return [t for t in tables if self.include(t.namespace, t.name)]
 
     def is_resumable(self, table: TableInfo) -> bool:
+        extra = table.extra
         return bool(table.primary_key) or (
-            table.extra.get("relkind") in ("r", "m", "p") and bool(table.extra.get("table_select", True))
+            extra.get("relkind") in ("r", "m", "p")
+            and bool(extra.get("table_select", True))
+            and bool(extra.get("leaves_by_ctid", True))
         )
 
     def check_readable(self, conn: sa.Connection) -> None:
