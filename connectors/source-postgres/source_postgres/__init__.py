@@ -3,7 +3,7 @@
 Full refreshes read tables in parallel chunks under one snapshot, every RECORD line rendered by
 the server and streamed through ``COPY``; cursor-incremental reads are the toolkit's tie-safe
 plans with the same server-side rendering. Discovery is two catalog queries whatever the number
-of tables. See the "source-postgres" section of the README for the values and the state.
+of tables. See README.md (next to this package) for the config, the values and the state.
 
 Change data capture is not here yet: it will be a ``cdc_reader()`` on the dialect, reusing the
 type handlers' Python path (values in their text form, as logical decoding sends them).
