@@ -403,19 +403,6 @@ class Postgres(PostgresSourceHarness):
     command: ClassVar[str] = "source-postgres"
     type_cases = TYPE_CASES
 
-    def config(self, **overrides: Any) -> dict[str, Any]:
-        db = self.database
-        config: dict[str, Any] = {
-            "host": db.host,
-            "port": db.port,
-            "database": db.database,
-            "username": db.user,
-            "ssl_mode": {"mode": "disable"},
-        }
-        if db.password:
-            config["password"] = db.password
-        return {**config, **overrides}
-
     def bad_configs(self) -> dict[str, BadConfig]:
         port = closed_port()
         return {

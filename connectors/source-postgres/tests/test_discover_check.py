@@ -27,19 +27,6 @@ TSTZ = {"type": ["string", "null"], "format": "date-time", "airbyte_type": "time
 class Source(PostgresSourceHarness):
     command: ClassVar[str] = "source-postgres"
 
-    def config(self, **overrides: Any) -> dict[str, Any]:
-        db = self.database
-        config: dict[str, Any] = {
-            "host": db.host,
-            "port": db.port,
-            "database": db.database,
-            "username": db.user,
-            "ssl_mode": {"mode": "disable"},
-        }
-        if db.password:
-            config["password"] = db.password
-        return {**config, **overrides}
-
     def connect(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(**self.database.connection_params(), autocommit=True)
         self.request.addfinalizer(conn.close)

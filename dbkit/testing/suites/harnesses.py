@@ -109,6 +109,21 @@ class PostgresDatabase(ServerDatabase):
     server_kind: ClassVar[ServerKind] = "postgres"
     namespace: str | None = "public"
 
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        """The config of a connector on :class:`dbkit.db.postgres.PostgresConnection` (both
+        shipped PostgreSQL connectors): the fresh database, no SSL, then ``overrides``."""
+        db = self.database
+        config: dict[str, Any] = {
+            "host": db.host,
+            "port": db.port,
+            "database": db.database,
+            "username": db.user,
+            "ssl_mode": {"mode": "disable"},
+        }
+        if db.password:
+            config["password"] = db.password
+        return {**config, **overrides}
+
 
 class MysqlDatabase(ServerDatabase):
     server_fixture: ClassVar[str] = "mysql_server"
@@ -120,11 +135,13 @@ class MysqlDatabase(ServerDatabase):
 
 
 class PostgresSourceHarness(PostgresDatabase, SourceHarness):
-    """Subclass with ``command`` and a ``config`` mapping :attr:`database`."""
+    """Subclass with ``command`` (and ``config`` when the connector's config is not
+    :class:`~dbkit.db.postgres.PostgresConnection`'s)."""
 
 
 class PostgresDestinationHarness(PostgresDatabase, DestinationHarness):
-    """Subclass with ``command``, ``connector_class`` and a ``config`` mapping :attr:`database`."""
+    """Subclass with ``command`` and ``connector_class`` (and ``config`` when the connector's
+    config is not :class:`~dbkit.db.postgres.PostgresConnection`'s)."""
 
 
 class MysqlSourceHarness(MysqlDatabase, SourceHarness):
