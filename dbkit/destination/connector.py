@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -15,8 +15,8 @@ from dbkit.destination.consumer import Consumer, FlushSettings
 from dbkit.destination.dialect import DestinationDialect
 from dbkit.destination.loader import StreamLoader
 from dbkit.destination.naming import short_hash
-from dbkit.destination.schema import plan_tables
-from dbkit.protocol import ConfiguredCatalog, MessageWriter
+from dbkit.destination.schema import TablePlan, plan_tables
+from dbkit.protocol import ConfiguredCatalog, ConfiguredStream, MessageWriter, StreamDescriptor
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 MB = 1024 * 1024
@@ -52,6 +52,18 @@ class SqlDestination(Generic[ConfigT]):
             flush_seconds=float(getattr(config, "flush_seconds", 60.0)),
         )
 
+    def loader(
+        self,
+        dialect: DestinationDialect[Any],
+        conn: sa.Connection,
+        stream: ConfiguredStream,
+        plans: Mapping[StreamDescriptor, TablePlan],
+        log: Callable[[str, str], None],
+    ) -> StreamLoader:
+        """The loader of one stream (``plans``: every stream's, for a connector whose loader
+        creates more tables and must keep their names apart); a connector may return its own."""
+        return StreamLoader(dialect, conn, stream, plans[stream.descriptor], log)
+
     def check(self, config: ConfigT) -> None:
         """Connect, and prove we may create, write and drop a table where streams will land."""
         dialect = self.dialect(config)
@@ -85,7 +97,7 @@ class SqlDestination(Generic[ConfigT]):
             try:
                 with db.translate_errors():
                     for stream in catalog:
-                        loader = StreamLoader(dialect, conn, stream, plans[stream.descriptor], log)
+                        loader = self.loader(dialect, conn, stream, plans, log)
                         loader.setup()
                         loaders[stream.descriptor] = loader
                 consumer = self.consumer_class(
