@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dbkit.db.types import AirbyteType
+from dbkit.destination import merge
 from dbkit.destination.batch import EXTRACTED_AT, GENERATION_ID, META, META_COLUMNS, RAW_ID, BatchColumn
 from dbkit.destination.dialect import DestinationDialect
 from dbkit.destination.naming import NamingRules, allocate, normalize, short_hash, with_hash
@@ -96,7 +97,8 @@ def _plan_one(
 ) -> TablePlan:
     rules = dialect.naming
     properties = stream.stream.properties
-    names = allocate(list(properties), rules, taken=META_COLUMNS)
+    # the metadata columns, and the columns the dedup SQL adds, are never a source field's name
+    names = allocate(list(properties), rules, taken=(*META_COLUMNS, merge.SEQ, merge.RN))
     columns = tuple(
         BatchColumn(field, names[field], dialect.airbyte_type(schema)) for field, schema in properties.items()
     )
