@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
 from dbkit.destination import SqlDestination
+from dbkit.destination.dialect import DestinationDialect
+from dbkit.destination.loader import StreamLoader
+from dbkit.destination.schema import TablePlan
 from dbkit.entrypoint import main_for
+from dbkit.protocol import ConfiguredStream, StreamDescriptor
 from destination_postgres.config import PostgresDestinationConfig
 from destination_postgres.dialect import PostgresDestinationDialect
+from destination_postgres.raw import RawTableLoader, raw_table_names
+
+RawNames = tuple[str, str]
 
 
 class PostgresDestination(SqlDestination[PostgresDestinationConfig]):
+    _raw_names: tuple[Mapping[StreamDescriptor, TablePlan], dict[StreamDescriptor, RawNames]] | None = None
     name = "destination-postgres"
     config_model = PostgresDestinationConfig
     dialect_class = PostgresDestinationDialect
-    documentation_url = "https://github.com/dbkit/dbkit/blob/main/README.md#destination-postgres"
+    documentation_url = "https://github.com/dbkit/dbkit/blob/main/connectors/destination-postgres/README.md"
+
+    def loader(
+        self,
+        dialect: DestinationDialect[Any],
+        conn: sa.Connection,
+        stream: ConfiguredStream,
+        plans: Mapping[StreamDescriptor, TablePlan],
+        log: Callable[[str, str], None],
+    ) -> StreamLoader:
+        """With ``raw_tables``, a loader that also fills the stream's raw table."""
+        if not isinstance(dialect, PostgresDestinationDialect) or not dialect.config.raw_tables:
+            return super().loader(dialect, conn, stream, plans, log)
+        if self._raw_names is None or self._raw_names[0] is not plans:  # once per write
+            self._raw_names = (plans, raw_table_names(plans))
+        name, tmp = self._raw_names[1][stream.descriptor]
+        return RawTableLoader(dialect, conn, stream, plans[stream.descriptor], log, name, tmp)
 
 
 run = main_for(PostgresDestination)

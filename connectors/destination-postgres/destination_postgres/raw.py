@@ -1,0 +1,228 @@
+"""Raw tables (``raw_tables: true``): every record, untouched, next to its typed row.
+
+Each stream also gets ``<table>_raw`` in the typed table's schema: ``_airbyte_raw_id``,
+``_airbyte_extracted_at``, ``_airbyte_meta``, ``_airbyte_generation_id`` (the values of the
+record's typed row, the same ``_airbyte_raw_id`` included) and ``_airbyte_data jsonb``, the
+record's ``data`` as it came. Every record is kept, also in append_dedup mode (where the typed
+table keeps only the newest row per key) and also the rows the typed table holds with changes.
+
+- A batch's raw rows are loaded (COPY) in the transaction that loads its typed rows: both or
+  neither are committed, before the STATEs covering them are echoed.
+- Refreshes (overwrite, truncate refresh) load the raw rows into ``<raw>_airbyte_tmp`` and swap it
+  in with the typed table, in one transaction; an interrupted refresh leaves both old tables
+  visible and is resumed by the next attempt of the same generation. Merge refreshes
+  (``minimum_generation_id > 0`` without replacing) delete the older generations of both tables.
+- Name: ``<table>_raw``; when that does not fit 63 bytes or is the name of another stream's table
+  in the schema, the table name cut to fit plus ``_raw_`` and a hash of the stream.
+- ``_airbyte_data`` is jsonb, which normalizes what JSON leaves open (whitespace, key order,
+  duplicate keys: the last wins) and cannot hold a NUL character or a lone UTF-16 surrogate: NUL
+  is removed and a lone surrogate becomes U+FFFD. Should PostgreSQL still refuse a record's JSON
+  (a number past numeric's range), its exact text is stored as a JSON string instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from dbkit.destination import merge
+from dbkit.destination.batch import EXTRACTED_AT, GENERATION_ID, META, RAW_ID, Batch
+from dbkit.destination.casting import json_text
+from dbkit.destination.loader import Log, StreamLoader, _with_sequence
+from dbkit.destination.naming import short_hash
+from dbkit.destination.records import RawRecord, loads_lenient
+from dbkit.destination.schema import TMP_SUFFIX, TablePlan
+from dbkit.protocol import ConfiguredStream, StreamDescriptor
+
+if TYPE_CHECKING:
+    from destination_postgres.dialect import PostgresDestinationDialect
+
+RAW_SUFFIX = "_raw"
+DATA = "_airbyte_data"
+RAW_COLUMNS = (RAW_ID, EXTRACTED_AT, META, GENERATION_ID, DATA)
+MAX_BYTES = 63
+_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abAB][0-9a-fA-F]{2}|[dD][c-fC-F][0-9a-fA-F]{2})")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+
+
+def _fits(name: str) -> bool:
+    return len(name.encode("utf-8")) <= MAX_BYTES
+
+
+def _tmp(name: str) -> str:
+    if _fits(name + TMP_SUFFIX):
+        return name + TMP_SUFFIX
+    suffix = f"{TMP_SUFFIX}_{short_hash(name)}"
+    return _cut(name, MAX_BYTES - len(suffix)) + suffix
+
+
+def raw_table_names(plans: Mapping[StreamDescriptor, TablePlan]) -> dict[StreamDescriptor, tuple[str, str]]:
+    """Each stream's raw table and raw temporary table, distinct from every typed table and
+    temporary table of the same schema (and from each other)."""
+    taken: dict[str | None, set[str]] = {}
+    for plan in plans.values():
+        taken.setdefault(plan.namespace, set()).update((plan.name, plan.tmp_name))
+    out: dict[StreamDescriptor, tuple[str, str]] = {}
+    for descriptor, plan in sorted(plans.items(), key=lambda item: str(item[0])):
+        used = taken[plan.namespace]
+        name = plan.name + RAW_SUFFIX
+        salt = 0
+        while not _fits(name) or name in used or _tmp(name) in used:
+            suffix = f"{RAW_SUFFIX}_{short_hash(str(descriptor) + (str(salt) if salt else ''))}"
+            name = _cut(plan.name, MAX_BYTES - len(suffix)) + suffix
+            salt += 1
+        used.update((name, _tmp(name)))
+        out[descriptor] = (name, _tmp(name))
+    return out
+
+
+def raw_data(record: RawRecord | Mapping[str, Any]) -> str:
+    """The JSON text of a record's ``data`` that jsonb stores (see the module doc)."""
+    if type(record) is RawRecord:
+        blob = bytes(record.data)
+        if not _UNSTORABLE_ESCAPE.search(blob):
+            try:
+                return blob.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        value: Any = loads_lenient(blob)
+    else:
+        value = record.get("data")  # type: ignore[union-attr]
+    return json_text(_storable(value))
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
+def _text(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def raw_rows(parts: Sequence[Batch], records: Sequence[RawRecord | Mapping[str, Any]]) -> pa.Table:
+    """The raw table's rows of a batch: the metadata of its typed rows, and the records' data."""
+    tables = [part.table.select([RAW_ID, EXTRACTED_AT, META, GENERATION_ID]) for part in parts]
+    table = pa.concat_tables(tables) if tables else pa.table({})
+    if table.num_rows != len(records):
+        raise AssertionError(f"{table.num_rows} typed rows for {len(records)} records")
+    return table.append_column(DATA, pa.array([raw_data(r) for r in records], pa.string()))
+
+
+class RawTableLoader(StreamLoader):
+    """A stream's loader that also keeps every record in its raw table (see the module doc)."""
+
+    def __init__(
+        self,
+        dialect: PostgresDestinationDialect,
+        conn: sa.Connection,
+        stream: ConfiguredStream,
+        plan: TablePlan,
+        log: Log | None,
+        raw_name: str,
+        raw_tmp_name: str,
+    ) -> None:
+        super().__init__(dialect, conn, stream, plan, log)
+        self.pg = dialect
+        self.raw_name = raw_name
+        self.raw_tmp_name = raw_tmp_name
+        self.raw: sa.Table | None = None
+        self._records: Sequence[RawRecord | Mapping[str, Any]] = ()
+
+    def setup(self) -> None:
+        conn, plan, dialect = self.conn, self.plan, self.dialect
+        resumed = False
+        if self.replaces:
+            with conn.begin():
+                resumed = self._only_this_generation(plan.tmp_name)
+        super().setup()
+        with conn.begin():
+            name = self.raw_name
+            if self.replaces:
+                name = self.raw_tmp_name
+                if not (resumed and self._only_this_generation(name)):
+                    dialect.drop_table(conn, sa.Table(name, sa.MetaData(), schema=plan.namespace))
+            self.raw = self.pg.ensure_raw_table(conn, plan.namespace, name)
+
+    def _only_this_generation(self, name: str) -> bool:
+        """The table exists and holds no row of another generation (a refresh to resume)."""
+        existing = self.dialect.existing_columns(self.conn, self.plan.namespace, name)
+        if existing is None or GENERATION_ID not in existing:
+            return False
+        table = sa.table(name, sa.column(GENERATION_ID), schema=self.plan.namespace)
+        other = self.conn.execute(
+            sa.select(sa.literal(1))
+            .select_from(table)
+            .where(
+                table.c[GENERATION_ID].is_distinct_from(sa.literal(self.stream.generation_id, sa.BigInteger))
+            )
+            .limit(1)
+        ).first()
+        return other is None
+
+    def load(self, records: Sequence[RawRecord | Mapping[str, Any]], *args: Any, **kwargs: Any) -> None:
+        self._records = records
+        try:
+            super().load(records, *args, **kwargs)
+        finally:
+            self._records = ()
+
+    def _load_parts(self, parts: Iterator[Batch]) -> None:
+        assert self.target is not None
+        assert self.raw is not None
+        built: list[Batch] = []
+
+        def kept() -> Iterator[Batch]:
+            for part in parts:
+                built.append(part)
+                yield part
+
+        with self.conn.begin():
+            if self.dedup:
+                assert self.staging is not None
+                assert self.dedup_plan is not None
+                self.dialect.clear_staging(self.conn, self.staging)
+                self.dialect.load_batches(self.conn, self.staging, _with_sequence(kept()))
+                self.dialect.dedup(self.conn, self.target, self.staging, self.dedup_plan)
+            else:
+                self.dialect.load_batches(self.conn, self.target, kept())
+            self.pg.load_raw(self.conn, self.raw, raw_rows(built, self._records))
+
+    def complete(self) -> None:
+        """Swap in both refreshed tables, or drop both tables' older generations, in one
+        transaction."""
+        if self.completed:
+            return
+        self.completed = True
+        assert self.target is not None
+        assert self.raw is not None
+        conn, plan = self.conn, self.plan
+        with conn.begin():
+            if self.replaces:
+                cascade = bool(getattr(self.dialect.config, "drop_cascade", False))
+                final = sa.Table(plan.name, sa.MetaData(), schema=plan.namespace)
+                self.dialect.swap(conn, self.target, final, cascade)
+                raw_final = sa.Table(self.raw_name, sa.MetaData(), schema=plan.namespace)
+                self.dialect.swap(conn, self.raw, raw_final, cascade)
+                self.log("INFO", f"{plan.descriptor}: refreshed table and raw table swapped in")
+            elif self.stream.minimum_generation_id:
+                for table in (self.target, self.raw):
+                    conn.execute(merge.delete_old_generations(table, self.stream.minimum_generation_id))
