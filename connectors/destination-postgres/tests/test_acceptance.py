@@ -15,19 +15,6 @@ class Postgres(PostgresDestinationHarness):
     command: ClassVar[str] = "destination-postgres"
     connector_class: ClassVar[type[Any]] = PostgresDestination
 
-    def config(self, **overrides: Any) -> dict[str, Any]:
-        db = self.database
-        config: dict[str, Any] = {
-            "host": db.host,
-            "port": db.port,
-            "database": db.database,
-            "username": db.user,
-            "ssl_mode": {"mode": "disable"},
-        }
-        if db.password:
-            config["password"] = db.password
-        return {**config, **overrides}
-
 
 class PostgresThrowaway(Postgres):
     providers = ("local-binaries",)
