@@ -12,6 +12,7 @@ from typing import Any, ClassVar, TypeVar
 import pyarrow as pa
 import sqlalchemy as sa
 from pydantic import BaseModel
+from sqlalchemy.types import UserDefinedType
 
 from dbkit.db.dialect import Dialect
 from dbkit.db.types import AirbyteType, schema_type
@@ -38,6 +39,22 @@ class ValueRefused(Exception):
         self.column = column
         self.reason = reason
         self.detail = detail
+
+
+class DeclaredType(UserDefinedType[Any]):
+    """A column type rendered exactly as the database names it (``numeric``, ``DECIMAL_BLOB``),
+    with no value processing: the loaders bind values already in the column's form."""
+
+    cache_ok = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"DeclaredType({self.name!r})"
 
 
 class DestinationDialect(Dialect[ConfigT]):

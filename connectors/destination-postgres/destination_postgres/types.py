@@ -28,26 +28,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.types import UserDefinedType
 
 from dbkit.db.types import AirbyteType, schema_type
 from dbkit.destination.batch import EXTRACTED_AT, GENERATION_ID, META, RAW_ID
 from dbkit.destination.casting import INT64_MAX, INT64_MIN
+from dbkit.destination.dialect import DeclaredType
 
-
-class PgType(UserDefinedType[Any]):
-    """A column type rendered exactly as PostgreSQL names it, with no value processing."""
-
-    cache_ok = True
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return self.name
-
-    def __repr__(self) -> str:
-        return f"PgType({self.name!r})"
+PgType = DeclaredType  # a column type as PostgreSQL spells it (format_type)
 
 
 COLUMN_TYPES: Mapping[AirbyteType, str] = {

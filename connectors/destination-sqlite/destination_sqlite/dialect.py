@@ -28,32 +28,15 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.types import UserDefinedType
 
 from dbkit.db.dialect import Capabilities
 from dbkit.db.sqlite import classify_sqlite_error
 from dbkit.db.temporal import format_date, format_time_micros, format_timestamp
 from dbkit.db.types import AirbyteType
 from dbkit.destination.batch import EXTRACTED_AT, GENERATION_ID, META, RAW_ID, Limits
-from dbkit.destination.dialect import DestinationDialect
+from dbkit.destination.dialect import DeclaredType, DestinationDialect
 from dbkit.destination.naming import NamingRules, short_hash
 from dbkit.errors import ConfigError, DbkitError
-
-
-class Declared(UserDefinedType[Any]):
-    """A column type rendered exactly as its declared name, with no value processing."""
-
-    cache_ok = True
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return self.name
-
-    def __repr__(self) -> str:
-        return f"Declared({self.name!r})"
-
 
 TYPES: dict[AirbyteType, str] = {
     AirbyteType.STRING: "TEXT",
@@ -153,14 +136,14 @@ class SqliteDestinationDialect(DestinationDialect[Any]):
         return f"SQLite database {self.path}"
 
     def column_type(self, airbyte_type: AirbyteType) -> sa.types.TypeEngine[Any]:
-        return Declared(TYPES[airbyte_type])
+        return DeclaredType(TYPES[airbyte_type])
 
     def meta_column_types(self) -> dict[str, sa.types.TypeEngine[Any]]:
         return {
-            RAW_ID: Declared("TEXT"),
-            EXTRACTED_AT: Declared("TIMESTAMPTZ"),
-            META: Declared("JSON"),
-            GENERATION_ID: Declared("INTEGER"),
+            RAW_ID: DeclaredType("TEXT"),
+            EXTRACTED_AT: DeclaredType("TIMESTAMPTZ"),
+            META: DeclaredType("JSON"),
+            GENERATION_ID: DeclaredType("INTEGER"),
         }
 
     def limits(self) -> Limits:
@@ -168,7 +151,7 @@ class SqliteDestinationDialect(DestinationDialect[Any]):
         return Limits(base.min_year, base.max_year, base.nul_in_text, float_json_numbers=True)
 
     def storage_type(self, sql_type: sa.types.TypeEngine[Any]) -> AirbyteType:
-        name = sql_type.name if isinstance(sql_type, Declared) else str(sql_type)
+        name = sql_type.name if isinstance(sql_type, DeclaredType) else str(sql_type)
         key = re.sub(r"\s+", " ", re.sub(r"\(.*\)", "", name)).strip().upper()
         return _BY_NAME.get(key) or _affinity_type(key)
 
@@ -178,7 +161,7 @@ class SqliteDestinationDialect(DestinationDialect[Any]):
         rows = conn.execute(sa.text("SELECT name, type FROM pragma_table_xinfo(:t)"), {"t": name}).all()
         if not rows:
             return None
-        return {row[0]: Declared(row[1] or "") for row in rows}
+        return {row[0]: DeclaredType(row[1] or "") for row in rows}
 
     # ------------------------------------------------------------------ DDL
     @contextmanager
@@ -229,7 +212,7 @@ class SqliteDestinationDialect(DestinationDialect[Any]):
             columns.append(
                 sa.Column(
                     col_name,
-                    Declared(declared),
+                    DeclaredType(declared),
                     nullable=not not_null,
                     server_default=None if default is None else sa.text(default),
                 )
