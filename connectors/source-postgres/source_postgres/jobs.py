@@ -134,8 +134,8 @@ class ChunkedJob(_Job):
                     )
                     yield from stream_whole(group.coordinator, self.relation, self.line())
                     return
-            for chunk, lines in group.read(plan.chunks()):
-                yield ReadChunk(lines, len(lines), chunk.state)
+            for chunk, blocks, records in group.read(plan.chunks()):
+                yield ReadChunk(blocks, records, chunk.state)
 
 
 def stream_whole(conn: Any, relation: Sql, line: Sql) -> Iterator[ReadChunk]:
