@@ -328,19 +328,29 @@ def test_estimates_statuses_and_record_counts(source: Source) -> None:
         "CREATE TABLE parts_1 PARTITION OF parts FOR VALUES FROM (0) TO (500)",
         "CREATE TABLE parts_2 PARTITION OF parts FOR VALUES FROM (500) TO (1000)",
         "INSERT INTO parts SELECT i, i FROM generate_series(0, 999) AS i",
+        # documents too big to stay in the table's pages: they live in its TOAST table
+        "CREATE TABLE docs (id integer PRIMARY KEY, body text)",
+        "INSERT INTO docs SELECT i, (SELECT string_agg(md5(i::text || j::text), '')"
+        " FROM generate_series(1, 600) AS j) FROM generate_series(1, 300) AS i",
     )
     conn = source.connect()
-    for name in ("keyed", "heap", "parts"):  # ANALYZE of a partitioned table analyzes its leaves
+    for name in ("keyed", "heap", "parts", "docs"):  # ANALYZE of a partitioned table analyzes its leaves
         conn.execute(f"ANALYZE {name}")
     sizes = dict(
         conn.execute(
             "SELECT relname::text, pg_relation_size(oid) FROM pg_class"
-            " WHERE relname IN ('keyed', 'heap', 'parts_1', 'parts_2')"
+            " WHERE relname IN ('keyed', 'heap', 'parts_1', 'parts_2', 'docs')"
             " AND relnamespace = 'public'::regnamespace"
         ).fetchall()
     )
+    row = conn.execute(
+        "SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE oid = 'public.docs'::regclass"
+    ).fetchone()
+    assert row is not None
+    docs_toast = int(row[0])
+    assert docs_toast > 10 * sizes["docs"], "the documents are in the TOAST table"
     discovered = source.runner().discover(source.config()).raise_on_failure()
-    streams = [discovered.stream(n, "public") for n in ("keyed", "heap", "never_analyzed", "parts")]
+    streams = [discovered.stream(n, "public") for n in ("keyed", "heap", "never_analyzed", "parts", "docs")]
     result = source.runner().read(source.config(checkpoint_records=500), configured_catalog(streams))
     result.raise_on_failure()
     estimates = {e["estimate"]["name"]: e["estimate"] for e in result.traces("ESTIMATE")}
@@ -355,7 +365,9 @@ def test_estimates_statuses_and_record_counts(source: Source) -> None:
     assert estimates["heap"]["byte_estimate"] == sizes["heap"]
     assert estimates["parts"]["row_estimate"] == 1000, "the sum over the partitions"
     assert estimates["parts"]["byte_estimate"] == sizes["parts_1"] + sizes["parts_2"]
+    assert estimates["docs"]["byte_estimate"] == sizes["docs"] + docs_toast, "TOAST counts"
     assert "never_analyzed" not in estimates, "no statistics, no made-up estimate"
+    assert len(result.records("docs")) == 300
     for name, rows in (("keyed", 2000), ("heap", 1500), ("never_analyzed", 0), ("parts", 1000)):
         assert result.statuses(name) == ["STARTED", "COMPLETE"]
         states = result.states(name)
