@@ -509,6 +509,8 @@ _TS_RENDER, _TS_PROBLEM = _r_timestamp(with_zone=False)
 _TSTZ_RENDER, _TSTZ_PROBLEM = _r_timestamp(with_zone=True)
 
 INTEGER = PgType(AirbyteType.INTEGER, _integer, render=_r_text, native_array=_r_to_json_array)
+OID = INTEGER.with_(native_array=None)
+"""``to_json`` of an ``oid[]`` gives strings (``["1"]``): its elements are rendered one by one."""
 NUMERIC = PgType(
     AirbyteType.NUMBER, _number, render=_NUM_RENDER, problem=_NUM_PROBLEM, native_array=_NUM_ARRAY
 )
@@ -548,7 +550,8 @@ def build_types() -> TypeRegistry:
     """Scalar types by ``pg_type.typname`` (and their SQL spellings)."""
     types = TypeRegistry(default=OTHER)
     reg: list[tuple[Sequence[str], PgType]] = [
-        (("int2", "int4", "int8", "smallint", "integer", "int", "bigint", "oid"), INTEGER),
+        (("int2", "int4", "int8", "smallint", "integer", "int", "bigint"), INTEGER),
+        (("oid",), OID),
         (("numeric", "decimal"), NUMERIC),
         (("float4", "float8", "real", "double precision"), FLOAT),
         (("money",), MONEY),

@@ -91,6 +91,7 @@ TYPE_CASES: tuple[TypeCase, ...] = (
     TypeCase("bigint", "-9223372036854775808", -9223372036854775808, INT, id="bigint-min"),
     TypeCase("bigint", "NULL", None, INT, id="bigint-null"),
     TypeCase("oid", "4294967295", 4294967295, INT, id="oid-max"),
+    TypeCase("oid[]", "'{0,4294967295,NULL}'", [0, 4294967295, None], array(INT), id="oid-array"),
     # ---- exact numbers
     TypeCase(
         "numeric(40,10)",
