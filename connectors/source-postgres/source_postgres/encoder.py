@@ -8,7 +8,7 @@ forwards bytes. The pieces are joined by ``||`` as a balanced tree, not a chain:
 copies both sides, so a chain of n pieces copies the line about n/2 times and a tree about
 log2(n) times (a few percent of the server's time on a 14-column table; a wide table's chain
 would also nest as deep as it has columns). The Python path (the handlers' ``convert``, for
-values in their text form) gives the same bytes: ``tests/test_types.py`` checks it on every
+values in their text form) gives the same bytes: ``tests/test_acceptance.py`` checks it on every
 type case.
 """
 
