@@ -110,7 +110,12 @@ class DestinationDialect(Dialect[ConfigT]):
 
     # ------------------------------------------------------------------ DDL
     def ensure_namespace(self, conn: sa.Connection, namespace: str | None) -> None:
-        if namespace is not None and self.capabilities.namespaces:
+        """Create the schema when it is missing. An existing one is left alone without asking:
+        ``CREATE SCHEMA IF NOT EXISTS`` needs the CREATE privilege on the whole database, which a
+        user loading into a schema they were given need not have."""
+        if namespace is None or not self.capabilities.namespaces:
+            return
+        if namespace not in sa.inspect(conn).get_schema_names():
             conn.execute(sa.schema.CreateSchema(namespace, if_not_exists=True))
 
     def existing_columns(
