@@ -38,8 +38,9 @@ from dbkit.destination.dialect import ValueRefused
 
 _WRITE_OPTIONS = pcsv.WriteOptions(include_header=False, quoting_style="needed", batch_size=1 << 16)
 _FIRST_DAY_AD = days_from_civil(1, 1, 1)
+_FIRST_DAY_10000 = days_from_civil(10000, 1, 1)
 _SIZE_STATES = frozenset({"22001", "22003", "22008", "22015", "54000"})
-_REFUSALS = (psycopg.errors.DataException, psycopg.errors.ProgramLimitExceeded)
+_REFUSALS = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded)  # SQLSTATE class 22, and 54000
 _LINE = re.compile(r"^COPY .*?, line (\d+), column (.*)$", re.DOTALL)
 
 
@@ -151,14 +152,18 @@ def _pg_text(array: pa.Array) -> pa.Array:
         if kind.tz is not None:
             array = array.cast(pa.timestamp("us"))  # naive UTC: the session's time zone is UTC
         first = array.cast(pa.int64())
-        smallest = pc.min(first).as_py()
-        if smallest is not None and smallest < _FIRST_DAY_AD * DAY_MICROS:
+        bounds = pc.min_max(first)
+        smallest, largest = bounds["min"].as_py(), bounds["max"].as_py()
+        if smallest is not None and (
+            smallest < _FIRST_DAY_AD * DAY_MICROS or largest >= _FIRST_DAY_10000 * DAY_MICROS
+        ):  # Arrow writes only years 1..9999
             return _bc_aware(array, first.to_pylist(), _timestamp_text)
         return array
     if pa.types.is_date32(kind):
         days = array.cast(pa.int32())
-        smallest = pc.min(days).as_py()
-        if smallest is not None and smallest < _FIRST_DAY_AD:
+        bounds = pc.min_max(days)
+        smallest, largest = bounds["min"].as_py(), bounds["max"].as_py()
+        if smallest is not None and (smallest < _FIRST_DAY_AD or largest >= _FIRST_DAY_10000):
             return _bc_aware(array, days.to_pylist(), _date_text)
         return array
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
