@@ -76,12 +76,17 @@ class Rejected(Exception):
         self.value = value  # for TRUNCATED changes: the value that is stored instead
 
 
+MAX_ARROW_YEAR = 294246
+"""The last whole year of Arrow's ``timestamp[us]`` (int64 microseconds from 1970 end in January
+294247): batches carry timestamps in it, so no destination can take a later one."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """What the target database can hold (from the dialect's capabilities)."""
 
     min_year: int = -4712
-    max_year: int = 294276
+    max_year: int = MAX_ARROW_YEAR
     nul_in_text: bool = True
     float_json_numbers: bool = False
     """A JSON column stores a bare number as an int64 or IEEE double (SQLite's NUMERIC affinity)."""
@@ -407,6 +412,23 @@ _HAS_ZONE = r"(?:Z|[+-]\d{2}:\d{2})$"
 _PLAIN_FLOAT_LIMIT = 1e10
 
 
+# Arrow scalars for compute calls: a Python literal there is converted on every call (and
+# pyarrow then tries to import optional modules for it, a file system search each time).
+_Z = pa.scalar("Z", pa.string())
+_EMPTY = pa.scalar("", pa.string())
+
+
+def may_contain(array: pa.Array, needle: bytes) -> bool:
+    """False when no value of a string (or binary) array can contain ``needle``: a search of the
+    array's whole data buffer (bytes of NULL or sliced-off values too), far cheaper than a
+    per-value kernel; True means "look value by value"."""
+    buffers = array.buffers()
+    data = buffers[2] if len(buffers) > 2 else None
+    if data is None:
+        return False
+    return needle in data.to_pybytes()
+
+
 def _all_match(strings: pa.Array, pattern: str) -> bool:
     matched = pc.match_substring_regex(strings, pattern)
     return bool(pc.all(matched).as_py() is not False)
@@ -560,7 +582,7 @@ class ColumnCaster:
     def _strings_to_redo(self, array: pa.Array) -> list[int]:
         """Rows of a string column the per-value path must see: NUL where the database refuses
         it (lone surrogates never reach an Arrow string array: it holds valid UTF-8 only)."""
-        if self.limits.nul_in_text or not pc.any(pc.match_substring(array, "\x00")).as_py():
+        if self.limits.nul_in_text or not may_contain(array, b"\x00"):
             return []
         return _true_rows(pc.match_substring(array, "\x00"))
 
@@ -613,7 +635,8 @@ class ColumnCaster:
         if pa.types.is_timestamp(target) and target.tz is not None:
             # a timestamp without an offset is taken as UTC
             zoned = pc.match_substring_regex(usable, _HAS_ZONE)
-            usable = pc.if_else(zoned, usable, pc.binary_join_element_wise(usable, "Z", ""))
+            if pc.all(zoned).as_py() is False:
+                usable = pc.if_else(zoned, usable, pc.binary_join_element_wise(usable, _Z, _EMPTY))
         try:
             array = pc.cast(usable, target)
         except pa.ArrowInvalid:

@@ -18,6 +18,7 @@ from dbkit.db.dialect import Dialect
 from dbkit.db.types import AirbyteType, schema_type
 from dbkit.destination import merge
 from dbkit.destination.batch import TYPECAST, Batch, Limits
+from dbkit.destination.casting import MAX_ARROW_YEAR
 from dbkit.destination.naming import NamingRules
 from dbkit.errors import ConfigError
 
@@ -71,7 +72,11 @@ class DestinationDialect(Dialect[ConfigT]):
 
     def limits(self) -> Limits:
         years = self.capabilities.timestamp_years
-        return Limits(min_year=years[0], max_year=years[1], nul_in_text=self.capabilities.text_nul_bytes)
+        return Limits(
+            min_year=years[0],
+            max_year=min(years[1], MAX_ARROW_YEAR),
+            nul_in_text=self.capabilities.text_nul_bytes,
+        )
 
     def airbyte_type(self, schema: Any) -> AirbyteType:
         """The Airbyte type a stream property's JSON schema gets a column for."""

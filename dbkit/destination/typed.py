@@ -31,6 +31,7 @@ from dbkit.destination.casting import (
     ColumnResult,
     Limits,
     Rejected,
+    may_contain,
     patch,
 )
 from dbkit.destination.records import loads_lenient
@@ -60,7 +61,10 @@ _STRING_LIKE = frozenset(
 _JSON = frozenset({AirbyteType.OBJECT, AirbyteType.ARRAY, AirbyteType.UNKNOWN})
 _NUMBER_START = r"^-?[0-9]"
 _BIG_EXPONENT = r"[eE][+-]?[0-9]{5}"
+_PLAIN_NUMBER = r"^-?[0-9][0-9.]*$"
 _LONG_TOKEN = 1000  # number tokens longer than this are checked against the database's range
+_LONG_TOKEN_SCALAR = pa.scalar(_LONG_TOKEN, pa.int32())
+_NULL_TOKEN = pa.scalar("null", pa.string())
 
 
 class TypedDecoder:
@@ -125,12 +129,15 @@ class TypedDecoder:
         limits = self.limits
         suspects: list[pa.Array] = [broken] if broken is not None else []
         if number:
-            suspects.append(pc.invert(pc.match_substring_regex(array, _NUMBER_START)))
-            if limits.number_digits is not None:
-                suspects.append(pc.match_substring_regex(array, "[eE]"))
-                suspects.append(pc.greater(pc.binary_length(array), _LONG_TOKEN))
+            if limits.number_digits is None:
+                suspects.append(pc.invert(pc.match_substring_regex(array, _NUMBER_START)))
+            else:
+                # a valid JSON token that starts like a number and has no exponent is plain digits
+                # (one regex: not a number, or an exponent; the same rows as the two checks)
+                suspects.append(pc.invert(pc.match_substring_regex(array, _PLAIN_NUMBER)))
+                suspects.append(pc.greater(pc.binary_length(array), _LONG_TOKEN_SCALAR))
         else:
-            if not limits.nul_in_json:
+            if not limits.nul_in_json and may_contain(array, b"\\u0000"):
                 suspects.append(pc.match_substring(array, "\\u0000"))
             if limits.float_json_numbers:
                 suspects.append(pc.match_substring_regex(array, _NUMBER_START))
@@ -193,4 +200,4 @@ def raw_strings(raws: Sequence[Any]) -> tuple[pa.Array, pa.Array | None]:
         lengths = pa.array([4 if bad else len(raw) for raw, bad in zip(raws, flags, strict=True)], pa.int32())
         offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.cumulative_sum(lengths)])
     array = pa.StringArray.from_buffers(n, offsets.buffers()[1], pa.py_buffer(data))
-    return pc.if_else(pc.equal(array, "null"), pa.scalar(None, pa.string()), array), broken
+    return pc.if_else(pc.equal(array, _NULL_TOKEN), pa.scalar(None, pa.string()), array), broken

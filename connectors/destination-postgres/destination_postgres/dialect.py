@@ -32,7 +32,7 @@ from dbkit.db.postgres import PostgresConnectionMixin
 from dbkit.db.types import AirbyteType
 from dbkit.destination import merge as generic
 from dbkit.destination.batch import EXTRACTED_AT, GENERATION_ID, META, RAW_ID, Batch, Limits
-from dbkit.destination.casting import json_text
+from dbkit.destination.casting import MAX_ARROW_YEAR, json_text
 from dbkit.destination.dialect import DestinationDialect, ValueRefused
 from dbkit.destination.loader import MAX_REFUSED_VALUES
 from dbkit.destination.naming import NamingRules
@@ -45,9 +45,6 @@ from destination_postgres.raw import DATA, RAW_COLUMNS
 from destination_postgres.types import META_TYPES, PgType, airbyte_type, column_type, stored_type
 
 MAX_ZONE_SECONDS = 15 * 3600 + 59 * 60 + 59
-MAX_ARROW_YEAR = 294246
-"""The last whole year of Arrow's microsecond timestamps (int64 from 1970): PostgreSQL (counting
-from 2000) holds 30 more years, which a batch cannot carry; they count as out of range."""
 _DEPENDENT_VIEWS = """
 SELECT DISTINCT vn.nspname, v.relname, v.relkind
 FROM pg_depend d
