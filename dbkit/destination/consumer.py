@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from dbkit.destination.loader import StreamLoader
-from dbkit.destination.records import DECODE_ERRORS, Envelope, RawRecord, decode_envelope
+from dbkit.destination.records import DECODE_ERRORS, Envelope, RawRecord, decode_envelope, loads_lenient
 from dbkit.errors import DbkitError, SystemFailure, TransientError
 from dbkit.protocol import MessageWriter, StreamDescriptor
 from dbkit.protocol import messages as msg
@@ -328,7 +328,9 @@ class Consumer:
         try:
             message = loads_exact(line)
         except ValueError as exc:
-            raise self._fail(f"not valid JSON ({exc})") from None
+            message = self._lenient_record(line)
+            if message is None:
+                raise self._fail(f"not valid JSON ({exc})") from None
         if not isinstance(message, dict):
             raise self._fail("a message must be a JSON object")
         kind = message.get("type")
@@ -340,6 +342,19 @@ class Consumer:
             self._trace(message.get("trace"))
         elif kind not in IGNORED_TYPES:
             raise self._fail(f"unknown message type {kind!r}")
+
+    @staticmethod
+    def _lenient_record(line: bytes) -> dict[str, Any] | None:
+        """A RECORD whose strings hold text no database stores (a lone surrogate escape such as
+        ``"\\ud800"``, which JSON's grammar allows, or invalid UTF-8): kept, for casting to
+        repair the value and record the change. Any other unreadable line stays an error."""
+        try:
+            message = loads_lenient(line)
+        except ValueError:
+            return None
+        if isinstance(message, dict) and message.get("type") == "RECORD":
+            return message
+        return None
 
     def _buffer_for(self, name: Any, namespace: Any, what: str) -> _Buffer:
         buffer = self.buffers.get((name, namespace))

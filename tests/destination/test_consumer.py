@@ -220,6 +220,12 @@ def _bad_lines(m: Any) -> dict[str, Any]:
             "stream_descriptor",
         ),
         "unknown type": ({"type": "SURPRISE"}, "unknown message type 'SURPRISE'"),
+        # a lone surrogate is repaired in a RECORD's values only: a STATE must echo unchanged
+        "state with a lone surrogate": (
+            b'{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"s"},'
+            b'"stream_state":{"x":"\\udc00"}}}}',
+            "not valid JSON",
+        ),
     }
 
 
@@ -235,6 +241,7 @@ def _bad_lines(m: Any) -> dict[str, Any]:
         "state of an unknown stream",
         "state without descriptor",
         "unknown type",
+        "state with a lone surrogate",
     ],
 )
 def test_invalid_line_stops_the_write(dest: Any, msgs: Any, case: str) -> None:

@@ -467,6 +467,37 @@ class DestinationSuite:
         assert [e["state"]["destinationStats"]["recordCount"] for e in rest] == [2.0, 0.0]
         assert {r["id"] for r in self.table(dest, cat)} == {1, 2, 3}
 
+    def test_text_no_database_stores_is_repaired_and_late_timestamps_nulled(
+        self, dest: DestinationHarness
+    ) -> None:
+        """A lone surrogate escape is valid JSON but no database stores it: the string is kept with
+        U+FFFD in its place and a change, never a failed write. A timestamp past what a batch can
+        carry (Arrow's microseconds end in year 294247) is NULL with a change, never a crash."""
+        props = {
+            "id": json_schema_for(AirbyteType.INTEGER),
+            "s": json_schema_for(AirbyteType.STRING),
+            "t": json_schema_for(AirbyteType.TIMESTAMP_WITH_TIMEZONE),
+        }
+        cat = self.catalog([stream(ITEMS, props)], "append", cursor=None, pk=None)
+        lines: list[Any] = [
+            b'{"type":"RECORD","record":{"stream":"%s","emitted_at":1,'
+            b'"data":{"id":1,"s":"a\\ud800b","t":"2024-01-01T00:00:00Z"}}}' % ITEMS.encode(),
+            record(ITEMS, {"id": 2, "s": "ok", "t": "294250-01-01T00:00:00Z"}),
+            state(ITEMS, {"n": 2}, 1),
+            status(ITEMS),
+        ]
+        self.write(dest, cat, lines).raise_on_failure()
+        rows = {r["id"]: r for r in self.table(dest, cat)}
+        assert rows[1]["s"] == "a\ufffdb"
+        assert [(c["field"], c["change"]) for c in rows[1]["_meta"]["changes"]] == [("s", "TRUNCATED")]
+        assert normalize(rows[1]["t"], AirbyteType.TIMESTAMP_WITH_TIMEZONE) == dt.datetime(
+            2024, 1, 1, tzinfo=dt.UTC
+        )
+        assert rows[2]["t"] is None
+        assert rows[2]["_meta"]["changes"] == [
+            {"field": "t", "change": "NULLED", "reason": "DESTINATION_FIELD_SIZE_LIMITATION"}
+        ]
+
     def test_malformed_input_names_the_line_and_echoes_nothing_after_it(
         self, dest: DestinationHarness
     ) -> None:
