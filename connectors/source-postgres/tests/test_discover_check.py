@@ -6,13 +6,10 @@ ESTIMATE traces, stream statuses and record counts.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from dbkit.testing.runner import RunResult, configured_catalog
 from dbkit.testing.suites import PostgresSourceHarness
@@ -26,30 +23,6 @@ TSTZ = {"type": ["string", "null"], "format": "date-time", "airbyte_type": "time
 
 class Source(PostgresSourceHarness):
     command: ClassVar[str] = "source-postgres"
-
-    def connect(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(**self.database.connection_params(), autocommit=True)
-        self.request.addfinalizer(conn.close)
-        return conn
-
-    def role(self) -> str:
-        """A new login role without any grant, dropped after the test."""
-        name = f"dbkit_reader_{secrets.token_hex(4)}"
-        self.connect().execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
-
-        def drop() -> None:
-            with psycopg.connect(**self.database.connection_params(), autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
-
-        self.request.addfinalizer(drop)
-        return name
-
-    def as_role(self, role: str, **overrides: Any) -> dict[str, Any]:
-        config = self.config(**overrides)
-        config["username"] = role
-        config.pop("password", None)
-        return config
 
 
 @pytest.fixture

@@ -37,31 +37,6 @@ GATE_ID = 2000
 class Source(PostgresSourceHarness):
     command: ClassVar[str] = "source-postgres"
 
-    def connect(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(**self.database.connection_params(), autocommit=True)
-        self.request.addfinalizer(conn.close)
-        return conn
-
-    def role(self) -> str:
-        """A new login role (no superuser, no BYPASSRLS), dropped after the test."""
-        name = f"dbkit_reader_{secrets.token_hex(4)}"
-        admin = self.connect()
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
-
-        def drop() -> None:
-            with psycopg.connect(**self.database.connection_params(), autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
-                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
-
-        self.request.addfinalizer(drop)
-        return name
-
-    def as_role(self, role: str, **overrides: Any) -> dict[str, Any]:
-        config = self.config(**overrides)
-        config["username"] = role
-        config.pop("password", None)
-        return config
-
 
 @pytest.fixture
 def source(request: pytest.FixtureRequest, tmp_path: Path) -> Source:

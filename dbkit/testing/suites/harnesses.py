@@ -13,11 +13,14 @@ one test module can run a suite against, say, a throwaway server and the local s
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import psycopg
 import sqlalchemy as sa
+from psycopg import sql
 
 from dbkit.testing.fixtures import server_or_skip
 from dbkit.testing.servers import (
@@ -123,6 +126,33 @@ class PostgresDatabase(ServerDatabase):
         if db.password:
             config["password"] = db.password
         return {**config, **overrides}
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """An autocommit psycopg connection to the fresh database, closed after the test."""
+        conn = psycopg.connect(**self.database.connection_params(), autocommit=True)
+        self.request.addfinalizer(conn.close)
+        return conn
+
+    def role(self) -> str:
+        """A new login role with no grant (no superuser, no BYPASSRLS), dropped after the test
+        with everything it owns: for tests of privileges and row-level security."""
+        name = f"dbkit_role_{secrets.token_hex(4)}"
+        self.connect().execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+
+        def drop() -> None:
+            with psycopg.connect(**self.database.connection_params(), autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(name)))
+                conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+        self.request.addfinalizer(drop)
+        return name
+
+    def as_role(self, role: str, **overrides: Any) -> dict[str, Any]:
+        """The connector's config, logging in as ``role`` (which has no password)."""
+        config = self.config(**overrides)
+        config["username"] = role
+        config.pop("password", None)
+        return config
 
 
 class MysqlDatabase(ServerDatabase):
