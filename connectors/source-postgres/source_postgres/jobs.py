@@ -110,32 +110,41 @@ class ChunkedJob(_Job):
         return rows
 
     def chunks(self) -> Iterator[ReadChunk]:
+        context = self.context
         workers = parallel_workers(self.dialect.config.max_parallel_chunks)
-        with SnapshotGroup(self.context.database, workers, self.context.cancelled) as group:
-            # hold the table (and its partitions) for the read: a rewrite or DROP waits for us
-            group.coordinator.execute(q("SELECT FROM {} LIMIT 0", self.relation))
-            if self.key is not None:
-                plan: KeysetPlan | CtidPlan = KeysetPlan(
-                    group, self.relation, self.key, self.line, self.rows(group), self.after
+        # tables are locked before the snapshot is taken (see SnapshotGroup._lock_first). A
+        # materialized view cannot be: reading it takes the lock; its one rewrite, REFRESH, writes
+        # frozen rows, which every snapshot sees, so nothing is missed.
+        lock = self.relation if context.table.extra.get("relkind") in ("r", "p") else None
+        with SnapshotGroup(context.database, workers, context.cancelled, lock) as group:
+            if not group.locked:
+                group.coordinator.execute(q("SELECT FROM {} LIMIT 0", self.relation))
+            yield from self._read(group)
+
+    def _read(self, group: SnapshotGroup) -> Iterator[ReadChunk]:
+        # the table (and its partitions) is held for the read: a rewrite or DROP waits for us
+        if self.key is not None:
+            plan: KeysetPlan | CtidPlan = KeysetPlan(
+                group, self.relation, self.key, self.line, self.rows(group), self.after
+            )
+        else:
+            plan = CtidPlan(
+                group,
+                int(self.context.table.extra["oid"]),
+                self.line,
+                self.rows(group),
+                self.prior_ctid,
+                self.warnings.append,
+            )
+            if plan.unreadable():
+                self.warnings.append(
+                    "some partitions cannot be read by tuple id (foreign, or not readable directly): "
+                    "the table is read in one query, resumable only as a whole"
                 )
-            else:
-                plan = CtidPlan(
-                    group,
-                    int(self.context.table.extra["oid"]),
-                    self.line,
-                    self.rows(group),
-                    self.prior_ctid,
-                    self.warnings.append,
-                )
-                if plan.unreadable():
-                    self.warnings.append(
-                        "some partitions cannot be read by tuple id (foreign, or not readable directly): "
-                        "the table is read in one query, resumable only as a whole"
-                    )
-                    yield from stream_whole(group.coordinator, self.relation, self.line())
-                    return
-            for chunk, blocks, records in group.read(plan.chunks()):
-                yield ReadChunk(blocks, records, chunk.state)
+                yield from stream_whole(group.coordinator, self.relation, self.line())
+                return
+        for chunk, blocks, records in group.read(plan.chunks()):
+            yield ReadChunk(blocks, records, chunk.state)
 
 
 def stream_whole(conn: Any, relation: Sql, line: Sql) -> Iterator[ReadChunk]:
@@ -152,7 +161,9 @@ class WholeJob(_Job):
     """Views and foreign tables: one query, streamed, a STATE only at the end."""
 
     def chunks(self) -> Iterator[ReadChunk]:
-        with SnapshotGroup(self.context.database, 0, self.context.cancelled) as group:
+        # a view is locked (with the tables under it) before the snapshot; a foreign table cannot be
+        lock = self.relation if self.context.table.extra.get("relkind") == "v" else None
+        with SnapshotGroup(self.context.database, 0, self.context.cancelled, lock) as group:
             yield from stream_whole(group.coordinator, self.relation, self.line())
 
 

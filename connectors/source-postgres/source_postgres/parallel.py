@@ -121,8 +121,18 @@ class SnapshotGroup:
     """See the module doc. Use as a context manager; ``coordinator`` is a psycopg connection.
     With no workers it is just the coordinator (one transaction, nothing exported)."""
 
-    def __init__(self, database: Database, workers: int, cancelled: threading.Event) -> None:
+    def __init__(
+        self,
+        database: Database,
+        workers: int,
+        cancelled: threading.Event,
+        lock: sql.Composable | None = None,
+    ) -> None:
         self.database = database
+        self.lock = lock
+        """A relation (table, partitioned table or view) to lock before the snapshot is taken."""
+        self.locked = False
+        """Whether ``lock`` was locked before the snapshot (see :meth:`_lock_first`)."""
         self.workers = max(0, workers)
         self.cancelled = cancelled
         self.stats = ChunkStats()
@@ -147,6 +157,8 @@ class SnapshotGroup:
         try:
             with self.database.translate_errors():
                 self.coordinator = self._connect()
+                if self.lock is not None:
+                    self.locked = self._lock_first(self.lock)
                 if self.workers:
                     row = self.coordinator.execute("SELECT pg_export_snapshot()").fetchone()
                     assert row is not None
@@ -161,6 +173,19 @@ class SnapshotGroup:
         if self.workers:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dbkit-chunk")
         return self
+
+    def _lock_first(self, relation: sql.Composable) -> bool:
+        """Lock ``relation`` before any snapshot is taken: a TRUNCATE (or other rewrite) still
+        running then commits first and the snapshot sees its new rows; locked after the snapshot,
+        the read would wait for it and then find the rewritten relation empty. LOCK TABLE needs a
+        table-level privilege: a user granted some columns only (or the parent of partitions
+        only) cannot, and gets False (the caller then locks by reading, after the snapshot)."""
+        try:
+            self.coordinator.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(relation))
+        except psycopg.errors.InsufficientPrivilege:
+            self.coordinator.rollback()  # no snapshot was taken: the transaction starts afresh
+            return False
+        return True
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self.close(failed=exc_type is not None)
