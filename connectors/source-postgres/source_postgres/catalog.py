@@ -44,18 +44,18 @@ RELATIONS = sa.text(
                     FROM pg_partition_tree(c.oid) AS t JOIN pg_class AS l ON l.oid = t.relid
                     WHERE t.isleaf)
                 WHEN c.reltuples > 0 THEN c.reltuples END AS row_estimate,
-           -- the table's pages (as of its last ANALYZE) plus its TOAST table's size, where large
-           -- values live: without it a table of big documents looks small and its first chunks
-           -- would be planned far too big (ANALYZE does not update the TOAST table's relpages)
+           -- pages of the table and of its TOAST table (where large values live: without them a
+           -- table of big documents looks small, and its first chunks would be planned far too
+           -- big). Catalog columns only: pg_relation_size() would take a lock, and discovery would
+           -- wait behind any session rewriting any table. The TOAST table's relpages is as of its
+           -- last VACUUM (autovacuum's or a user's); ANALYZE alone does not update it.
            CASE WHEN c.relkind = 'p' THEN (
-                    SELECT sum(l.relpages::bigint * current_setting('block_size')::bigint
-                               + CASE WHEN l.reltoastrelid <> 0 THEN pg_relation_size(l.reltoastrelid)
-                                      ELSE 0 END)
+                    SELECT sum(l.relpages::bigint + coalesce(lt.relpages, 0))
                     FROM pg_partition_tree(c.oid) AS t JOIN pg_class AS l ON l.oid = t.relid
-                    WHERE t.isleaf)
-                ELSE c.relpages::bigint * current_setting('block_size')::bigint
-                     + CASE WHEN c.reltoastrelid <> 0 THEN pg_relation_size(c.reltoastrelid) ELSE 0 END
-                END AS byte_estimate,
+                    LEFT JOIN pg_class AS lt ON lt.oid = l.reltoastrelid WHERE t.isleaf)
+                ELSE c.relpages::bigint + coalesce(
+                    (SELECT ct.relpages FROM pg_class AS ct WHERE ct.oid = c.reltoastrelid), 0)
+                END * current_setting('block_size')::bigint AS byte_estimate,
            (SELECT array_agg(a.attname::text ORDER BY k.n)
               FROM pg_index AS i
               CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)

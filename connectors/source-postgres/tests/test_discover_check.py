@@ -307,8 +307,9 @@ def test_estimates_statuses_and_record_counts(source: Source) -> None:
         " FROM generate_series(1, 600) AS j) FROM generate_series(1, 300) AS i",
     )
     conn = source.connect()
-    for name in ("keyed", "heap", "parts", "docs"):  # ANALYZE of a partitioned table analyzes its leaves
+    for name in ("keyed", "heap", "parts"):  # ANALYZE of a partitioned table analyzes its leaves
         conn.execute(f"ANALYZE {name}")
+    conn.execute("VACUUM ANALYZE docs")  # VACUUM counts the TOAST table's pages
     sizes = dict(
         conn.execute(
             "SELECT relname::text, pg_relation_size(oid) FROM pg_class"
