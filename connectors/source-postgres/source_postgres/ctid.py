@@ -13,7 +13,7 @@ after a chunk says how far the read got and what it read under::
 
 A resumed read (under a new snapshot) reads every page from ``ctid_below`` on, and, of the pages
 below it and of the ``done`` leaves, the rows written since the old snapshot: those whose
-``xmin`` is not older than its ``snapshot_xmin`` (``age(xmin) <= age(snapshot_xmin)``). Any row
+``xmin`` is not older than its ``snapshot_xmin`` (``0 <= age(xmin) <= age(snapshot_xmin)``). Any row
 version the old read could not see was written by a transaction at least that new — inserted,
 updated (HOT or not), moved, or in a subtransaction; freezing keeps a tuple's raw xmin — so a
 resume may repeat a row that changed, never lose one. A relation whose identity changed (VACUUM
@@ -254,7 +254,9 @@ class CtidPlan:
         done: list[Leaf] = [p.leaf for p in work if not p.full and p.stop is None]
         age = None
         if prior is not None:
-            age = q("age(xmin) <= age({}::xid)", sql.Literal(str(prior.xmin % 2**32)))
+            # a frozen tuple keeps its raw xmin: more than 2**31 transactions old, its age()
+            # wraps below zero, and it is old, not changed
+            age = q("age(xmin) BETWEEN 0 AND age({}::xid)", sql.Literal(str(prior.xmin % 2**32)))
         for item in work:
             for lower, upper in self._ranges(item.leaf, item.start, item.stop):
                 conditions = [q("ctid >= {}::tid", sql.Literal(tid_text(lower)))]
