@@ -81,6 +81,7 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
         super().__init__(config)
         self._defaults: dict[tuple[str | None, str], tuple[str, int | None]] = {}
         self._tombstones_used: set[str] = set()
+        self._key_indexed: dict[tuple[str | None, str], bool] = {}
 
     # ------------------------------------------------------------------ names and types
     def limits(self) -> Limits:
@@ -301,7 +302,9 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
         columns = list(plan.columns) or [c.name for c in target.columns]
         tomb = plan.tombstones
         tomb_sql = _ident(tomb) if tomb is not None and tomb.name in self._tombstones_used else None
-        planned = tomb_sql is None  # the tombstone table has no index: leave that plan alone
+        # probe the key index per staged row, when there is a usable one (the tombstone table has
+        # none: leave that plan alone)
+        planned = tomb_sql is None and self._key_index_usable(conn, target, plan.key)
         if planned:
             self._execute(conn, sql.SQL(_MERGE_SETTINGS))
         self._execute(conn, merge.merge_statement(_ident(target), _ident(staging), plan, columns, tomb_sql))
@@ -374,6 +377,17 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
             f"{MAX_REFUSED_VALUES} records of one batch"
         )
 
+    def _key_index_usable(self, conn: sa.Connection, table: sa.Table, key: Sequence[str]) -> bool:
+        """Whether a valid, complete (not partial), plain-column btree index of ``table`` starts
+        with ``key``: what the forced MERGE plan probes. Without one (a user's partial index was
+        taken for the key's), forcing that plan would scan the whole table per staged row."""
+        found = self._key_indexed.get((table.schema, table.name))
+        if found is None:
+            rows = self._query(conn, _KEY_INDEXES, {"schema": table.schema or "public", "name": table.name})
+            found = any(list(row[0][: len(key)]) == list(key) for row in rows)
+            self._key_indexed[(table.schema, table.name)] = found
+        return found
+
     # ------------------------------------------------------------------ helpers
     @staticmethod
     def _driver(conn: sa.Connection) -> psycopg.Connection[Any]:
@@ -413,7 +427,25 @@ _MERGE_SETTINGS = (
     "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; SET LOCAL jit = off; "
     "SET LOCAL work_mem = '64MB'"
 )
-_MERGE_RESET = "RESET enable_hashjoin; RESET enable_mergejoin; RESET jit; RESET work_mem"
+# back to the session's values for the rest of the transaction (RESET would also drop a
+# session-level SET of the user's)
+_MERGE_RESET = (
+    "SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO DEFAULT; "
+    "SET LOCAL jit TO DEFAULT; SET LOCAL work_mem TO DEFAULT"
+)
+_KEY_INDEXES = """
+    SELECT array(SELECT a.attname::text
+                   FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
+                   JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                  ORDER BY k.n)
+      FROM pg_index AS i
+      JOIN pg_class AS ic ON ic.oid = i.indexrelid
+      JOIN pg_am AS am ON am.oid = ic.relam
+      JOIN pg_class AS t ON t.oid = i.indrelid
+      JOIN pg_namespace AS n ON n.oid = t.relnamespace
+     WHERE n.nspname = %(schema)s AND t.relname = %(name)s
+       AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL AND am.amname = 'btree'
+"""
 
 _PG: sa.Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
