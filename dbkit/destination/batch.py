@@ -45,7 +45,7 @@ from dbkit.destination.casting import (
     parse_time,
     parse_timestamp,
 )
-from dbkit.destination.records import DECODE_ERRORS, RawRecord, loads_lenient, source_changes
+from dbkit.destination.records import DECODE_ERRORS, NO_META, RawRecord, loads_lenient, source_changes
 from dbkit.destination.typed import TypedDecoder
 
 __all__ = [
@@ -214,7 +214,7 @@ class BatchBuilder:
     ) -> Iterator[tuple[int, list[Any]]]:
         for i, record in enumerate(records):
             if type(record) is RawRecord:
-                if record.meta is not None:
+                if record.meta != NO_META:
                     changes = source_changes(record.meta)
                     if changes:
                         yield i, changes

@@ -21,6 +21,10 @@ DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeErro
 """What decoding may raise for a line or value that does not have the expected form."""
 
 
+NO_META = msgspec.Raw(b"null")
+"""``meta`` of a record without one (msgspec cannot decode ``Raw | None``: an object would fail)."""
+
+
 class RawRecord(msgspec.Struct, gc=False):
     """The ``record`` of a RECORD message, its ``data`` (and ``meta``) as raw JSON."""
 
@@ -28,7 +32,7 @@ class RawRecord(msgspec.Struct, gc=False):
     data: msgspec.Raw
     namespace: str | None = None
     emitted_at: Any = None
-    meta: msgspec.Raw | None = None
+    meta: msgspec.Raw = NO_META
 
 
 class Envelope(msgspec.Struct, gc=False):
@@ -58,7 +62,7 @@ def loads_lenient(raw: bytes | msgspec.Raw) -> Any:
 
 def source_changes(meta: msgspec.Raw | None) -> list[Any]:
     """The ``meta.changes`` a source put on a record (raw form), or []."""
-    if meta is None:
+    if meta is None or meta == NO_META:
         return []
     try:
         value = loads_lenient(meta)
