@@ -186,9 +186,11 @@ class DestinationDialect(Dialect[ConfigT]):
         generation of this write (e.g. to make them column defaults the loader need not send)."""
 
     def collapse_duplicates(self, conn: sa.Connection, table: sa.Table, plan: merge.DedupPlan) -> None:
-        """Called when a table becomes a dedup table (its key index is created): keep only the
-        newest row of each key. The default leaves the table as it is (the dedup of later
-        batches then collapses each key it touches)."""
+        """Called at the start of every dedup write: keep only the newest row of each key. A
+        table gets duplicates while it is not a dedup table (an append sync in between, rows
+        a user inserted), and a dedup that merged into them would update every copy and keep
+        them all. The default leaves the table as it is (the dedup of later batches then
+        collapses each key it touches)."""
 
     def set_logger(self, log: Callable[[str, str], None]) -> None:
         """Where the dialect reports what it did (``log(level, message)``)."""

@@ -80,7 +80,8 @@ class StreamLoader:
                 name = self.plan.name
             target, storage, plan = ensure_table(conn, self.dialect, self.plan, name, self.log)
             self.plan = plan
-            indexed = self._ensure_key_index(target) if self.dedup else False
+            if self.dedup:
+                self._ensure_key_index(target)
             columns = [
                 BatchColumn(c.field, c.name, storage.get(c.name, c.airbyte_type)) for c in plan.columns
             ]
@@ -100,8 +101,7 @@ class StreamLoader:
                     hard_delete=self.hard_delete,
                     columns=[c.name for c in target.columns],
                 )
-                if indexed:
-                    self.dialect.collapse_duplicates(conn, target, self.dedup_plan)
+                self.dialect.collapse_duplicates(conn, target, self.dedup_plan)
         self.target = target
         if self.dedup:
             assert self.dedup_plan is not None

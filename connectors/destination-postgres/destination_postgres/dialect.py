@@ -272,6 +272,10 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
         self._defaults[(table.schema, table.name)] = (empty_meta, generation_id)
 
     def collapse_duplicates(self, conn: sa.Connection, table: sa.Table, plan: generic.DedupPlan) -> None:
+        # one scan (of the key index, usually) to find out; the DELETE only when needed
+        found = self._query(conn, merge.has_duplicates(_ident(table), plan), {})
+        if not (found and found[0][0]):
+            return
         deleted = self._execute(conn, merge.collapse_duplicates(_ident(table), plan))
         if deleted:
             self.log(
@@ -401,7 +405,9 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
             cursor.execute(statement)
             return max(cursor.rowcount, 0)
 
-    def _query(self, conn: sa.Connection, text: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _query(
+        self, conn: sa.Connection, text: str | sql.Composed, params: dict[str, Any]
+    ) -> list[tuple[Any, ...]]:
         with self._driver(conn).cursor() as cursor:
             cursor.execute(text, params)
             return list(cursor.fetchall())

@@ -164,8 +164,19 @@ def record_deletions(
     )
 
 
+def has_duplicates(target: sql.Composable, plan: DedupPlan) -> sql.Composed:
+    """Whether some key (without NULLs) is held by more than one row."""
+    return sql.SQL(
+        "SELECT EXISTS (SELECT FROM {target} WHERE {present} GROUP BY {keys} HAVING count(*) > 1)"
+    ).format(
+        target=target,
+        keys=_join([sql.Identifier(k) for k in plan.key], ", "),
+        present=_join([sql.SQL("{} IS NOT NULL").format(sql.Identifier(k)) for k in plan.key], " AND "),
+    )
+
+
 def collapse_duplicates(target: sql.Composable, plan: DedupPlan) -> sql.Composed:
-    """Delete every row but the newest of each key (once, when a table becomes a dedup table)."""
+    """Delete every row but the newest of each key."""
     order: list[sql.Composable] = []
     if plan.cursor is not None:
         order.append(sql.SQL("{} DESC NULLS LAST").format(sql.Identifier(plan.cursor)))

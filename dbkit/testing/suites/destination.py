@@ -351,6 +351,18 @@ class DestinationSuite:
         rows = self.table(dest, cat)
         assert self.data_of(rows) == self.expected(want)
 
+    def test_dedup_after_an_append_sync_keeps_one_row_per_key(self, dest: DestinationHarness) -> None:
+        """An append sync in between leaves a key twice; the next dedup sync that touches the key
+        keeps one row, the newest (cursor first), whatever the table held."""
+        dedup = self.catalog([stream(ITEMS, ITEM_SCHEMA, pk=["id"])], "append_dedup")
+        append = self.catalog([stream(ITEMS, ITEM_SCHEMA, pk=["id"])], "append")
+        self.write(dest, dedup, sync_messages(ITEMS, [item(1, "v1", 5)])).raise_on_failure()
+        again = sync_messages(ITEMS, [item(1, "older again", 1)], at=BASE_MS + 1000)
+        self.write(dest, append, again).raise_on_failure()
+        late = sync_messages(ITEMS, [item(1, "late but older", 3)], at=BASE_MS + 2000)
+        self.write(dest, dedup, late).raise_on_failure()
+        assert self.data_of(self.table(dest, dedup)) == self.expected([item(1, "v1", 5)])
+
     def test_cdc_deletes_and_out_of_order_changes(self, dest: DestinationHarness) -> None:
         props = {**ITEM_SCHEMA, "_ab_cdc_deleted_at": json_schema_for(AirbyteType.TIMESTAMP_WITH_TIMEZONE)}
         changes = [
