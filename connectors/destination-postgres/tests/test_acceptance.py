@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import pytest
-
-from dbkit.testing.suites import DestinationSuite, PostgresDestinationHarness
+from dbkit.testing.suites import DestinationSuite, PostgresDestinationHarness, suite_on
 from destination_postgres import PostgresDestination
 
 
@@ -16,21 +14,5 @@ class Postgres(PostgresDestinationHarness):
     connector_class: ClassVar[type[Any]] = PostgresDestination
 
 
-class PostgresThrowaway(Postgres):
-    providers = ("local-binaries",)
-
-
-class PostgresService(Postgres):
-    providers = ("local-service",)
-
-
-@pytest.mark.postgres
-@pytest.mark.slow
-class TestPostgresThrowaway(DestinationSuite):
-    harness = PostgresThrowaway
-
-
-@pytest.mark.postgres
-@pytest.mark.slow
-class TestPostgresService(DestinationSuite):
-    harness = PostgresService
+TestPostgresThrowaway = suite_on(DestinationSuite, Postgres, "local-binaries")
+TestPostgresService = suite_on(DestinationSuite, Postgres, "local-service")

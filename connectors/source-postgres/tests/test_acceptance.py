@@ -24,7 +24,7 @@ from psycopg import sql
 from dbkit.db.types import Unrepresentable
 from dbkit.protocol import StreamDescriptor
 from dbkit.source.records import PythonRecordEncoder
-from dbkit.testing.suites import BadConfig, PostgresSourceHarness, SourceSuite, TypeCase
+from dbkit.testing.suites import BadConfig, PostgresSourceHarness, SourceSuite, TypeCase, suite_on
 from source_postgres import PostgresSourceConfig, PostgresSourceDialect
 from source_postgres.encoder import data_sql, line_sql, use_text_forms
 from source_postgres.types import SESSION_SETTINGS
@@ -425,24 +425,8 @@ class Postgres(PostgresSourceHarness):
         }
 
 
-class PostgresThrowaway(Postgres):
-    providers = ("local-binaries",)
-
-
-class PostgresService(Postgres):
-    providers = ("local-service",)
-
-
-@pytest.mark.postgres
-@pytest.mark.slow
-class TestPostgresThrowaway(SourceSuite):
-    harness = PostgresThrowaway
-
-
-@pytest.mark.postgres
-@pytest.mark.slow
-class TestPostgresService(SourceSuite):
-    harness = PostgresService
+TestPostgresThrowaway = suite_on(SourceSuite, Postgres, "local-binaries")
+TestPostgresService = suite_on(SourceSuite, Postgres, "local-service")
 
 
 # ------------------------------------------------------------------ Python path == server path
@@ -466,7 +450,7 @@ def test_python_and_server_paths_agree_on_every_type_case(
 ) -> None:
     """Every type case, both ways: the server's data JSON and the handlers' Python converters
     fed with the values' text forms give identical bytes, and the same changes."""
-    source = PostgresService(request, tmp_path)
+    source = TestPostgresService.harness(request, tmp_path)
     created: list[tuple[TypeCase, str]] = []
     for index, case in enumerate(TYPE_CASES):
         table = f"dbkit_agree_{index:03d}"

@@ -16,6 +16,7 @@ from dbkit.testing.suites.harnesses import (
     PostgresSourceHarness,
     SqliteDestinationHarness,
     SqliteSourceHarness,
+    suite_on,
 )
 from dbkit.testing.suites.source import SourceSuite, json_equal
 
@@ -35,4 +36,5 @@ __all__ = [
     "Table",
     "TypeCase",
     "json_equal",
+    "suite_on",
 ]

@@ -16,9 +16,10 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import psycopg
+import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
@@ -180,3 +181,25 @@ class MysqlSourceHarness(MysqlDatabase, SourceHarness):
 
 class MysqlDestinationHarness(MysqlDatabase, DestinationHarness):
     """Subclass with ``command``, ``connector_class`` and a ``config`` mapping :attr:`database`."""
+
+
+SuiteT = TypeVar("SuiteT")
+
+
+def suite_on(
+    suite: type[SuiteT], harness: type[ServerDatabase], provider: str, *, slow: bool = True
+) -> type[SuiteT]:
+    """``suite`` (``SourceSuite``, ``DestinationSuite``) run on ``harness`` with its server taken
+    from exactly one provider, marked with the server's kind (``postgres``, ``mysql``) and
+    ``slow``; assign it to a ``Test...`` name in a test module::
+
+        TestPostgresThrowaway = suite_on(SourceSuite, MyPostgres, "local-binaries")
+        TestPostgresService = suite_on(SourceSuite, MyPostgres, "local-service")
+    """
+    title = "".join(part.capitalize() for part in provider.replace("_", "-").split("-"))
+    pinned = type(f"{harness.__name__}{title}", (harness,), {"providers": (provider,)})
+    pinned.__module__ = harness.__module__
+    marks = [getattr(pytest.mark, harness.server_kind)] + ([pytest.mark.slow] if slow else [])
+    made = type(f"Test{harness.__name__}{title}", (suite,), {"harness": pinned, "pytestmark": marks})
+    made.__module__ = harness.__module__
+    return made
