@@ -220,12 +220,17 @@ def start_local_mysql(
     try:
         workdir = proc.workdir
         datadir = workdir / "data"
+        # a private tmpdir: a server starting up removes the "#sql*" files it finds in its tmpdir,
+        # and with a shared /tmp it removed those of another server being installed in parallel
+        tmpdir = workdir / "tmp"
+        tmpdir.mkdir(exist_ok=True)
         if binaries.install_db is not None:
             proc.run_setup(
                 [
                     binaries.install_db,
                     "--no-defaults",
                     f"--datadir={datadir}",
+                    f"--tmpdir={tmpdir}",
                     "--auth-root-authentication-method=normal",
                     "--skip-test-db",
                     *as_root,
@@ -243,6 +248,7 @@ def start_local_mysql(
                     "--no-defaults",
                     "--initialize-insecure",
                     f"--datadir={datadir}",
+                    f"--tmpdir={tmpdir}",
                     f"--init-file={init_file}",
                     *as_root,
                 ]
@@ -257,6 +263,7 @@ def start_local_mysql(
                 binaries.server,
                 "--no-defaults",
                 f"--datadir={datadir}",
+                f"--tmpdir={tmpdir}",
                 f"--socket={workdir / 'mysqld.sock'}",
                 f"--pid-file={workdir / 'mysqld.pid'}",
                 f"--port={port}",
