@@ -5,29 +5,17 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from dbkit.config import SourceSettings, field
+from dbkit.config import SourceSettings, TableSelection, field
 from dbkit.db.postgres import PostgresConnection
 
 
-class PostgresSourceConfig(PostgresConnection, SourceSettings):
+class PostgresSourceConfig(PostgresConnection, SourceSettings, TableSelection):
     schemas: list[str] = field(
         default_factory=lambda: ["public"],
         title="Schemas",
         description="Schemas to read tables, views, materialized views and foreign tables from.",
         min_length=1,
         order=5,
-    )
-    include_tables: list[str] = field(
-        default_factory=list,
-        title="Include tables",
-        description="Glob patterns (table or schema.table) of tables to read; all when empty.",
-        order=6,
-    )
-    exclude_tables: list[str] = field(
-        default_factory=list,
-        title="Exclude tables",
-        description="Glob patterns (table or schema.table) of tables to leave out.",
-        order=7,
     )
     max_parallel_chunks: int = field(
         2,

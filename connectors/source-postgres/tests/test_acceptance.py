@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
-from dbkit.db.types import Unrepresentable
+from dbkit.db.types import AirbyteType, Unrepresentable, json_schema_for
 from dbkit.protocol import StreamDescriptor
 from dbkit.source.records import PythonRecordEncoder
 from dbkit.testing.suites import BadConfig, PostgresSourceHarness, SourceSuite, TypeCase, suite_on
@@ -29,17 +29,17 @@ from source_postgres import PostgresSourceConfig, PostgresSourceDialect
 from source_postgres.encoder import data_sql, line_sql, use_text_forms
 from source_postgres.types import SESSION_SETTINGS
 
-INT = {"type": ["integer", "null"]}
-NUM = {"type": ["number", "null"]}
-STR = {"type": ["string", "null"]}
-BOOL = {"type": ["boolean", "null"]}
-BIN = {"type": ["string", "null"], "contentEncoding": "base64"}
-DATE = {"type": ["string", "null"], "format": "date"}
-TS = {"type": ["string", "null"], "format": "date-time", "airbyte_type": "timestamp_without_timezone"}
-TSTZ = {"type": ["string", "null"], "format": "date-time", "airbyte_type": "timestamp_with_timezone"}
-TIME = {"type": ["string", "null"], "format": "time", "airbyte_type": "time_without_timezone"}
-TIMETZ = {"type": ["string", "null"], "format": "time", "airbyte_type": "time_with_timezone"}
-OBJ = {"type": ["object", "null"]}
+INT = json_schema_for(AirbyteType.INTEGER)
+NUM = json_schema_for(AirbyteType.NUMBER)
+STR = json_schema_for(AirbyteType.STRING)
+BOOL = json_schema_for(AirbyteType.BOOLEAN)
+BIN = json_schema_for(AirbyteType.BINARY)
+DATE = json_schema_for(AirbyteType.DATE)
+TS = json_schema_for(AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE)
+TSTZ = json_schema_for(AirbyteType.TIMESTAMP_WITH_TIMEZONE)
+TIME = json_schema_for(AirbyteType.TIME_WITHOUT_TIMEZONE)
+TIMETZ = json_schema_for(AirbyteType.TIME_WITH_TIMEZONE)
+OBJ = json_schema_for(AirbyteType.OBJECT)
 ANY: dict[str, Any] = {}
 ERR = "SOURCE_SERIALIZATION_ERROR"
 

@@ -11,14 +11,15 @@ from typing import ClassVar
 
 import pytest
 
+from dbkit.db.types import AirbyteType, json_schema_for
 from dbkit.testing.runner import RunResult, configured_catalog
 from dbkit.testing.suites import PostgresSourceHarness
 
-INT = {"type": ["integer", "null"]}
+INT = json_schema_for(AirbyteType.INTEGER)
 INT_NN = {"type": "integer"}
-NUM = {"type": ["number", "null"]}
-STR = {"type": ["string", "null"]}
-TSTZ = {"type": ["string", "null"], "format": "date-time", "airbyte_type": "timestamp_with_timezone"}
+NUM = json_schema_for(AirbyteType.NUMBER)
+STR = json_schema_for(AirbyteType.STRING)
+TSTZ = json_schema_for(AirbyteType.TIMESTAMP_WITH_TIMEZONE)
 
 
 class Source(PostgresSourceHarness):

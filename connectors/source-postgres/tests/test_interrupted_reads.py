@@ -208,16 +208,22 @@ def ctid_of(source: Source, table: str) -> dict[int, tuple[int, int]]:
     return out
 
 
-@pytest.mark.postgres
-def test_ctid_resume_after_vacuum_full_reads_the_table_again(source: Source) -> None:
-    rows = 6000
-    create_events(source, "heap", keyed=False, rows=rows)
+def killed_ctid_read(source: Source) -> tuple[dict[str, Any], dict[str, Any], list[Any], dict[str, Any]]:
+    """A 6,000-row table without a key, read by ctid and killed after its sixth STATE: the config,
+    the catalog, the ids emitted before the last STATE, and that STATE."""
+    create_events(source, "heap", keyed=False, rows=6000)
     config = source.config(checkpoint_records=200)
     stream = source.runner().discover(config).raise_on_failure().stream("heap", "public")
     catalog = configured_catalog([stream])
     killed = source.runner().read(config, catalog, kill_after_states=6)
     assert killed.killed
     covered, state = list(records_before_each_state(killed, "heap"))[-1]
+    return config, catalog, covered, state
+
+
+@pytest.mark.postgres
+def test_ctid_resume_after_vacuum_full_reads_the_table_again(source: Source) -> None:
+    config, catalog, covered, state = killed_ctid_read(source)
     position = state["stream"]["stream_state"]
     conn = source.connect()
     oid, filenode = conn.execute(
@@ -298,14 +304,7 @@ def test_ctid_resume_reads_rows_that_moved_below_the_position(source: Source) ->
     """Same relation (plain VACUUM keeps the filenode), but rows updated or inserted after the
     interrupted read land in pages it had already passed: the resumed read still delivers them,
     with their new values (rows written since the saved snapshot are read again below it)."""
-    rows = 6000
-    create_events(source, "heap", keyed=False, rows=rows)
-    config = source.config(checkpoint_records=200)
-    stream = source.runner().discover(config).raise_on_failure().stream("heap", "public")
-    catalog = configured_catalog([stream])
-    killed = source.runner().read(config, catalog, kill_after_states=6)
-    assert killed.killed
-    covered, state = list(records_before_each_state(killed, "heap"))[-1]
+    config, catalog, covered, state = killed_ctid_read(source)
     position = state["stream"]["stream_state"]
     below = tuple(int(p) for p in position["ctid_below"].strip("()").split(","))
     conn = source.connect()

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from dbkit.config import MASKER, load_config
+from dbkit.db.types import AirbyteType, json_schema_for
 from dbkit.errors import ConfigError
 from dbkit.testing.runner import configured_catalog
 from dbkit.testing.suites import (
@@ -31,21 +32,22 @@ from dbkit.testing.suites import (
     SourceSuite,
     Table,
     TypeCase,
+    suite_on,
 )
 from dbkit.testing.suites.harnesses import SqliteFile
 from dbkit.testing.suites.source import PEOPLE, people_table
 from source_sql import SqlUrlConfig
 
-INT = {"type": ["integer", "null"]}
-NUM = {"type": ["number", "null"]}
-STR = {"type": ["string", "null"]}
-BOOL = {"type": ["boolean", "null"]}
-BIN = {"type": ["string", "null"], "contentEncoding": "base64"}
-DATE = {"type": ["string", "null"], "format": "date"}
-TS = {"type": ["string", "null"], "format": "date-time", "airbyte_type": "timestamp_without_timezone"}
-TSTZ = {"type": ["string", "null"], "format": "date-time", "airbyte_type": "timestamp_with_timezone"}
-TIME = {"type": ["string", "null"], "format": "time", "airbyte_type": "time_without_timezone"}
-TIMETZ = {"type": ["string", "null"], "format": "time", "airbyte_type": "time_with_timezone"}
+INT = json_schema_for(AirbyteType.INTEGER)
+NUM = json_schema_for(AirbyteType.NUMBER)
+STR = json_schema_for(AirbyteType.STRING)
+BOOL = json_schema_for(AirbyteType.BOOLEAN)
+BIN = json_schema_for(AirbyteType.BINARY)
+DATE = json_schema_for(AirbyteType.DATE)
+TS = json_schema_for(AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE)
+TSTZ = json_schema_for(AirbyteType.TIMESTAMP_WITH_TIMEZONE)
+TIME = json_schema_for(AirbyteType.TIME_WITHOUT_TIMEZONE)
+TIMETZ = json_schema_for(AirbyteType.TIME_WITH_TIMEZONE)
 ERR = "SOURCE_SERIALIZATION_ERROR"
 UNICODE = "héllo ✓ 日本 😀"
 WIDE = "12345678901234567890.1234567890"
@@ -174,24 +176,9 @@ class Postgres(PostgresSourceHarness):
         }
 
 
-class PostgresThrowaway(Postgres):
-    providers = ("local-binaries",)
-
-
-class PostgresService(Postgres):
-    providers = ("local-service",)
-
-
-@pytest.mark.postgres
-@pytest.mark.slow
-class TestPostgresThrowaway(SourceSuite):
-    harness = PostgresThrowaway
-
-
-@pytest.mark.postgres
-@pytest.mark.slow
-class TestPostgresService(SourceSuite):
-    harness = PostgresService
+TestPostgresThrowaway = suite_on(SourceSuite, Postgres, "local-binaries")
+TestPostgresService = suite_on(SourceSuite, Postgres, "local-service")
+PostgresThrowaway, PostgresService = TestPostgresThrowaway.harness, TestPostgresService.harness
 
 
 # ------------------------------------------------------------------------------ MariaDB
@@ -255,24 +242,9 @@ class Mariadb(MysqlSourceHarness):
         }
 
 
-class MariadbThrowaway(Mariadb):
-    providers = ("local-binaries",)
-
-
-class MariadbService(Mariadb):
-    providers = ("local-service",)
-
-
-@pytest.mark.mysql
-@pytest.mark.slow
-class TestMariadbThrowaway(SourceSuite):
-    harness = MariadbThrowaway
-
-
-@pytest.mark.mysql
-@pytest.mark.slow
-class TestMariadbService(SourceSuite):
-    harness = MariadbService
+TestMariadbThrowaway = suite_on(SourceSuite, Mariadb, "local-binaries")
+TestMariadbService = suite_on(SourceSuite, Mariadb, "local-service")
+MariadbThrowaway, MariadbService = TestMariadbThrowaway.harness, TestMariadbService.harness
 
 
 # ------------------------------------------------------------------------------ beyond the suite
