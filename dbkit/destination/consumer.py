@@ -14,8 +14,10 @@ order they arrived.
 Loads run one after another, in the order they were asked for. When the dialect allows it
 (``background_loading``), they run on a worker thread while this thread reads on: the next batch
 is decoded and buffered while the previous one is typed, sent and committed (at most one load
-waits behind the running one, which bounds memory). A state is echoed once the loads of every
-record before it have committed; a failed load stops the write, and nothing after it is echoed.
+waits behind the running one, which bounds memory), and the typed parts of the next load are
+built (:mod:`dbkit.destination.prefetch`) while the database finishes the running one. A state
+is echoed once the loads of every record before it have committed; a failed load stops the
+write, and nothing after it is echoed.
 
 Streams that replace their data (overwrite, truncate refresh) load only records that a STATE
 already covers, except when the source reports the stream COMPLETE: records after the last STATE
@@ -36,6 +38,7 @@ line and decides what is an error.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -44,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from dbkit.destination.loader import StreamLoader
+from dbkit.destination.prefetch import Prefetcher
 from dbkit.destination.records import DECODE_ERRORS, Envelope, RawRecord, decode_envelope, loads_lenient
 from dbkit.errors import DbkitError, SystemFailure, TransientError
 from dbkit.protocol import MessageWriter, StreamDescriptor
@@ -54,6 +58,7 @@ IGNORED_TYPES = frozenset({"LOG", "SPEC", "CATALOG", "CONNECTION_STATUS", "CONTR
 TIME_CHECK_EVERY = 1000
 CHUNK_BYTES = 1 << 20
 QUEUED_CHUNKS = 8
+SWITCH_SECONDS = 0.0005  # the GIL's switch interval while loads run in the background
 POLL_SECONDS = 0.05  # how often loads running in the background are checked for completion
 _END = object()
 _OPEN_BRACE = ord("{")
@@ -209,9 +214,16 @@ class Consumer:
         self.added_at_global = 0
         self.echoed = 0
         self.loads = _Loads(background)
+        self.prefetch = Prefetcher() if background else None
 
     # ------------------------------------------------------------------ main loop
     def run(self, source: BinaryIO) -> None:
+        switch = sys.getswitchinterval()
+        if self.loads.background:
+            # several threads take turns holding the GIL (reading, building parts, sending them):
+            # a thread that only hands bytes to the database must not wait 5 ms for its turn
+            # while the database sits idle (measured: 8% faster appends at 0.5 ms)
+            sys.setswitchinterval(min(switch, SWITCH_SECONDS))
         try:
             try:
                 for chunk in self._chunks(source):
@@ -226,6 +238,9 @@ class Consumer:
             self.finish()
         finally:
             self.loads.close()
+            if self.prefetch is not None:
+                self.prefetch.close()
+            sys.setswitchinterval(switch)
 
     def _consume(self, chunk: list[bytes]) -> None:
         """The lines of one chunk; RECORD lines of the stream of the previous line in a tight loop."""
@@ -492,9 +507,18 @@ class Consumer:
         self.buffered_bytes -= size
         buffer.covered = buffer.covered_bytes = 0
         loader = buffer.loader
+        parts = None if self.prefetch is None else self.prefetch.start(loader.prepare(records))
+
+        def load() -> None:
+            try:
+                loader.load(records, parts)
+            finally:
+                if parts is not None:
+                    parts.cancel()  # a failed load releases the builder
+
         job = self.loads.submitted + 1
         buffer.loading.append((job, first))
-        number = self._submit(lambda: loader.load(records))
+        number = self._submit(load)
         assert number == job
         self._echo_ready()
 

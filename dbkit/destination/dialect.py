@@ -7,6 +7,7 @@ DROP + RENAME swaps). A connector overrides what its database does better: COPY,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import pyarrow as pa
@@ -40,6 +41,15 @@ class ValueRefused(Exception):
         self.column = column
         self.reason = reason
         self.detail = detail
+
+
+@dataclass(frozen=True)
+class KeyIndex:
+    """An index of a table on plain columns, complete (not partial) and valid."""
+
+    name: str
+    columns: tuple[str, ...]
+    unique: bool
 
 
 class DeclaredType(UserDefinedType[Any]):
@@ -143,8 +153,29 @@ class DestinationDialect(Dialect[ConfigT]):
             f"column {column.name!r} of {table.fullname} needs a wider type, which {self.name} cannot alter"
         )
 
-    def create_index(self, conn: sa.Connection, table: sa.Table, name: str, columns: Sequence[str]) -> None:
-        sa.Index(name, *(table.c[c] for c in columns)).create(conn, checkfirst=True)
+    def create_index(
+        self, conn: sa.Connection, table: sa.Table, name: str, columns: Sequence[str], unique: bool = False
+    ) -> None:
+        sa.Index(name, *(table.c[c] for c in columns), unique=unique).create(conn, checkfirst=True)
+
+    def drop_index(self, conn: sa.Connection, table: sa.Table, name: str) -> None:
+        sa.Index(name, *table.c).drop(conn, checkfirst=True)
+
+    def key_indexes(self, conn: sa.Connection, table: sa.Table) -> list[KeyIndex]:
+        """The table's complete indexes on plain columns, the primary key among them (the
+        default asks SQLAlchemy's inspector)."""
+        inspector = sa.inspect(conn)
+        found = []
+        primary = inspector.get_pk_constraint(table.name, schema=table.schema)
+        if primary.get("constrained_columns"):
+            found.append(KeyIndex(primary.get("name") or "", tuple(primary["constrained_columns"]), True))
+        for index in inspector.get_indexes(table.name, schema=table.schema):
+            columns = index["column_names"]
+            options = index.get("dialect_options") or {}
+            if any(c is None for c in columns) or any(k.endswith("_where") for k in options):
+                continue  # an expression or a partial index
+            found.append(KeyIndex(index["name"] or "", tuple(str(c) for c in columns), bool(index["unique"])))
+        return found
 
     def drop_table(self, conn: sa.Connection, table: sa.Table, cascade: bool = False) -> None:
         preparer = conn.dialect.identifier_preparer
@@ -185,12 +216,14 @@ class DestinationDialect(Dialect[ConfigT]):
         staging), in a transaction, with the ``_airbyte_meta`` of a row without changes and the
         generation of this write (e.g. to make them column defaults the loader need not send)."""
 
-    def collapse_duplicates(self, conn: sa.Connection, table: sa.Table, plan: merge.DedupPlan) -> None:
-        """Called at the start of every dedup write: keep only the newest row of each key. A
-        table gets duplicates while it is not a dedup table (an append sync in between, rows
-        a user inserted), and a dedup that merged into them would update every copy and keep
-        them all. The default leaves the table as it is (the dedup of later batches then
-        collapses each key it touches)."""
+    def collapse_duplicates(self, conn: sa.Connection, table: sa.Table, plan: merge.DedupPlan) -> bool:
+        """Called at the start of a dedup write unless a unique index already holds the table
+        to one row per key: keep only the newest row of each key. A table gets duplicates while
+        it is not a dedup table (an append sync in between, rows a user inserted), and a dedup
+        that merged into them would update every copy and keep them all. True when the table
+        now holds each key once (the loader then makes its key index unique, and later writes
+        skip this); the default leaves the table as it is and returns False."""
+        return False
 
     def set_logger(self, log: Callable[[str, str], None]) -> None:
         """Where the dialect reports what it did (``log(level, message)``)."""
@@ -231,7 +264,8 @@ class DestinationDialect(Dialect[ConfigT]):
         """Apply a loaded staging table to ``target`` so each key keeps only its newest row
         (the rules and steps are in :mod:`dbkit.destination.merge`); an override must keep them,
         including the tombstones of ``plan.tombstones``."""
-        conn.execute(merge.dedupe_staging(staging, plan))
+        if not plan.staged_unique:
+            conn.execute(merge.dedupe_staging(staging, plan))
         if plan.tombstones is not None:
             conn.execute(merge.drop_buried(staging, plan.tombstones, plan))
         conn.execute(merge.delete_superseded(target, staging, plan))

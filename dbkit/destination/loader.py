@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
+from dbkit.db.types import AirbyteType
 from dbkit.destination import merge
 from dbkit.destination.batch import GENERATION_ID, Batch, BatchBuilder, BatchColumn
 from dbkit.destination.dialect import DestinationDialect, ValueRefused
@@ -68,6 +69,7 @@ class StreamLoader:
         self.tombstones: sa.Table | None = None
         self.builder: BatchBuilder | None = None
         self.dedup_plan: merge.DedupPlan | None = None
+        self._key_types: dict[str, AirbyteType] = {}
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -80,11 +82,12 @@ class StreamLoader:
                 name = self.plan.name
             target, storage, plan = ensure_table(conn, self.dialect, self.plan, name, self.log)
             self.plan = plan
-            if self.dedup:
-                self._ensure_key_index(target)
+            if not self.dedup:
+                self._drop_unique_key_index(target)
             columns = [
                 BatchColumn(c.field, c.name, storage.get(c.name, c.airbyte_type)) for c in plan.columns
             ]
+            self._key_types = {c.name: c.airbyte_type for c in columns if c.name in plan.key}
             self.builder = BatchBuilder(
                 columns,
                 self.dialect.limits(),
@@ -101,7 +104,7 @@ class StreamLoader:
                     hard_delete=self.hard_delete,
                     columns=[c.name for c in target.columns],
                 )
-                self.dialect.collapse_duplicates(conn, target, self.dedup_plan)
+                self._key_unique(target, self.dedup_plan)
         self.target = target
         if self.dedup:
             assert self.dedup_plan is not None
@@ -147,40 +150,66 @@ class StreamLoader:
                 "INFO", f"{plan.descriptor}: resuming the interrupted refresh of generation {generation}"
             )
 
-    def _ensure_key_index(self, table: sa.Table) -> bool:
-        """Index the key of a dedup table unless an index starts with it; True when created."""
-        key = list(self.plan.key)
-        for index in sa.inspect(self.conn).get_indexes(table.name, schema=table.schema):
-            if list(index["column_names"][: len(key)]) == key:
-                return False
-        for constraint in [sa.inspect(self.conn).get_pk_constraint(table.name, schema=table.schema)]:
-            if list(constraint.get("constrained_columns") or [])[: len(key)] == key:
-                return False
+    def _key_index_name(self, table: sa.Table) -> str:
         nonce = str(self.stream.generation_id) if self.replaces else ""
-        name = index_name(table.name, "key", nonce, self.dialect.naming)
-        self.dialect.create_index(self.conn, table, name, key)
-        return True
+        return index_name(table.name, "key", nonce, self.dialect.naming)
+
+    def _key_unique(self, table: sa.Table, plan: merge.DedupPlan) -> None:
+        """Make the table of a dedup stream hold one row per key, and index the key.
+
+        A unique index whose columns are all in the key proves it at no cost. Otherwise the
+        dialect collapses the table's duplicates (a scan of the whole table) and, when it could,
+        the loader's key index is made unique, so later writes skip that scan (an older,
+        non-unique one is rebuilt). A dialect that does not collapse gets a plain key index,
+        unless an index already starts with the key."""
+        key = list(plan.key)
+        indexes = self.dialect.key_indexes(self.conn, table)
+        if any(index.unique and set(index.columns) <= set(key) for index in indexes):
+            return
+        name = self._key_index_name(table)
+        if self.dialect.collapse_duplicates(self.conn, table, plan):
+            if any(index.name == name for index in indexes):
+                self.dialect.drop_index(self.conn, table, name)
+            self.dialect.create_index(self.conn, table, name, key, unique=True)
+        elif not any(list(index.columns[: len(key)]) == key for index in indexes):
+            self.dialect.create_index(self.conn, table, name, key)
+
+    def _drop_unique_key_index(self, table: sa.Table) -> None:
+        """A write that is not a dedup may add a second row for a key: the unique key index a
+        dedup write made (never a user's index) goes, and the next dedup write makes it again."""
+        name = self._key_index_name(table)
+        if any(i.name == name and i.unique for i in self.dialect.key_indexes(self.conn, table)):
+            self.dialect.drop_index(self.conn, table, name)
+            self.log("INFO", f"{self.plan.descriptor}: dropped the unique key index {name} of a dedup write")
 
     # ------------------------------------------------------------------ batches
-    def load(self, records: Sequence[RawRecord | Mapping[str, Any]]) -> None:
+    def prepare(self, records: Sequence[RawRecord | Mapping[str, Any]]) -> Iterator[Batch]:
+        """The typed parts of a batch, built as they are asked for (a consumer that loads in the
+        background builds them ahead, on a thread of their own: :mod:`dbkit.destination.prefetch`)."""
+        assert self.builder is not None
+        return self.builder.parts(records)
+
+    def load(
+        self, records: Sequence[RawRecord | Mapping[str, Any]], parts: Iterator[Batch] | None = None
+    ) -> None:
         """Load one batch in one transaction; raises (and rolls back) on failure.
 
-        The batch is built in parts while the first parts are already being sent. Should the
-        database refuse a value the casting rules accepted (:class:`ValueRefused`), the value is
-        stored as NULL with a change and the batch is loaded again (at most
-        ``MAX_REFUSED_VALUES`` times)."""
+        ``parts``: what :meth:`prepare` gave for ``records`` (built ahead), else the batch is built
+        in parts while the first parts are already being sent. Should the database refuse a
+        value the casting rules accepted (:class:`ValueRefused`), the value is stored as NULL with
+        a change and the batch is loaded again (at most ``MAX_REFUSED_VALUES`` times)."""
         if not records:
             return
         assert self.builder is not None
-        parts: list[Batch] = []
-        source = self.builder.parts(records)
+        built: list[Batch] = []
+        source = self.prepare(records) if parts is None else parts
         for _ in range(MAX_REFUSED_VALUES + 1):
             try:
-                self._load_parts(self._parts(parts, source))
+                self._load_parts(self._parts(built, source))
                 break
             except ValueRefused as refused:
-                parts[refused.part] = self.builder.reject(
-                    parts[refused.part], refused.row, refused.column, refused.reason
+                built[refused.part] = self.builder.reject(
+                    built[refused.part], refused.row, refused.column, refused.reason
                 )
                 self.log(
                     "WARN",
@@ -194,7 +223,7 @@ class StreamLoader:
             )
         self.stats.records += len(records)
         self.stats.batches += 1
-        self.stats.changed_rows += sum(p.changed_rows for p in parts)
+        self.stats.changed_rows += sum(p.changed_rows for p in built)
 
     @staticmethod
     def _parts(built: list[Batch], source: Iterator[Batch]) -> Iterator[Batch]:
@@ -208,13 +237,22 @@ class StreamLoader:
         assert self.target is not None
         with self.conn.begin():
             if self.dedup:
-                assert self.staging is not None
-                assert self.dedup_plan is not None
-                self.dialect.clear_staging(self.conn, self.staging)
-                self.dialect.load_batches(self.conn, self.staging, _with_sequence(parts))
-                self.dialect.dedup(self.conn, self.target, self.staging, self.dedup_plan)
+                self._stage_and_merge(parts)
             else:
                 self.dialect.load_batches(self.conn, self.target, parts)
+
+    def _stage_and_merge(self, parts: Iterator[Batch]) -> None:
+        """append_dedup, in the caller's transaction: the batch into the staging table, then
+        merged into the target (told whether the batch holds each key once)."""
+        assert self.target is not None
+        assert self.staging is not None
+        assert self.dedup_plan is not None
+        plan = self.dedup_plan
+        staged: list[pa.Table] = []
+        self.dialect.clear_staging(self.conn, self.staging)
+        self.dialect.load_batches(self.conn, self.staging, _with_sequence(parts, staged))
+        unique = merge.keys_unique(staged, plan.key, self._key_types)
+        self.dialect.dedup(self.conn, self.target, self.staging, replace(plan, staged_unique=unique))
 
     # ------------------------------------------------------------------ completion
     def complete(self) -> None:
@@ -246,10 +284,12 @@ class StreamLoader:
         self.staging = self.tombstones = None
 
 
-def _with_sequence(parts: Iterator[Batch]) -> Iterator[Batch]:
-    """Parts with the arrival order of their rows (across the parts) as a last column."""
+def _with_sequence(parts: Iterator[Batch], seen: list[pa.Table]) -> Iterator[Batch]:
+    """Parts with the arrival order of their rows (across the parts) as a last column; each part
+    sent is added to ``seen``."""
     start = 0
     for part in parts:
+        seen.append(part.table)
         n = part.table.num_rows
         table = part.table.append_column(merge.SEQ, pa.array(range(start, start + n), pa.int64()))
         start += n

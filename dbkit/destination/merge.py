@@ -5,7 +5,8 @@ are equal (or both NULL) and it was extracted at the same time or later; a NULL 
 older than any value. The default dedup runs, in the caller's transaction:
 
 1. delete from the staging table every row but the newest of each key (arrival order breaks
-   ties); rows with a NULL in the key are never deduplicated (NULL is not a key value);
+   ties); rows with a NULL in the key are never deduplicated (NULL is not a key value); skipped
+   when the loader saw that the batch holds each key once (``DedupPlan.staged_unique``);
 2. delete stored rows that a staged row supersedes;
 3. insert staged rows whose key is no longer stored, except CDC deletions (hard-delete mode).
 
@@ -25,11 +26,15 @@ and has no such limit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
+
+from dbkit.db.types import AirbyteType
 
 SEQ = "_dbkit_seq"
 RN = "_dbkit_rn"
@@ -44,6 +49,45 @@ class DedupPlan:
     hard_delete: bool = True
     columns: Sequence[str] = ()  # every column of the target, in order
     tombstones: sa.Table | None = None  # hard-delete mode: this write's applied deletions
+    staged_unique: bool = False  # the staged batch holds each key (without NULLs) at most once
+
+
+# Key columns whose values the connector compares exactly as the database does (integers,
+# text, booleans, dates, timestamps as UTC microseconds). Numbers travel as their text ("1.0"
+# and "1" are one numeric), JSON as its text: for those only the database can tell.
+_EXACT_KEYS = frozenset(
+    {
+        AirbyteType.INTEGER,
+        AirbyteType.STRING,
+        AirbyteType.BOOLEAN,
+        AirbyteType.DATE,
+        AirbyteType.TIMESTAMP_WITH_TIMEZONE,
+        AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE,
+    }
+)
+
+
+def keys_unique(parts: Sequence[pa.Table], key: Sequence[str], types: Mapping[str, AirbyteType]) -> bool:
+    """Whether no key (rows with a NULL in it aside: those are never merged) occurs twice in the
+    batch made of ``parts``: then the batch needs no ranking before it is merged. False whenever
+    it cannot be told exactly (a key column of another type)."""
+    if not key or any(types.get(k) not in _EXACT_KEYS for k in key):
+        return False
+    table = pa.concat_tables([part.select(list(key)) for part in parts])
+    present = None
+    for k in key:
+        valid = pc.is_valid(table.column(k))
+        present = valid if present is None else pc.and_(present, valid)
+    if present is not None and table.num_rows and pc.sum(present).as_py() != table.num_rows:
+        table = table.filter(present)
+    if table.num_rows <= 1:
+        return True
+    try:
+        if len(key) == 1:
+            return bool(pc.count_distinct(table.column(key[0])).as_py() == table.num_rows)
+        return bool(table.group_by(list(key)).aggregate([]).num_rows == table.num_rows)
+    except pa.ArrowException:  # a column type Arrow cannot hash: let the database rank
+        return False
 
 
 def tombstone_columns(plan: DedupPlan) -> list[str]:

@@ -33,7 +33,7 @@ from dbkit.db.types import AirbyteType
 from dbkit.destination import merge as generic
 from dbkit.destination.batch import EXTRACTED_AT, GENERATION_ID, META, RAW_ID, Batch, Limits
 from dbkit.destination.casting import MAX_ARROW_YEAR, json_text
-from dbkit.destination.dialect import DestinationDialect, ValueRefused
+from dbkit.destination.dialect import DestinationDialect, KeyIndex, ValueRefused
 from dbkit.destination.loader import MAX_REFUSED_VALUES
 from dbkit.destination.naming import NamingRules
 from dbkit.destination.schema import index_name
@@ -271,11 +271,11 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
         )
         self._defaults[(table.schema, table.name)] = (empty_meta, generation_id)
 
-    def collapse_duplicates(self, conn: sa.Connection, table: sa.Table, plan: generic.DedupPlan) -> None:
+    def collapse_duplicates(self, conn: sa.Connection, table: sa.Table, plan: generic.DedupPlan) -> bool:
         # one scan (of the key index, usually) to find out; the DELETE only when needed
         found = self._query(conn, merge.has_duplicates(_ident(table), plan), {})
         if not (found and found[0][0]):
-            return
+            return True
         deleted = self._execute(conn, merge.collapse_duplicates(_ident(table), plan))
         if deleted:
             self.log(
@@ -283,6 +283,32 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
                 f"{_shown(table.schema, table.name)} becomes a dedup table: {deleted} older row(s) of keys "
                 "held more than once were removed",
             )
+        return True
+
+    def key_indexes(self, conn: sa.Connection, table: sa.Table) -> list[KeyIndex]:
+        return [index for index, _ in self._indexes(conn, table)]
+
+    def _indexes(self, conn: sa.Connection, table: sa.Table) -> list[tuple[KeyIndex, bool]]:
+        """The table's valid, complete indexes on plain columns, each with whether it is a btree."""
+        rows = self._query(conn, _KEY_INDEXES, {"schema": table.schema or "public", "name": table.name})
+        return [(KeyIndex(str(row[1]), tuple(row[0]), bool(row[2])), bool(row[3])) for row in rows]
+
+    def create_index(
+        self, conn: sa.Connection, table: sa.Table, name: str, columns: Sequence[str], unique: bool = False
+    ) -> None:
+        self._execute(
+            conn,
+            sql.SQL("CREATE {}INDEX IF NOT EXISTS {} ON {} ({})").format(
+                sql.SQL("UNIQUE " if unique else ""),
+                sql.Identifier(name),
+                _ident(table),
+                sql.SQL(", ").join(sql.Identifier(c) for c in columns),
+            ),
+        )
+
+    def drop_index(self, conn: sa.Connection, table: sa.Table, name: str) -> None:
+        index = sql.Identifier(table.schema, name) if table.schema else sql.Identifier(name)
+        self._execute(conn, sql.SQL("DROP INDEX IF EXISTS {}").format(index))
 
     # ------------------------------------------------------------------ loading
     def load_batches(self, conn: sa.Connection, table: sa.Table, batches: Iterable[Batch]) -> None:
@@ -387,8 +413,10 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
         taken for the key's), forcing that plan would scan the whole table per staged row."""
         found = self._key_indexed.get((table.schema, table.name))
         if found is None:
-            rows = self._query(conn, _KEY_INDEXES, {"schema": table.schema or "public", "name": table.name})
-            found = any(list(row[0][: len(key)]) == list(key) for row in rows)
+            found = any(
+                btree and list(index.columns[: len(key)]) == list(key)
+                for index, btree in self._indexes(conn, table)
+            )
             self._key_indexed[(table.schema, table.name)] = found
         return found
 
@@ -443,14 +471,15 @@ _KEY_INDEXES = """
     SELECT array(SELECT a.attname::text
                    FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
                    JOIN pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                  ORDER BY k.n)
+                  ORDER BY k.n),
+           ic.relname, i.indisunique, am.amname = 'btree'
       FROM pg_index AS i
       JOIN pg_class AS ic ON ic.oid = i.indexrelid
       JOIN pg_am AS am ON am.oid = ic.relam
       JOIN pg_class AS t ON t.oid = i.indrelid
       JOIN pg_namespace AS n ON n.oid = t.relnamespace
      WHERE n.nspname = %(schema)s AND t.relname = %(name)s
-       AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL AND am.amname = 'btree'
+       AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
 """
 
 _PG: sa.Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]

@@ -72,7 +72,9 @@ def newest_staged(
     null_keys: bool,
 ) -> sql.Composed:
     """The staged rows that count: the newest per key (and, with ``null_keys``, every row with a
-    NULL in the key), minus those not newer than their key's tombstone."""
+    NULL in the key), minus those not newer than their key's tombstone. When the loader saw
+    each key at most once in the batch (``plan.staged_unique``), every staged row is the newest
+    of its key and the ranking (a sort of the batch) is skipped."""
     order: list[sql.Composable] = []
     if plan.cursor is not None:
         order.append(sql.SQL("{} DESC NULLS LAST").format(_c("x", plan.cursor)))
@@ -83,6 +85,10 @@ def newest_staged(
         buried = sql.SQL(
             " WHERE NOT EXISTS (SELECT 1 FROM {tomb} AS b WHERE {key} AND NOT coalesce({newer}, false))"
         ).format(tomb=tombstones, key=same_key("b", "x", plan), newer=newer("x", "b", plan))
+    if plan.staged_unique:  # one row per key already: no ranking
+        return sql.SQL("SELECT {columns} FROM {staging} AS x{buried}").format(
+            columns=_join([_c("x", c) for c in columns], ", "), staging=staging, buried=buried
+        )
     keep = sql.SQL("{} = 1").format(sql.Identifier(RN))
     if null_keys:
         keep = sql.SQL("{} OR {}").format(keep, _any_key_null("r", plan))

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from dbkit.destination import merge
 from dbkit.destination.batch import EXTRACTED_AT, GENERATION_ID, META, RAW_ID, Batch
 from dbkit.destination.casting import json_text
-from dbkit.destination.loader import Log, StreamLoader, _with_sequence
+from dbkit.destination.loader import Log, StreamLoader
 from dbkit.destination.naming import short_hash
 from dbkit.destination.records import RawRecord, loads_lenient
 from dbkit.destination.schema import TMP_SUFFIX, TablePlan
@@ -197,11 +197,7 @@ class RawTableLoader(StreamLoader):
 
         with self.conn.begin():
             if self.dedup:
-                assert self.staging is not None
-                assert self.dedup_plan is not None
-                self.dialect.clear_staging(self.conn, self.staging)
-                self.dialect.load_batches(self.conn, self.staging, _with_sequence(kept()))
-                self.dialect.dedup(self.conn, self.target, self.staging, self.dedup_plan)
+                self._stage_and_merge(kept())
             else:
                 self.dialect.load_batches(self.conn, self.target, kept())
             self.pg.load_raw(self.conn, self.raw, raw_rows(built, self._records))
