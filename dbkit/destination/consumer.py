@@ -134,12 +134,18 @@ class _Loads:
             self._thread.start()
         with self._idle:
             self._running += 1
-        while True:
-            try:
-                self._jobs.put((number, job), timeout=POLL_SECONDS)
-                break
-            except queue.Full:
-                self._raise()
+        try:
+            while True:
+                try:
+                    self._jobs.put((number, job), timeout=POLL_SECONDS)
+                    break
+                except queue.Full:
+                    self._raise()
+        except BaseException:  # never queued: not running either (close() must not wait for it)
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+            raise
         return number
 
     def _work(self) -> None:

@@ -158,6 +158,21 @@ class DestinationDialect(Dialect[ConfigT]):
     ) -> None:
         sa.Index(name, *(table.c[c] for c in columns), unique=unique).create(conn, checkfirst=True)
 
+    def create_unique_index(
+        self, conn: sa.Connection, table: sa.Table, name: str, columns: Sequence[str], replace: bool
+    ) -> None:
+        """A unique index; ``replace``: an index of that name exists and is replaced."""
+        if replace:
+            self.drop_index(conn, table, name)
+        self.create_index(conn, table, name, columns, unique=True)
+
+    def exact_key(self, conn: sa.Connection, table: sa.Table, key: Sequence[str]) -> bool:
+        """Whether the database compares the key columns' values exactly as their typed batch
+        values compare (byte-equal text, equal integers, equal microseconds): then a batch that
+        holds each key once by the connector's count is merged without ranking it. The default
+        does not vouch for any column."""
+        return False
+
     def drop_index(self, conn: sa.Connection, table: sa.Table, name: str) -> None:
         sa.Index(name, *table.c).drop(conn, checkfirst=True)
 

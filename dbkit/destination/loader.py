@@ -70,6 +70,7 @@ class StreamLoader:
         self.builder: BatchBuilder | None = None
         self.dedup_plan: merge.DedupPlan | None = None
         self._key_types: dict[str, AirbyteType] = {}
+        self._exact_key = False  # the database compares the key's values as the connector does
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -105,6 +106,7 @@ class StreamLoader:
                     columns=[c.name for c in target.columns],
                 )
                 self._key_unique(target, self.dedup_plan)
+                self._exact_key = self.dialect.exact_key(conn, target, plan.key)
         self.target = target
         if self.dedup:
             assert self.dedup_plan is not None
@@ -160,18 +162,21 @@ class StreamLoader:
         A unique index whose columns are all in the key proves it at no cost. Otherwise the
         dialect collapses the table's duplicates (a scan of the whole table) and, when it could,
         the loader's key index is made unique, so later writes skip that scan (an older,
-        non-unique one is rebuilt). A dialect that does not collapse gets a plain key index,
-        unless an index already starts with the key."""
+        non-unique one is replaced). A dialect that does not collapse gets a plain key index.
+        Either way the key gets an index that starts with it (for the merge to probe), unless
+        one exists."""
         key = list(plan.key)
         indexes = self.dialect.key_indexes(self.conn, table)
-        if any(index.unique and set(index.columns) <= set(key) for index in indexes):
-            return
         name = self._key_index_name(table)
+        probed = any(list(index.columns[: len(key)]) == key for index in indexes)
+        if any(index.unique and set(index.columns) <= set(key) for index in indexes):
+            if not probed:  # e.g. a primary key (b, a) for the key (a, b)
+                self.dialect.create_index(self.conn, table, name, key)
+            return
         if self.dialect.collapse_duplicates(self.conn, table, plan):
-            if any(index.name == name for index in indexes):
-                self.dialect.drop_index(self.conn, table, name)
-            self.dialect.create_index(self.conn, table, name, key, unique=True)
-        elif not any(list(index.columns[: len(key)]) == key for index in indexes):
+            existing = any(index.name == name for index in indexes)
+            self.dialect.create_unique_index(self.conn, table, name, key, replace=existing)
+        elif not probed:
             self.dialect.create_index(self.conn, table, name, key)
 
     def _drop_unique_key_index(self, table: sa.Table) -> None:
@@ -251,7 +256,7 @@ class StreamLoader:
         staged: list[pa.Table] = []
         self.dialect.clear_staging(self.conn, self.staging)
         self.dialect.load_batches(self.conn, self.staging, _with_sequence(parts, staged))
-        unique = merge.keys_unique(staged, plan.key, self._key_types)
+        unique = self._exact_key and merge.keys_unique(staged, plan.key, self._key_types)
         self.dialect.dedup(self.conn, self.target, self.staging, replace(plan, staged_unique=unique))
 
     # ------------------------------------------------------------------ completion

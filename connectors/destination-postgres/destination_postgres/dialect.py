@@ -272,7 +272,10 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
         self._defaults[(table.schema, table.name)] = (empty_meta, generation_id)
 
     def collapse_duplicates(self, conn: sa.Connection, table: sa.Table, plan: generic.DedupPlan) -> bool:
-        # one scan (of the key index, usually) to find out; the DELETE only when needed
+        # no writer may add a duplicate between this check and the unique index the loader then
+        # makes (readers go on); one scan (of the key index, usually) to find out; the DELETE
+        # only when needed
+        self._execute(conn, sql.SQL("LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE").format(_ident(table)))
         found = self._query(conn, merge.has_duplicates(_ident(table), plan), {})
         if not (found and found[0][0]):
             return True
@@ -305,6 +308,28 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
                 sql.SQL(", ").join(sql.Identifier(c) for c in columns),
             ),
         )
+
+    def create_unique_index(
+        self, conn: sa.Connection, table: sa.Table, name: str, columns: Sequence[str], replace: bool
+    ) -> None:
+        """Built under another name and then renamed when it replaces an index: dropping the old
+        one first would lock readers out of the table for the whole build."""
+        if not replace:
+            self.create_index(conn, table, name, columns, unique=True)
+            return
+        building = index_name(name, "unique", "", self.naming)
+        self.create_index(conn, table, building, columns, unique=True)
+        self.drop_index(conn, table, name)
+        index = sql.Identifier(table.schema, building) if table.schema else sql.Identifier(building)
+        self._execute(conn, sql.SQL("ALTER INDEX {} RENAME TO {}").format(index, sql.Identifier(name)))
+
+    def exact_key(self, conn: sa.Connection, table: sa.Table, key: Sequence[str]) -> bool:
+        """Plain integer, text, boolean, date and timestamp columns (no precision) with a
+        deterministic collation; not uuid, citext, char(n), timestamp(0) and the like, whose
+        equality is not that of their text."""
+        rows = self._query(conn, _KEY_COLUMN_TYPES, {"schema": table.schema or "public", "name": table.name})
+        exact = {str(row[0]) for row in rows if row[1] in _EXACT_TYPES and row[2]}
+        return bool(key) and all(k in exact for k in key)
 
     def drop_index(self, conn: sa.Connection, table: sa.Table, name: str) -> None:
         index = sql.Identifier(table.schema, name) if table.schema else sql.Identifier(name)
@@ -467,6 +492,28 @@ _MERGE_RESET = (
     "SET LOCAL enable_hashjoin TO DEFAULT; SET LOCAL enable_mergejoin TO DEFAULT; "
     "SET LOCAL jit TO DEFAULT; SET LOCAL work_mem TO DEFAULT"
 )
+_EXACT_TYPES = frozenset(
+    {
+        "bigint",
+        "integer",
+        "smallint",
+        "text",
+        "character varying",
+        "boolean",
+        "date",
+        "timestamp with time zone",
+        "timestamp without time zone",
+    }
+)
+_KEY_COLUMN_TYPES = """
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod),
+           coalesce(c.collisdeterministic, true)
+      FROM pg_attribute AS a
+      JOIN pg_class AS t ON t.oid = a.attrelid
+      JOIN pg_namespace AS n ON n.oid = t.relnamespace
+      LEFT JOIN pg_collation AS c ON c.oid = a.attcollation
+     WHERE n.nspname = %(schema)s AND t.relname = %(name)s AND a.attnum > 0 AND NOT a.attisdropped
+"""
 _KEY_INDEXES = """
     SELECT array(SELECT a.attname::text
                    FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)

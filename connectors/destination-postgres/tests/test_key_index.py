@@ -29,8 +29,9 @@ NAME = "items"
 
 def _indexes(pg: Any, table: str = NAME) -> dict[str, tuple[bool, list[str]]]:
     rows = pg.query(
-        "SELECT ic.relname, i.indisunique, array(SELECT a.attname::text FROM unnest(i.indkey) AS k(n) "
-        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n) "
+        "SELECT ic.relname, i.indisunique, array(SELECT a.attname::text FROM unnest(i.indkey) "
+        "WITH ORDINALITY AS k(n, o) JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n "
+        "ORDER BY k.o) "
         "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
         "JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public' AND t.relname = :t",
         t=table,
@@ -120,3 +121,36 @@ def test_number_keys_equal_as_numbers_are_one_key_within_a_batch(pg: Any) -> Non
     pg.write(cat, messages).raise_on_failure()
     rows = pg.query(f"SELECT id, name FROM public.{NAME} ORDER BY id")
     assert [(Decimal(r[0]), r[1]) for r in rows] == [(Decimal(1), "second"), (Decimal("2.5"), "y")]
+
+
+def test_keys_the_database_compares_its_own_way_are_ranked_by_it(pg: Any) -> None:
+    # a uuid key: two spellings of one value are one key, though their texts differ
+    pg.execute(f"CREATE TABLE public.{NAME} (id uuid, name text)")
+    schema = {"id": json_schema_for(AirbyteType.STRING), "name": json_schema_for(AirbyteType.STRING)}
+    cat = catalog([stream(NAME, schema, pk=["id"])], "append_dedup", cursor=None)
+    one = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    messages = [
+        record(NAME, {"id": one, "name": "first"}, 1_000),
+        record(NAME, {"id": one.upper(), "name": "second"}, 2_000),
+        state(NAME, {"upto": 2}, 2),
+        status(NAME),
+    ]
+    pg.write(cat, messages).raise_on_failure()
+    assert pg.query(f"SELECT id::text, name FROM public.{NAME}") == [(one, "second")]
+    # and again, now that the key index is unique
+    pg.write(cat, messages).raise_on_failure()
+    assert pg.query(f"SELECT id::text, name FROM public.{NAME}") == [(one, "second")]
+
+
+def test_a_unique_index_in_another_column_order_still_gets_a_key_index_to_probe(pg: Any) -> None:
+    cat = catalog([stream(NAME, ITEM_SCHEMA, pk=["id", "name"])], "append_dedup", pk=("id", "name"))
+    pg.write(cat, sync_messages(NAME, [item(i, f"v{i}", 1) for i in range(1, 6)])).raise_on_failure()
+    for name in _indexes(pg):
+        pg.execute(f'DROP INDEX public."{name}"')
+    pg.execute(f"ALTER TABLE public.{NAME} ADD CONSTRAINT items_pk PRIMARY KEY (name, id)")
+
+    pg.write(cat, sync_messages(NAME, [item(i, f"v{i}", 2) for i in range(3, 8)])).raise_on_failure()
+    indexes = _indexes(pg)
+    assert indexes.pop("items_pk") == (True, ["name", "id"])
+    assert list(indexes.values()) == [(False, ["id", "name"])]
+    assert len(pg.rows(cat, NAME)) == 7
