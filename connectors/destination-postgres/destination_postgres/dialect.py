@@ -207,7 +207,7 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
         ).all():
             if index.startswith(prefix) and index != wanted:
                 rename = sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                    sql.Identifier(final.schema, index) if final.schema else sql.Identifier(index),
+                    _qualified(final.schema, index),
                     sql.Identifier(wanted),
                 )
                 self._execute(conn, rename)
@@ -320,8 +320,10 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
         building = index_name(name, "unique", "", self.naming)
         self.create_index(conn, table, building, columns, unique=True)
         self.drop_index(conn, table, name)
-        index = sql.Identifier(table.schema, building) if table.schema else sql.Identifier(building)
-        self._execute(conn, sql.SQL("ALTER INDEX {} RENAME TO {}").format(index, sql.Identifier(name)))
+        rename = sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+            _qualified(table.schema, building), sql.Identifier(name)
+        )
+        self._execute(conn, rename)
 
     def exact_key(self, conn: sa.Connection, table: sa.Table, key: Sequence[str]) -> bool:
         """Plain integer, text, boolean, date and timestamp columns (no precision) with a
@@ -332,8 +334,7 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
         return bool(key) and all(k in exact for k in key)
 
     def drop_index(self, conn: sa.Connection, table: sa.Table, name: str) -> None:
-        index = sql.Identifier(table.schema, name) if table.schema else sql.Identifier(name)
-        self._execute(conn, sql.SQL("DROP INDEX IF EXISTS {}").format(index))
+        self._execute(conn, sql.SQL("DROP INDEX IF EXISTS {}").format(_qualified(table.schema, name)))
 
     # ------------------------------------------------------------------ loading
     def load_batches(self, conn: sa.Connection, table: sa.Table, batches: Iterable[Batch]) -> None:
@@ -383,7 +384,7 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
         types = {**META_TYPES, DATA: "jsonb"}
         required = {RAW_ID, EXTRACTED_AT, META, DATA}
         existing = self.existing_columns(conn, namespace, name)
-        ident = sql.Identifier(namespace, name) if namespace else sql.Identifier(name)
+        ident = _qualified(namespace, name)
         if existing is None:
             columns = sql.SQL(", ").join(
                 sql.SQL("{} {}{}").format(
@@ -532,8 +533,13 @@ _KEY_INDEXES = """
 _PG: sa.Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
+def _qualified(schema: str | None, name: str) -> sql.Identifier:
+    """``schema.name`` quoted (``name`` alone without a schema)."""
+    return sql.Identifier(schema, name) if schema else sql.Identifier(name)
+
+
 def _ident(table: sa.Table) -> sql.Identifier:
-    return sql.Identifier(table.schema, table.name) if table.schema else sql.Identifier(table.name)
+    return _qualified(table.schema, table.name)
 
 
 def _shown(schema: str | None, name: str) -> str:
