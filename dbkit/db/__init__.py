@@ -1,1 +1,45 @@
 """The JDBC-like layer over SQLAlchemy 2: dialects, capabilities, types, engines."""
+
+from dbkit.db.database import Database
+from dbkit.db.dialect import Capabilities, Dialect
+from dbkit.db.postgres import PostgresConnection, PostgresConnectionMixin
+from dbkit.db.sqlite import classify_sqlite_error
+from dbkit.db.temporal import civil_from_days, days_from_civil, days_in_month, format_year, format_ymd
+from dbkit.db.types import (
+    AirbyteType,
+    TypeHandler,
+    TypeRegistry,
+    Unrepresentable,
+    base64_bytes,
+    exact_decimal,
+    finite_float,
+    json_schema_for,
+    json_text,
+    state_to_python,
+    wide_int,
+)
+
+__all__ = [
+    "AirbyteType",
+    "Capabilities",
+    "Database",
+    "Dialect",
+    "PostgresConnection",
+    "PostgresConnectionMixin",
+    "TypeHandler",
+    "TypeRegistry",
+    "Unrepresentable",
+    "base64_bytes",
+    "civil_from_days",
+    "classify_sqlite_error",
+    "days_from_civil",
+    "days_in_month",
+    "exact_decimal",
+    "finite_float",
+    "format_year",
+    "format_ymd",
+    "json_schema_for",
+    "json_text",
+    "state_to_python",
+    "wide_int",
+]

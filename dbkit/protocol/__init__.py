@@ -15,6 +15,7 @@ from dbkit.protocol.catalog import (
 )
 from dbkit.protocol.errors import ProtocolInputError
 from dbkit.protocol.jsonio import loads_exact
+from dbkit.protocol.messages import change, now_ms, record_envelope, record_suffix_with_changes
 from dbkit.protocol.output import MessageWriter, OutputClosedError
 from dbkit.protocol.state import InputState, parse_state
 from dbkit.protocol.validate import Problem, StreamValidator, record_validator, validate_lines
@@ -32,10 +33,14 @@ __all__ = [
     "StreamDescriptor",
     "StreamValidator",
     "SyncMode",
+    "change",
     "loads_exact",
+    "now_ms",
     "parse_airbyte_stream",
     "parse_configured_catalog",
     "parse_state",
+    "record_envelope",
+    "record_suffix_with_changes",
     "record_validator",
     "validate_lines",
 ]

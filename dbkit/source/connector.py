@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel
-
-from dbkit.config import PROTOCOL_VERSION, connection_specification
+from dbkit.config import PROTOCOL_VERSION, SourceSettings, connection_specification
 from dbkit.db.database import Database
 from dbkit.protocol import AirbyteStream, ConfiguredCatalog, InputState, MessageWriter
 from dbkit.source.dialect import SourceDialect
 from dbkit.source.discover import catalog_streams
-from dbkit.source.reader import ReadSettings, SourceReader, StreamOutcome
+from dbkit.source.reader import ReadOptions, SourceReader, StreamOutcome
 
-ConfigT = TypeVar("ConfigT", bound=BaseModel)
+ConfigT = TypeVar("ConfigT", bound=SourceSettings)
 
 
 class SqlSource(Generic[ConfigT]):
@@ -22,7 +20,7 @@ class SqlSource(Generic[ConfigT]):
 
     kind: ClassVar[str] = "source"
     name: ClassVar[str]
-    config_model: ClassVar[type[BaseModel]]
+    config_model: ClassVar[type[SourceSettings]]
     dialect_class: ClassVar[type[SourceDialect[Any]]]
     documentation_url: ClassVar[str] = "https://github.com/dbkit/dbkit#readme"
 
@@ -37,11 +35,12 @@ class SqlSource(Generic[ConfigT]):
     def dialect(self, config: ConfigT) -> SourceDialect[ConfigT]:
         return self.dialect_class(config)
 
-    def settings(self, config: ConfigT) -> ReadSettings:
-        return ReadSettings(
-            checkpoint_records=int(getattr(config, "checkpoint_records", 10_000)),
-            checkpoint_seconds=float(getattr(config, "checkpoint_seconds", 60.0)),
-            max_concurrent_streams=int(getattr(config, "max_concurrent_streams", 1)),
+    def read_options(self, config: ConfigT) -> ReadOptions:
+        """How ``read`` runs, from the config's :class:`~dbkit.config.SourceSettings` fields."""
+        return ReadOptions(
+            checkpoint_records=config.checkpoint_records,
+            checkpoint_seconds=config.checkpoint_seconds,
+            max_concurrent_streams=config.max_concurrent_streams,
         )
 
     def check(self, config: ConfigT) -> None:
@@ -65,8 +64,8 @@ class SqlSource(Generic[ConfigT]):
         log: Callable[[str, str], None],
     ) -> list[StreamOutcome]:
         dialect = self.dialect(config)
-        settings = self.settings(config)
-        pool_size = settings.max_concurrent_streams * dialect.connections_per_stream() + 1
+        options = self.read_options(config)
+        pool_size = options.max_concurrent_streams * dialect.connections_per_stream() + 1
         with Database(dialect, pool_size=pool_size) as db:
-            reader = SourceReader(dialect, db, catalog, state, writer, settings, log)
+            reader = SourceReader(dialect, db, catalog, state, writer, options, log)
             return reader.run()

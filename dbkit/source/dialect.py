@@ -2,76 +2,30 @@
 
 Defaults work for any SQLAlchemy dialect (batch reflection, raw column values, Python value
 conversion). A connector overrides what its database can do better: catalog queries for fast
-discovery, server-side value formatting, a row locator for tables without a key, a CDC reader.
+discovery, server-side value formatting, a row locator for tables without a key, its own read
+jobs. The data it describes tables with is in :mod:`dbkit.source.model`.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from collections.abc import Sequence
+from typing import Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine.reflection import ObjectKind
 from sqlalchemy.types import NullType
 
+from dbkit.config import TableSelection
 from dbkit.db.dialect import Dialect
-from dbkit.db.types import TypeHandler, TypeRegistry, state_to_python
-from dbkit.protocol import StreamDescriptor
-
-if TYPE_CHECKING:
-    from dbkit.source.cdc import CdcReader
-    from dbkit.source.jobs import ReadContext, ReadJob
-    from dbkit.source.records import RecordEncoder
+from dbkit.db.types import TypeRegistry, state_to_python
+from dbkit.errors import ConfigError
+from dbkit.source.jobs import ReadContext, ReadJob
+from dbkit.source.model import ColumnInfo, RowLocator, TableInfo
+from dbkit.source.records import PythonRecordEncoder, RecordEncoder
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class ColumnInfo:
-    name: str
-    type_name: str
-    handler: TypeHandler
-    nullable: bool = True
-
-
-@dataclass(frozen=True)
-class TableInfo:
-    """A readable relation, as discovery found it."""
-
-    name: str
-    namespace: str | None
-    columns: tuple[ColumnInfo, ...]
-    primary_key: tuple[str, ...] = ()
-    kind: str = "table"
-    row_estimate: int | None = None
-    byte_estimate: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def descriptor(self) -> StreamDescriptor:
-        return StreamDescriptor(self.name, self.namespace)
-
-    def column(self, name: str) -> ColumnInfo | None:
-        for c in self.columns:
-            if c.name == name:
-                return c
-        return None
-
-
-@dataclass(frozen=True)
-class RowLocator:
-    """A stand-in key for tables without a usable primary key (SQLite rowid, PostgreSQL ctid).
-
-    ``expression`` orders and compares rows; ``name`` is recorded in state so that a changed
-    locator is noticed; ``bind`` turns a state value back into a comparable SQL value.
-    """
-
-    name: str
-    expression: Callable[[sa.TableClause], sa.ColumnElement[Any]]
-    bind: Callable[[Any], sa.ColumnElement[Any]] | None = None
 
 
 class SourceDialect(Dialect[ConfigT]):
@@ -82,15 +36,18 @@ class SourceDialect(Dialect[ConfigT]):
 
     # ------------------------------------------------------------------ discovery
     def schemas(self) -> Sequence[str | None]:
-        """Schemas (namespaces) to discover; ``None`` means the connection's default."""
-        value = getattr(self.config, "schemas", None)
-        return list(value) if value else [None]
+        """Schemas (namespaces) to discover; ``None`` means the connection's default. The default
+        is just that; a dialect whose config names schemas returns them."""
+        return [None]
 
     def include(self, namespace: str | None, name: str) -> bool:
-        """Table include/exclude patterns (``schema.table`` globs) from the config, if it has them."""
+        """Table include/exclude patterns (``schema.table`` globs) from the config, when it is a
+        :class:`~dbkit.config.TableSelection`."""
+        if not isinstance(self.config, TableSelection):
+            return True
         full = f"{namespace}.{name}" if namespace else name
-        includes = getattr(self.config, "include_tables", None) or []
-        excludes = getattr(self.config, "exclude_tables", None) or []
+        includes = self.config.include_tables
+        excludes = self.config.exclude_tables
         if includes and not any(
             fnmatch.fnmatchcase(full, p) or fnmatch.fnmatchcase(name, p) for p in includes
         ):
@@ -150,8 +107,6 @@ class SourceDialect(Dialect[ConfigT]):
         self, table: TableInfo, t: sa.TableClause, columns: Sequence[ColumnInfo]
     ) -> RecordEncoder:
         """How rows of ``t`` become record data; the default converts values in Python, per column."""
-        from dbkit.source.records import PythonRecordEncoder
-
         return PythonRecordEncoder(t, columns)
 
     def key_expression(self, table: sa.TableClause, column: ColumnInfo) -> sa.ColumnElement[Any]:
@@ -174,9 +129,7 @@ class SourceDialect(Dialect[ConfigT]):
     def is_resumable(self, table: TableInfo) -> bool:
         """Whether a full refresh of ``table`` can resume from a checkpoint (the catalog says so);
         default: it has a usable key or a row locator, as the generic plans need."""
-        from dbkit.source.cursor import choose_key
-
-        return choose_key(self, table, self.table_clause(table)) is not None
+        return table.key_columns() is not None or self.row_locator(table) is not None
 
     def connections_per_stream(self) -> int:
         """Connections one stream's read may hold at once (a read job may read in parallel)."""
@@ -199,8 +152,6 @@ class SourceDialect(Dialect[ConfigT]):
         """Prove we can read: default lists the tables and reads one row of the first one."""
         tables = self.list_tables(conn)
         if not tables:
-            from dbkit.errors import ConfigError
-
             raise ConfigError(
                 f"connected to {self.describe_target()}, but found no table we may read "
                 f"in schemas {', '.join(str(s) for s in self.schemas())}"
@@ -211,8 +162,4 @@ class SourceDialect(Dialect[ConfigT]):
     def read_job(self, context: ReadContext) -> ReadJob | None:
         """A read this dialect runs itself (see :mod:`dbkit.source.jobs`), or None for the
         generic plans. Called once per stream, before anything is read."""
-        return None
-
-    def cdc_reader(self) -> CdcReader | None:
-        """The change data capture reader, when the database and config have one."""
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from dbkit.protocol import AirbyteStream, SyncMode
-from dbkit.source.dialect import TableInfo
+from dbkit.source.model import TableInfo
 
 # Column names that usually carry "last changed" times, best first; suggested as default cursor.
 CURSOR_HINTS = (

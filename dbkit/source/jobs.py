@@ -1,25 +1,32 @@
-"""Dialect-owned reads: the extension point for a database's own fast read path.
+"""The partition/checkpoint protocol: how a stream's read hands its output to the read loop.
 
-Most reads are plans (:mod:`dbkit.source.cursor`) that the generic reader turns into queries. A
-dialect that can do better for some streams — PostgreSQL reading pages in parallel under one
-snapshot through ``COPY`` — returns a :class:`ReadJob` from ``SourceDialect.read_job`` instead.
-The job produces chunks of complete RECORD lines, each with the STATE that is valid once those
-lines (and all before them) are emitted; the reader keeps doing what it does for every stream:
-stream status, estimates, checkpoint cadence, record counts, cancellation, errors.
+Every read is a :class:`ReadJob`. The generic plans (:mod:`dbkit.source.plan_job`) are one; a
+dialect that can do better for some streams (PostgreSQL reading pages in parallel under one
+snapshot through ``COPY``) returns its own from ``SourceDialect.read_job``. A job yields
+:class:`ReadChunk` s: complete RECORD lines, how many records they hold, and an opaque checkpoint
+(a :class:`~dbkit.source.state.StreamState`) valid once those lines and all before them are
+emitted. The job never emits STATE: the reader alone decides the cadence and orders every STATE
+after the lines it covers (and does stream status, estimates, record counts, errors).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import sqlalchemy as sa
 
 from dbkit.db.database import Database
 from dbkit.protocol import ConfiguredStream, StreamDescriptor
-from dbkit.source.dialect import ColumnInfo, TableInfo
+from dbkit.source.model import ColumnInfo, TableInfo
+from dbkit.source.state import StreamState
+
+
+class Cancelled(Exception):
+    """Raised inside a read when ``ReadContext.cancelled`` is set (another stream failed
+    transiently): the stream stops at its last checkpoint."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class ReadContext:
     table_clause: sa.TableClause
     columns: Sequence[ColumnInfo]
     cursor: ColumnInfo | None
-    prior_state: Mapping[str, Any] | None
+    prior_state: StreamState | None
     checkpoint_records: int
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -43,23 +50,26 @@ class ReadContext:
 
 @dataclass
 class ReadChunk:
-    """RECORD lines (newline-terminated, complete) and the state valid after them (None: not a
-    resumable point). ``records`` is the number of records among the lines."""
+    """RECORD lines (newline-terminated, complete) and the checkpoint valid after them (None: not
+    a resumable point). ``records`` is the number of records among the lines."""
 
     lines: list[bytes]
     records: int
-    state: Mapping[str, Any] | None = None
+    checkpoint: StreamState | None = None
 
 
 class ReadJob(Protocol):
-    """Made by ``SourceDialect.read_job`` for one stream; iterated once, then ``final_state``."""
+    """One stream's read: iterated once (``chunks``), then ``final_state``."""
 
     warnings: list[str]
+    """Messages for the user; the reader logs the ones added since it last looked, per chunk."""
 
     def chunks(self) -> Iterator[ReadChunk]:
-        """The stream's records in chunks; must stop soon after ``context.cancelled`` is set."""
+        """The stream's records in chunks; must stop soon after ``context.cancelled`` is set
+        (raising :class:`Cancelled` or returning). The reader closes the iterator when the
+        stream ends in any way, so it must release its connections in ``finally``/``with``."""
         ...
 
-    def final_state(self) -> Mapping[str, Any]:
-        """The state once every chunk is emitted."""
+    def final_state(self) -> StreamState:
+        """The state once every chunk is emitted; called once, after ``chunks`` is exhausted."""
         ...

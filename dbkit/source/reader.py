@@ -1,8 +1,10 @@
 """The read loop: streams, checkpoints, stream status, errors.
 
 For each configured stream: STARTED, an ESTIMATE when the catalog has one, RECORD lines in
-fetched batches, a STATE every ``checkpoint_records`` records or ``checkpoint_seconds``, a final
-STATE, COMPLETE. A stream that fails gets INCOMPLETE and a TRACE error naming it; the other
+chunks from the stream's read job (:mod:`dbkit.source.jobs`: the dialect's own, or the generic
+:class:`~dbkit.source.plan_job.PlanJob`), a STATE every ``checkpoint_records`` records or
+``checkpoint_seconds`` at a chunk that carries a checkpoint, a final STATE, COMPLETE. This loop
+is the only place that emits STATE. A stream that fails gets INCOMPLETE and a TRACE error naming it; the other
 streams go on unless the failure is a lost connection (transient), which stops the whole read
 after the last good STATE. Streams may be read concurrently, each on its own connection.
 """
@@ -11,11 +13,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import sqlalchemy as sa
 
 from dbkit.db.database import Database
 from dbkit.errors import ConfigError, DbkitError, TransientError
@@ -28,14 +27,18 @@ from dbkit.protocol import (
     SyncMode,
 )
 from dbkit.protocol import messages as msg
-from dbkit.source.cursor import CursorPlan, FullRefreshPlan, ReadPlan, checked_prior_state
-from dbkit.source.dialect import ColumnInfo, SourceDialect, TableInfo
-from dbkit.source.jobs import ReadContext, ReadJob
+from dbkit.source.dialect import SourceDialect
+from dbkit.source.jobs import Cancelled, ReadContext, ReadJob
+from dbkit.source.model import ColumnInfo, TableInfo
+from dbkit.source.plan_job import PlanJob
+from dbkit.source.state import parse_stream_state
 from dbkit.threads import ContextThreadPoolExecutor
 
 
 @dataclass(frozen=True)
-class ReadSettings:
+class ReadOptions:
+    """How a read runs (from the config's :class:`~dbkit.config.SourceSettings`)."""
+
     checkpoint_records: int = 10_000
     checkpoint_seconds: float = 60.0
     max_concurrent_streams: int = 1
@@ -49,13 +52,12 @@ class StreamOutcome:
 
 
 @dataclass
-class _Cancel:
+class Cancellation:
+    """Set when a stream fails transiently: the other streams stop at their last checkpoint
+    (raising :class:`~dbkit.source.jobs.Cancelled`), and ``reason`` is their error."""
+
     event: threading.Event = field(default_factory=threading.Event)
     reason: DbkitError | None = None
-
-
-class Cancelled(Exception):
-    """Another stream failed transiently; this one stops at its last checkpoint."""
 
 
 def resolve_stream(
@@ -117,7 +119,7 @@ class SourceReader:
         catalog: ConfiguredCatalog,
         state: InputState,
         writer: MessageWriter,
-        settings: ReadSettings,
+        options: ReadOptions,
         log: Any = None,
     ) -> None:
         self.dialect = dialect
@@ -125,8 +127,8 @@ class SourceReader:
         self.catalog = catalog
         self.state = state
         self.writer = writer
-        self.settings = settings
-        self.cancel = _Cancel()
+        self.options = options
+        self.cancel = Cancellation()
         self._log = log
 
     def log(self, level: str, text: str) -> None:
@@ -137,7 +139,7 @@ class SourceReader:
         with self.db.connect() as conn:
             tables = {t.descriptor: t for t in self.dialect.list_tables(conn)}
         streams = list(self.catalog)
-        workers = max(1, min(self.settings.max_concurrent_streams, len(streams)))
+        workers = max(1, min(self.options.max_concurrent_streams, len(streams)))
         if not self.dialect.capabilities.concurrent_reads:
             workers = 1
         if workers == 1:
@@ -187,42 +189,33 @@ class SourceReader:
         columns, cursor = resolve_stream(table, configured)
         if table.row_estimate is not None or table.byte_estimate is not None:
             self.writer.write(msg.estimate(descriptor, table.row_estimate, table.byte_estimate))
-        prior = checked_prior_state(self.state.for_stream(descriptor), str(descriptor))
-        t = self.dialect.table_clause(table)
+        prior = parse_stream_state(self.state.for_stream(descriptor), str(descriptor))
         context = ReadContext(
             database=self.db,
             configured=configured,
             table=table,
-            table_clause=t,
+            table_clause=self.dialect.table_clause(table),
             columns=columns,
             cursor=cursor,
             prior_state=prior,
-            checkpoint_records=self.settings.checkpoint_records,
+            checkpoint_records=self.options.checkpoint_records,
             cancelled=self.cancel.event,
         )
         job = self.dialect.read_job(context)
-        if job is not None:
-            return self._run_job(job, descriptor)
-        encoder = self.dialect.record_encoder(table, t, columns)
-        n_data = len(encoder.select_list())
-        with self.db.connect() as conn:
-            plan: ReadPlan
-            if cursor is None:
-                plan = FullRefreshPlan(self.dialect, table, t, prior)
-            else:
-                upper_raw = conn.execute(self.dialect.max_value_query(t, cursor)).scalar()
-                upper = None if upper_raw is None else self.dialect.key_state_value(cursor, upper_raw)
-                plan = CursorPlan(self.dialect, table, t, cursor, prior, upper)
-            for warning in plan.warnings:
-                self.log("WARN", f"stream {descriptor}: {warning}")
-            return self._run_plan(conn, plan, encoder, n_data, descriptor)
+        if job is None:
+            batch = min(self.dialect.fetch_batch_rows, self.options.checkpoint_records)
+            job = PlanJob(self.dialect, context, batch)
+        return self._run_job(job, descriptor)
 
     def _run_job(self, job: ReadJob, descriptor: StreamDescriptor) -> int:
-        """Emit a dialect-owned read: its lines, and its states at the configured cadence.
+        """Emit a read job's lines, and its checkpoints at the configured cadence, then its final
+        state. A chunk's checkpoint is emitted (after the chunk's lines) when ``checkpoint_records``
+        records or ``checkpoint_seconds`` have passed since the last STATE; a chunk without one
+        waits for the next that has one.
 
         Warnings the job adds while it reads are logged as they appear; the job's chunk iterator
         is closed when the stream ends in any way (so it releases its connections at once)."""
-        settings = self.settings
+        options = self.options
         total = since_checkpoint = 0
         last_checkpoint = time.monotonic()
         logged = 0
@@ -245,11 +238,12 @@ class SourceReader:
                 since_checkpoint += chunk.records
                 now = time.monotonic()
                 due = (
-                    since_checkpoint >= settings.checkpoint_records
-                    or now - last_checkpoint >= settings.checkpoint_seconds
+                    since_checkpoint >= options.checkpoint_records
+                    or now - last_checkpoint >= options.checkpoint_seconds
                 )
-                if chunk.state is not None and due:
-                    self.writer.write(msg.stream_state(descriptor, chunk.state, since_checkpoint))
+                if chunk.checkpoint is not None and due:
+                    state = chunk.checkpoint.to_json()
+                    self.writer.write(msg.stream_state(descriptor, state, since_checkpoint))
                     self.writer.flush()
                     since_checkpoint = 0
                     last_checkpoint = now
@@ -258,66 +252,6 @@ class SourceReader:
             if close is not None:
                 close()
         log_warnings()
-        self.writer.write(msg.stream_state(descriptor, job.final_state(), since_checkpoint))
+        final = job.final_state().to_json()
+        self.writer.write(msg.stream_state(descriptor, final, since_checkpoint))
         return total
-
-    def _run_plan(
-        self, conn: sa.Connection, plan: ReadPlan, encoder: Any, n_data: int, descriptor: StreamDescriptor
-    ) -> int:
-        settings = self.settings
-        batch = max(1, min(self.dialect.fetch_batch_rows, settings.checkpoint_records))
-        total = 0
-        since_checkpoint = 0
-        last_checkpoint = time.monotonic()
-        select_list = encoder.select_list()
-        for segment in plan.segments():
-            query = sa.select(*select_list, *segment.capture).select_from(plan.t)
-            if segment.where:
-                query = query.where(*segment.where)
-            if segment.order_by:
-                query = query.order_by(*segment.order_by)
-            result = conn.execution_options(stream_results=True, max_row_buffer=batch).execute(query)
-            with result:
-                for rows in result.partitions(batch):
-                    if self.cancel.event.is_set():
-                        raise Cancelled()
-                    datas, changes = encoder.encode(rows)
-                    captured = [row[n_data:] for row in rows] if segment.capture else []
-                    keep = plan.consume(captured, datas) if segment.capture else None
-                    emitted = self._emit(descriptor, datas, changes, keep)
-                    total += emitted
-                    since_checkpoint += emitted
-                    now = time.monotonic()
-                    if segment.resumable and (
-                        since_checkpoint >= settings.checkpoint_records
-                        or now - last_checkpoint >= settings.checkpoint_seconds
-                    ):
-                        state = plan.checkpoint()
-                        if state is not None:
-                            self.writer.write(msg.stream_state(descriptor, state, since_checkpoint))
-                            self.writer.flush()
-                            since_checkpoint = 0
-                            last_checkpoint = now
-            conn.commit()  # end the segment's snapshot; the next segment may run long
-        self.writer.write(msg.stream_state(descriptor, plan.final(), since_checkpoint))
-        return total
-
-    def _emit(
-        self,
-        descriptor: StreamDescriptor,
-        datas: Sequence[bytes],
-        changes: Mapping[int, list[dict[str, str]]],
-        keep: Sequence[bool] | None,
-    ) -> int:
-        prefix, suffix = msg.record_envelope(descriptor, msg.now_ms())
-        if keep is None and not changes:
-            self.writer.write_lines([prefix + d + suffix for d in datas])
-            return len(datas)
-        lines = []
-        for i, d in enumerate(datas):
-            if keep is not None and not keep[i]:
-                continue
-            ch = changes.get(i)
-            lines.append(prefix + d + (msg.record_suffix_with_changes(ch) if ch else suffix))
-        self.writer.write_lines(lines)
-        return len(lines)

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from dbkit.db.types import Unrepresentable
 from dbkit.protocol.messages import change
-from dbkit.source.dialect import ColumnInfo
+from dbkit.source.model import ColumnInfo
 
 Changes = list[dict[str, str]]
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dbkit.source.cursor import MAX_SEEN, TieTracker
+from dbkit.source.plans import MAX_SEEN, TieTracker
 
 SCHEMAS = {
     # identity `ident` is never changed; `name` is the payload; `cur` the cursor

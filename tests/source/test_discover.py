@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
-from pydantic import BaseModel
 
+from dbkit.config import TableSelection
 from dbkit.db.types import AirbyteType, json_schema_for
 from dbkit.source.dialect import SourceDialect
 from source_sqlite.dialect import build_types
@@ -309,9 +309,8 @@ def test_a_broken_view_is_left_out_with_a_warning(sqlite_db: Any) -> None:
 def test_the_default_discovery_by_sqlalchemy_reflection(sqlite_db: Any) -> None:
     """A dialect that does not override ``list_tables`` gets batch reflection."""
 
-    class Config(BaseModel):
+    class Config(TableSelection):
         path: str
-        exclude_tables: list[str] = []
 
     class Reflected(SourceDialect[Config]):
         types = build_types()

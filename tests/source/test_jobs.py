@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,19 @@ import orjson
 
 from dbkit.entrypoint import launch
 from dbkit.protocol import messages as msg
-from dbkit.source.jobs import ReadChunk, ReadContext, ReadJob
+from dbkit.source import ReadChunk, ReadContext, ReadJob, StreamState
 from source_sqlite import SqliteSource
 from source_sqlite.dialect import SqliteSourceDialect
+
+
+@dataclass(frozen=True)
+class Opaque(StreamState):
+    """A job's own checkpoint: the reader only orders and emits it."""
+
+    done: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"done": self.done}
 
 
 class CountingJob:
@@ -28,10 +39,10 @@ class CountingJob:
         prefix, suffix = msg.record_envelope(self.context.descriptor, 1)
         for chunk in range(5):
             lines = [prefix + orjson.dumps({"id": chunk * 2 + i}) + suffix for i in range(2)]
-            yield ReadChunk(lines, 2, {"done": chunk} if chunk % 2 == 0 else None)
+            yield ReadChunk(lines, 2, Opaque(chunk) if chunk % 2 == 0 else None)
 
-    def final_state(self) -> Mapping[str, Any]:
-        return {"done": "all"}
+    def final_state(self) -> StreamState:
+        return Opaque("all")
 
 
 class JobDialect(SqliteSourceDialect):

@@ -24,19 +24,17 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 
-from dbkit.db.types import TypeRegistry
-from dbkit.errors import ConfigError, DbkitError, TransientError
-from dbkit.source.dialect import ColumnInfo, SourceDialect, TableInfo
+from dbkit import ConfigError, DbkitError, TransientError
+from dbkit.db import TypeRegistry
+from dbkit.source import ColumnInfo, SourceDialect, TableInfo
+from source_sql.config import SqlUrlConfig
 from source_sql.types import JSON, TYPES
-
-if TYPE_CHECKING:
-    from source_sql import SqlUrlConfig
 
 # SQLSTATEs (PostgreSQL, and any driver reporting them), by prefix
 _SQLSTATE_LOGIN = ("28",)  # invalid authorization
@@ -89,7 +87,7 @@ def reason(exc: BaseException) -> str:
 # ------------------------------------------------------------------------------ the dialect
 
 
-class SqlUrlDialect(SourceDialect["SqlUrlConfig"]):
+class SqlUrlDialect(SourceDialect[SqlUrlConfig]):
     name = "sql"
     types: ClassVar[TypeRegistry] = TYPES
 

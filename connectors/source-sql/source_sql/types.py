@@ -19,7 +19,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from dbkit.db.types import (
+from dbkit.db import (
     AirbyteType,
     TypeHandler,
     TypeRegistry,

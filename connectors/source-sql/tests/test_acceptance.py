@@ -20,22 +20,22 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from dbkit.config import MASKER, load_config
-from dbkit.db.types import AirbyteType, json_schema_for
-from dbkit.errors import ConfigError
-from dbkit.testing.runner import configured_catalog
+from dbkit import MASKER, ConfigError, load_config
+from dbkit.db import AirbyteType, json_schema_for
+from dbkit.testing import configured_catalog
 from dbkit.testing.suites import (
+    PEOPLE,
     BadConfig,
     MysqlSourceHarness,
     PostgresSourceHarness,
     SourceHarness,
     SourceSuite,
+    SqliteFile,
     Table,
     TypeCase,
+    people_table,
     suite_on,
 )
-from dbkit.testing.suites.harnesses import SqliteFile
-from dbkit.testing.suites.source import PEOPLE, people_table
 from source_sql import SqlUrlConfig
 
 INT = json_schema_for(AirbyteType.INTEGER)

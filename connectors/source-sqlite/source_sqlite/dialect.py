@@ -25,21 +25,23 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from orjson import Fragment
 
-from dbkit.db.dialect import Capabilities
-from dbkit.db.sqlite import classify_sqlite_error
-from dbkit.db.temporal import days_in_month, format_ymd
-from dbkit.db.types import (
+from dbkit import ConfigError, DbkitError
+from dbkit.db import (
     AirbyteType,
+    Capabilities,
     TypeHandler,
     TypeRegistry,
     Unrepresentable,
     base64_bytes,
+    classify_sqlite_error,
+    days_in_month,
     finite_float,
+    format_ymd,
     json_text,
     wide_int,
 )
-from dbkit.errors import ConfigError, DbkitError
-from dbkit.source.dialect import ColumnInfo, RowLocator, SourceDialect, TableInfo
+from dbkit.source import ColumnInfo, RowLocator, SourceDialect, TableInfo
+from source_sqlite.config import SqliteSourceConfig
 
 _log = logging.getLogger(__name__)
 
@@ -273,7 +275,7 @@ _STATS = sa.text("SELECT tbl, stat FROM sqlite_stat1")
 _ROWID_NAMES = ("_rowid_", "rowid", "oid")
 
 
-class SqliteSourceDialect(SourceDialect[Any]):
+class SqliteSourceDialect(SourceDialect[SqliteSourceConfig]):
     name = "sqlite"
     capabilities = Capabilities(
         namespaces=False,

@@ -15,12 +15,14 @@ from dbkit.testing.suites.harnesses import (
     PostgresDestinationHarness,
     PostgresSourceHarness,
     SqliteDestinationHarness,
+    SqliteFile,
     SqliteSourceHarness,
     suite_on,
 )
-from dbkit.testing.suites.source import SourceSuite, json_equal
+from dbkit.testing.suites.source import PEOPLE, SourceSuite, json_equal, people_table
 
 __all__ = [
+    "PEOPLE",
     "BadConfig",
     "DestinationHarness",
     "DestinationSuite",
@@ -32,9 +34,11 @@ __all__ = [
     "SourceHarness",
     "SourceSuite",
     "SqliteDestinationHarness",
+    "SqliteFile",
     "SqliteSourceHarness",
     "Table",
     "TypeCase",
     "json_equal",
+    "people_table",
     "suite_on",
 ]

@@ -33,42 +33,18 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
 from dbkit.errors import ConfigError
-from dbkit.source.dialect import ColumnInfo, RowLocator, SourceDialect, TableInfo
+from dbkit.source.dialect import SourceDialect
+from dbkit.source.model import ColumnInfo, RowLocator, TableInfo
+from dbkit.source.state import CursorState, FullRefreshState, StreamState
 
-STATE_VERSION = 1
 MAX_SEEN = 1000
-
-
-STATE_MODES = ("full_refresh", "incremental")
-
-
-def checked_prior_state(prior: Mapping[str, Any] | None, stream: str) -> Mapping[str, Any] | None:
-    """The saved stream state if dbkit can read it; None when there is none.
-
-    A state of another mode (a stream switched from full refresh to incremental) is fine: the plan
-    starts over. A state dbkit did not write, or a newer format, is a config_error: guessing would
-    re-read everything or, worse, skip rows."""
-    if not prior:
-        return None
-    version = prior.get("v")
-    if version != STATE_VERSION or isinstance(version, bool):
-        raise ConfigError(
-            f"state for {stream}: format version {version!r} is not one this source writes "
-            f"({STATE_VERSION}); it comes from another connector or a newer dbkit: reset the stream"
-        )
-    if prior.get("mode") not in STATE_MODES:
-        raise ConfigError(
-            f"state for {stream}: unknown mode {prior.get('mode')!r} (expected one of "
-            f"{', '.join(STATE_MODES)}): reset the stream"
-        )
-    return prior
 
 
 def row_hash(data: bytes) -> str:
@@ -104,9 +80,8 @@ class Key:
 
 
 def choose_key(dialect: SourceDialect[Any], table: TableInfo, t: sa.TableClause) -> Key | None:
-    pk = [table.column(name) for name in table.primary_key]
-    if pk and all(c is not None and not c.nullable for c in pk):
-        cols = [c for c in pk if c is not None]
+    cols = table.key_columns()
+    if cols is not None:
         return Key(
             name=[c.name for c in cols],
             order=[t.c[c.name] for c in cols],
@@ -188,7 +163,8 @@ class TieTracker:
 
 
 class ReadPlan:
-    """Base: a plan yields segments and turns consumed rows into STATE."""
+    """Base: a plan yields segments and turns consumed rows into STATE (run by
+    :class:`dbkit.source.plan_job.PlanJob`)."""
 
     def __init__(self, dialect: SourceDialect[Any], table: TableInfo, t: sa.TableClause) -> None:
         self.dialect = dialect
@@ -206,11 +182,12 @@ class ReadPlan:
         """
         raise NotImplementedError
 
-    def checkpoint(self) -> Mapping[str, Any] | None:
+    def checkpoint(self) -> StreamState | None:
         """The state after every row consumed so far, or None when no resumable state exists yet."""
         raise NotImplementedError
 
-    def final(self) -> Mapping[str, Any]:
+    def final(self) -> StreamState:
+        """The state once every segment is read."""
         raise NotImplementedError
 
 
@@ -220,18 +197,14 @@ class FullRefreshPlan(ReadPlan):
         dialect: SourceDialect[Any],
         table: TableInfo,
         t: sa.TableClause,
-        prior: Mapping[str, Any] | None,
+        prior: StreamState | None,
     ) -> None:
         super().__init__(dialect, table, t)
         self.key = choose_key(dialect, table, t)
         self.after: list[Any] | None = None
-        if prior and prior.get("mode") == "full_refresh" and not prior.get("complete"):
-            if (
-                self.key is not None
-                and prior.get("by") == self.key.name
-                and isinstance(prior.get("after"), list)
-            ):
-                self.after = list(prior["after"])
+        if isinstance(prior, FullRefreshState) and not prior.complete:
+            if self.key is not None and prior.by == self.key.name and prior.after is not None:
+                self.after = list(prior.after)
             else:
                 self.warnings.append(
                     "the saved full-refresh position does not match the table's key; reading it all"
@@ -259,13 +232,13 @@ class FullRefreshPlan(ReadPlan):
             self.after = self.key.state_values(self.dialect, captured[-1])
         return None
 
-    def checkpoint(self) -> Mapping[str, Any] | None:
+    def checkpoint(self) -> StreamState | None:
         if self.key is None or self.after is None:
             return None
-        return {"v": STATE_VERSION, "mode": "full_refresh", "by": self.key.name, "after": self.after}
+        return FullRefreshState(by=self.key.name, after=self.after)
 
-    def final(self) -> Mapping[str, Any]:
-        return {"v": STATE_VERSION, "mode": "full_refresh", "complete": True}
+    def final(self) -> StreamState:
+        return FullRefreshState.done()
 
 
 class CursorPlan(ReadPlan):
@@ -289,7 +262,7 @@ class CursorPlan(ReadPlan):
         table: TableInfo,
         t: sa.TableClause,
         cursor: ColumnInfo,
-        prior: Mapping[str, Any] | None,
+        prior: StreamState | None,
         upper: Any,
     ) -> None:
         super().__init__(dialect, table, t)
@@ -308,14 +281,15 @@ class CursorPlan(ReadPlan):
         if prior:
             self._adopt(prior)
 
-    def _adopt(self, prior: Mapping[str, Any]) -> None:
-        if prior.get("mode") != "incremental" or prior.get("cursor_field") != [self.cursor.name]:
+    def _adopt(self, prior: StreamState) -> None:
+        if not isinstance(prior, CursorState) or prior.cursor_field != [self.cursor.name]:
+            shown = prior.cursor_field if isinstance(prior, CursorState) else None
             self.warnings.append(
-                f"the saved state is for another cursor ({prior.get('cursor_field')}); "
+                f"the saved state is for another cursor ({shown}); "
                 f"reading the table from the start with cursor {self.cursor.name!r}"
             )
             return
-        nulls = prior.get("nulls", "done")
+        nulls = prior.nulls if prior.nulls is not None else "done"
         if not (
             nulls in ("done", "pending") or (isinstance(nulls, dict) and isinstance(nulls.get("after"), list))
         ):
@@ -325,7 +299,7 @@ class CursorPlan(ReadPlan):
             self.warnings.append("the saved position among rows with a NULL cursor is for another key")
             nulls = "pending"
         self.nulls = nulls if self.cursor.nullable else "done"
-        position = prior.get("position")
+        position = prior.position
         if position is None:
             return
         seen = position.get("seen") if isinstance(position, dict) else None
@@ -446,23 +420,19 @@ class CursorPlan(ReadPlan):
         return {"seen": sorted(seen)}
 
     # ------------------------------------------------------------------ state
-    def _state(self, position: Mapping[str, Any] | None) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "v": STATE_VERSION,
-            "mode": "incremental",
-            "cursor_field": [self.cursor.name],
-            "position": dict(position) if position is not None else None,
-        }
-        if self.cursor.nullable:
-            state["nulls"] = self.nulls
-        return state
+    def _state(self, position: dict[str, Any] | None) -> CursorState:
+        return CursorState(
+            cursor_field=[self.cursor.name],
+            position=dict(position) if position is not None else None,
+            nulls=self.nulls if self.cursor.nullable else None,
+        )
 
-    def checkpoint(self) -> Mapping[str, Any] | None:
+    def checkpoint(self) -> StreamState | None:
         if self.phase == "nulls" and self.key is None:
             return None
         return self._state(self.position)
 
-    def final(self) -> Mapping[str, Any]:
+    def final(self) -> StreamState:
         """Always the value + hashes form: rows that arrive later at the last value are read."""
         if not self.tracker.active:
             return self._state(None)
