@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import sqlalchemy as sa
@@ -751,7 +751,7 @@ class LeakyDialect(SqliteSourceDialect):
     """Puts the password everywhere a careless driver or connector could."""
 
     def _secret(self) -> str:
-        return str(self.config.password.get_secret_value())
+        return str(cast(SecretSourceConfig, self.config).password.get_secret_value())
 
     def list_tables(self, conn: Any) -> Any:
         pw = self._secret()

@@ -5,13 +5,13 @@ the server and streamed through ``COPY``; cursor-incremental reads are the toolk
 plans with the same server-side rendering. Discovery is two catalog queries whatever the number
 of tables. See README.md (next to this package) for the config, the values and the state.
 
-Change data capture is not here yet: it will be a ``cdc_reader()`` on the dialect, reusing the
-type handlers' Python path (values in their text form, as logical decoding sends them).
+Change data capture is not here yet: it will reuse the type handlers' Python path (values in
+their text form, as logical decoding sends them), with a ``dbkit.source.GlobalState`` as state.
 """
 
 from __future__ import annotations
 
-from dbkit.entrypoint import main_for
+from dbkit import main_for
 from dbkit.source import SqlSource
 from source_postgres.config import PostgresSourceConfig
 from source_postgres.dialect import PostgresSourceDialect

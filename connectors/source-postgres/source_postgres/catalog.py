@@ -15,13 +15,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dbkit.source.dialect import ColumnInfo, TableInfo
+from dbkit.source import ColumnInfo, TableInfo
 from source_postgres.types import (
     ENUM,
     NUMERIC_BOUNDED,
     OTHER,
     RANGE,
-    PgType,
+    PgReadHandler,
     array_of,
     composite_of,
     domain_of,
@@ -125,19 +125,19 @@ class TypeRow:
 
 @dataclass
 class TypeResolver:
-    """Builds a :class:`PgType` for (type oid, typmod, array dimensions), once each."""
+    """Builds a :class:`PgReadHandler` for (type oid, typmod, array dimensions), once each."""
 
     rows: Mapping[int, TypeRow]
-    built: dict[tuple[int, int, int], PgType] = field(default_factory=dict)
+    built: dict[tuple[int, int, int], PgReadHandler] = field(default_factory=dict)
 
-    def handler(self, oid: int, typmod: int = -1, dims: int = 1) -> PgType:
+    def handler(self, oid: int, typmod: int = -1, dims: int = 1) -> PgReadHandler:
         key = (oid, typmod, dims)
         found = self.built.get(key)
         if found is None:
             found = self.built[key] = self._build(oid, typmod, dims)
         return found
 
-    def _build(self, oid: int, typmod: int, dims: int) -> PgType:
+    def _build(self, oid: int, typmod: int, dims: int) -> PgReadHandler:
         row = self.rows.get(oid)
         if row is None:
             return OTHER

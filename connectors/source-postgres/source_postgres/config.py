@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from dbkit.config import SourceSettings, TableSelection, field
-from dbkit.db.postgres import PostgresConnection
+from dbkit import SourceSettings, TableSelection, field
+from dbkit.db import PostgresConnection
 
 
 class PostgresSourceConfig(PostgresConnection, SourceSettings, TableSelection):

@@ -30,9 +30,9 @@ from typing import Any
 
 from psycopg import sql
 
-from dbkit.source.cursor import STATE_VERSION
+from dbkit.source import FullRefreshState
 from source_postgres.parallel import Chunk, SnapshotGroup
-from source_postgres.types import Sql, q
+from source_postgres.types import Sql, compose
 
 Tid = tuple[int, int]
 LineSql = Callable[[], Sql]
@@ -180,7 +180,7 @@ class CtidPlan:
         pages = min(leaf.pages, 4)
         if pages == 0:
             return float(MAX_TUPLES_PER_PAGE)
-        query = q(
+        query = compose(
             "SELECT count(*) FROM {} WHERE ctid < {}::tid", leaf.table, sql.Literal(tid_text((pages, 0)))
         )
         row = self.group.coordinator.execute(query).fetchone()
@@ -235,16 +235,16 @@ class CtidPlan:
             yield current, upper
             current = upper
 
-    def state(self, done: Sequence[Leaf], leaf: Leaf | None, below: Tid | None) -> dict[str, Any]:
-        return {
-            "v": STATE_VERSION,
-            "mode": "full_refresh",
-            "by": ["ctid"],
-            "relation": leaf.ident if leaf is not None else None,
-            "ctid_below": tid_text(below) if below is not None else None,
-            "done": [d.ident for d in done],
-            "snapshot_xmin": self.xmin,
-        }
+    def state(self, done: Sequence[Leaf], leaf: Leaf | None, below: Tid | None) -> FullRefreshState:
+        return FullRefreshState(
+            by=["ctid"],
+            position={
+                "relation": leaf.ident if leaf is not None else None,
+                "ctid_below": tid_text(below) if below is not None else None,
+                "done": [d.ident for d in done],
+                "snapshot_xmin": self.xmin,
+            },
+        )
 
     def chunks(self) -> Iterator[Chunk]:
         prior = self.prior
@@ -256,15 +256,15 @@ class CtidPlan:
         if prior is not None:
             # a frozen tuple keeps its raw xmin: more than 2**31 transactions old, its age()
             # wraps below zero, and it is old, not changed
-            age = q("age(xmin) BETWEEN 0 AND age({}::xid)", sql.Literal(str(prior.xmin % 2**32)))
+            age = compose("age(xmin) BETWEEN 0 AND age({}::xid)", sql.Literal(str(prior.xmin % 2**32)))
         for item in work:
             for lower, upper in self._ranges(item.leaf, item.start, item.stop):
-                conditions = [q("ctid >= {}::tid", sql.Literal(tid_text(lower)))]
+                conditions = [compose("ctid >= {}::tid", sql.Literal(tid_text(lower)))]
                 if upper is not None:
-                    conditions.append(q("ctid < {}::tid", sql.Literal(tid_text(upper))))
+                    conditions.append(compose("ctid < {}::tid", sql.Literal(tid_text(upper))))
                 if not item.full and age is not None:
                     conditions.append(age)
-                query = q(
+                query = compose(
                     "SELECT {} FROM {} WHERE {}",
                     self.line(),
                     item.leaf.table,

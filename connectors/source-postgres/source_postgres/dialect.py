@@ -19,16 +19,13 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from dbkit.db.dialect import Capabilities
-from dbkit.db.postgres import PostgresConnectionMixin
-from dbkit.db.types import TypeRegistry
-from dbkit.errors import ConfigError
-from dbkit.source.dialect import ColumnInfo, SourceDialect, TableInfo
-from dbkit.source.jobs import ReadContext, ReadJob
-from dbkit.source.records import RecordEncoder
-from source_postgres import catalog, jobs
+from dbkit import ConfigError
+from dbkit.db import Capabilities, PostgresConnectionMixin, TypeRegistry
+from dbkit.source import ColumnInfo, ReadContext, ReadJob, RecordEncoder, SourceDialect, TableInfo
+from source_postgres.catalog import list_relations
 from source_postgres.config import PostgresSourceConfig
 from source_postgres.encoder import ServerRecordEncoder
+from source_postgres.jobs import parallel_workers, read_job
 from source_postgres.types import SESSION_SETTINGS, TYPES
 
 SCHEMAS = sa.text(
@@ -61,12 +58,6 @@ class PostgresSourceDialect(PostgresConnectionMixin, SourceDialect[PostgresSourc
     capabilities = Capabilities(row_locator=True, concurrent_reads=True)
     types: ClassVar[TypeRegistry] = TYPES
 
-    @property
-    def settings(self) -> PostgresSourceConfig:
-        config = self.config
-        assert isinstance(config, PostgresSourceConfig)
-        return config
-
     # ------------------------------------------------------------------ connection
     def on_connect(self, dbapi_connection: Any) -> None:
         """Session settings the text forms depend on (see :data:`SESSION_SETTINGS`); also no idle
@@ -77,14 +68,14 @@ class PostgresSourceDialect(PostgresConnectionMixin, SourceDialect[PostgresSourc
         dbapi_connection.commit()
 
     def connections_per_stream(self) -> int:
-        return jobs.parallel_workers(self.settings.max_parallel_chunks) + 1
+        return parallel_workers(self.config.max_parallel_chunks) + 1
 
     # ------------------------------------------------------------------ discovery
     def schemas(self) -> Sequence[str | None]:
-        return list(self.settings.schemas)
+        return list(self.config.schemas)
 
     def list_tables(self, conn: sa.Connection) -> list[TableInfo]:
-        tables = catalog.list_relations(conn, self.settings.schemas)
+        tables = list_relations(conn, self.config.schemas)
         return [t for t in tables if self.include(t.namespace, t.name)]
 
     def is_resumable(self, table: TableInfo) -> bool:
@@ -97,7 +88,7 @@ class PostgresSourceDialect(PostgresConnectionMixin, SourceDialect[PostgresSourc
 
     def check_readable(self, conn: sa.Connection) -> None:
         user = self.connection.username
-        rows = conn.execute(SCHEMAS, {"schemas": list(self.settings.schemas)}).mappings().all()
+        rows = conn.execute(SCHEMAS, {"schemas": list(self.config.schemas)}).mappings().all()
         missing = [r["name"] for r in rows if not r["present"]]
         if missing:
             raise ConfigError(
@@ -152,4 +143,4 @@ class PostgresSourceDialect(PostgresConnectionMixin, SourceDialect[PostgresSourc
         return sa.cast(sa.literal(value, sa.Text()), _CatalogTypeName(column.type_name))
 
     def read_job(self, context: ReadContext) -> ReadJob | None:
-        return jobs.read_job(self, context)
+        return read_job(context, parallel_workers(self.config.max_parallel_chunks))

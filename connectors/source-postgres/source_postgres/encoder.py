@@ -1,15 +1,14 @@
 """Records rendered by the server: one SQL expression per row gives its JSON (or the whole line).
 
-``data_sql`` concatenates each column's JSON text (:attr:`PgType.render`) into the record's
+``data_sql`` concatenates each column's JSON text (:attr:`PgReadHandler.render`) into the record's
 ``data`` object; ``changes_sql`` lists the columns whose value was nulled (their ``problem``
 predicate) as the record's ``meta.changes``; ``line_sql`` wraps both in the RECORD envelope, so
 that a ``COPY (SELECT line ...) TO STDOUT`` already writes protocol lines and Python only
 forwards bytes. The pieces are joined by ``||`` as a balanced tree, not a chain: each ``||``
 copies both sides, so a chain of n pieces copies the line about n/2 times and a tree about
-log2(n) times (a few percent of the server's time on a 14-column table; a wide table's chain
-would also nest as deep as it has columns). The Python path (the handlers' ``convert``, for
-values in their text form) gives the same bytes: ``tests/test_acceptance.py`` checks it on every
-type case.
+log2(n) times (and a wide table's chain would nest as deep as it has columns). The Python
+path (the handlers' ``convert``, for values in their text form) gives the same bytes:
+``tests/test_acceptance.py`` checks it on every type case.
 """
 
 from __future__ import annotations
@@ -23,23 +22,21 @@ import sqlalchemy as sa
 from psycopg import sql
 from psycopg.types.string import TextLoader
 
-from dbkit.protocol import StreamDescriptor
-from dbkit.protocol import messages as msg
-from dbkit.source.dialect import ColumnInfo
-from dbkit.source.records import Changes
-from source_postgres.types import OTHER, PgType, Sql, json_string, lit, q
+from dbkit.protocol import StreamDescriptor, change, record_envelope, record_suffix_with_changes
+from dbkit.source import Changes, ColumnInfo
+from source_postgres.types import OTHER, PgReadHandler, Sql, compose, json_string, text_literal
 
 CHANGE_REASON = "SOURCE_SERIALIZATION_ERROR"
 
 
-def handler(column: ColumnInfo) -> PgType:
+def handler(column: ColumnInfo) -> PgReadHandler:
     h = column.handler
-    return h if isinstance(h, PgType) else OTHER
+    return h if isinstance(h, PgReadHandler) else OTHER
 
 
 def value_sql(column: ColumnInfo) -> Sql:
     """The column's JSON text, never NULL (``null`` for NULL and for values without a JSON form)."""
-    return q("coalesce({}, 'null')", handler(column).render(sql.Identifier(column.name)))
+    return compose("coalesce({}, 'null')", handler(column).render(sql.Identifier(column.name)))
 
 
 def concatenation(parts: Sequence[Sql | str]) -> Sql:
@@ -51,15 +48,15 @@ def concatenation(parts: Sequence[Sql | str]) -> Sql:
             merged[-1] += part
         else:
             merged.append(part)
-    nodes = [lit(p) if isinstance(p, str) else p for p in merged]
+    nodes = [text_literal(p) if isinstance(p, str) else p for p in merged]
     if not nodes:
-        return lit("")
+        return text_literal("")
 
     def tree(lo: int, hi: int) -> Sql:
         if hi - lo == 1:
             return nodes[lo]
         mid = (lo + hi) // 2
-        return q("({} || {})", tree(lo, mid), tree(mid, hi))
+        return compose("({} || {})", tree(lo, mid), tree(mid, hi))
 
     return tree(0, len(nodes))
 
@@ -97,26 +94,30 @@ def changes_sql(columns: Sequence[ColumnInfo]) -> Sql | None:
         return None
     any_problem = sql.SQL(" OR ").join(p for _, p in problems)
     entries = sql.SQL(", ").join(
-        q(
+        compose(
             "CASE WHEN {} THEN {} END",
             p,
-            lit(orjson.dumps(msg.change(c.name, CHANGE_REASON)).decode()),
+            text_literal(orjson.dumps(change(c.name, CHANGE_REASON)).decode()),
         )
         for c, p in problems
     )
-    return q("CASE WHEN {} THEN '[' || array_to_string(ARRAY[{}], ',') || ']' END", any_problem, entries)
+    return compose(
+        "CASE WHEN {} THEN '[' || array_to_string(ARRAY[{}], ',') || ']' END", any_problem, entries
+    )
 
 
 def line_sql(descriptor: StreamDescriptor, emitted_at: int, columns: Sequence[ColumnInfo]) -> Sql:
     """The whole RECORD line (without its newline) as text."""
-    prefix, suffix = msg.record_envelope(descriptor, emitted_at)
+    prefix, suffix = record_envelope(descriptor, emitted_at)
     tail = suffix.rstrip(b"\n").decode()
     changes = changes_sql(columns)
     if changes is None:
         return concatenation([prefix.decode(), *_data_parts(columns), tail])
-    meta_head = msg.record_suffix_with_changes([]).decode()
+    meta_head = record_suffix_with_changes([]).decode()
     meta_head = meta_head[: meta_head.index("[")]  # ',"meta":{"changes":'
-    ending = q("coalesce({} || {} || '}}}}}}', {})", lit(meta_head), changes, lit(tail))
+    ending = compose(
+        "coalesce({} || {} || '}}}}}}', {})", text_literal(meta_head), changes, text_literal(tail)
+    )
     return concatenation([prefix.decode(), *_data_parts(columns), ending])
 
 

@@ -14,48 +14,34 @@ None for them) and use the same server-side rendering through the dialect's reco
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from psycopg import sql
 from psycopg.types.string import ByteaBinaryLoader
 
-from dbkit.protocol import messages as msg
-from dbkit.source.cursor import STATE_VERSION
-from dbkit.source.dialect import ColumnInfo
-from dbkit.source.jobs import ReadChunk, ReadContext
+from dbkit.protocol import now_ms
+from dbkit.source import ColumnInfo, FullRefreshState, ReadChunk, ReadContext, StreamState
 from source_postgres.ctid import CtidPlan
 from source_postgres.encoder import line_sql
 from source_postgres.keyset import KeysetPlan
 from source_postgres.parallel import SnapshotGroup
-from source_postgres.types import Sql, q
-
-if TYPE_CHECKING:
-    from source_postgres.dialect import PostgresSourceDialect
+from source_postgres.types import Sql, compose
 
 CHUNK_BYTES = 24 * 1024 * 1024
 """About how much data one chunk holds (the read buffers ``workers + 1`` chunks at most)."""
 STREAM_BATCH = 2_000
-COMPLETE: Mapping[str, Any] = {"v": STATE_VERSION, "mode": "full_refresh", "complete": True}
 
 
 def parallel_workers(requested: int) -> int:
+    """The chunk readers one stream uses: ``max_parallel_chunks``, at most the CPU count."""
     return max(1, min(requested, os.cpu_count() or 1))
-
-
-def usable_key(context: ReadContext) -> list[ColumnInfo] | None:
-    table = context.table
-    key = [table.column(name) for name in table.primary_key]
-    if key and all(c is not None and not c.nullable for c in key):
-        return [c for c in key if c is not None]
-    return None
 
 
 class _Job:
     """Shared parts: warnings, the line query, chunk sizing, the final state."""
 
-    def __init__(self, dialect: PostgresSourceDialect, context: ReadContext) -> None:
-        self.dialect = dialect
+    def __init__(self, context: ReadContext) -> None:
         self.context = context
         self.warnings: list[str] = []
         table = context.table
@@ -66,31 +52,26 @@ class _Job:
             self.initial_row_bytes = 2.0 * table.byte_estimate / table.row_estimate
 
     def line(self) -> Sql:
-        return line_sql(self.context.descriptor, msg.now_ms(), self.context.columns)
+        return line_sql(self.context.descriptor, now_ms(), self.context.columns)
 
-    def final_state(self) -> Mapping[str, Any]:
-        return COMPLETE
+    def final_state(self) -> StreamState:
+        return FullRefreshState.done()
 
 
 class ChunkedJob(_Job):
     """A full refresh in chunks (key ranges or tuple-id ranges), in parallel under one snapshot."""
 
-    def __init__(
-        self, dialect: PostgresSourceDialect, context: ReadContext, key: Sequence[ColumnInfo] | None
-    ) -> None:
-        super().__init__(dialect, context)
+    def __init__(self, context: ReadContext, key: Sequence[ColumnInfo] | None, workers: int) -> None:
+        super().__init__(context)
         self.key = list(key) if key is not None else None
+        self.workers = workers
         self.after: list[str] | None = None
-        self.prior_ctid: Mapping[str, Any] | None = None
+        self.prior_ctid: FullRefreshState | None = None
         prior = context.prior_state
-        if prior and prior.get("mode") == "full_refresh" and not prior.get("complete"):
-            by = prior.get("by")
-            if (
-                self.key is not None
-                and by == [c.name for c in self.key]
-                and isinstance(prior.get("after"), list)
-            ):
-                self.after = [str(v) for v in prior["after"]]
+        if isinstance(prior, FullRefreshState) and not prior.complete:
+            by = prior.by
+            if self.key is not None and by == [c.name for c in self.key] and prior.after is not None:
+                self.after = [str(v) for v in prior.after]
             elif self.key is None and by == ["ctid"]:
                 self.prior_ctid = prior
             else:
@@ -111,14 +92,14 @@ class ChunkedJob(_Job):
 
     def chunks(self) -> Iterator[ReadChunk]:
         context = self.context
-        workers = parallel_workers(self.dialect.config.max_parallel_chunks)
+        workers = self.workers
         # tables are locked before the snapshot is taken (see SnapshotGroup._lock_first). A
         # materialized view cannot be: reading it takes the lock; its one rewrite, REFRESH, writes
         # frozen rows, which every snapshot sees, so nothing is missed.
         lock = self.relation if context.table.extra.get("relkind") in ("r", "p") else None
         with SnapshotGroup(context.database, workers, context.cancelled, lock) as group:
             if not group.locked:
-                group.coordinator.execute(q("SELECT FROM {} LIMIT 0", self.relation))
+                group.coordinator.execute(compose("SELECT FROM {} LIMIT 0", self.relation))
             yield from self._read(group)
 
     def _read(self, group: SnapshotGroup) -> Iterator[ReadChunk]:
@@ -133,7 +114,7 @@ class ChunkedJob(_Job):
                 int(self.context.table.extra["oid"]),
                 self.line,
                 self.rows(group),
-                self.prior_ctid,
+                self.prior_ctid.position if self.prior_ctid is not None else None,
                 self.warnings.append,
             )
             if plan.unreadable():
@@ -144,7 +125,7 @@ class ChunkedJob(_Job):
                 yield from stream_whole(group.coordinator, self.relation, self.line())
                 return
         for chunk, blocks, records in group.read(plan.chunks()):
-            yield ReadChunk(blocks, records, chunk.state)
+            yield ReadChunk(blocks, records, chunk.checkpoint)
 
 
 def stream_whole(conn: Any, relation: Sql, line: Sql) -> Iterator[ReadChunk]:
@@ -152,7 +133,7 @@ def stream_whole(conn: Any, relation: Sql, line: Sql) -> Iterator[ReadChunk]:
     with conn.cursor(name="dbkit_whole", binary=True) as cur:
         cur.adapters.register_loader("text", ByteaBinaryLoader)
         cur.itersize = STREAM_BATCH
-        cur.execute(q("SELECT {} || E'\\n' FROM {}", line, relation))
+        cur.execute(compose("SELECT {} || E'\\n' FROM {}", line, relation))
         while rows := cur.fetchmany(STREAM_BATCH):
             yield ReadChunk([r[0] for r in rows], len(rows), None)
 
@@ -167,13 +148,15 @@ class WholeJob(_Job):
             yield from stream_whole(group.coordinator, self.relation, self.line())
 
 
-def read_job(dialect: PostgresSourceDialect, context: ReadContext) -> ChunkedJob | WholeJob | None:
+def read_job(context: ReadContext, workers: int) -> ChunkedJob | WholeJob | None:
+    """The read of one stream (None: a cursor-incremental read, for the generic tie-safe plan);
+    ``workers`` is the number of connections reading chunks at once."""
     if context.cursor is not None:
-        return None  # cursor incremental: the generic (tie-safe) plan
+        return None
     relkind = context.table.extra.get("relkind")
-    key = usable_key(context)
+    key = context.table.key_columns()
     if key is not None and relkind in ("r", "p", "m"):
-        return ChunkedJob(dialect, context, key)
+        return ChunkedJob(context, key, workers)
     if relkind in ("r", "p", "m") and context.table.extra.get("table_select", True):
-        return ChunkedJob(dialect, context, None)
-    return WholeJob(dialect, context)
+        return ChunkedJob(context, None, workers)
+    return WholeJob(context)

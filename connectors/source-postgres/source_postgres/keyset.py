@@ -10,15 +10,13 @@ Key values travel as their text (``col::text``) and come back as ``CAST(text AS 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 from psycopg import sql
 
-from dbkit.source.cursor import STATE_VERSION
-from dbkit.source.dialect import ColumnInfo
+from dbkit.source import ColumnInfo, FullRefreshState
 from source_postgres.parallel import Chunk, SnapshotGroup
-from source_postgres.types import Sql, q
+from source_postgres.types import Sql, compose
 
 LineSql = Callable[[], Sql]
 
@@ -27,13 +25,13 @@ def key_after(columns: Sequence[ColumnInfo], values: Sequence[str], strict: bool
     """``(k1, k2) > (CAST(v1 AS t1), CAST(v2 AS t2))`` (``<=`` when not strict)."""
     left = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
     right = sql.SQL(", ").join(
-        q("CAST({} AS {})", sql.Literal(v), sql.SQL(c.type_name))
+        compose("CAST({} AS {})", sql.Literal(v), sql.SQL(c.type_name))
         for c, v in zip(columns, values, strict=True)
     )
     op = sql.SQL(">" if strict else "<=")
     if len(columns) == 1:
-        return q("{} {} {}", left, op, right)
-    return q("({}) {} ({})", left, op, right)
+        return compose("{} {} {}", left, op, right)
+    return compose("({}) {} ({})", left, op, right)
 
 
 class KeysetPlan:
@@ -55,23 +53,18 @@ class KeysetPlan:
         self.rows = rows
         self.after = list(after) if after is not None else None
 
-    def state(self, after: Sequence[str]) -> Mapping[str, Any]:
-        return {
-            "v": STATE_VERSION,
-            "mode": "full_refresh",
-            "by": [c.name for c in self.key],
-            "after": list(after),
-        }
+    def state(self, after: Sequence[str]) -> FullRefreshState:
+        return FullRefreshState(by=[c.name for c in self.key], after=list(after))
 
     def _upper(self, after: Sequence[str] | None, n: int) -> list[str] | None:
-        where = q("WHERE {}", key_after(self.key, after)) if after is not None else sql.SQL("")
+        where = compose("WHERE {}", key_after(self.key, after)) if after is not None else sql.SQL("")
         names = sql.SQL(", ").join(sql.Identifier(c.name) for c in self.key)
         # aliased: ORDER BY "k" would otherwise sort by the output column "k" (its text)
         texts = sql.SQL(", ").join(
-            q("{}::text AS {}", sql.Identifier(c.name), sql.Identifier(f"_dbkit_key{i}"))
+            compose("{}::text AS {}", sql.Identifier(c.name), sql.Identifier(f"_dbkit_key{i}"))
             for i, c in enumerate(self.key)
         )
-        query = q(
+        query = compose(
             "SELECT {} FROM {} {} ORDER BY {} OFFSET {} LIMIT 1",
             texts,
             self.table,
@@ -91,8 +84,8 @@ class KeysetPlan:
                 conditions.append(key_after(self.key, after))
             if upper is not None:
                 conditions.append(key_after(self.key, upper, strict=False))
-            where = q("WHERE {}", sql.SQL(" AND ").join(conditions)) if conditions else sql.SQL("")
-            query = q("SELECT {} FROM {} {}", self.line(), self.table, where)
+            where = compose("WHERE {}", sql.SQL(" AND ").join(conditions)) if conditions else sql.SQL("")
+            query = compose("SELECT {} FROM {} {}", self.line(), self.table, where)
             # the last chunk needs no state of its own: the read's final state follows it
             yield Chunk(query, self.state(upper) if upper is not None else None)
             if upper is None:

@@ -14,12 +14,11 @@ group (or the generator) cancels running queries and releases everything.
 
 A chunk comes back as one value, not one row per line: the server joins the chunk's lines
 (``string_agg(line || E'\n', '')``) and counts them, and ``COPY ... (FORMAT binary)`` sends
-that as a single row, which Python takes as one block of bytes. Reading a row costs Python about
-a microsecond whatever its size, so this takes most of the client's work (and the worker
-threads' contention for the GIL) off a read: on the 1M-row benchmark the process's CPU went from
-about 3.5 s to 1.1 s, the server's from about 4.0 s to 4.4 s (``bench/source_postgres.py``). The
-line count (``count(*)``) comes from the server too, checked against ``count(line)``: a NULL line
-would be a lost record, and raises. While a worker reads a chunk, it holds it twice (libpq's
+that as a single row, which Python takes as one block of bytes. Reading a row costs Python a
+fixed amount whatever its size, so this takes most of the client's work (and the worker
+threads' contention for the GIL) off a read (figures: ``bench/README.md``). The line count
+(``count(*)``) comes from the server too, checked against ``count(line)``: a NULL line would be
+a lost record, and raises. While a worker reads a chunk, it holds it twice (libpq's
 buffer and the message), so chunks are sized in bytes (see :mod:`.jobs`); a chunk's text must
 stay under PostgreSQL's 1 GB limit for one value.
 """
@@ -31,7 +30,7 @@ import queue
 import struct
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,8 +38,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from dbkit.db.database import Database
-from dbkit.source.reader import Cancelled
+from dbkit.db import Database
+from dbkit.source import Cancelled, StreamState
 
 # One row per chunk: (number of lines, number of non-NULL lines, the lines, each ended by a
 # newline), in COPY's binary format (the text as it is: nothing escaped or quoted to undo).
@@ -91,11 +90,11 @@ def parse_blocks(messages: Iterator[Any]) -> tuple[list[Any], int]:
 
 @dataclass(frozen=True)
 class Chunk:
-    """One query of a read (a SELECT of one text column: the RECORD line) and the STATE that is
-    valid once its lines and all before them are emitted (None: not a resumable point)."""
+    """One query of a read (a SELECT of one text column: the RECORD line) and the checkpoint
+    that is valid once its lines and all before them are emitted (None: not a resumable point)."""
 
     query: sql.Composable
-    state: Mapping[str, Any] | None = None
+    checkpoint: StreamState | None = None
     full: bool = True
     """Whether the chunk reads its range whole (its row count tells the table's density)."""
 

@@ -21,9 +21,9 @@ import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
-from dbkit.db.types import AirbyteType, Unrepresentable, json_schema_for
+from dbkit.db import AirbyteType, Unrepresentable, json_schema_for
 from dbkit.protocol import StreamDescriptor
-from dbkit.source.records import PythonRecordEncoder
+from dbkit.source import ColumnInfo, PythonRecordEncoder
 from dbkit.testing.suites import BadConfig, PostgresSourceHarness, SourceSuite, TypeCase, suite_on
 from source_postgres import PostgresSourceConfig, PostgresSourceDialect
 from source_postgres.encoder import data_sql, line_sql, use_text_forms
@@ -436,7 +436,6 @@ def _python_data(
     handlers: Sequence[Any], names: Sequence[str], row: Sequence[Any]
 ) -> tuple[bytes, list[Any]]:
     """The Python path: the values' text forms through the handlers, dumped by orjson."""
-    from dbkit.source.dialect import ColumnInfo
 
     columns = [ColumnInfo(n, "", h) for n, h in zip(names, handlers, strict=True)]
     encoder = PythonRecordEncoder(sa.table("t"), columns)

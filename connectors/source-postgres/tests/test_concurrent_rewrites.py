@@ -17,7 +17,7 @@ from typing import ClassVar
 import psycopg
 import pytest
 
-from dbkit.testing.runner import RunResult, configured_catalog
+from dbkit.testing import RunResult, configured_catalog
 from dbkit.testing.suites import PostgresSourceHarness
 
 pytestmark = pytest.mark.postgres

@@ -11,8 +11,8 @@ from typing import ClassVar
 
 import pytest
 
-from dbkit.db.types import AirbyteType, json_schema_for
-from dbkit.testing.runner import RunResult, configured_catalog
+from dbkit.db import AirbyteType, json_schema_for
+from dbkit.testing import RunResult, configured_catalog
 from dbkit.testing.suites import PostgresSourceHarness
 
 INT = json_schema_for(AirbyteType.INTEGER)

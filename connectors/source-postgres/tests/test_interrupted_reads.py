@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dbkit.testing.runner import RunResult, configured_catalog
+from dbkit.testing import RunResult, configured_catalog
 from dbkit.testing.suites import PostgresSourceHarness
 
 ROWS = 3000

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dbkit.entrypoint import launch
-from dbkit.source.dialect import ColumnInfo
+from dbkit.source import ColumnInfo
 from source_sqlite import SqliteSource
 from source_sqlite.dialect import SqliteSourceDialect
 
