@@ -37,11 +37,7 @@ class SqlSource(Generic[ConfigT]):
 
     def read_options(self, config: ConfigT) -> ReadOptions:
         """How ``read`` runs, from the config's :class:`~dbkit.config.SourceSettings` fields."""
-        return ReadOptions(
-            checkpoint_records=config.checkpoint_records,
-            checkpoint_seconds=config.checkpoint_seconds,
-            max_concurrent_streams=config.max_concurrent_streams,
-        )
+        return ReadOptions.from_settings(config)
 
     def check(self, config: ConfigT) -> None:
         dialect = self.dialect(config)

@@ -4,9 +4,9 @@ For each configured stream: STARTED, an ESTIMATE when the catalog has one, RECOR
 chunks from the stream's read job (:mod:`dbkit.source.jobs`: the dialect's own, or the generic
 :class:`~dbkit.source.plan_job.PlanJob`), a STATE every ``checkpoint_records`` records or
 ``checkpoint_seconds`` at a chunk that carries a checkpoint, a final STATE, COMPLETE. This loop
-is the only place that emits STATE. A stream that fails gets INCOMPLETE and a TRACE error naming it; the other
-streams go on unless the failure is a lost connection (transient), which stops the whole read
-after the last good STATE. Streams may be read concurrently, each on its own connection.
+is the only place that emits STATE. A stream that fails gets INCOMPLETE and a TRACE error naming
+it; the other streams go on unless the failure is a lost connection (transient), which stops the
+whole read after the last good STATE. Streams may be read concurrently, each on its own connection.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbkit.config import SourceSettings
 from dbkit.db.database import Database
 from dbkit.errors import ConfigError, DbkitError, TransientError
 from dbkit.protocol import (
@@ -37,11 +38,20 @@ from dbkit.threads import ContextThreadPoolExecutor
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """How a read runs (from the config's :class:`~dbkit.config.SourceSettings`)."""
+    """How a read runs: the config's :class:`~dbkit.config.SourceSettings` fields (their
+    defaults are declared there, once)."""
 
-    checkpoint_records: int = 10_000
-    checkpoint_seconds: float = 60.0
-    max_concurrent_streams: int = 1
+    checkpoint_records: int
+    checkpoint_seconds: float
+    max_concurrent_streams: int
+
+    @classmethod
+    def from_settings(cls, settings: SourceSettings) -> ReadOptions:
+        return cls(
+            checkpoint_records=settings.checkpoint_records,
+            checkpoint_seconds=settings.checkpoint_seconds,
+            max_concurrent_streams=settings.max_concurrent_streams,
+        )
 
 
 @dataclass

@@ -99,7 +99,9 @@ def reader(options: ReadOptions) -> tuple[SourceReader, Writer, list[str]]:
 
 
 def test_states_follow_the_lines_they_cover_at_the_record_cadence() -> None:
-    source_reader, writer, _ = reader(ReadOptions(checkpoint_records=3, checkpoint_seconds=3600))
+    source_reader, writer, _ = reader(
+        ReadOptions(checkpoint_records=3, checkpoint_seconds=3600, max_concurrent_streams=1)
+    )
     job = FakeJob([2, 2, 2, 2, 2], resumable={0, 2, 4})
     total = source_reader._run_job(job, STREAM)
     assert total == 10
@@ -123,27 +125,33 @@ def test_states_follow_the_lines_they_cover_at_the_record_cadence() -> None:
 
 
 def test_states_at_the_time_cadence() -> None:
-    source_reader, writer, _ = reader(ReadOptions(checkpoint_records=1000, checkpoint_seconds=1e-9))
+    source_reader, writer, _ = reader(
+        ReadOptions(checkpoint_records=1000, checkpoint_seconds=1e-9, max_concurrent_streams=1)
+    )
     source_reader._run_job(FakeJob([1, 1, 1], resumable={0, 1, 2}), STREAM)
     states = [e[1] for e in writer.events() if e[0] == "STATE"]
     assert states == [({"mark": 0}, 1.0), ({"mark": 1}, 1.0), ({"mark": 2}, 1.0), ({"mark": "final"}, 0.0)]
 
 
 def test_a_job_without_resumable_points_gets_only_the_final_state() -> None:
-    source_reader, writer, _ = reader(ReadOptions(checkpoint_records=1, checkpoint_seconds=1e-9))
+    source_reader, writer, _ = reader(
+        ReadOptions(checkpoint_records=1, checkpoint_seconds=1e-9, max_concurrent_streams=1)
+    )
     source_reader._run_job(FakeJob([2, 3], resumable=set()), STREAM)
     states = [e[1] for e in writer.events() if e[0] == "STATE"]
     assert states == [({"mark": "final"}, 5.0)]
 
 
 def test_warnings_are_logged_as_they_appear() -> None:
-    source_reader, _, logs = reader(ReadOptions())
+    source_reader, _, logs = reader(ReadOptions(10_000, 60.0, 1))
     source_reader._run_job(FakeJob([1, 1, 1], resumable=set()), STREAM)
     assert logs == ["WARN stream t: before reading", "WARN stream t: while reading"]
 
 
 def test_a_failing_job_emits_no_final_state_and_is_closed() -> None:
-    source_reader, writer, _ = reader(ReadOptions(checkpoint_records=1, checkpoint_seconds=3600))
+    source_reader, writer, _ = reader(
+        ReadOptions(checkpoint_records=1, checkpoint_seconds=3600, max_concurrent_streams=1)
+    )
     job = FakeJob([1, 1, 1], resumable={0, 1, 2}, fail_at=2)
     with pytest.raises(RuntimeError):
         source_reader._run_job(job, STREAM)
@@ -154,7 +162,9 @@ def test_a_failing_job_emits_no_final_state_and_is_closed() -> None:
 
 
 def test_a_cancelled_read_stops_before_the_next_chunk_and_closes_the_job() -> None:
-    source_reader, writer, _ = reader(ReadOptions(checkpoint_records=1, checkpoint_seconds=3600))
+    source_reader, writer, _ = reader(
+        ReadOptions(checkpoint_records=1, checkpoint_seconds=3600, max_concurrent_streams=1)
+    )
     job = FakeJob([1, 1, 1], resumable={0, 1, 2})
     chunks = job.chunks
 
