@@ -8,65 +8,10 @@ PostgreSQL (``postgresql+psycopg://...``), MySQL/MariaDB (``mysql+pymysql://...`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import sqlalchemy as sa
-from pydantic import SecretStr, field_validator, model_validator
-
-from dbkit.config import MASKER, SourceSettings, TableSelection, field, secret_field
 from dbkit.entrypoint import main_for
 from dbkit.source import SqlSource
+from source_sql.config import SqlUrlConfig
 from source_sql.dialect import SqlUrlDialect
-
-
-class SqlUrlConfig(SourceSettings, TableSelection):
-    url: SecretStr = secret_field(
-        title="SQLAlchemy URL",
-        description=(
-            "dialect+driver://user:password@host:port/database, e.g. "
-            "postgresql+psycopg://reader:secret@db.example.com:5432/shop. Kept secret: it holds the password."
-        ),
-        order=0,
-    )
-    schemas: list[str] = field(
-        default_factory=list,
-        title="Schemas",
-        description="Schemas (MySQL: databases) to read; the URL's default schema when empty.",
-        order=1,
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _mask_password(cls, data: Any) -> Any:
-        """The URL's password is masked in every output from the moment the config is read
-        (the whole URL is too, as a secret field), even when the config turns out invalid."""
-        raw = data.get("url") if isinstance(data, Mapping) else None
-        if isinstance(raw, str):
-            try:
-                password = sa.make_url(raw).password
-            except sa.exc.ArgumentError:
-                password = None
-            if password:
-                MASKER.add(str(password))
-        return data
-
-    @field_validator("url")
-    @classmethod
-    def _valid_url(cls, value: SecretStr) -> SecretStr:
-        try:
-            url = sa.make_url(value.get_secret_value())
-        except sa.exc.ArgumentError:
-            raise ValueError(
-                "is not a SQLAlchemy URL (dialect+driver://user:password@host:port/database)"
-            ) from None
-        try:
-            url.get_dialect()
-        except sa.exc.NoSuchModuleError:
-            raise ValueError(
-                f"names the SQLAlchemy dialect {url.drivername!r}, which is not installed"
-            ) from None
-        return value
 
 
 class SqlUrlSource(SqlSource[SqlUrlConfig]):

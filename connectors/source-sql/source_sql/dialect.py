@@ -36,7 +36,7 @@ from dbkit.source.dialect import ColumnInfo, SourceDialect, TableInfo
 from source_sql.types import JSON, TYPES
 
 if TYPE_CHECKING:
-    from source_sql import SqlUrlConfig
+    from source_sql.config import SqlUrlConfig
 
 # SQLSTATEs (PostgreSQL, and any driver reporting them), by prefix
 _SQLSTATE_LOGIN = ("28",)  # invalid authorization

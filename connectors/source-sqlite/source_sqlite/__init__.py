@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from dbkit.config import SourceSettings, TableSelection, field
 from dbkit.entrypoint import main_for
 from dbkit.source import SqlSource
+from source_sqlite.config import SqliteSourceConfig
 from source_sqlite.dialect import SqliteSourceDialect
-
-
-class SqliteSourceConfig(SourceSettings, TableSelection):
-    path: str = field(title="Database file", description="Path of the SQLite database file.", order=0)
 
 
 class SqliteSource(SqlSource[SqliteSourceConfig]):

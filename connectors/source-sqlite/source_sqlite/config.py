@@ -1,0 +1,10 @@
+"""The source-sqlite config: the database file, the read settings every SQL source has, and
+which tables to read."""
+
+from __future__ import annotations
+
+from dbkit.config import SourceSettings, TableSelection, field
+
+
+class SqliteSourceConfig(SourceSettings, TableSelection):
+    path: str = field(title="Database file", description="Path of the SQLite database file.", order=0)
