@@ -7,9 +7,13 @@ from typing import Literal
 
 from dbkit.config import DestinationSettings, field
 from dbkit.db.postgres import PostgresConnection
+from dbkit.urls import postgres_url_config
 
 
 class PostgresDestinationConfig(PostgresConnection, DestinationSettings):
+    url_schemes = ("postgresql", "postgres")
+    url_config = postgres_url_config
+
     schema_name: str = field(
         "public",
         alias="schema",

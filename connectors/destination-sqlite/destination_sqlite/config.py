@@ -6,9 +6,13 @@ from __future__ import annotations
 from typing import Literal
 
 from dbkit.config import DestinationSettings, field
+from dbkit.urls import sqlite_url_config
 
 
 class SqliteDestinationConfig(DestinationSettings):
+    url_schemes = ("sqlite",)
+    url_config = sqlite_url_config
+
     path: str = field(
         title="Database file", description="Path of the SQLite database file (created if missing).", order=0
     )

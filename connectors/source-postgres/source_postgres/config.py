@@ -7,9 +7,13 @@ from pydantic import field_validator
 
 from dbkit.config import SourceSettings, TableSelection, field
 from dbkit.db.postgres import PostgresConnection
+from dbkit.urls import postgres_url_config
 
 
 class PostgresSourceConfig(PostgresConnection, SourceSettings, TableSelection):
+    url_schemes = ("postgresql", "postgres")
+    url_config = postgres_url_config
+
     schemas: list[str] = field(
         default_factory=lambda: ["public"],
         title="Schemas",

@@ -4,7 +4,11 @@ which tables to read."""
 from __future__ import annotations
 
 from dbkit.config import SourceSettings, TableSelection, field
+from dbkit.urls import sqlite_url_config
 
 
 class SqliteSourceConfig(SourceSettings, TableSelection):
+    url_schemes = ("sqlite",)
+    url_config = sqlite_url_config
+
     path: str = field(title="Database file", description="Path of the SQLite database file.", order=0)
