@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dbkit import postgres_url_config
 from dbkit.config import DestinationSettings, field
 from dbkit.db.postgres import PostgresConnection
-from dbkit.urls import postgres_url_config
 
 
 class PostgresDestinationConfig(PostgresConnection, DestinationSettings):

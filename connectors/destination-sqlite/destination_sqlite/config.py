@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dbkit import sqlite_url_config
 from dbkit.config import DestinationSettings, field
-from dbkit.urls import sqlite_url_config
 
 
 class SqliteDestinationConfig(DestinationSettings):

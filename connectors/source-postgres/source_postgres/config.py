@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
+from dbkit import postgres_url_config
 from dbkit.config import SourceSettings, TableSelection, field
 from dbkit.db.postgres import PostgresConnection
-from dbkit.urls import postgres_url_config
 
 
 class PostgresSourceConfig(PostgresConnection, SourceSettings, TableSelection):

@@ -3,8 +3,8 @@ which tables to read."""
 
 from __future__ import annotations
 
+from dbkit import sqlite_url_config
 from dbkit.config import SourceSettings, TableSelection, field
-from dbkit.urls import sqlite_url_config
 
 
 class SqliteSourceConfig(SourceSettings, TableSelection):
