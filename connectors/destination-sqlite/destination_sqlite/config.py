@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from dbkit import sqlite_url_config
-from dbkit.config import DestinationSettings, field
+from dbkit import DestinationSettings, field, sqlite_url_config
 
 
 class SqliteDestinationConfig(DestinationSettings):

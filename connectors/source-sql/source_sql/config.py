@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import SecretStr, field_validator, model_validator
 
-from dbkit.config import MASKER, SourceSettings, TableSelection, field, secret_field
+from dbkit import MASKER, SourceSettings, TableSelection, field, secret_field
 
 
 class SqlUrlConfig(SourceSettings, TableSelection):

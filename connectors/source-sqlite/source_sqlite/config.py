@@ -3,8 +3,7 @@ which tables to read."""
 
 from __future__ import annotations
 
-from dbkit import sqlite_url_config
-from dbkit.config import SourceSettings, TableSelection, field
+from dbkit import SourceSettings, TableSelection, field, sqlite_url_config
 
 
 class SqliteSourceConfig(SourceSettings, TableSelection):
