@@ -45,9 +45,13 @@ if TYPE_CHECKING:
         TypeHandler,
         TypeRegistry,
         Unrepresentable,
+        base64_bytes,
         classify_sqlite_error,
+        exact_decimal,
+        finite_float,
         json_schema_for,
         schema_type,
+        wide_int,
     )
     from dbkit.destination import DestinationDialect, SqlDestination
     from dbkit.entrypoint import Connector, DestinationConnector, SourceConnector, main_for
@@ -79,6 +83,10 @@ _EXPORTS: dict[str, str] = {
     "classify_sqlite_error": "dbkit.db",
     "json_schema_for": "dbkit.db",
     "schema_type": "dbkit.db",
+    "base64_bytes": "dbkit.db",
+    "exact_decimal": "dbkit.db",
+    "finite_float": "dbkit.db",
+    "wide_int": "dbkit.db",
     "DestinationDialect": "dbkit.destination",
     "SqlDestination": "dbkit.destination",
     "Connector": "dbkit.entrypoint",
@@ -126,8 +134,11 @@ __all__ = [
     "Unrepresentable",
     "UrlMapper",
     "__version__",
+    "base64_bytes",
     "classify_sqlite_error",
+    "exact_decimal",
     "field",
+    "finite_float",
     "json_schema_for",
     "load_config",
     "main_for",
@@ -137,6 +148,7 @@ __all__ = [
     "server_url_config",
     "sqlite_url_config",
     "url_query",
+    "wide_int",
 ]
 
 if not TYPE_CHECKING:  # mypy sees the imports above; a module __getattr__ would hide typos from it

@@ -15,8 +15,12 @@ from dbkit.db.types import (
     TypeHandler,
     TypeRegistry,
     Unrepresentable,
+    base64_bytes,
+    exact_decimal,
+    finite_float,
     json_schema_for,
     schema_type,
+    wide_int,
 )
 
 __all__ = [
@@ -29,7 +33,11 @@ __all__ = [
     "TypeHandler",
     "TypeRegistry",
     "Unrepresentable",
+    "base64_bytes",
     "classify_sqlite_error",
+    "exact_decimal",
+    "finite_float",
     "json_schema_for",
     "schema_type",
+    "wide_int",
 ]
