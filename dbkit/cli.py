@@ -54,12 +54,13 @@ destination unchanged; every STATE the destination echoes is saved to the state 
 
 SYNC_EPILOG = """\
 connectors:
-  A connector is named by its console script (source-sqlite, destination-sqlite; and
-  source-postgres, destination-postgres, source-mysql, destination-mysql when installed) with a
-  JSON config file, or given as a URL whose parts become its config:
+  A connector is named by its console script (source-sqlite, destination-sqlite, and every
+  other installed connector package: source-postgres, destination-postgres, ...) with a JSON
+  config file, or given as a URL whose parts become its config (each connector declares the
+  URL schemes it takes):
     sqlite:///relative/file.db      sqlite:////absolute/file.db        -> {"path": ...}
     postgresql://user:pass@host:5432/db?schema=public                  -> host, port, database,
-    mysql://user:pass@host:3306/db                                        username, password, schema(s)
+                                                                          username, password, schema(s)
   Other URL query parameters become config keys (?checkpoint_records=1000). A config file given
   as well provides the other keys. Any other command on PATH can be named too (no URL support).
   Connectors run as subprocesses found next to this Python or on PATH, with their config,
@@ -297,6 +298,12 @@ def _demo_request(args: argparse.Namespace, reporter: Reporter) -> SyncRequest:
 
     if args.source_config or args.destination_config:
         raise UsageError("--source-config/--destination-config need --source/--destination")
+    source_info, destination_info = lookup("source-sqlite"), lookup("destination-sqlite")
+    if source_info is None or destination_info is None:
+        raise UsageError(
+            "the demo needs the source-sqlite and destination-sqlite connectors: "
+            "pip install -e connectors/source-sqlite -e connectors/destination-sqlite"
+        )
     layout = DemoLayout(Path(args.demo_dir or DEFAULT_DEMO_DIR))
     state_path = Path(args.state_file) if args.state_file else layout.state
     if not layout.source.exists():
@@ -311,9 +318,6 @@ def _demo_request(args: argparse.Namespace, reporter: Reporter) -> SyncRequest:
         reporter.say(f"Simulated activity in {layout.source} at {activity.at}:")
         for line in activity.lines():
             reporter.say(f"  {line}")
-    source_info, destination_info = lookup("source-sqlite"), lookup("destination-sqlite")
-    assert source_info is not None
-    assert destination_info is not None
     return SyncRequest(
         source=Endpoint(source_info, {"path": str(layout.source)}, f"source-sqlite ({layout.source})"),
         destination=Endpoint(

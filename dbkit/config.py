@@ -16,7 +16,7 @@ import re
 import string
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import orjson
 from jsonschema import Draft7Validator
@@ -24,14 +24,24 @@ from jsonschema import ValidationError as SchemaViolation
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from dbkit.errors import ConfigError
+from dbkit.urls import UrlMapper
 
 PROTOCOL_VERSION = "0.5.2"
 
 
 class ConnectorConfig(BaseModel):
-    """Base of every connector's config model: immutable, unknown keys refused."""
+    """Base of every connector's config model: immutable, unknown keys refused.
+
+    A model may declare the database URLs ``dbkit sync --source URL`` maps to its connector:
+    ``url_schemes`` (``("postgresql", "postgres")``) and ``url_config``, a function
+    ``(url parts, kind) -> raw config`` (see :mod:`dbkit.urls` for ready ones). The raw config is
+    then validated like any other.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    url_schemes: ClassVar[tuple[str, ...]] = ()
+    url_config: ClassVar[UrlMapper | None] = None
 
 
 def secret_field(*, title: str, description: str = "", default: Any = ..., order: int | None = None) -> Any:

@@ -22,8 +22,8 @@ import logging
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
-from typing import Any, BinaryIO, ClassVar, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -42,15 +42,61 @@ from dbkit.protocol import (
 from dbkit.protocol import messages as msg
 from dbkit.protocol.jsonio import read_json_file as protocol_read_json_file
 
+Log = Callable[[str, str], None]
+"""``log(level, text)``: a LOG message of the running command (masked)."""
+
 
 class Connector(Protocol):
-    kind: ClassVar[str]  # "source" or "destination"
-    name: ClassVar[str]
-    config_model: ClassVar[type[BaseModel]]
+    """What :func:`launch` runs: ``spec`` and ``check`` for every connector; a source is also a
+    :class:`SourceConnector`, a destination a :class:`DestinationConnector` (``SqlSource`` and
+    ``SqlDestination`` are)."""
 
-    def spec(self) -> dict[str, Any]: ...
+    @property
+    def kind(self) -> str:
+        """``"source"`` or ``"destination"``: which commands the connector has."""
 
-    def check(self, config: Any) -> None: ...
+    @property
+    def name(self) -> str:
+        """The console script's name, shown in ``--help``."""
+
+    @property
+    def config_model(self) -> type[BaseModel]:
+        """The config model: the spec is generated from it and every config validated by it."""
+
+    def spec(self) -> dict[str, Any]:
+        """The SPEC payload (``connectionSpecification`` and flags)."""
+
+    def check(self, config: Any) -> None:
+        """Raise (ideally a DbkitError) when the connector cannot work with ``config``."""
+
+
+class ReadOutcome(Protocol):
+    """How one stream's read ended."""
+
+    @property
+    def error(self) -> DbkitError | None:
+        """Why the stream failed (one TRACE ERROR per distinct error object), or None."""
+
+
+@runtime_checkable
+class SourceConnector(Connector, Protocol):
+    def discover(self, config: Any) -> list[AirbyteStream]:
+        """The streams the source can read."""
+
+    def read(
+        self, config: Any, catalog: ConfiguredCatalog, state: InputState, writer: MessageWriter, log: Log
+    ) -> Iterable[ReadOutcome]:
+        """Write RECORD, STATE and STREAM_STATUS messages of every configured stream to ``writer``;
+        a stream's failure is reported in its outcome, not raised."""
+
+
+@runtime_checkable
+class DestinationConnector(Connector, Protocol):
+    def write(
+        self, config: Any, catalog: ConfiguredCatalog, source: BinaryIO, writer: MessageWriter, log: Log
+    ) -> None:
+        """Load the messages read from ``source``, echoing each STATE once what precedes it is
+        committed; raises on a failure."""
 
 
 class Emitter:
@@ -182,7 +228,7 @@ def _parser(kind: str, name: str) -> argparse.ArgumentParser:
 
 
 def launch(
-    connector: Any,
+    connector: Connector,
     argv: Sequence[str] | None = None,
     stdin: BinaryIO | None = None,
     stdout: BinaryIO | None = None,
@@ -212,7 +258,11 @@ def launch(
 
 
 def _run(
-    connector: Any, args: argparse.Namespace, writer: MessageWriter, emitter: Emitter, stdin: BinaryIO | None
+    connector: Connector,
+    args: argparse.Namespace,
+    writer: MessageWriter,
+    emitter: Emitter,
+    stdin: BinaryIO | None,
 ) -> int:
     command = args.command
     catalog: ConfiguredCatalog | None = None
@@ -241,13 +291,13 @@ def _run(
     try:
         if command == "check":
             return _check(connector, config, writer, emitter)
-        if command == "discover":
-            streams: list[AirbyteStream] = connector.discover(config)
+        if command == "discover" and isinstance(connector, SourceConnector):
+            streams = connector.discover(config)
             writer.write(msg.catalog(streams))
             return 0
         if catalog is None:
             raise SystemFailure(f"unknown command {command}")
-        if command == "read":
+        if command == "read" and isinstance(connector, SourceConnector):
             ignored = sorted(str(d) for d in state.streams if d not in catalog)
             if ignored:
                 emitter.log(
@@ -264,7 +314,7 @@ def _run(
                         reported.add(id(outcome.error))
                         emitter.error(outcome.error)
             return 1 if failed else 0
-        if command == "write":
+        if command == "write" and isinstance(connector, DestinationConnector):
             source = stdin if stdin is not None else sys.stdin.buffer
             connector.write(config, catalog, source, writer, emitter.log)
             return 0
@@ -276,7 +326,7 @@ def _run(
         return 1
 
 
-def _check(connector: Any, config: Any, writer: MessageWriter, emitter: Emitter) -> int:
+def _check(connector: Connector, config: Any, writer: MessageWriter, emitter: Emitter) -> int:
     try:
         connector.check(config)
     except Exception as exc:
@@ -309,7 +359,7 @@ def _load_state(path: str | None) -> InputState:
         raise ConfigError(str(exc)) from None
 
 
-def main_for(connector_factory: Callable[[], Any]) -> Callable[[], None]:
+def main_for(connector_factory: Callable[[], Connector]) -> Callable[[], None]:
     """Console-script helper: ``run = main_for(MySource)``."""
 
     def run() -> None:

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The project's test command (README "Run the tests"; .ci/run runs exactly this).
-# On a fresh machine: creates .venv, installs dbkit with every connector and the dev tools,
-# makes sure the local PostgreSQL and MariaDB services run, then lints, type-checks and runs
-# the whole suite (slow tests included) on two workers. Extra arguments go to pytest.
+# On a fresh machine: creates .venv, installs dbkit with every connector (each connectors/<name>/
+# is a package of its own) and the dev tools, makes sure the local PostgreSQL and MariaDB
+# services run, then lints, type-checks and runs the whole suite (slow tests included) on two
+# workers. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+editables=(-e '.[dev]')
+for connector in connectors/*/pyproject.toml; do
+  editables+=(-e "$(dirname "$connector")")
+done
+.venv/bin/pip install -q --disable-pip-version-check "${editables[@]}"
 scripts/services.sh
 
 .venv/bin/ruff check .

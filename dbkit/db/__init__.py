@@ -15,6 +15,7 @@ from dbkit.db.types import (
     finite_float,
     json_schema_for,
     json_text,
+    schema_type,
     state_to_python,
     wide_int,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "format_ymd",
     "json_schema_for",
     "json_text",
+    "schema_type",
     "state_to_python",
     "wide_int",
 ]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 
+from dbkit.entrypoint import Connector, launch
 from dbkit.protocol.messages import dumps_exact
 from dbkit.sync.output import parse_line
 from dbkit.sync.registry import find_executable
@@ -91,7 +92,7 @@ class SubprocessConnector:
 class ThreadConnector:
     """A connector command run by :func:`dbkit.entrypoint.launch` in a thread, over OS pipes."""
 
-    def __init__(self, connector: Any, argv: Sequence[str], with_stdin: bool) -> None:
+    def __init__(self, connector: Connector, argv: Sequence[str], with_stdin: bool) -> None:
         out_r, out_w = os.pipe()
         self.stdout: IO[bytes] = os.fdopen(out_r, "rb", PIPE_BUFFER)
         self._child_out: BinaryIO = os.fdopen(out_w, "wb", PIPE_BUFFER)
@@ -108,9 +109,7 @@ class ThreadConnector:
         )
         self._thread.start()
 
-    def _main(self, connector: Any, argv: list[str]) -> None:
-        from dbkit.entrypoint import launch  # the runner imports connectors only when it runs them
-
+    def _main(self, connector: Connector, argv: list[str]) -> None:
         try:
             self._code = launch(connector, argv, stdin=self._child_in, stdout=self._child_out)
         except SystemExit as exc:

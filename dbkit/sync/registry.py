@@ -1,22 +1,17 @@
 """The connectors ``dbkit sync`` knows by name, and database URLs -> connector configs.
 
-A connector is named by its console script (``source-sqlite``); the registry says which Python
-module implements it (for ``--in-process`` runs and for loading its config model, whose secret
-fields are then masked) and which URL schemes map to it. Adding a connector is one line in
-:data:`KNOWN`. A name the registry does not know can still be run as a subprocess when a console
-script of that name is installed: dbkit then knows nothing of its config and masks the values of
-keys that look secret (password, token, ...).
+A connector is found through its package's ``dbkit.connectors`` entry point: the entry point's
+name is the connector's console script (``source-sqlite``), its object the connector class
+(``source_sqlite:SqliteSource``), imported only when it is needed (for ``--in-process`` runs,
+for its config model, whose secret fields are then masked, and for its URLs). Installing a
+connector package is all it takes; :func:`register` adds one at run time (tests, plugins). A name
+no entry point declares can still be run as a subprocess when a console script of that name is
+installed: dbkit then knows nothing of its config and masks the values of keys that look secret
+(password, token, ...).
 
-URLs (``--source sqlite:///demo.db``) become configs:
-
-- ``sqlite:///relative/file.db`` and ``sqlite:////absolute/file.db`` (SQLAlchemy's convention:
-  what follows the third slash is the path) -> ``{"path": ...}``;
-- ``postgresql://user:pass@host:5432/db?schema=public`` -> ``host``, ``port``, ``database``,
-  ``username``, ``password`` and ``schemas`` (a list, for a source) or ``schema`` (a destination);
-- ``mysql://user:pass@host:3306/db`` -> ``host``, ``port``, ``database``, ``username``, ``password``.
-
-Every other query parameter becomes a config key; its value is read as JSON when it parses
-(``?checkpoint_records=500``, ``?include_tables=["a*"]``), else kept as text.
+URLs (``--source sqlite:///demo.db``) become configs through the connector's config model: its
+``url_schemes`` and ``url_config`` (see :class:`dbkit.config.ConnectorConfig` and
+:mod:`dbkit.urls`).
 """
 
 from __future__ import annotations
@@ -27,93 +22,23 @@ import sys
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-import orjson
 from pydantic import BaseModel
 
+from dbkit.config import ConnectorConfig
+from dbkit.entrypoint import Connector
 from dbkit.errors import ConfigError
+from dbkit.urls import UrlMapper
 
-UrlMapper = Callable[[urllib.parse.SplitResult, str], dict[str, Any]]
+ENTRY_POINT_GROUP = "dbkit.connectors"
+KINDS = ("source", "destination")
 
 
 class ConnectorNotInstalled(ConfigError):
     """The connector is known (or was named) but cannot be found in this installation."""
-
-
-# ------------------------------------------------------------------------------------ URL mappers
-
-
-def _query(parts: urllib.parse.SplitResult) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True):
-        try:
-            out[key] = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            out[key] = value
-    return out
-
-
-def sqlite_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:
-    """``sqlite:///rel.db`` -> ``{"path": "rel.db"}``; ``sqlite:////abs.db`` -> ``{"path": "/abs.db"}``."""
-    if parts.netloc:
-        raise ConfigError(
-            "a sqlite URL has no host: write sqlite:///relative/path.db or sqlite:////absolute/path.db"
-        )
-    path = urllib.parse.unquote(parts.path)
-    path = path[1:] if path.startswith("/") else path
-    if not path:
-        raise ConfigError("the sqlite URL names no file: write sqlite:///path/to/file.db")
-    return {"path": path, **_query(parts)}
-
-
-def _server_config(parts: urllib.parse.SplitResult, default_port: int) -> dict[str, Any]:
-    if not parts.hostname:
-        raise ConfigError(f"the {parts.scheme} URL names no host: write {parts.scheme}://user:pass@host/db")
-    database = urllib.parse.unquote(parts.path.lstrip("/"))
-    if not database:
-        raise ConfigError(f"the {parts.scheme} URL names no database: write {parts.scheme}://host/database")
-    try:
-        port = parts.port or default_port
-    except ValueError:
-        raise ConfigError(f"the {parts.scheme} URL has an invalid port") from None
-    config: dict[str, Any] = {"host": parts.hostname, "port": port, "database": database}
-    if parts.username:
-        config["username"] = urllib.parse.unquote(parts.username)
-    if parts.password is not None:
-        config["password"] = urllib.parse.unquote(parts.password)
-    return config
-
-
-def postgres_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:
-    """``postgresql://user:pass@host:port/db?schema=a,b``.
-
-    A source gets ``schemas`` (a list), a destination ``schema`` (exactly one).
-    """
-    config = _server_config(parts, 5432)
-    query = _query(parts)
-    schema = query.pop("schema", None)
-    schemas = query.pop("schemas", None)
-    names: list[str] = []
-    for value in (schema, schemas):
-        if isinstance(value, list):
-            names.extend(str(v) for v in value)
-        elif value not in (None, ""):
-            names.extend(s.strip() for s in str(value).split(",") if s.strip())
-    if names:
-        if kind == "source":
-            config["schemas"] = names
-        elif len(names) == 1:
-            config["schema"] = names[0]
-        else:
-            raise ConfigError("a destination writes into one schema: give a single ?schema=")
-    return {**config, **query}
-
-
-def mysql_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:
-    """``mysql://user:pass@host:port/db`` (MySQL has no schemas below a database)."""
-    return {**_server_config(parts, 3306), **_query(parts)}
 
 
 # ------------------------------------------------------------------------------------ the registry
@@ -123,9 +48,11 @@ def mysql_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:
 class ConnectorInfo:
     """How to find and configure one connector.
 
-    ``module`` is imported for in-process runs; the connector class is ``attribute`` when given,
-    else the class in the module whose ``name`` equals ``name``. ``factory``, when set, builds the
-    connector directly (tests register connectors that have no module of their own).
+    ``module`` (and ``attribute``, the connector class in it) is what its entry point names,
+    imported only when needed; without ``attribute`` the class is the one in the module whose
+    ``name`` equals ``name``. ``factory``, when set, builds the connector directly (tests register
+    connectors that have no module of their own). ``schemes`` and ``url_config``, when given,
+    override what the connector's config model declares (for a connector that is not installed).
     """
 
     name: str
@@ -134,9 +61,9 @@ class ConnectorInfo:
     attribute: str | None = None
     schemes: tuple[str, ...] = ()
     url_config: UrlMapper | None = None
-    factory: Callable[[], Any] | None = None
+    factory: Callable[[], Connector] | None = None
 
-    def connector_class(self) -> Any:
+    def connector_class(self) -> type[Connector]:
         """The connector class (or factory result's class); raises ConnectorNotInstalled."""
         if self.factory is not None:
             return type(self.factory())
@@ -151,9 +78,10 @@ class ConnectorInfo:
             raise ConnectorNotInstalled(
                 f"connector {self.name} is not installed (cannot import {self.module}: {exc})"
             ) from None
-        if self.attribute:
-            return getattr(module, self.attribute)
-        for value in vars(module).values():
+        candidates = (
+            [getattr(module, self.attribute, None)] if self.attribute else list(vars(module).values())
+        )
+        for value in candidates:
             if (
                 isinstance(value, type)
                 and getattr(value, "name", None) == self.name
@@ -162,7 +90,7 @@ class ConnectorInfo:
                 return value
         raise ConnectorNotInstalled(f"module {self.module} defines no connector named {self.name}")
 
-    def create(self) -> Any:
+    def create(self) -> Connector:
         """A fresh connector object for an in-process run."""
         if self.factory is not None:
             return self.factory()
@@ -176,22 +104,39 @@ class ConnectorInfo:
             return None
         return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
+    def url_schemes(self) -> tuple[str, ...]:
+        """The URL schemes this connector takes (none when it cannot be imported here)."""
+        if self.schemes or self.url_config is not None:
+            return self.schemes
+        model = self.config_model()
+        if model is None or not issubclass(model, ConnectorConfig) or model.url_config is None:
+            return ()
+        return model.url_schemes
 
-def _entry(
-    name: str, module: str, schemes: tuple[str, ...] = (), url: UrlMapper | None = None
-) -> ConnectorInfo:
-    return ConnectorInfo(name, name.split("-", 1)[0], module, schemes=schemes, url_config=url)
+    def config_from_url(self, parts: urllib.parse.SplitResult) -> dict[str, Any]:
+        """The raw config of a URL with one of :meth:`url_schemes`; ConfigError when malformed."""
+        mapper = self.url_config
+        if mapper is None:
+            model = self.config_model()
+            if model is not None and issubclass(model, ConnectorConfig):
+                mapper = model.url_config
+        if mapper is None:
+            raise ConfigError(f"connector {self.name} takes no URL")
+        return mapper(parts, self.kind)
 
 
-# One line per connector: console script, Python module, URL schemes, URL -> config.
-KNOWN: list[ConnectorInfo] = [
-    _entry("source-sqlite", "source_sqlite", ("sqlite",), sqlite_config),
-    _entry("destination-sqlite", "destination_sqlite", ("sqlite",), sqlite_config),
-    _entry("source-postgres", "source_postgres", ("postgresql", "postgres"), postgres_config),
-    _entry("destination-postgres", "destination_postgres", ("postgresql", "postgres"), postgres_config),
-    _entry("source-mysql", "source_mysql", ("mysql", "mariadb"), mysql_config),
-    _entry("destination-mysql", "destination_mysql", ("mysql", "mariadb"), mysql_config),
-]
+def discovered() -> list[ConnectorInfo]:
+    """Every connector an installed package declares in the ``dbkit.connectors`` entry points,
+    by name; its kind is the name's prefix (``source-``, ``destination-``). Imports nothing."""
+    found: dict[str, ConnectorInfo] = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        kind = point.name.split("-", 1)[0]
+        if kind in KINDS and point.name not in found:
+            found[point.name] = ConnectorInfo(point.name, kind, point.module, point.attr or None)
+    return sorted(found.values(), key=lambda info: info.name)
+
+
+KNOWN: list[ConnectorInfo] = discovered()
 
 
 def register(info: ConnectorInfo) -> None:
@@ -230,10 +175,11 @@ def resolve(name_or_url: str, kind: str) -> ResolvedConnector:
     if is_url(name_or_url):
         parts = urllib.parse.urlsplit(name_or_url)
         scheme = parts.scheme.split("+", 1)[0].lower()
-        for info in KNOWN:
-            if info.kind == kind and scheme in info.schemes and info.url_config is not None:
-                return ResolvedConnector(info, info.url_config(parts, kind))
-        schemes = sorted({s for k in KNOWN if k.kind == kind for s in k.schemes})
+        candidates = [info for info in KNOWN if info.kind == kind]
+        for info in candidates:
+            if scheme in info.url_schemes():
+                return ResolvedConnector(info, info.config_from_url(parts))
+        schemes = sorted({s for info in candidates for s in info.url_schemes()})
         raise ConfigError(f"no {kind} connector handles {scheme}:// URLs (known: {', '.join(schemes)})")
     known = lookup(name_or_url)
     if known is None:

@@ -7,6 +7,8 @@ import json
 import os
 import sqlite3
 import time
+import urllib.parse
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,9 @@ from dbkit.sync import (
     run_sync,
 )
 from dbkit.sync.display import Reporter
-from dbkit.sync.registry import ConnectorInfo, lookup, resolve
+from dbkit.sync.registry import ConnectorInfo, lookup, register, resolve, unregister
 from dbkit.sync.state import StreamEntry, SyncState
+from dbkit.urls import server_url_config, url_query
 
 
 class Recorder:
@@ -303,6 +306,22 @@ def test_a_damaged_state_file_is_a_config_error(tmp_path: Path) -> None:
 # ============================================================================ URLs
 
 
+@pytest.fixture
+def mysql_stand_ins() -> Iterator[None]:
+    """No MySQL connector ships yet: stand-ins that take mysql:// URLs, as one will."""
+
+    def mysql_url_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:
+        return {**server_url_config(parts, 3306), **url_query(parts)}
+
+    for name in ("source-mysql", "destination-mysql"):
+        kind = name.split("-", 1)[0]
+        register(ConnectorInfo(name, kind, schemes=("mysql", "mariadb"), url_config=mysql_url_config))
+    yield
+    for name in ("source-mysql", "destination-mysql"):
+        unregister(name)
+
+
+@pytest.mark.usefixtures("mysql_stand_ins")
 def test_urls_become_connector_configs() -> None:
     sqlite = resolve("sqlite:///data/shop.db?checkpoint_records=500&include_tables=[%22a*%22]", "source")
     assert sqlite.info.name == "source-sqlite"

@@ -22,6 +22,7 @@ from dbkit import cli
 from dbkit.config import MASKER, secret_field
 from dbkit.protocol import messages as msg
 from dbkit.sync.registry import ConnectorInfo, register, unregister
+from dbkit.urls import postgres_url_config
 from source_sqlite import SqliteSource, SqliteSourceConfig
 
 RunDbkit = Callable[..., subprocess.CompletedProcess[str]]
@@ -533,7 +534,7 @@ def test_a_connector_that_is_not_installed(
         "source",
         "dbkit_no_such_module",
         schemes=("nowhere",),
-        url_config=registry.postgres_config,
+        url_config=postgres_url_config,
     )
     monkeypatch.setattr(registry, "KNOWN", [*registry.KNOWN, missing])
     secret = "pg-Pass-77-not-shown"

@@ -59,7 +59,9 @@ def test_dockerfile_entrypoint_is_the_airbyte_entrypoint() -> None:
 
 
 def test_every_connector_script_is_installed() -> None:
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts: dict[str, str] = {}
+    for pyproject in sorted((ROOT / "connectors").glob("*/pyproject.toml")):
+        scripts.update(tomllib.loads(pyproject.read_text())["project"]["scripts"])
     connectors = [name for name in scripts if name.startswith(("source-", "destination-"))]
     assert "source-sqlite" in connectors
     assert "destination-sqlite" in connectors

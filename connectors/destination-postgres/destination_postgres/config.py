@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from typing import Literal
 
+from dbkit import postgres_url_config
 from dbkit.config import DestinationSettings, field
 from dbkit.db.postgres import PostgresConnection
 
 
 class PostgresDestinationConfig(PostgresConnection, DestinationSettings):
+    url_schemes = ("postgresql", "postgres")
+    url_config = postgres_url_config
+
     schema_name: str = field(
         "public",
         alias="schema",

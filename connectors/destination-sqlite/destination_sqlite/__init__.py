@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from dbkit.config import DestinationSettings, field
 from dbkit.destination import SqlDestination
 from dbkit.entrypoint import main_for
+from destination_sqlite.config import SqliteDestinationConfig
 from destination_sqlite.dialect import SqliteDestinationDialect
-
-
-class SqliteDestinationConfig(DestinationSettings):
-    path: str = field(
-        title="Database file", description="Path of the SQLite database file (created if missing).", order=0
-    )
-    cdc_deletion_mode: Literal["hard_delete", "soft_delete"] = field(
-        "hard_delete",
-        title="CDC deletion mode",
-        description="hard_delete removes deleted rows; soft_delete keeps them with _ab_cdc_deleted_at set.",
-        order=1,
-    )
 
 
 class SqliteDestination(SqlDestination[SqliteDestinationConfig]):

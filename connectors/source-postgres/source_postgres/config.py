@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pydantic import field_validator
 
-from dbkit import SourceSettings, TableSelection, field
+from dbkit import SourceSettings, TableSelection, field, postgres_url_config
 from dbkit.db import PostgresConnection
 
 
 class PostgresSourceConfig(PostgresConnection, SourceSettings, TableSelection):
+    url_schemes = ("postgresql", "postgres")
+    url_config = postgres_url_config
+
     schemas: list[str] = field(
         default_factory=lambda: ["public"],
         title="Schemas",
