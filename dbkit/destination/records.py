@@ -41,11 +41,6 @@ class Envelope(msgspec.Struct, gc=False):
 
 
 decode_envelope = msgspec.json.Decoder(Envelope).decode
-_OPEN_BRACE = ord("{")
-
-
-def data_is_object(record: RawRecord) -> bool:
-    return memoryview(record.data)[0] == _OPEN_BRACE
 
 
 def _reject_constant(name: str) -> Any:

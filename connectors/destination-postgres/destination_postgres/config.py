@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from dbkit.config import DestinationSettings, field
-from dbkit.db.postgres import PostgresConnection
+from dbkit import DestinationSettings, field
+from dbkit.db import PostgresConnection
 
 
 class PostgresDestinationConfig(PostgresConnection, DestinationSettings):

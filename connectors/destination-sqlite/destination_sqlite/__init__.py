@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from dbkit.config import DestinationSettings, field
+from dbkit import DestinationSettings, field, main_for
 from dbkit.destination import SqlDestination
-from dbkit.entrypoint import main_for
 from destination_sqlite.dialect import SqliteDestinationDialect
 
 

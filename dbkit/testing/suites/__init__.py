@@ -1,6 +1,17 @@
 """Acceptance suites a connector gets in one line, and the harnesses they run on."""
 
-from dbkit.testing.suites.destination import DestinationSuite
+from dbkit.testing.suites.destination import (
+    BASE_MS,
+    ITEM_SCHEMA,
+    DestinationSuite,
+    deleted,
+    item,
+    record,
+    state,
+    status,
+    stream,
+    sync_messages,
+)
 from dbkit.testing.suites.harness import (
     BadConfig,
     DestinationHarness,
@@ -21,6 +32,8 @@ from dbkit.testing.suites.harnesses import (
 from dbkit.testing.suites.source import SourceSuite, json_equal
 
 __all__ = [
+    "BASE_MS",
+    "ITEM_SCHEMA",
     "BadConfig",
     "DestinationHarness",
     "DestinationSuite",
@@ -35,6 +48,13 @@ __all__ = [
     "SqliteSourceHarness",
     "Table",
     "TypeCase",
+    "deleted",
+    "item",
     "json_equal",
+    "record",
+    "state",
+    "status",
+    "stream",
     "suite_on",
+    "sync_messages",
 ]
