@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +27,7 @@ from dbkit.destination.batch import GENERATION_ID, Batch, BatchBuilder, BatchCol
 from dbkit.destination.bulk_load import ValueRefused
 from dbkit.destination.dialect import DestinationDialect
 from dbkit.destination.naming import short_hash
+from dbkit.destination.prefetch import Prefetcher
 from dbkit.destination.records import RawRecord
 from dbkit.destination.schema import TablePlan, ensure_table, index_name
 from dbkit.destination.write import WriteContext
@@ -196,26 +197,38 @@ class StreamLoader:
             self.log("INFO", f"{self.plan.descriptor}: dropped the unique key index {name} of a dedup write")
 
     # ------------------------------------------------------------------ batches
-    def prepare(self, records: Sequence[RawRecord | Mapping[str, Any]]) -> Iterator[Batch]:
-        """The typed parts of a batch, built as they are asked for (a consumer that loads in the
-        background builds them ahead, on a thread of their own: :mod:`dbkit.destination.prefetch`)."""
+    def load_job(
+        self, records: Sequence[RawRecord], prefetcher: Prefetcher | None = None
+    ) -> Callable[[], None]:
+        """Called by the consumer per flush, on its own thread: a job that loads ``records`` in
+        one transaction when run (on the loading thread, after the jobs before it). With a
+        ``prefetcher`` the typed parts start being built now, on the builder's thread, ahead of
+        the load (:mod:`dbkit.destination.prefetch`)."""
         assert self.builder is not None
-        return self.builder.parts(records)
+        parts = None if prefetcher is None else prefetcher.start(self.builder.parts(records))
 
-    def load(
-        self, records: Sequence[RawRecord | Mapping[str, Any]], parts: Iterator[Batch] | None = None
-    ) -> None:
+        def job() -> None:
+            try:
+                self.load(records, parts)
+            finally:
+                if parts is not None:
+                    parts.cancel()  # a failed load releases the builder
+
+        return job
+
+    def load(self, records: Sequence[RawRecord], parts: Iterator[Batch] | None = None) -> None:
         """Load one batch in one transaction; raises (and rolls back) on failure.
 
-        ``parts``: what :meth:`prepare` gave for ``records`` (built ahead), else the batch is built
-        in parts while the first parts are already being sent. Should the database refuse a
-        value the casting rules accepted (:class:`ValueRefused`), the value is stored as NULL with
-        a change and the batch is loaded again (at most ``MAX_REFUSED_VALUES`` times)."""
+        ``parts``: the typed parts of ``records`` built ahead (:meth:`load_job`), else the batch
+        is built in parts while the first parts are already being sent. Should the database
+        refuse a value the casting rules accepted (:class:`ValueRefused`), the value is stored
+        as NULL with a change and the batch is loaded again (at most ``MAX_REFUSED_VALUES``
+        times)."""
         if not records:
             return
         assert self.builder is not None
         built: list[Batch] = []
-        source = self.prepare(records) if parts is None else parts
+        source = self.builder.parts(records) if parts is None else parts
         for _ in range(MAX_REFUSED_VALUES + 1):
             try:
                 self._load_parts(self._parts(built, source))

@@ -98,19 +98,15 @@ def raw_table_names(plans: Mapping[StreamDescriptor, TablePlan]) -> dict[StreamD
     return out
 
 
-def raw_data(record: RawRecord | Mapping[str, Any]) -> str:
+def raw_data(record: RawRecord) -> str:
     """The JSON text of a record's ``data`` that jsonb stores (see the module doc)."""
-    if type(record) is RawRecord:
-        blob = bytes(record.data)
-        if not _UNSTORABLE_ESCAPE.search(blob):
-            try:
-                return blob.decode("utf-8")
-            except UnicodeDecodeError:
-                pass
-        value: Any = loads_lenient(blob)
-    else:
-        value = record.get("data")  # type: ignore[union-attr]
-    return to_json_text(_storable(value))
+    blob = bytes(record.data)
+    if not _UNSTORABLE_ESCAPE.search(blob):
+        try:
+            return blob.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return to_json_text(_storable(loads_lenient(blob)))
 
 
 def _storable(value: Any) -> Any:
@@ -133,7 +129,7 @@ def _text(text: str) -> str:
     return text
 
 
-def raw_rows(parts: Sequence[Batch], records: Sequence[RawRecord | Mapping[str, Any]]) -> pa.Table:
+def raw_rows(parts: Sequence[Batch], records: Sequence[RawRecord]) -> pa.Table:
     """The raw table's rows of a batch: the metadata of its typed rows, and the records' data."""
     tables = [part.table.select([RAW_ID, EXTRACTED_AT, META, GENERATION_ID]) for part in parts]
     table = pa.concat_tables(tables) if tables else pa.table({})
@@ -221,7 +217,7 @@ class RawTableLoader(StreamLoader):
         self.raw_name = raw_name
         self.raw_tmp_name = raw_tmp_name
         self.raw: sa.Table | None = None
-        self._records: Sequence[RawRecord | Mapping[str, Any]] = ()
+        self._records: Sequence[RawRecord] = ()
 
     def setup(self) -> None:
         conn, plan = self.conn, self.plan
@@ -254,10 +250,10 @@ class RawTableLoader(StreamLoader):
         ).first()
         return other is None
 
-    def load(self, records: Sequence[RawRecord | Mapping[str, Any]], *args: Any, **kwargs: Any) -> None:
+    def load(self, records: Sequence[RawRecord], parts: Iterator[Batch] | None = None) -> None:
         self._records = records
         try:
-            super().load(records, *args, **kwargs)
+            super().load(records, parts)
         finally:
             self._records = ()
 
