@@ -14,11 +14,8 @@ from destination_postgres.config import PostgresDestinationConfig
 from destination_postgres.dialect import PostgresDestinationDialect
 from destination_postgres.raw import RawTableLoader, raw_table_names
 
-RawNames = tuple[str, str]
-
 
 class PostgresDestination(SqlDestination[PostgresDestinationConfig]):
-    _raw_names: tuple[Mapping[StreamDescriptor, TablePlan], dict[StreamDescriptor, RawNames]] | None = None
     name = "destination-postgres"
     config_model = PostgresDestinationConfig
     dialect_class = PostgresDestinationDialect
@@ -35,9 +32,7 @@ class PostgresDestination(SqlDestination[PostgresDestinationConfig]):
         """With ``raw_tables``, a loader that also fills the stream's raw table."""
         if not isinstance(dialect, PostgresDestinationDialect) or not dialect.config.raw_tables:
             return super().loader(dialect, conn, stream, plans, write)
-        if self._raw_names is None or self._raw_names[0] is not plans:  # once per write
-            self._raw_names = (plans, raw_table_names(plans))
-        name, tmp = self._raw_names[1][stream.descriptor]
+        name, tmp = raw_table_names(plans)[stream.descriptor]  # the same for every stream of a write
         return RawTableLoader(dialect, conn, stream, plans[stream.descriptor], write, name, tmp)
 
 
