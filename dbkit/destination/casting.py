@@ -87,17 +87,17 @@ class Limits:
     """The value view of :class:`~dbkit.db.dialect.Capabilities` (:meth:`of`): what the target
     database can hold, which the casting rules take."""
 
-    min_year: int = -4712
+    min_year: int = Capabilities.timestamp_years[0]
     max_year: int = MAX_ARROW_YEAR
-    nul_in_text: bool = True
-    float_json_numbers: bool = False
+    nul_in_text: bool = Capabilities.text_nul_bytes
+    float_json_numbers: bool = Capabilities.float_json_numbers
     """A JSON column stores a bare number as an int64 or IEEE double (SQLite's NUMERIC affinity)."""
-    nul_in_json: bool = True
+    nul_in_json: bool = Capabilities.json_nul_bytes
     """Strings inside JSON values may hold NUL (PostgreSQL's jsonb cannot)."""
-    number_digits: tuple[int, int] | None = None
+    number_digits: tuple[int, int] | None = Capabilities.number_digits
     """Most digits a number (also one inside a JSON value) may have before and after the decimal
     point, e.g. PostgreSQL's numeric: (131072, 16383); None: no limit."""
-    max_zone_seconds: int = 24 * 3600 - 1
+    max_zone_seconds: int = Capabilities.max_zone_seconds
     """Largest time zone offset a ``time with time zone`` value may carry (PostgreSQL: 15:59:59)."""
 
     @classmethod

@@ -30,7 +30,7 @@ class NamingRules:
     """The naming view of :class:`~dbkit.db.dialect.Capabilities` (:meth:`of`), which the
     functions of this module take."""
 
-    max_bytes: int = 63
+    max_bytes: int = Capabilities.max_identifier_bytes
     case: str = "preserve"  # "preserve", "lower" or "upper"
     case_insensitive: bool = False
     reserved_table_prefixes: tuple[str, ...] = ()

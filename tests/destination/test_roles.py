@@ -167,3 +167,8 @@ def test_bulk_loading_and_the_default_dedup(dialect: PlainDialect, conn: sa.Conn
     dialect.merger.dedup(conn, target, staging, plan, write)
     assert [r[:2] for r in _rows(conn, target)] == [(1, "a2"), (2, "b"), (3, "c")]
     assert dialect.merger.exact_key(conn, target, ["id"]) is False
+
+
+def test_the_views_default_to_the_default_capabilities() -> None:
+    assert NamingRules() == NamingRules.of(Capabilities())
+    assert Limits() == Limits.of(Capabilities())
