@@ -4,7 +4,17 @@ from dbkit.db.database import Database
 from dbkit.db.dialect import Capabilities, Dialect
 from dbkit.db.postgres import PostgresConnection, PostgresConnectionMixin
 from dbkit.db.sqlite import classify_sqlite_error
-from dbkit.db.temporal import civil_from_days, days_from_civil, days_in_month, format_year, format_ymd
+from dbkit.db.temporal import (
+    DAY_MICROS,
+    civil_from_days,
+    days_from_civil,
+    days_in_month,
+    format_date,
+    format_time_micros,
+    format_timestamp,
+    format_year,
+    format_ymd,
+)
 from dbkit.db.types import (
     AirbyteType,
     TypeHandler,
@@ -14,13 +24,14 @@ from dbkit.db.types import (
     exact_decimal,
     finite_float,
     json_schema_for,
-    json_text,
+    parse_json_text,
     schema_type,
     state_to_python,
     wide_int,
 )
 
 __all__ = [
+    "DAY_MICROS",
     "AirbyteType",
     "Capabilities",
     "Database",
@@ -37,10 +48,13 @@ __all__ = [
     "days_in_month",
     "exact_decimal",
     "finite_float",
+    "format_date",
+    "format_time_micros",
+    "format_timestamp",
     "format_year",
     "format_ymd",
     "json_schema_for",
-    "json_text",
+    "parse_json_text",
     "schema_type",
     "state_to_python",
     "wide_int",

@@ -19,35 +19,49 @@ ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 @dataclass(frozen=True)
 class Capabilities:
+    """Every limit and flag of a database that the toolkit and the acceptance suites consult
+    (one object per dialect; a field nothing reads does not belong here)."""
+
     # --- shared
     namespaces: bool = True
     """Streams may carry a namespace that maps to a schema (or database)."""
-    transactional_ddl: bool = True
-    """CREATE/DROP/RENAME take part in transactions (PostgreSQL, SQLite; not MySQL)."""
     max_identifier_bytes: int = 63
+    """Longest table / column name, in UTF-8 bytes (longer names are cut and hashed)."""
     identifier_case_insensitive: bool = False
     """Two names differing only by case are the same object (SQLite, MySQL columns)."""
+    # --- source
     row_value_comparison: bool = True
     """``(a, b) > (:x, :y)`` is supported and uses an index."""
-    server_side_cursors: bool = True
-    # --- source
-    cdc: bool = False
     concurrent_reads: bool = True
     """Several streams can be read at once on separate connections."""
-    row_locator: bool = False
-    """Tables without a usable key can still be read resumably (rowid, ctid)."""
-    # --- destination
-    merge_statement: bool = False
-    """A single MERGE statement can upsert/delete (PostgreSQL 15+)."""
+    # --- destination: names
+    identifier_case: str = "preserve"
+    """How names are written: ``preserve``, ``lower`` or ``upper``."""
+    reserved_table_prefixes: tuple[str, ...] = ()
+    """Table names the database keeps for itself (e.g. SQLite's ``sqlite_``)."""
+    # --- destination: tables
     drop_cascade: bool = True
     """``DROP TABLE ... CASCADE`` exists (dependent views can be dropped with the table)."""
     alter_column_type: bool = True
-    """Columns can be widened in place (SQLite cannot; its columns take any value anyway)."""
-    max_columns: int = 1600
+    """Columns can be widened in place (else the loader leaves a column's type as it is)."""
+    # --- destination: values
     timestamp_years: tuple[int, int] = (-4712, 294276)
     """Years a timestamp column can hold (astronomical numbering)."""
     text_nul_bytes: bool = True
     """Text values may contain NUL (U+0000) characters."""
+    json_nul_bytes: bool = True
+    """Strings inside JSON values may contain NUL (PostgreSQL's jsonb cannot)."""
+    float_json_numbers: bool = False
+    """A JSON column stores a bare number as an int64 or IEEE double (SQLite's NUMERIC affinity)."""
+    number_digits: tuple[int, int] | None = None
+    """Most digits a number may have before and after the decimal point (PostgreSQL's numeric:
+    (131072, 16383)); None: no limit."""
+    max_zone_seconds: int = 24 * 3600 - 1
+    """Largest time zone offset a ``time with time zone`` value may carry (PostgreSQL: 15:59:59)."""
+    # --- destination: loading
+    background_loading: bool = False
+    """Batches may be loaded on another thread while the consumer reads on (the dialect's
+    connections may be used from a thread other than the one that opened them)."""
 
 
 class Dialect(Generic[ConfigT]):

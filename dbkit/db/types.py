@@ -414,7 +414,7 @@ def _exact_json(value: Any) -> Any:
     return value
 
 
-def json_text(value: Any) -> Any:
+def parse_json_text(value: Any) -> Any:
     """A JSON document held as text becomes the JSON value itself (object, array, ...), compact
     (one line) and with every digit of its numbers kept. Numbers stored as such pass through
     (:func:`wide_int` / :func:`finite_float`); text that is not JSON raises Unrepresentable."""

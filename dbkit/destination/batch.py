@@ -1,8 +1,8 @@
 """Buffered records -> typed Arrow batches: data columns, then the ``_airbyte_*`` columns.
 
-Records come as :class:`~dbkit.destination.records.RawRecord` (what the consumer buffers: decoded
-by the stream's typed decoder, :mod:`dbkit.destination.typed`) or as plain mappings (the
-general path, and tests). Either way every value follows the rules of
+Records come as :class:`~dbkit.destination.records.RawRecord` (what the consumer buffers), their
+``data`` decoded by the stream's typed decoder (:mod:`dbkit.destination.typed`), or, for a record
+it cannot read, parsed exactly and cast value by value. Either way every value follows the rules of
 :mod:`dbkit.destination.casting` (re-exported here): a value that cannot be stored is NULL with a
 ``_airbyte_meta.changes`` entry (the source's changes first, then ours in column order), and the
 row is never dropped.
@@ -39,11 +39,11 @@ from dbkit.destination.casting import (
     Rejected,
     double_exact,
     float_texts,
-    json_text,
     normalize_timetz,
     parse_date,
     parse_time,
     parse_timestamp,
+    to_json_text,
 )
 from dbkit.destination.records import DECODE_ERRORS, NO_META, RawRecord, loads_lenient, source_changes
 from dbkit.destination.typed import TypedDecoder
@@ -67,12 +67,12 @@ __all__ = [
     "Rejected",
     "double_exact",
     "float_texts",
-    "json_text",
     "normalize_timetz",
     "parse_date",
     "parse_time",
     "parse_timestamp",
     "random_uuids",
+    "to_json_text",
 ]
 
 RAW_ID = "_airbyte_raw_id"
@@ -127,26 +127,24 @@ class BatchBuilder:
         self.sync_id = sync_id
         self.generation_id = generation_id
         self.raw_ids = raw_ids
-        self.empty_meta = json_text({"changes": [], "sync_id": sync_id})
+        self.empty_meta = to_json_text({"changes": [], "sync_id": sync_id})
 
-    def build(self, records: Sequence[RawRecord | Mapping[str, Any]]) -> Batch:
+    def build(self, records: Sequence[RawRecord]) -> Batch:
         """The whole sequence as one batch."""
         return self._build(records)
 
-    def parts(
-        self, records: Sequence[RawRecord | Mapping[str, Any]], rows: int = PART_ROWS
-    ) -> Iterator[Batch]:
+    def parts(self, records: Sequence[RawRecord], rows: int = PART_ROWS) -> Iterator[Batch]:
         """The records as consecutive batches of at most ``rows`` rows, built one at a time."""
         for start in range(0, len(records), rows):
             yield self._build(records[start : start + rows])
 
     # ------------------------------------------------------------------ building
-    def _build(self, records: Sequence[RawRecord | Mapping[str, Any]]) -> Batch:
+    def _build(self, records: Sequence[RawRecord]) -> Batch:
         n = len(records)
         typed_rows, typed, general_rows, general = self._decode(records)
         results = self.decoder.columns(typed)
         if general:
-            datas = [r["data"] if isinstance(r.get("data"), Mapping) else {} for r in general]
+            datas = [d if isinstance(d, Mapping) else {} for d in general]
             slow = [
                 caster.cast([d.get(c.field) for d in datas])
                 for c, caster in zip(self.columns, self.casters, strict=True)
@@ -172,7 +170,7 @@ class BatchBuilder:
         changed = sorted(row_changes)
         metas = [self.empty_meta] * n
         for row in changed:
-            metas[row] = json_text({"changes": row_changes[row], "sync_id": self.sync_id})
+            metas[row] = to_json_text({"changes": row_changes[row], "sync_id": self.sync_id})
         arrays.append(pa.array(metas, pa.string()))
         names.append(META)
         arrays.append(
@@ -183,49 +181,37 @@ class BatchBuilder:
             pa.Table.from_arrays(arrays, names=names), len(changed), changed, self.empty_meta, row_changes
         )
 
-    def _decode(
-        self, records: Sequence[RawRecord | Mapping[str, Any]]
-    ) -> tuple[list[int], list[Any], list[int], list[Mapping[str, Any]]]:
-        """Rows decoded by the typed decoder, and rows (as mappings) for the general path."""
+    def _decode(self, records: Sequence[RawRecord]) -> tuple[list[int], list[Any], list[int], list[Any]]:
+        """Rows decoded by the typed decoder, and the ``data`` of the rest, parsed exactly, for
+        the general path."""
         decode = self.decoder.decode
-        if all(type(r) is RawRecord for r in records):
-            try:
-                return list(range(len(records))), [decode(r.data) for r in records], [], []  # type: ignore[union-attr]
-            except DECODE_ERRORS:
-                pass
+        try:
+            return list(range(len(records))), [decode(r.data) for r in records], [], []
+        except DECODE_ERRORS:
+            pass
         typed_rows: list[int] = []
         typed: list[Any] = []
         general_rows: list[int] = []
-        general: list[Mapping[str, Any]] = []
+        general: list[Any] = []
         for i, record in enumerate(records):
-            if type(record) is RawRecord:
-                try:
-                    typed.append(decode(record.data))
-                    typed_rows.append(i)
-                    continue
-                except DECODE_ERRORS:
-                    record = {"data": loads_lenient(record.data)}
-            general_rows.append(i)
-            general.append(record)  # type: ignore[arg-type]
+            try:
+                typed.append(decode(record.data))
+                typed_rows.append(i)
+            except DECODE_ERRORS:
+                general_rows.append(i)
+                general.append(loads_lenient(record.data))
         return typed_rows, typed, general_rows, general
 
-    def _source_changes(
-        self, records: Sequence[RawRecord | Mapping[str, Any]]
-    ) -> Iterator[tuple[int, list[Any]]]:
+    def _source_changes(self, records: Sequence[RawRecord]) -> Iterator[tuple[int, list[Any]]]:
         for i, record in enumerate(records):
-            if type(record) is RawRecord:
-                if record.meta != NO_META:
-                    changes = source_changes(record.meta)
-                    if changes:
-                        yield i, changes
-            else:
-                changes = _source_changes(record)  # type: ignore[arg-type]
+            if record.meta != NO_META:
+                changes = source_changes(record.meta)
                 if changes:
                     yield i, changes
 
-    def _extracted_at(self, records: Sequence[RawRecord | Mapping[str, Any]]) -> pa.Array:
+    def _extracted_at(self, records: Sequence[RawRecord]) -> pa.Array:
         """``emitted_at`` (milliseconds, an integer or a number) as a UTC timestamp; now if missing."""
-        values = [r.emitted_at if type(r) is RawRecord else r.get("emitted_at") for r in records]  # type: ignore[union-attr]
+        values = [r.emitted_at for r in records]
         try:
             array = pa.array(values, type=pa.int64(), from_pandas=False)
             if array.null_count:
@@ -251,7 +237,7 @@ class BatchBuilder:
         changes[row] = [*changes.get(row, ()), {"field": field_name, "change": "NULLED", "reason": reason}]
         meta_index = table.column_names.index(META)
         metas = table.column(meta_index).to_pylist()
-        metas[row] = json_text({"changes": changes[row], "sync_id": self.sync_id})
+        metas[row] = to_json_text({"changes": changes[row], "sync_id": self.sync_id})
         table = table.set_column(meta_index, table.field(meta_index), pa.array(metas, pa.string()))
         changed = sorted(changes)
         return Batch(table, len(changed), changed, batch.empty_meta, changes)
@@ -282,7 +268,7 @@ _HEX_POSITIONS = [p for p in range(36) if p not in (8, 13, 18, 23)]
 
 def random_uuids(n: int) -> pa.Array:
     """``n`` random version-4 UUIDs in their canonical text form, built with bytes operations only
-    (about 40 ns each, against over a microsecond for ``str(uuid.uuid4())``)."""
+    (no Python object per UUID; see bench/README.md for the cost)."""
     raw = bytearray(os.urandom(16 * n))
     raw[6::16] = raw[6::16].translate(_V4_BYTE6)
     raw[8::16] = raw[8::16].translate(_V4_BYTE8)
@@ -300,11 +286,3 @@ def _millis(value: Any, default: int) -> int:
     if isinstance(value, float | Decimal) and math.isfinite(value) and -(2**53) < value < 2**53:
         return int(value)
     return default
-
-
-def _source_changes(record: Mapping[str, Any]) -> list[Any]:
-    meta = record.get("meta")
-    if not meta or not isinstance(meta, Mapping):
-        return []
-    changes = meta.get("changes")
-    return changes if isinstance(changes, list) else []

@@ -56,6 +56,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dbkit.db.dialect import Capabilities
 from dbkit.db.temporal import DAY_MICROS, civil_from_days, days_from_civil, days_in_month, format_time_micros
 from dbkit.db.types import AirbyteType
 from dbkit.protocol.messages import exact_default
@@ -83,20 +84,35 @@ MAX_ARROW_YEAR = 294246
 
 @dataclass(frozen=True)
 class Limits:
-    """What the target database can hold (from the dialect's capabilities)."""
+    """The value view of :class:`~dbkit.db.dialect.Capabilities` (:meth:`of`): what the target
+    database can hold, which the casting rules take."""
 
-    min_year: int = -4712
+    min_year: int = Capabilities.timestamp_years[0]
     max_year: int = MAX_ARROW_YEAR
-    nul_in_text: bool = True
-    float_json_numbers: bool = False
+    nul_in_text: bool = Capabilities.text_nul_bytes
+    float_json_numbers: bool = Capabilities.float_json_numbers
     """A JSON column stores a bare number as an int64 or IEEE double (SQLite's NUMERIC affinity)."""
-    nul_in_json: bool = True
+    nul_in_json: bool = Capabilities.json_nul_bytes
     """Strings inside JSON values may hold NUL (PostgreSQL's jsonb cannot)."""
-    number_digits: tuple[int, int] | None = None
+    number_digits: tuple[int, int] | None = Capabilities.number_digits
     """Most digits a number (also one inside a JSON value) may have before and after the decimal
     point, e.g. PostgreSQL's numeric: (131072, 16383); None: no limit."""
-    max_zone_seconds: int = 24 * 3600 - 1
+    max_zone_seconds: int = Capabilities.max_zone_seconds
     """Largest time zone offset a ``time with time zone`` value may carry (PostgreSQL: 15:59:59)."""
+
+    @classmethod
+    def of(cls, capabilities: Capabilities) -> Limits:
+        """The value limits a database's capabilities imply (timestamps also within Arrow's range)."""
+        low, high = capabilities.timestamp_years
+        return cls(
+            min_year=low,
+            max_year=min(high, MAX_ARROW_YEAR),
+            nul_in_text=capabilities.text_nul_bytes,
+            float_json_numbers=capabilities.float_json_numbers,
+            nul_in_json=capabilities.json_nul_bytes,
+            number_digits=capabilities.number_digits,
+            max_zone_seconds=capabilities.max_zone_seconds,
+        )
 
 
 # ------------------------------------------------------------------------- temporal parsing
@@ -339,7 +355,7 @@ def _boolean(value: Any) -> bool:
 def _string(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return json_text(value)
+    return to_json_text(value)
 
 
 def _binary(value: Any) -> bytes:
@@ -351,7 +367,7 @@ def _binary(value: Any) -> bytes:
         raise Rejected() from None
 
 
-def json_text(value: Any) -> str:
+def to_json_text(value: Any) -> str:
     """Compact JSON text of a JSON value; every digit of numbers kept (also integers past 64 bits)."""
     try:
         return orjson.dumps(value, default=exact_default).decode("utf-8")
@@ -568,12 +584,12 @@ class ColumnCaster:
         if limits.number_digits is not None and not _json_numbers_fit(value, limits):
             raise Rejected(SIZE)
         try:
-            text = json_text(value)
+            text = to_json_text(value)
         except (TypeError, UnicodeEncodeError):  # a string holds a lone surrogate
             text = None
         if text is None or (not limits.nul_in_json and "\\u0000" in text):
             fixed, changed = _repaired_json(value, limits.nul_in_json)
-            text = json_text(fixed)
+            text = to_json_text(fixed)
             if changed:
                 raise Rejected(SERIALIZATION, "TRUNCATED", self._checked_string(text))
         return self._checked_string(text)

@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, BinaryIO, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
-from pydantic import BaseModel
 
-from dbkit.config import PROTOCOL_VERSION, connection_specification
+from dbkit.config import PROTOCOL_VERSION, DestinationSettings, connection_specification
 from dbkit.db.database import Database
 from dbkit.db.types import AirbyteType
-from dbkit.destination.consumer import Consumer, FlushSettings
+from dbkit.destination.consumer import Consumer, FlushPolicy
 from dbkit.destination.dialect import DestinationDialect
 from dbkit.destination.loader import StreamLoader
 from dbkit.destination.naming import short_hash
 from dbkit.destination.schema import TablePlan, plan_tables
+from dbkit.destination.write import Log, WriteContext
 from dbkit.protocol import ConfiguredCatalog, ConfiguredStream, MessageWriter, StreamDescriptor
 
-ConfigT = TypeVar("ConfigT", bound=BaseModel)
+ConfigT = TypeVar("ConfigT", bound=DestinationSettings)
 MB = 1024 * 1024
 
 
 class SqlDestination(Generic[ConfigT]):
-    """Subclass with ``name``, ``config_model`` and ``dialect_class``; that is a whole destination."""
+    """Subclass with ``name``, ``config_model`` (a :class:`DestinationSettings`) and
+    ``dialect_class``; that is a whole destination."""
 
     kind: ClassVar[str] = "destination"
     name: ClassVar[str]
-    config_model: ClassVar[type[BaseModel]]
+    config_model: ClassVar[type[DestinationSettings]]
     dialect_class: ClassVar[type[DestinationDialect[Any]]]
     documentation_url: ClassVar[str] = "https://github.com/dbkit/dbkit#readme"
     consumer_class: ClassVar[type[Consumer]] = Consumer
@@ -42,14 +43,16 @@ class SqlDestination(Generic[ConfigT]):
         }
 
     def dialect(self, config: ConfigT) -> DestinationDialect[ConfigT]:
+        """Called once per command: the dialect for this config."""
         return self.dialect_class(config)
 
-    def settings(self, config: ConfigT) -> FlushSettings:
-        return FlushSettings(
-            batch_records=int(getattr(config, "batch_records", 50_000)),
-            batch_bytes=int(float(getattr(config, "batch_megabytes", 64.0)) * MB),
-            memory_bytes=int(float(getattr(config, "memory_megabytes", 256.0)) * MB),
-            flush_seconds=float(getattr(config, "flush_seconds", 60.0)),
+    def flush_policy(self, config: ConfigT) -> FlushPolicy:
+        """Called once per write: when buffered records are loaded (from the config)."""
+        return FlushPolicy(
+            batch_records=config.batch_records,
+            batch_bytes=int(config.batch_megabytes * MB),
+            memory_bytes=int(config.memory_megabytes * MB),
+            flush_seconds=config.flush_seconds,
         )
 
     def loader(
@@ -58,11 +61,12 @@ class SqlDestination(Generic[ConfigT]):
         conn: sa.Connection,
         stream: ConfiguredStream,
         plans: Mapping[StreamDescriptor, TablePlan],
-        log: Callable[[str, str], None],
+        write: WriteContext,
     ) -> StreamLoader:
-        """The loader of one stream (``plans``: every stream's, for a connector whose loader
-        creates more tables and must keep their names apart); a connector may return its own."""
-        return StreamLoader(dialect, conn, stream, plans[stream.descriptor], log)
+        """Called once per stream of a write: its loader (``plans``: every stream's, for a
+        connector whose loader creates more tables and must keep their names apart); a
+        connector may return its own."""
+        return StreamLoader(dialect, conn, stream, plans[stream.descriptor], write)
 
     def check(self, config: ConfigT) -> None:
         """Connect, and prove we may create, write and drop a table where streams will land."""
@@ -70,16 +74,16 @@ class SqlDestination(Generic[ConfigT]):
         namespace = dialect.default_namespace() if dialect.capabilities.namespaces else None
         name = f"_dbkit_check_{short_hash(str(id(self)))}"
         with Database(dialect) as db, db.connect() as conn, conn.begin():
-            dialect.ensure_namespace(conn, namespace)
+            dialect.tables.ensure_namespace(conn, namespace)
             table = sa.Table(
                 name,
                 sa.MetaData(),
-                sa.Column("x", dialect.column_type(AirbyteType.INTEGER)),
+                sa.Column("x", dialect.types.column_type(AirbyteType.INTEGER)),
                 schema=namespace,
             )
             table.create(conn)
             conn.execute(table.insert().values(x=1))
-            dialect.drop_table(conn, table)
+            dialect.tables.drop_table(conn, table)
 
     def write(
         self,
@@ -87,26 +91,26 @@ class SqlDestination(Generic[ConfigT]):
         catalog: ConfiguredCatalog,
         source: BinaryIO,
         writer: MessageWriter,
-        log: Callable[[str, str], None],
+        log: Log,
     ) -> None:
         dialect = self.dialect(config)
-        dialect.set_logger(log)
+        write = WriteContext(options=dialect.write_options(), log=log)
         plans = plan_tables(dialect, catalog)
         with Database(dialect) as db, db.connect() as conn:
             loaders: dict[Any, StreamLoader] = {}
             try:
                 with db.translate_errors():
                     for stream in catalog:
-                        loader = self.loader(dialect, conn, stream, plans, log)
+                        loader = self.loader(dialect, conn, stream, plans, write)
                         loader.setup()
                         loaders[stream.descriptor] = loader
                 consumer = self.consumer_class(
                     loaders,
                     writer,
-                    self.settings(config),
+                    self.flush_policy(config),
                     log,
                     translate=db.classify,
-                    background=dialect.background_loading,
+                    background=dialect.capabilities.background_loading,
                 )
                 consumer.run(source)
             finally:

@@ -1,4 +1,6 @@
-"""stdin -> per-stream buffers -> flushes -> STATE echoes.
+"""stdin -> per-stream buffers -> flushes -> STATE echoes: the consumer orchestrates the input
+reader (:mod:`dbkit.destination.input`), the stream loaders, the load executor
+(:mod:`dbkit.destination.executor`) and the state ledger (:mod:`dbkit.destination.ledger`).
 
 Flush policy: a stream's buffer is loaded when it holds ``batch_records`` records or
 ``batch_megabytes`` of input; when all buffers together exceed ``memory_megabytes`` the largest
@@ -31,61 +33,56 @@ stops the write with an error naming the line: what came before it is loaded
 and its states echoed, nothing after it is.
 
 RECORD lines are read by msgspec (:mod:`dbkit.destination.records`) without building a Python
-object per value; the general path (:func:`~dbkit.protocol.jsonio.loads_exact`) reads every other
-line and decides what is an error.
+object per value, straight into the stream's buffer as :class:`RawRecord`; the general path
+(:func:`~dbkit.destination.input.parse_message`) reads every other line, decides what is an
+error, and hands a RECORD it read on as a :class:`RawRecord` too.
 """
 
 from __future__ import annotations
 
-import queue
 import sys
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from dbkit.destination.executor import POLL_SECONDS, LoadExecutor
+from dbkit.destination.input import BadLine, InputError, InputReader, parse_message
+from dbkit.destination.ledger import StateLedger
 from dbkit.destination.loader import StreamLoader
 from dbkit.destination.prefetch import Prefetcher
-from dbkit.destination.records import DECODE_ERRORS, Envelope, RawRecord, decode_envelope, loads_lenient
-from dbkit.errors import DbkitError, SystemFailure, TransientError
+from dbkit.destination.records import DECODE_ERRORS, Envelope, RawRecord, as_raw_record, decode_envelope
+from dbkit.errors import DbkitError, TransientError
 from dbkit.protocol import MessageWriter, StreamDescriptor
-from dbkit.protocol import messages as msg
-from dbkit.protocol.jsonio import loads_exact
+
+__all__ = ["Consumer", "FlushPolicy", "InputError"]
 
 IGNORED_TYPES = frozenset({"LOG", "SPEC", "CATALOG", "CONNECTION_STATUS", "CONTROL"})
 TIME_CHECK_EVERY = 1000
-CHUNK_BYTES = 1 << 20
-QUEUED_CHUNKS = 8
 SWITCH_SECONDS = 0.0005  # the GIL's switch interval while loads run in the background
-POLL_SECONDS = 0.05  # how often loads running in the background are checked for completion
-_END = object()
 _OPEN_BRACE = ord("{")
 
 
 @dataclass(frozen=True)
-class FlushSettings:
+class FlushPolicy:
+    """When buffered records are loaded (see the module doc); from the config's flush fields."""
+
     batch_records: int = 50_000
     batch_bytes: int = 64 * 1024 * 1024
     memory_bytes: int = 256 * 1024 * 1024
     flush_seconds: float = 60.0
 
 
-class InputError(SystemFailure):
-    """The input stream is not a valid Airbyte message stream for this catalog."""
-
-
-@dataclass
+@dataclass(eq=False)
 class _Buffer:
     descriptor: StreamDescriptor
     loader: StreamLoader
-    records: list[RawRecord | dict[str, Any]] = field(default_factory=list)
+    records: list[RawRecord] = field(default_factory=list)
     bytes: int = 0
     first_line: int | None = None
     first_time: float = 0.0
     added: int = 0  # records received, ever
-    added_at_state: int = 0  # ``added`` at the stream's previous STREAM state
     status: str | None = None
     covered: int = 0  # records at the front of ``records`` that a STATE covers
     covered_bytes: int = 0
@@ -94,115 +91,14 @@ class _Buffer:
     loading: deque[tuple[int, int]] = field(default_factory=deque)  # (job, first line) not committed
 
 
-@dataclass
-class _Pending:
-    line: int
-    payload: dict[str, Any]
-    streams: list[_Buffer]
-    count: int
-    arrived: float
-
-
-class _Loads:
-    """Runs load jobs in order: inline, or on one worker thread (``background``).
-
-    ``submit`` returns a job number; ``finished()`` tells the jobs completed since the last call;
-    ``wait()`` returns once every submitted job is done. A failed job's exception is raised by
-    the next ``submit``/``finished``/``wait``, and no job after it runs.
-    """
-
-    def __init__(self, background: bool) -> None:
-        self.background = background
-        self.submitted = 0
-        self._done: deque[int] = deque()
-        self._error: BaseException | None = None
-        self._jobs: queue.Queue[tuple[int, Callable[[], None]] | None] = queue.Queue(maxsize=1)
-        self._idle = threading.Condition()
-        self._running = 0
-        self._thread: threading.Thread | None = None
-
-    def submit(self, job: Callable[[], None]) -> int:
-        self._raise()
-        self.submitted += 1
-        number = self.submitted
-        if not self.background:
-            job()
-            self._done.append(number)
-            return number
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="dbkit-loads", daemon=True)
-            self._thread.start()
-        with self._idle:
-            self._running += 1
-        try:
-            while True:
-                try:
-                    self._jobs.put((number, job), timeout=POLL_SECONDS)
-                    break
-                except queue.Full:
-                    self._raise()
-        except BaseException:  # never queued: not running either (close() must not wait for it)
-            with self._idle:
-                self._running -= 1
-                self._idle.notify_all()
-            raise
-        return number
-
-    def _work(self) -> None:
-        while True:
-            item = self._jobs.get()
-            if item is None:
-                return
-            number, job = item
-            try:
-                if self._error is None:
-                    job()
-                    self._done.append(number)
-            except BaseException as exc:  # handed to the consumer thread
-                self._error = exc
-            finally:
-                with self._idle:
-                    self._running -= 1
-                    self._idle.notify_all()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def finished(self) -> list[int]:
-        done = []
-        while self._done:
-            done.append(self._done.popleft())
-        if self._error is not None:
-            self._raise()
-        return done
-
-    @property
-    def busy(self) -> bool:
-        return self._running > 0
-
-    def wait(self) -> None:
-        with self._idle:
-            while self._running:
-                self._idle.wait()
-        self._raise()
-
-    def close(self) -> None:
-        if self._thread is not None:
-            with self._idle:
-                while self._running:
-                    self._idle.wait()
-            self._jobs.put(None)
-            self._thread.join()
-            self._thread = None
-
-
 class Consumer:
+    """Runs one write's input: :meth:`run` once, with the loaders already set up."""
+
     def __init__(
         self,
         loaders: dict[StreamDescriptor, StreamLoader],
         writer: MessageWriter,
-        settings: FlushSettings,
+        policy: FlushPolicy,
         log: Callable[[str, str], None] | None = None,
         translate: Callable[[BaseException], DbkitError] | None = None,
         background: bool = False,
@@ -211,15 +107,13 @@ class Consumer:
             (d.name, d.namespace): _Buffer(d, loader) for d, loader in loaders.items()
         }
         self.writer = writer
-        self.settings = settings
+        self.policy = policy
         self.log = log or (lambda level, text: None)
         self.translate = translate
-        self.pending: deque[_Pending] = deque()
+        self.ledger = StateLedger(writer, list(self.buffers.values()))
         self.line_no = 0
         self.buffered_bytes = 0
-        self.added_at_global = 0
-        self.echoed = 0
-        self.loads = _Loads(background)
+        self.loads = LoadExecutor(background)
         self.prefetch = Prefetcher() if background else None
 
     # ------------------------------------------------------------------ main loop
@@ -228,11 +122,11 @@ class Consumer:
         if self.loads.background:
             # several threads take turns holding the GIL (reading, building parts, sending them):
             # a thread that only hands bytes to the database must not wait 5 ms for its turn
-            # while the database sits idle (measured: 8% faster appends at 0.5 ms)
+            # while the database sits idle (bench/README.md has the measurement)
             sys.setswitchinterval(min(switch, SWITCH_SECONDS))
         try:
             try:
-                for chunk in self._chunks(source):
+                for chunk in InputReader(source).chunks(self._wait_seconds):
                     if chunk is not None:
                         self._consume(chunk)
                     self._collect()
@@ -251,11 +145,11 @@ class Consumer:
     def _consume(self, chunk: list[bytes]) -> None:
         """The lines of one chunk; RECORD lines of the stream of the previous line in a tight loop."""
         decode = decode_envelope
-        settings = self.settings
+        policy = self.policy
         batch_records, batch_bytes, memory_bytes = (
-            settings.batch_records,
-            settings.batch_bytes,
-            settings.memory_bytes,
+            policy.batch_records,
+            policy.batch_bytes,
+            policy.memory_bytes,
         )
         key: tuple[Any, Any] | None = None
         buffer: _Buffer | None = None
@@ -305,55 +199,31 @@ class Consumer:
                 self._flush_if_old()
                 key = None  # a flush may have replaced the buffer's list
 
-    def _chunks(self, source: BinaryIO) -> Iterator[list[bytes] | None]:
-        """Lists of input lines as they arrive, read by a thread; None whenever nothing arrived
-        before the next flush is due, or while loads run in the background (so the caller can
-        flush and echo on time while the input is idle)."""
-        lines: queue.Queue[Any] = queue.Queue(maxsize=QUEUED_CHUNKS)
-        stop = threading.Event()
-        reader = threading.Thread(target=_read_chunks, args=(source, lines, stop), daemon=True)
-        reader.start()
-        try:
-            while True:
-                timeout = self._idle_timeout()
-                if self.loads.busy:
-                    timeout = POLL_SECONDS if timeout is None else min(timeout, POLL_SECONDS)
-                try:
-                    item = lines.get(timeout=timeout)
-                except queue.Empty:
-                    yield None
-                    continue
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-
-    def _idle_timeout(self) -> float | None:
-        """Seconds until something buffered or pending is due for a time flush, None if nothing is."""
+    def _wait_seconds(self) -> float | None:
+        """How long the input may stay idle before the consumer must look again: until something
+        buffered or pending is due for a time flush (None if nothing is), and at most
+        ``POLL_SECONDS`` while loads run in the background."""
         oldest = [b.first_time for b in self.buffers.values() if b.first_line is not None]
-        if self.pending:
-            oldest.append(self.pending[0].arrived)
-        if not oldest:
-            return None
-        return max(0.001, min(oldest) + self.settings.flush_seconds - time.monotonic())
+        arrived = self.ledger.oldest_arrival()
+        if arrived is not None:
+            oldest.append(arrived)
+        timeout = None
+        if oldest:
+            timeout = max(0.001, min(oldest) + self.policy.flush_seconds - time.monotonic())
+        if self.loads.busy:
+            timeout = POLL_SECONDS if timeout is None else min(timeout, POLL_SECONDS)
+        return timeout
 
     def _fail(self, problem: str) -> InputError:
         return InputError(f"line {self.line_no} of the input: {problem}; nothing after it was loaded")
 
     def _handle_message(self, line: bytes) -> None:
-        if not line.strip():
-            return
         try:
-            message = loads_exact(line)
-        except ValueError as exc:
-            message = self._lenient_record(line)
-            if message is None:
-                raise self._fail(f"not valid JSON ({exc})") from None
-        if not isinstance(message, dict):
-            raise self._fail("a message must be a JSON object")
+            message = parse_message(line)
+        except BadLine as bad:
+            raise self._fail(str(bad)) from None
+        if message is None:
+            return
         kind = message.get("type")
         if kind == "RECORD":
             self._record(message.get("record"), len(line))
@@ -364,19 +234,6 @@ class Consumer:
         elif kind not in IGNORED_TYPES:
             raise self._fail(f"unknown message type {kind!r}")
 
-    @staticmethod
-    def _lenient_record(line: bytes) -> dict[str, Any] | None:
-        """A RECORD whose strings hold text no database stores (a lone surrogate escape such as
-        ``"\\ud800"``, which JSON's grammar allows, or invalid UTF-8): kept, for casting to
-        repair the value and record the change. Any other unreadable line stays an error."""
-        try:
-            message = loads_lenient(line)
-        except ValueError:
-            return None
-        if isinstance(message, dict) and message.get("type") == "RECORD":
-            return message
-        return None
-
     def _buffer_for(self, name: Any, namespace: Any, what: str) -> _Buffer:
         buffer = self.buffers.get((name, namespace))
         if buffer is None:
@@ -385,14 +242,15 @@ class Consumer:
         return buffer
 
     def _record(self, record: Any, size: int) -> None:
+        """A RECORD the general path read: checked, then buffered as a :class:`RawRecord`."""
         if not isinstance(record, dict):
             raise self._fail("RECORD message without a 'record' object")
         buffer = self._buffer_for(record.get("stream"), record.get("namespace"), "RECORD")
         if not isinstance(record.get("data"), dict):
             raise self._fail(f"RECORD of {buffer.descriptor} without a 'data' object")
-        self._add(buffer, record, size)
+        self._add(buffer, as_raw_record(record), size)
 
-    def _add(self, buffer: _Buffer, record: RawRecord | dict[str, Any], size: int) -> None:
+    def _add(self, buffer: _Buffer, record: RawRecord, size: int) -> None:
         if buffer.status is not None:
             raise self._fail(f"RECORD of {buffer.descriptor} after its {buffer.status} status")
         if buffer.first_line is None:
@@ -405,18 +263,18 @@ class Consumer:
         buffer.bytes += size
         buffer.added += 1
         self.buffered_bytes += size
-        settings = self.settings
-        if len(buffer.records) >= settings.batch_records or buffer.bytes >= settings.batch_bytes:
+        policy = self.policy
+        if len(buffer.records) >= policy.batch_records or buffer.bytes >= policy.batch_bytes:
             self._full(buffer)
-        elif self.buffered_bytes >= settings.memory_bytes:
+        elif self.buffered_bytes >= policy.memory_bytes:
             self._flush(max(self.buffers.values(), key=lambda b: b.bytes), everything=True)
 
     def _full(self, buffer: _Buffer) -> None:
         """A buffer reached the batch size: load it (for a refresh, what a STATE covers)."""
-        settings = self.settings
+        policy = self.policy
         self._flush(buffer)
         uncovered = len(buffer.records)
-        if uncovered >= 2 * settings.batch_records or buffer.bytes >= 2 * settings.batch_bytes:
+        if uncovered >= 2 * policy.batch_records or buffer.bytes >= 2 * policy.batch_bytes:
             self.log(
                 "WARN",
                 f"{buffer.descriptor}: {uncovered} records arrived without a STATE; loading them "
@@ -434,19 +292,17 @@ class Consumer:
             if not isinstance(descriptor, dict):
                 raise self._fail("STREAM state without a stream_descriptor")
             buffer = self._buffer_for(descriptor.get("name"), descriptor.get("namespace"), "STATE")
-            covered, count = [buffer], buffer.added - buffer.added_at_state
-            buffer.added_at_state = buffer.added
+            covered = [buffer]
+            self.ledger.stream_state(self.line_no, state, buffer)
         elif kind == "GLOBAL":
-            total = sum(b.added for b in self.buffers.values())
-            covered, count = list(self.buffers.values()), total - self.added_at_global
-            self.added_at_global = total
+            covered = list(self.buffers.values())
+            self.ledger.global_state(self.line_no, state)
         else:
             raise self._fail(f"STATE of type {kind!r}; only STREAM and GLOBAL states are supported")
         for b in covered:
             b.covered = len(b.records)
             b.covered_bytes = b.bytes
-        self.pending.append(_Pending(self.line_no, state, covered, count, time.monotonic()))
-        self._echo_ready()
+        self.ledger.release()
 
     def _trace(self, trace: Any) -> None:
         if not isinstance(trace, dict) or trace.get("type") != "STREAM_STATUS":
@@ -464,12 +320,12 @@ class Consumer:
             self._flush(buffer, everything=True)
             self._submit(buffer.loader.complete)
             buffer.status = "COMPLETE"
-            self._echo_ready()
+            self.ledger.release()
         elif status == "INCOMPLETE":
             self._flush(buffer)
             self._drop_tail(buffer)
             buffer.status = "INCOMPLETE"
-            self._echo_ready()
+            self.ledger.release()
 
     # ------------------------------------------------------------------ flushing and echoing
     def _guarded(self, action: Callable[[], None]) -> Callable[[], None]:
@@ -512,21 +368,11 @@ class Consumer:
         buffer.bytes -= size
         self.buffered_bytes -= size
         buffer.covered = buffer.covered_bytes = 0
-        loader = buffer.loader
-        parts = None if self.prefetch is None else self.prefetch.start(loader.prepare(records))
-
-        def load() -> None:
-            try:
-                loader.load(records, parts)
-            finally:
-                if parts is not None:
-                    parts.cancel()  # a failed load releases the builder
-
         job = self.loads.submitted + 1
         buffer.loading.append((job, first))
-        number = self._submit(load)
+        number = self._submit(buffer.loader.load_job(records, self.prefetch))
         assert number == job
-        self._echo_ready()
+        self.ledger.release()
 
     def _collect(self) -> None:
         """Note the loads that committed; echo the states they release."""
@@ -537,7 +383,7 @@ class Consumer:
         for buffer in self.buffers.values():
             while buffer.loading and buffer.loading[0][0] <= last:
                 buffer.loading.popleft()
-        self._echo_ready()
+        self.ledger.release()
 
     def _settle(self) -> None:
         """Wait for every load asked for; echo what they release."""
@@ -561,28 +407,12 @@ class Consumer:
             self._flush(buffer)
 
     def _flush_if_old(self) -> None:
-        limit = time.monotonic() - self.settings.flush_seconds
-        old_state = bool(self.pending) and self.pending[0].arrived <= limit
+        limit = time.monotonic() - self.policy.flush_seconds
+        arrived = self.ledger.oldest_arrival()
+        old_state = arrived is not None and arrived <= limit
         old_record = any(b.first_line is not None and b.first_time <= limit for b in self.buffers.values())
         if old_state or old_record:
             self._flush_all()
-
-    def _echo_ready(self) -> None:
-        wrote = False
-        while self.pending:
-            head = self.pending[0]
-            if any(
-                (b.first_line is not None and b.first_line < head.line)
-                or (b.loading and b.loading[0][1] < head.line)
-                for b in head.streams
-            ):
-                break
-            self.pending.popleft()
-            self.writer.write(msg.echo_state(head.payload, head.count))
-            self.echoed += 1
-            wrote = True
-        if wrote:
-            self.writer.flush()
 
     # ------------------------------------------------------------------ end of input
     def finish(self) -> None:
@@ -591,7 +421,7 @@ class Consumer:
         for buffer in self.buffers.values():
             if buffer.status != "COMPLETE":
                 self._drop_tail(buffer)
-        self._echo_ready()
+        self.ledger.release()
         unfinished = [b for b in self.buffers.values() if b.status != "COMPLETE"]
         for buffer in self.buffers.values():
             self.log(
@@ -612,47 +442,3 @@ class Consumer:
                 f"the input ended without a COMPLETE status for stream(s) {names}{detail}. "
                 "Every record covered by an echoed STATE is committed; run the sync again to finish"
             )
-
-
-def _read_chunks(source: BinaryIO, out: queue.Queue[Any], stop: threading.Event) -> None:
-    """Reader thread: put lists of whole lines (as soon as any are available), then ``_END``; an
-    exception reading the input is put instead, for the consumer to raise."""
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                out.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    read1 = getattr(source, "read1", None)
-    try:
-        if read1 is None:  # no partial reads: line by line
-            for line in source:
-                if not put([line]):
-                    return
-        else:
-            partial: list[bytes] = []  # the start of a line not ended yet
-            while True:
-                data = read1(CHUNK_BYTES)
-                if not data:
-                    break
-                if b"\n" not in data:
-                    partial.append(data)
-                    continue
-                if partial:
-                    partial.append(data)
-                    data = b"".join(partial)
-                lines = data.split(b"\n")
-                last = lines.pop()
-                partial = [last] if last else []
-                if not put(lines):
-                    return
-            if partial and not put([b"".join(partial)]):
-                return
-    except BaseException as exc:  # handed to the consumer thread
-        put(exc)
-        return
-    put(_END)

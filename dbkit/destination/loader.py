@@ -2,7 +2,7 @@
 
 - append: each batch goes straight into the final table, in one transaction.
 - append_dedup: each batch goes into a session-private staging table, then one transaction
-  applies it (``dialect.dedup``) so the final table keeps the newest row per key; in CDC
+  applies it (``dialect.merger.dedup``) so the final table keeps the newest row per key; in CDC
   hard-delete mode a session-private tombstone table remembers this write's deletions.
 - overwrite / truncate refresh (``replaces_data``): batches go into ``<name>_airbyte_tmp``; when
   the source reports the stream COMPLETE the temporary table replaces the final one in one
@@ -14,24 +14,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 
+import dbkit.destination.merge as merge
 from dbkit.db.types import AirbyteType
-from dbkit.destination import merge
 from dbkit.destination.batch import GENERATION_ID, Batch, BatchBuilder, BatchColumn
-from dbkit.destination.dialect import DestinationDialect, ValueRefused
+from dbkit.destination.bulk_load import ValueRefused
+from dbkit.destination.dialect import DestinationDialect
 from dbkit.destination.naming import short_hash
+from dbkit.destination.prefetch import Prefetcher
 from dbkit.destination.records import RawRecord
 from dbkit.destination.schema import TablePlan, ensure_table, index_name
+from dbkit.destination.write import WriteContext
 from dbkit.errors import SystemFailure
 from dbkit.protocol import ConfiguredStream, DestinationSyncMode
 
-Log = Callable[[str, str], None]
 MAX_REFUSED_VALUES = 100
 """Values the database may refuse in one batch (each costs a reload) before the load fails."""
 
@@ -44,7 +46,9 @@ class LoadStats:
 
 
 class StreamLoader:
-    """Called by the consumer: ``setup`` once, ``load`` per flush, ``complete`` at most once."""
+    """One stream's tables during one write. Called by the consumer: ``setup`` once, ``load``
+    per flush, ``complete`` at most once, ``close`` once at the end. Talks to the dialect's roles
+    only; what the write remembers is in ``write`` (a :class:`WriteContext`)."""
 
     def __init__(
         self,
@@ -52,13 +56,17 @@ class StreamLoader:
         conn: sa.Connection,
         stream: ConfiguredStream,
         plan: TablePlan,
-        log: Log | None = None,
+        write: WriteContext,
     ) -> None:
         self.dialect = dialect
+        self.tables = dialect.tables
+        self.bulk = dialect.bulk
+        self.merger = dialect.merger
         self.conn = conn
         self.stream = stream
         self.plan = plan
-        self.log = log or (lambda level, text: None)
+        self.write = write
+        self.log = write.log
         self.stats = LoadStats()
         self.dedup = stream.destination_sync_mode is DestinationSyncMode.APPEND_DEDUP
         self.replaces = stream.replaces_data
@@ -81,7 +89,7 @@ class StreamLoader:
                 name = self.plan.tmp_name
             else:
                 name = self.plan.name
-            target, storage, plan = ensure_table(conn, self.dialect, self.plan, name, self.log)
+            target, storage, plan = ensure_table(conn, self.dialect, self.plan, name, self.write)
             self.plan = plan
             if not self.dedup:
                 self._drop_unique_key_index(target)
@@ -91,12 +99,14 @@ class StreamLoader:
             self._key_types = {c.name: c.airbyte_type for c in columns if c.name in plan.key}
             self.builder = BatchBuilder(
                 columns,
-                self.dialect.limits(),
+                self.dialect.limits,
                 sync_id=self.stream.sync_id,
                 generation_id=self.stream.generation_id,
-                raw_ids=self.dialect.raw_id_default() is None,
+                raw_ids=self.dialect.types.raw_id_default() is None,
             )
-            self.dialect.prepare_table(conn, target, self.builder.empty_meta, self.stream.generation_id)
+            self.tables.prepare_table(
+                conn, target, self.builder.empty_meta, self.stream.generation_id, self.write
+            )
             if self.dedup:
                 self.dedup_plan = merge.DedupPlan(
                     key=plan.key,
@@ -106,31 +116,30 @@ class StreamLoader:
                     columns=[c.name for c in target.columns],
                 )
                 self._key_unique(target, self.dedup_plan)
-                self._exact_key = self.dialect.exact_key(conn, target, plan.key)
+                self._exact_key = self.merger.exact_key(conn, target, plan.key)
         self.target = target
         if self.dedup:
             assert self.dedup_plan is not None
             with conn.begin():
                 tag = short_hash(str(plan.descriptor))
-                self.staging = self.dialect.create_staging(conn, target, f"_dbkit_stage_{tag}")
-                self.dialect.prepare_table(
-                    conn, self.staging, self.builder.empty_meta, self.stream.generation_id
+                self.staging = self.tables.create_staging(conn, target, f"_dbkit_stage_{tag}")
+                self.tables.prepare_table(
+                    conn, self.staging, self.builder.empty_meta, self.stream.generation_id, self.write
                 )
                 if plan.deleted_at is not None and self.hard_delete:
-                    self.tombstones = self.dialect.create_tombstones(
+                    self.tombstones = self.tables.create_tombstones(
                         conn, target, f"_dbkit_tomb_{tag}", merge.tombstone_columns(self.dedup_plan)
                     )
                     self.dedup_plan = replace(self.dedup_plan, tombstones=self.tombstones)
 
     @property
     def hard_delete(self) -> bool:
-        mode = getattr(self.dialect.config, "cdc_deletion_mode", "hard_delete")
-        return str(getattr(mode, "value", mode)) != "soft_delete"
+        return self.write.options.hard_delete
 
     def _drop_stale_tmp(self) -> None:
         """Keep a temporary table only when it holds this generation's rows (a resumed attempt)."""
         plan = self.plan
-        existing = self.dialect.existing_columns(self.conn, plan.namespace, plan.tmp_name)
+        existing = self.tables.existing_columns(self.conn, plan.namespace, plan.tmp_name)
         if existing is None:
             return
         tmp = sa.table(plan.tmp_name, sa.column(GENERATION_ID), schema=plan.namespace)
@@ -146,7 +155,7 @@ class StreamLoader:
         )
         if stale:
             self.log("INFO", f"{plan.descriptor}: dropping a temporary table left by another generation")
-            self.dialect.drop_table(self.conn, sa.Table(plan.tmp_name, sa.MetaData(), schema=plan.namespace))
+            self.tables.drop_table(self.conn, sa.Table(plan.tmp_name, sa.MetaData(), schema=plan.namespace))
         else:
             self.log(
                 "INFO", f"{plan.descriptor}: resuming the interrupted refresh of generation {generation}"
@@ -166,48 +175,60 @@ class StreamLoader:
         Either way the key gets an index that starts with it (for the merge to probe), unless
         one exists."""
         key = list(plan.key)
-        indexes = self.dialect.key_indexes(self.conn, table)
+        indexes = self.tables.key_indexes(self.conn, table)
         name = self._key_index_name(table)
         probed = any(list(index.columns[: len(key)]) == key for index in indexes)
         if any(index.unique and set(index.columns) <= set(key) for index in indexes):
             if not probed:  # e.g. a primary key (b, a) for the key (a, b)
-                self.dialect.create_index(self.conn, table, name, key)
+                self.tables.create_index(self.conn, table, name, key)
             return
-        if self.dialect.collapse_duplicates(self.conn, table, plan):
+        if self.tables.collapse_duplicates(self.conn, table, plan, self.write):
             existing = any(index.name == name for index in indexes)
-            self.dialect.create_unique_index(self.conn, table, name, key, replace=existing)
+            self.tables.create_unique_index(self.conn, table, name, key, replace=existing)
         elif not probed:
-            self.dialect.create_index(self.conn, table, name, key)
+            self.tables.create_index(self.conn, table, name, key)
 
     def _drop_unique_key_index(self, table: sa.Table) -> None:
         """A write that is not a dedup may add a second row for a key: the unique key index a
         dedup write made (never a user's index) goes, and the next dedup write makes it again."""
         name = self._key_index_name(table)
-        if any(i.name == name and i.unique for i in self.dialect.key_indexes(self.conn, table)):
-            self.dialect.drop_index(self.conn, table, name)
+        if any(i.name == name and i.unique for i in self.tables.key_indexes(self.conn, table)):
+            self.tables.drop_index(self.conn, table, name)
             self.log("INFO", f"{self.plan.descriptor}: dropped the unique key index {name} of a dedup write")
 
     # ------------------------------------------------------------------ batches
-    def prepare(self, records: Sequence[RawRecord | Mapping[str, Any]]) -> Iterator[Batch]:
-        """The typed parts of a batch, built as they are asked for (a consumer that loads in the
-        background builds them ahead, on a thread of their own: :mod:`dbkit.destination.prefetch`)."""
+    def load_job(
+        self, records: Sequence[RawRecord], prefetcher: Prefetcher | None = None
+    ) -> Callable[[], None]:
+        """Called by the consumer per flush, on its own thread: a job that loads ``records`` in
+        one transaction when run (on the loading thread, after the jobs before it). With a
+        ``prefetcher`` the typed parts start being built now, on the builder's thread, ahead of
+        the load (:mod:`dbkit.destination.prefetch`)."""
         assert self.builder is not None
-        return self.builder.parts(records)
+        parts = None if prefetcher is None else prefetcher.start(self.builder.parts(records))
 
-    def load(
-        self, records: Sequence[RawRecord | Mapping[str, Any]], parts: Iterator[Batch] | None = None
-    ) -> None:
+        def job() -> None:
+            try:
+                self.load(records, parts)
+            finally:
+                if parts is not None:
+                    parts.cancel()  # a failed load releases the builder
+
+        return job
+
+    def load(self, records: Sequence[RawRecord], parts: Iterator[Batch] | None = None) -> None:
         """Load one batch in one transaction; raises (and rolls back) on failure.
 
-        ``parts``: what :meth:`prepare` gave for ``records`` (built ahead), else the batch is built
-        in parts while the first parts are already being sent. Should the database refuse a
-        value the casting rules accepted (:class:`ValueRefused`), the value is stored as NULL with
-        a change and the batch is loaded again (at most ``MAX_REFUSED_VALUES`` times)."""
+        ``parts``: the typed parts of ``records`` built ahead (:meth:`load_job`), else the batch
+        is built in parts while the first parts are already being sent. Should the database
+        refuse a value the casting rules accepted (:class:`ValueRefused`), the value is stored
+        as NULL with a change and the batch is loaded again (at most ``MAX_REFUSED_VALUES``
+        times)."""
         if not records:
             return
         assert self.builder is not None
         built: list[Batch] = []
-        source = self.prepare(records) if parts is None else parts
+        source = self.builder.parts(records) if parts is None else parts
         for _ in range(MAX_REFUSED_VALUES + 1):
             try:
                 self._load_parts(self._parts(built, source))
@@ -244,7 +265,7 @@ class StreamLoader:
             if self.dedup:
                 self._stage_and_merge(parts)
             else:
-                self.dialect.load_batches(self.conn, self.target, parts)
+                self.bulk.load_batches(self.conn, self.target, parts, self.write)
 
     def _stage_and_merge(self, parts: Iterator[Batch]) -> None:
         """append_dedup, in the caller's transaction: the batch into the staging table, then
@@ -254,10 +275,12 @@ class StreamLoader:
         assert self.dedup_plan is not None
         plan = self.dedup_plan
         staged: list[pa.Table] = []
-        self.dialect.clear_staging(self.conn, self.staging)
-        self.dialect.load_batches(self.conn, self.staging, _with_sequence(parts, staged))
+        self.bulk.clear_staging(self.conn, self.staging)
+        self.bulk.load_batches(self.conn, self.staging, _with_sequence(parts, staged), self.write)
         unique = self._exact_key and merge.keys_unique(staged, plan.key, self._key_types)
-        self.dialect.dedup(self.conn, self.target, self.staging, replace(plan, staged_unique=unique))
+        self.merger.dedup(
+            self.conn, self.target, self.staging, replace(plan, staged_unique=unique), self.write
+        )
 
     # ------------------------------------------------------------------ completion
     def complete(self) -> None:
@@ -269,8 +292,7 @@ class StreamLoader:
         with self.conn.begin():
             if self.replaces:
                 final = sa.Table(self.plan.name, sa.MetaData(), schema=self.plan.namespace)
-                cascade = bool(getattr(self.dialect.config, "drop_cascade", False))
-                self.dialect.swap(self.conn, self.target, final, cascade)
+                self.tables.swap(self.conn, self.target, final, self.write)
                 self.log("INFO", f"{self.plan.descriptor}: refreshed table swapped in")
             elif self.stream.minimum_generation_id:
                 self.conn.execute(
@@ -283,7 +305,7 @@ class StreamLoader:
             if table is not None:
                 try:
                     with self.conn.begin():
-                        self.dialect.drop_table(self.conn, table)
+                        self.tables.drop_table(self.conn, table)
                 except sa.exc.SQLAlchemyError:
                     pass
         self.staging = self.tombstones = None

@@ -35,10 +35,10 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from dbkit.db.types import AirbyteType
+from dbkit.destination.batch import EXTRACTED_AT
 
 SEQ = "_dbkit_seq"
 RN = "_dbkit_rn"
-EXTRACTED_AT = "_airbyte_extracted_at"
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from dbkit.db.dialect import Capabilities
+
 _INVALID = re.compile(r"[^\w]", re.UNICODE)
 HASH_LENGTH = 8
 
 
 @dataclass(frozen=True)
 class NamingRules:
-    max_bytes: int = 63
+    """The naming view of :class:`~dbkit.db.dialect.Capabilities` (:meth:`of`), which the
+    functions of this module take."""
+
+    max_bytes: int = Capabilities.max_identifier_bytes
     case: str = "preserve"  # "preserve", "lower" or "upper"
     case_insensitive: bool = False
     reserved_table_prefixes: tuple[str, ...] = ()
@@ -34,6 +39,16 @@ class NamingRules:
     def key(self, name: str) -> str:
         """What the database considers the same name."""
         return name.casefold() if self.case_insensitive else name
+
+    @classmethod
+    def of(cls, capabilities: Capabilities) -> NamingRules:
+        """The naming rules a database's capabilities imply (names, their length and case)."""
+        return cls(
+            max_bytes=capabilities.max_identifier_bytes,
+            case=capabilities.identifier_case,
+            case_insensitive=capabilities.identifier_case_insensitive,
+            reserved_table_prefixes=capabilities.reserved_table_prefixes,
+        )
 
 
 def short_hash(text: str) -> str:

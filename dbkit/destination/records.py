@@ -1,5 +1,9 @@
 """RECORD messages as the consumer buffers them: decoded in C by msgspec, ``data`` kept as raw JSON.
 
+:class:`RawRecord` is the one record type from the consumer's door on (buffers, loaders, batch
+builders, raw tables): a line the fast path reads is one already, and a RECORD the general path
+had to parse (an odd shape, text no database stores) is made one by :func:`as_raw_record`.
+
 :func:`decode_envelope` reads one input line into an :class:`Envelope`. For a RECORD it checks
 the message's shape (stream, namespace, ``data`` present) and the JSON syntax of the whole line,
 without building a Python object per value: ``data`` stays a :class:`msgspec.Raw` slice of the
@@ -12,6 +16,7 @@ consumer's general path, which decides what is an error.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -41,11 +46,43 @@ class Envelope(msgspec.Struct, gc=False):
 
 
 decode_envelope = msgspec.json.Decoder(Envelope).decode
-_OPEN_BRACE = ord("{")
 
 
-def data_is_object(record: RawRecord) -> bool:
-    return memoryview(record.data)[0] == _OPEN_BRACE
+def as_raw_record(record: Mapping[str, Any]) -> RawRecord:
+    """The ``record`` object of a RECORD message the general path parsed (``data`` an object), as
+    a :class:`RawRecord`: ``data`` and ``meta`` written back to JSON text that
+    :func:`loads_lenient` reads as the same values (every digit, lone surrogates kept as escapes).
+    Called once per such record, at the consumer's door; never on the fast path."""
+    meta = record.get("meta")
+    return RawRecord(
+        stream=record.get("stream"),  # type: ignore[arg-type]
+        data=msgspec.Raw(_exact_json(record.get("data")).encode("ascii")),
+        namespace=record.get("namespace"),
+        emitted_at=record.get("emitted_at"),
+        meta=NO_META if meta is None else msgspec.Raw(_exact_json(meta).encode("ascii")),
+    )
+
+
+def _exact_json(value: Any) -> str:
+    """ASCII JSON text of a parsed JSON value: integers of any size and ``Decimal`` with every
+    digit, strings with ``\\u`` escapes (lone surrogates included)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_exact_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_exact_json(v) for v in value) + "]"
+    raise TypeError(f"not a JSON value: {type(value).__name__}")
 
 
 def _reject_constant(name: str) -> Any:

@@ -2,7 +2,7 @@
 
 Evolution rule (documented in the README): a new field becomes a new column; a column whose
 type changed is widened so that it holds both old and new values (see
-``DestinationDialect.widen``); a column missing from the new schema is kept and left NULL for
+``TypeMapping.widen``); a column missing from the new schema is kept and left NULL for
 new rows. No stored value is ever dropped or rewritten lossily.
 """
 
@@ -16,10 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from dbkit.db.types import AirbyteType
-from dbkit.destination import merge
 from dbkit.destination.batch import EXTRACTED_AT, GENERATION_ID, META, META_COLUMNS, RAW_ID, BatchColumn
 from dbkit.destination.dialect import DestinationDialect
+from dbkit.destination.merge import RN, SEQ
 from dbkit.destination.naming import NamingRules, allocate, normalize, short_hash, with_hash
+from dbkit.destination.write import WriteContext
 from dbkit.errors import ConfigError
 from dbkit.protocol import ConfiguredCatalog, ConfiguredStream, StreamDescriptor
 
@@ -98,9 +99,10 @@ def _plan_one(
     rules = dialect.naming
     properties = stream.stream.properties
     # the metadata columns, and the columns the dedup SQL adds, are never a source field's name
-    names = allocate(list(properties), rules, taken=(*META_COLUMNS, merge.SEQ, merge.RN))
+    names = allocate(list(properties), rules, taken=(*META_COLUMNS, SEQ, RN))
     columns = tuple(
-        BatchColumn(field, names[field], dialect.airbyte_type(schema)) for field, schema in properties.items()
+        BatchColumn(field, names[field], dialect.types.airbyte_type(schema))
+        for field, schema in properties.items()
     )
     key_fields = _top_level(stream.effective_primary_key, "primary key", stream)
     cursor_fields = _top_level(
@@ -152,12 +154,12 @@ def build_table(
     storage: dict[str, AirbyteType] | None = None,
 ) -> sa.Table:
     """The SQLAlchemy table of a plan: data columns, then the four ``_airbyte_*`` columns."""
-    meta_types = dialect.meta_column_types()
+    meta_types = dialect.types.meta_column_types()
     columns: list[sa.Column[Any]] = [
-        sa.Column(c.name, dialect.column_type((storage or {}).get(c.name, c.airbyte_type)))
+        sa.Column(c.name, dialect.types.column_type((storage or {}).get(c.name, c.airbyte_type)))
         for c in plan.columns
     ]
-    raw_default = dialect.raw_id_default()
+    raw_default = dialect.types.raw_id_default()
     columns.append(sa.Column(RAW_ID, meta_types[RAW_ID], server_default=raw_default, nullable=False))
     columns.append(sa.Column(EXTRACTED_AT, meta_types[EXTRACTED_AT], nullable=False))
     columns.append(sa.Column(META, meta_types[META], nullable=False))
@@ -166,7 +168,7 @@ def build_table(
 
 
 def ensure_table(
-    conn: sa.Connection, dialect: DestinationDialect[Any], plan: TablePlan, name: str, log: Any = None
+    conn: sa.Connection, dialect: DestinationDialect[Any], plan: TablePlan, name: str, write: WriteContext
 ) -> tuple[sa.Table, dict[str, AirbyteType], TablePlan]:
     """Create the table, or evolve an existing one.
 
@@ -177,8 +179,9 @@ def ensure_table(
     field whose name differs only by case uses the existing column). A table from an older
     layout gets the ``_airbyte_*`` columns it lacks, nullable (its old rows have no value).
     """
-    dialect.ensure_namespace(conn, plan.namespace)
-    found = dialect.existing_columns(conn, plan.namespace, name)
+    tables, types, log = dialect.tables, dialect.types, write.log
+    tables.ensure_namespace(conn, plan.namespace)
+    found = tables.existing_columns(conn, plan.namespace, name)
     if found is None:
         table = build_table(dialect, plan, name)
         table.create(conn)
@@ -193,10 +196,10 @@ def ensure_table(
     for column in plan.columns:
         if column.name not in existing:
             storage[column.name] = column.airbyte_type
-            wanted_columns.append(sa.Column(column.name, dialect.column_type(column.airbyte_type)))
+            wanted_columns.append(sa.Column(column.name, types.column_type(column.airbyte_type)))
             continue
-        current = dialect.storage_type(existing[column.name])
-        target = dialect.widen(current, column.airbyte_type)
+        current = types.storage_type(existing[column.name])
+        target = types.widen(current, column.airbyte_type)
         storage[column.name] = target
         if target != current:
             altered.append(column.name)
@@ -206,19 +209,16 @@ def ensure_table(
         if col_name not in table.c:
             table.append_column(sa.Column(col_name, sa_type))
     for new_column in wanted_columns:
-        dialect.add_column(conn, table, table.c[new_column.name])
-        if log:
-            log("INFO", f"{plan.descriptor}: added column {new_column.name!r}")
+        tables.add_column(conn, table, table.c[new_column.name])
+        log("INFO", f"{plan.descriptor}: added column {new_column.name!r}")
     for meta in META_COLUMNS:
         if meta not in existing:
-            dialect.add_column(conn, table, sa.Column(meta, table.c[meta].type, nullable=True))
-            if log:
-                log("INFO", f"{plan.descriptor}: added column {meta!r} (older table layout)")
+            tables.add_column(conn, table, sa.Column(meta, table.c[meta].type, nullable=True))
+            log("INFO", f"{plan.descriptor}: added column {meta!r} (older table layout)")
     for col_name in altered:
         if dialect.capabilities.alter_column_type:
-            dialect.alter_column_type(conn, table, table.c[col_name])
-        if log:
-            log("INFO", f"{plan.descriptor}: column {col_name!r} widened to {storage[col_name].value}")
+            tables.alter_column_type(conn, table, table.c[col_name], write)
+        log("INFO", f"{plan.descriptor}: column {col_name!r} widened to {storage[col_name].value}")
     return table, storage, plan
 
 

@@ -27,6 +27,7 @@ from dbkit.destination.batch import (
     ColumnResult,
     Limits,
 )
+from dbkit.destination.records import RawRecord, as_raw_record
 from dbkit.protocol.jsonio import loads_exact
 
 PG_LIMITS = Limits()  # PostgreSQL-like: years -4712..294276, exact numerics
@@ -265,6 +266,11 @@ def _builder(
     return BatchBuilder(columns, limits, sync_id=sync_id, generation_id=generation)
 
 
+def _raw(records: list[dict[str, Any]]) -> list[RawRecord]:
+    """Records as the consumer's door hands them on."""
+    return [as_raw_record(r) for r in records]
+
+
 def test_batch_meta_columns_and_changes() -> None:
     source_change = {"field": "secret", "change": "NULLED", "reason": "SOURCE_FIELD_SIZE_LIMITATION"}
     records = [
@@ -281,7 +287,7 @@ def test_batch_meta_columns_and_changes() -> None:
         },
         {"stream": "s", "data": {}, "emitted_at": 1_700_000_000_003.0, "meta": {"changes": [source_change]}},
     ]
-    batch = _builder().build(records)
+    batch = _builder().build(_raw(records))
     table = batch.table
     assert table.column_names == [
         "id",
@@ -322,7 +328,7 @@ def test_batch_meta_columns_and_changes() -> None:
 
 
 def test_batch_without_sync_or_generation_ids() -> None:
-    batch = _builder(sync_id=None, generation=None).build([{"data": {"id": 1}, "emitted_at": 5}])
+    batch = _builder(sync_id=None, generation=None).build(_raw([{"data": {"id": 1}, "emitted_at": 5}]))
     assert json.loads(batch.table.column("_airbyte_meta")[0].as_py()) == {"changes": [], "sync_id": None}
     assert batch.table.column("_airbyte_generation_id").to_pylist() == [None]
 
@@ -330,7 +336,7 @@ def test_batch_without_sync_or_generation_ids() -> None:
 def test_extracted_at_when_emitted_at_is_missing_or_odd() -> None:
     before = int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000)
     batch = _builder().build(
-        [{"data": {}}, {"data": {}, "emitted_at": "soon"}, {"data": {}, "emitted_at": 7}]
+        _raw([{"data": {}}, {"data": {}, "emitted_at": "soon"}, {"data": {}, "emitted_at": 7}])
     )
     after = int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000)
     stamps = batch.table.column("_airbyte_extracted_at").cast(pa.int64()).to_pylist()

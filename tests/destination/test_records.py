@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dbkit.destination.records import NO_META, decode_envelope, source_changes
+from decimal import Decimal
+
+from dbkit.destination.records import NO_META, as_raw_record, decode_envelope, loads_lenient, source_changes
 
 
 def test_a_record_with_meta_stays_on_the_fast_path() -> None:
@@ -25,3 +27,13 @@ def test_a_record_without_meta_or_with_null_meta_has_no_changes() -> None:
         assert record is not None
         assert record.meta == NO_META
         assert source_changes(record.meta) == []
+
+
+def test_a_record_the_general_path_read_becomes_a_raw_record_with_the_same_values() -> None:
+    data = {"n": Decimal("1.50"), "big": 2**80, "s": "\ud800 é\x00", "list": [1.5, None, True], "o": {}}
+    meta = {"changes": [{"field": "x", "change": "NULLED", "reason": "SOURCE_RETRIEVAL_ERROR"}]}
+    record = as_raw_record({"stream": "s", "namespace": "ns", "data": data, "emitted_at": 7, "meta": meta})
+    assert (record.stream, record.namespace, record.emitted_at) == ("s", "ns", 7)
+    assert loads_lenient(record.data) == {**data, "list": [Decimal("1.5"), None, True]}
+    assert source_changes(record.meta) == meta["changes"]
+    assert as_raw_record({"stream": "s", "data": {}}).meta == NO_META

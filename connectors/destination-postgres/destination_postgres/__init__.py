@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 
-from dbkit.destination import SqlDestination
-from dbkit.destination.dialect import DestinationDialect
-from dbkit.destination.loader import StreamLoader
-from dbkit.destination.schema import TablePlan
-from dbkit.entrypoint import main_for
+from dbkit import main_for
+from dbkit.destination import DestinationDialect, SqlDestination, StreamLoader, TablePlan, WriteContext
 from dbkit.protocol import ConfiguredStream, StreamDescriptor
 from destination_postgres.config import PostgresDestinationConfig
 from destination_postgres.dialect import PostgresDestinationDialect
 from destination_postgres.raw import RawTableLoader, raw_table_names
 
-RawNames = tuple[str, str]
-
 
 class PostgresDestination(SqlDestination[PostgresDestinationConfig]):
-    _raw_names: tuple[Mapping[StreamDescriptor, TablePlan], dict[StreamDescriptor, RawNames]] | None = None
     name = "destination-postgres"
     config_model = PostgresDestinationConfig
     dialect_class = PostgresDestinationDialect
@@ -33,15 +27,13 @@ class PostgresDestination(SqlDestination[PostgresDestinationConfig]):
         conn: sa.Connection,
         stream: ConfiguredStream,
         plans: Mapping[StreamDescriptor, TablePlan],
-        log: Callable[[str, str], None],
+        write: WriteContext,
     ) -> StreamLoader:
         """With ``raw_tables``, a loader that also fills the stream's raw table."""
         if not isinstance(dialect, PostgresDestinationDialect) or not dialect.config.raw_tables:
-            return super().loader(dialect, conn, stream, plans, log)
-        if self._raw_names is None or self._raw_names[0] is not plans:  # once per write
-            self._raw_names = (plans, raw_table_names(plans))
-        name, tmp = self._raw_names[1][stream.descriptor]
-        return RawTableLoader(dialect, conn, stream, plans[stream.descriptor], log, name, tmp)
+            return super().loader(dialect, conn, stream, plans, write)
+        name, tmp = raw_table_names(plans)[stream.descriptor]  # the same for every stream of a write
+        return RawTableLoader(dialect, conn, stream, plans[stream.descriptor], write, name, tmp)
 
 
 run = main_for(PostgresDestination)

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from dbkit import postgres_url_config
-from dbkit.config import DestinationSettings, field
-from dbkit.db.postgres import PostgresConnection
+from dbkit import DestinationSettings, field, postgres_url_config
+from dbkit.db import PostgresConnection
 
 
 class PostgresDestinationConfig(PostgresConnection, DestinationSettings):

@@ -7,7 +7,7 @@ own ``numeric`` input reads in C; a binary numeric must be encoded value by valu
 
 Values are made what PostgreSQL's CSV input reads exactly as meant (the session's TimeZone is
 UTC, see ``PostgresConnectionMixin.on_connect``): timestamps with a time zone go as naive UTC
-(Arrow formats those about 20 times faster), dates and timestamps before year 1 as
+(which Arrow formats in C++), dates and timestamps before year 1 as
 ``YYYY-MM-DD ... BC``, binary as ``\\x`` hex. ``_airbyte_meta`` is sent only for the rows that
 have changes (in a second, small COPY) when the table's column default already holds the batch's
 empty ``_airbyte_meta``.
@@ -32,9 +32,8 @@ import pyarrow.csv as pcsv
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
-from dbkit.db.temporal import DAY_MICROS, civil_from_days, days_from_civil, format_time_micros
-from dbkit.destination.batch import META, SIZE, TYPECAST, Batch
-from dbkit.destination.dialect import ValueRefused
+from dbkit.db import DAY_MICROS, civil_from_days, days_from_civil, format_time_micros
+from dbkit.destination import META, SIZE, TYPECAST, Batch, ValueRefused
 
 _WRITE_OPTIONS = pcsv.WriteOptions(include_header=False, quoting_style="needed", batch_size=1 << 16)
 _FIRST_DAY_AD = days_from_civil(1, 1, 1)

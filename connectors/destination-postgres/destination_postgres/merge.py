@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from psycopg import sql
 
-from dbkit.destination.merge import EXTRACTED_AT, RN, SEQ, DedupPlan, tombstone_columns
+from dbkit.destination import EXTRACTED_AT, RN, SEQ, DedupPlan, tombstone_columns
 
 
 def _c(alias: str, name: str) -> sql.Composed:

@@ -24,27 +24,42 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
+from psycopg import sql
 
-from dbkit.destination import merge
-from dbkit.destination.batch import EXTRACTED_AT, GENERATION_ID, META, RAW_ID, Batch
-from dbkit.destination.casting import json_text
-from dbkit.destination.loader import Log, StreamLoader
-from dbkit.destination.naming import short_hash
-from dbkit.destination.records import RawRecord, loads_lenient
-from dbkit.destination.schema import TMP_SUFFIX, TablePlan
+from dbkit import ConfigError, SystemFailure
+from dbkit.destination import (
+    EXTRACTED_AT,
+    GENERATION_ID,
+    MAX_REFUSED_VALUES,
+    META,
+    RAW_ID,
+    TMP_SUFFIX,
+    Batch,
+    DeclaredType,
+    RawRecord,
+    StreamLoader,
+    TablePlan,
+    ValueRefused,
+    WriteContext,
+    delete_old_generations,
+    loads_lenient,
+    short_hash,
+    to_json_text,
+)
 from dbkit.protocol import ConfiguredStream, StreamDescriptor
-
-if TYPE_CHECKING:
-    from destination_postgres.dialect import PostgresDestinationDialect
+from destination_postgres.copy import copy_batches
+from destination_postgres.dialect import PostgresDestinationDialect
+from destination_postgres.driver import driver, execute, qualified, shown
+from destination_postgres.types import META_TYPES
 
 RAW_SUFFIX = "_raw"
 DATA = "_airbyte_data"
 RAW_COLUMNS = (RAW_ID, EXTRACTED_AT, META, GENERATION_ID, DATA)
-MAX_BYTES = 63
+MAX_BYTES = PostgresDestinationDialect.capabilities.max_identifier_bytes
 _UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abAB][0-9a-fA-F]{2}|[dD][c-fC-F][0-9a-fA-F]{2})")
 
 
@@ -83,19 +98,15 @@ def raw_table_names(plans: Mapping[StreamDescriptor, TablePlan]) -> dict[StreamD
     return out
 
 
-def raw_data(record: RawRecord | Mapping[str, Any]) -> str:
+def raw_data(record: RawRecord) -> str:
     """The JSON text of a record's ``data`` that jsonb stores (see the module doc)."""
-    if type(record) is RawRecord:
-        blob = bytes(record.data)
-        if not _UNSTORABLE_ESCAPE.search(blob):
-            try:
-                return blob.decode("utf-8")
-            except UnicodeDecodeError:
-                pass
-        value: Any = loads_lenient(blob)
-    else:
-        value = record.get("data")  # type: ignore[union-attr]
-    return json_text(_storable(value))
+    blob = bytes(record.data)
+    if not _UNSTORABLE_ESCAPE.search(blob):
+        try:
+            return blob.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return to_json_text(_storable(loads_lenient(blob)))
 
 
 def _storable(value: Any) -> Any:
@@ -118,13 +129,74 @@ def _text(text: str) -> str:
     return text
 
 
-def raw_rows(parts: Sequence[Batch], records: Sequence[RawRecord | Mapping[str, Any]]) -> pa.Table:
+def raw_rows(parts: Sequence[Batch], records: Sequence[RawRecord]) -> pa.Table:
     """The raw table's rows of a batch: the metadata of its typed rows, and the records' data."""
     tables = [part.table.select([RAW_ID, EXTRACTED_AT, META, GENERATION_ID]) for part in parts]
     table = pa.concat_tables(tables) if tables else pa.table({})
     if table.num_rows != len(records):
         raise AssertionError(f"{table.num_rows} typed rows for {len(records)} records")
     return table.append_column(DATA, pa.array([raw_data(r) for r in records], pa.string()))
+
+
+def ensure_raw_table(
+    conn: sa.Connection, dialect: PostgresDestinationDialect, namespace: str | None, name: str
+) -> sa.Table:
+    """Create a raw table unless it exists; an existing table without the raw columns stops the
+    sync with a config_error."""
+    types = {**META_TYPES, DATA: "jsonb"}
+    required = {RAW_ID, EXTRACTED_AT, META, DATA}
+    existing = dialect.tables.existing_columns(conn, namespace, name)
+    table_sql = qualified(namespace, name)
+    if existing is None:
+        columns = sql.SQL(", ").join(
+            sql.SQL("{} {}{}").format(
+                sql.Identifier(c), sql.SQL(types[c]), sql.SQL(" NOT NULL" if c in required else "")
+            )
+            for c in RAW_COLUMNS
+        )
+        execute(conn, sql.SQL("CREATE TABLE {} ({})").format(table_sql, columns))
+    else:
+        missing = [c for c in RAW_COLUMNS if c not in existing]
+        if missing:
+            raise ConfigError(
+                f"table {shown(namespace, name)} should be a raw table (raw_tables is on) but it lacks "
+                f"the column(s) {', '.join(missing)}: rename or drop it, or turn raw_tables off"
+            )
+    return sa.Table(
+        name, sa.MetaData(), *(sa.Column(c, DeclaredType(types[c])) for c in RAW_COLUMNS), schema=namespace
+    )
+
+
+def load_raw(conn: sa.Connection, table: sa.Table, rows: pa.Table, write: WriteContext) -> None:
+    """COPY raw rows in the caller's transaction (under a savepoint): a record whose JSON
+    PostgreSQL still refuses is stored as its exact text, a JSON string."""
+    cursor = driver(conn).cursor()
+    for _ in range(MAX_REFUSED_VALUES + 1):
+        try:
+            with conn.begin_nested():
+                copy_batches(
+                    cursor, qualified(table.schema, table.name), [Batch(rows, 0)], rows.column_names, None
+                )
+            return
+        except ValueRefused as refused:
+            if refused.column != DATA:
+                raise SystemFailure(
+                    f"{shown(table.schema, table.name)}: PostgreSQL refused a value of column "
+                    f"{refused.column!r} of a raw row ({refused.detail})"
+                ) from None
+            index = rows.column_names.index(DATA)
+            texts = rows.column(index).to_pylist()
+            texts[refused.row] = to_json_text(texts[refused.row])
+            rows = rows.set_column(index, DATA, pa.array(texts, pa.string()))
+            write.log(
+                "WARN",
+                f"{shown(table.schema, table.name)}: PostgreSQL refused a record's JSON "
+                f"({refused.detail}); its text is stored as a JSON string",
+            )
+    raise SystemFailure(
+        f"{shown(table.schema, table.name)}: PostgreSQL refused the JSON of more than "
+        f"{MAX_REFUSED_VALUES} records of one batch"
+    )
 
 
 class RawTableLoader(StreamLoader):
@@ -136,19 +208,19 @@ class RawTableLoader(StreamLoader):
         conn: sa.Connection,
         stream: ConfiguredStream,
         plan: TablePlan,
-        log: Log | None,
+        write: WriteContext,
         raw_name: str,
         raw_tmp_name: str,
     ) -> None:
-        super().__init__(dialect, conn, stream, plan, log)
+        super().__init__(dialect, conn, stream, plan, write)
         self.pg = dialect
         self.raw_name = raw_name
         self.raw_tmp_name = raw_tmp_name
         self.raw: sa.Table | None = None
-        self._records: Sequence[RawRecord | Mapping[str, Any]] = ()
+        self._records: Sequence[RawRecord] = ()
 
     def setup(self) -> None:
-        conn, plan, dialect = self.conn, self.plan, self.dialect
+        conn, plan = self.conn, self.plan
         resumed = False
         if self.replaces:
             with conn.begin():
@@ -159,12 +231,12 @@ class RawTableLoader(StreamLoader):
             if self.replaces:
                 name = self.raw_tmp_name
                 if not (resumed and self._only_this_generation(name)):
-                    dialect.drop_table(conn, sa.Table(name, sa.MetaData(), schema=plan.namespace))
-            self.raw = self.pg.ensure_raw_table(conn, plan.namespace, name)
+                    self.tables.drop_table(conn, sa.Table(name, sa.MetaData(), schema=plan.namespace))
+            self.raw = ensure_raw_table(conn, self.pg, plan.namespace, name)
 
     def _only_this_generation(self, name: str) -> bool:
         """The table exists and holds no row of another generation (a refresh to resume)."""
-        existing = self.dialect.existing_columns(self.conn, self.plan.namespace, name)
+        existing = self.tables.existing_columns(self.conn, self.plan.namespace, name)
         if existing is None or GENERATION_ID not in existing:
             return False
         table = sa.table(name, sa.column(GENERATION_ID), schema=self.plan.namespace)
@@ -178,10 +250,10 @@ class RawTableLoader(StreamLoader):
         ).first()
         return other is None
 
-    def load(self, records: Sequence[RawRecord | Mapping[str, Any]], *args: Any, **kwargs: Any) -> None:
+    def load(self, records: Sequence[RawRecord], parts: Iterator[Batch] | None = None) -> None:
         self._records = records
         try:
-            super().load(records, *args, **kwargs)
+            super().load(records, parts)
         finally:
             self._records = ()
 
@@ -199,8 +271,8 @@ class RawTableLoader(StreamLoader):
             if self.dedup:
                 self._stage_and_merge(kept())
             else:
-                self.dialect.load_batches(self.conn, self.target, kept())
-            self.pg.load_raw(self.conn, self.raw, raw_rows(built, self._records))
+                self.bulk.load_batches(self.conn, self.target, kept(), self.write)
+            load_raw(self.conn, self.raw, raw_rows(built, self._records), self.write)
 
     def complete(self) -> None:
         """Swap in both refreshed tables, or drop both tables' older generations, in one
@@ -213,12 +285,11 @@ class RawTableLoader(StreamLoader):
         conn, plan = self.conn, self.plan
         with conn.begin():
             if self.replaces:
-                cascade = bool(getattr(self.dialect.config, "drop_cascade", False))
                 final = sa.Table(plan.name, sa.MetaData(), schema=plan.namespace)
-                self.dialect.swap(conn, self.target, final, cascade)
+                self.tables.swap(conn, self.target, final, self.write)
                 raw_final = sa.Table(self.raw_name, sa.MetaData(), schema=plan.namespace)
-                self.dialect.swap(conn, self.raw, raw_final, cascade)
+                self.tables.swap(conn, self.raw, raw_final, self.write)
                 self.log("INFO", f"{plan.descriptor}: refreshed table and raw table swapped in")
             elif self.stream.minimum_generation_id:
                 for table in (self.target, self.raw):
-                    conn.execute(merge.delete_old_generations(table, self.stream.minimum_generation_id))
+                    conn.execute(delete_old_generations(table, self.stream.minimum_generation_id))

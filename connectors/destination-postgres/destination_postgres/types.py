@@ -29,13 +29,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dbkit.db.types import AirbyteType, schema_type
-from dbkit.destination.batch import EXTRACTED_AT, GENERATION_ID, META, RAW_ID
-from dbkit.destination.casting import INT64_MAX, INT64_MIN
-from dbkit.destination.dialect import DeclaredType
-
-PgType = DeclaredType  # a column type as PostgreSQL spells it (format_type)
-
+from dbkit.db import AirbyteType, schema_type
+from dbkit.destination import (
+    EXTRACTED_AT,
+    GENERATION_ID,
+    INT64_MAX,
+    INT64_MIN,
+    META,
+    RAW_ID,
+    DeclaredType,
+    TypeMapping,
+)
+from destination_postgres.driver import PG
 
 COLUMN_TYPES: Mapping[AirbyteType, str] = {
     AirbyteType.STRING: "text",
@@ -80,8 +85,9 @@ _STORED: Mapping[str, AirbyteType] = {
 }
 
 
-def column_type(airbyte_type: AirbyteType) -> PgType:
-    return PgType(COLUMN_TYPES[airbyte_type])
+def column_type(airbyte_type: AirbyteType) -> DeclaredType:
+    """The column type (as PostgreSQL spells it) of a data column of this Airbyte type."""
+    return DeclaredType(COLUMN_TYPES[airbyte_type])
 
 
 def stored_type(type_name: str) -> AirbyteType:
@@ -109,5 +115,18 @@ def _wider_than_int64(schema: Mapping[str, Any]) -> bool:
     )
 
 
-def sa_type(name: str) -> sa.types.TypeEngine[Any]:
-    return PgType(name)
+class PostgresTypes(TypeMapping):
+    """The type-mapping role of destination-postgres (the table in the module doc)."""
+
+    def airbyte_type(self, schema: Any) -> AirbyteType:
+        return airbyte_type(schema)
+
+    def column_type(self, airbyte_type: AirbyteType) -> sa.types.TypeEngine[Any]:
+        return column_type(airbyte_type)
+
+    def meta_column_types(self) -> dict[str, sa.types.TypeEngine[Any]]:
+        return {name: DeclaredType(type_name) for name, type_name in META_TYPES.items()}
+
+    def storage_type(self, sql_type: sa.types.TypeEngine[Any]) -> AirbyteType:
+        name = sql_type.name if isinstance(sql_type, DeclaredType) else str(sql_type.compile(dialect=PG))
+        return stored_type(name)

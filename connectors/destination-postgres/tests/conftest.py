@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 import pytest
 import sqlalchemy as sa
 
-from dbkit.config import load_config
-from dbkit.destination.schema import TablePlan, plan_tables
+from dbkit import load_config
+from dbkit.destination import TablePlan, plan_tables
 from dbkit.protocol import parse_configured_catalog
-from dbkit.testing.runner import RunResult, to_line
+from dbkit.testing import RunResult, to_line
 from dbkit.testing.suites import PostgresDestinationHarness
 from destination_postgres import PostgresDestination
 from destination_postgres.raw import raw_table_names

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from dbkit.db.types import AirbyteType, json_schema_for
-from dbkit.testing.suites.destination import (
+from dbkit.db import AirbyteType, json_schema_for
+from dbkit.testing.suites import (
     BASE_MS,
     ITEM_SCHEMA,
     DestinationSuite,

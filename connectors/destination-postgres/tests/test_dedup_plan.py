@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from dbkit.config import load_config
-from dbkit.testing.suites.destination import ITEM_SCHEMA, DestinationSuite, item, stream, sync_messages
+from dbkit import load_config
+from dbkit.destination import WriteContext
+from dbkit.testing.suites import ITEM_SCHEMA, DestinationSuite, item, stream, sync_messages
 from destination_postgres import PostgresDestination
+from destination_postgres.dedup import PostgresMerge
 
 pytestmark = pytest.mark.postgres
 catalog = DestinationSuite.catalog
@@ -20,7 +22,9 @@ def _usable(pg: Any) -> bool:
     dialect = PostgresDestination.dialect_class(load_config(PostgresDestination.config_model, pg.config()))
     with pg.engine.connect() as conn:
         target = sa.Table(NAME, sa.MetaData(), schema="public", autoload_with=conn)
-        return dialect._key_index_usable(conn, target, ["id"])
+        merger = dialect.merger
+        assert isinstance(merger, PostgresMerge)
+        return merger.key_index_usable(conn, target, ["id"], WriteContext())
 
 
 def test_a_partial_index_on_the_key_does_not_force_the_index_plan(pg: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from dbkit.testing.suites.destination import (
+from dbkit.testing.suites import (
     BASE_MS,
     ITEM_SCHEMA,
     DestinationSuite,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from dbkit.db.types import AirbyteType, json_schema_for
-from dbkit.destination.casting import json_text
-from dbkit.testing.suites.destination import (
+from dbkit.db import AirbyteType, json_schema_for
+from dbkit.destination import to_json_text
+from dbkit.testing.suites import (
     BASE_MS,
     ITEM_SCHEMA,
     DestinationSuite,
@@ -42,7 +42,7 @@ def _json(value: Any) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    return json.loads(json_text(value), parse_float=Decimal)
+    return json.loads(to_json_text(value), parse_float=Decimal)
 
 
 def test_append_keeps_every_record_with_the_typed_rows_raw_id(pg: Any) -> None:

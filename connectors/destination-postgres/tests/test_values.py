@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from dbkit.db.types import AirbyteType, json_schema_for
-from dbkit.testing.suites.destination import DestinationSuite, stream, sync_messages
+from dbkit.db import AirbyteType, json_schema_for
+from dbkit.testing.suites import DestinationSuite, stream, sync_messages
 
 pytestmark = pytest.mark.postgres
 catalog = DestinationSuite.catalog

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dbkit import main_for
 from dbkit.destination import SqlDestination
-from dbkit.entrypoint import main_for
 from destination_sqlite.config import SqliteDestinationConfig
 from destination_sqlite.dialect import SqliteDestinationDialect
 

@@ -8,7 +8,7 @@ temporal values in Airbyte's forms, numbers exact.
   as REAL, and any wider number as its exact text (a NUMERIC column would convert that text to
   a double and keep only about 15 digits). source-sqlite reads the type back as a number.
 - A JSON column (NUMERIC affinity) stores a bare number as a double: such a number wider than a
-  double is stored rounded with a ``TRUNCATED`` change (``Limits.float_json_numbers``).
+  double is stored rounded with a ``TRUNCATED`` change (``Capabilities.float_json_numbers``).
 - SQLite cannot change a column's declared type in place: widening rebuilds the table (rows,
   indexes and triggers kept), so that the declared type, which decides how SQLite stores values
   and how source-sqlite reads them, always matches what the column holds.
@@ -29,14 +29,29 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from dbkit.db.dialect import Capabilities
-from dbkit.db.sqlite import classify_sqlite_error
-from dbkit.db.temporal import format_date, format_time_micros, format_timestamp
-from dbkit.db.types import AirbyteType
-from dbkit.destination.batch import EXTRACTED_AT, GENERATION_ID, META, RAW_ID, Limits
-from dbkit.destination.dialect import DeclaredType, DestinationDialect
-from dbkit.destination.naming import NamingRules, short_hash
-from dbkit.errors import ConfigError, DbkitError
+from dbkit import ConfigError, DbkitError
+from dbkit.db import (
+    AirbyteType,
+    Capabilities,
+    classify_sqlite_error,
+    format_date,
+    format_time_micros,
+    format_timestamp,
+)
+from dbkit.destination import (
+    EXTRACTED_AT,
+    GENERATION_ID,
+    META,
+    RAW_ID,
+    BulkLoader,
+    DeclaredType,
+    DestinationDialect,
+    TableOperations,
+    TypeMapping,
+    WriteContext,
+    WriteOptions,
+    short_hash,
+)
 
 TYPES: dict[AirbyteType, str] = {
     AirbyteType.STRING: "TEXT",
@@ -93,47 +108,8 @@ def _number(text: str | None) -> int | float | str | None:
     return as_float if Decimal(repr(as_float)) == value else text
 
 
-class SqliteDestinationDialect(DestinationDialect[Any]):
-    name = "sqlite"
-    capabilities = Capabilities(
-        namespaces=False,
-        max_identifier_bytes=1000,
-        identifier_case_insensitive=True,
-        server_side_cursors=False,
-        drop_cascade=False,
-        alter_column_type=True,
-        max_columns=2000,
-        timestamp_years=(-999_999, 999_999),
-    )
-    naming: ClassVar[NamingRules] = NamingRules(
-        max_bytes=1000, case_insensitive=True, reserved_table_prefixes=("sqlite_",)
-    )
-
-    @property
-    def path(self) -> Path:
-        return Path(self.config.path).expanduser()
-
-    def sqlalchemy_url(self) -> sa.URL:
-        return sa.URL.create("sqlite+pysqlite", database=str(self.path.resolve()))
-
-    def engine_options(self) -> dict[str, Any]:
-        return {"connect_args": {"timeout": 30}}
-
-    def on_connect(self, dbapi_connection: Any) -> None:
-        # let SQLAlchemy, not pysqlite, manage transactions, so DDL takes part in them
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
-    def engine_events(self, engine: sa.Engine) -> None:
-        @sa.event.listens_for(engine, "begin")
-        def _begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    def describe_target(self) -> str:
-        return f"SQLite database {self.path}"
+class SqliteTypes(TypeMapping):
+    """The type-mapping role of destination-sqlite: declared type names (see the module doc)."""
 
     def column_type(self, airbyte_type: AirbyteType) -> sa.types.TypeEngine[Any]:
         return DeclaredType(TYPES[airbyte_type])
@@ -146,14 +122,15 @@ class SqliteDestinationDialect(DestinationDialect[Any]):
             GENERATION_ID: DeclaredType("INTEGER"),
         }
 
-    def limits(self) -> Limits:
-        base = super().limits()
-        return Limits(base.min_year, base.max_year, base.nul_in_text, float_json_numbers=True)
-
     def storage_type(self, sql_type: sa.types.TypeEngine[Any]) -> AirbyteType:
         name = sql_type.name if isinstance(sql_type, DeclaredType) else str(sql_type)
         key = re.sub(r"\s+", " ", re.sub(r"\(.*\)", "", name)).strip().upper()
         return _BY_NAME.get(key) or _affinity_type(key)
+
+
+class SqliteTables(TableOperations):
+    """The table-operations role of destination-sqlite: catalog reads with pragmas, swaps and
+    rebuilds that leave users' views alone."""
 
     def existing_columns(
         self, conn: sa.Connection, namespace: str | None, name: str
@@ -163,7 +140,6 @@ class SqliteDestinationDialect(DestinationDialect[Any]):
             return None
         return {row[0]: DeclaredType(row[1] or "") for row in rows}
 
-    # ------------------------------------------------------------------ DDL
     @contextmanager
     def _legacy_alter(self, conn: sa.Connection) -> Iterator[None]:
         """Renames that leave views alone: a view over the table being replaced names a table
@@ -174,11 +150,13 @@ class SqliteDestinationDialect(DestinationDialect[Any]):
         finally:
             conn.exec_driver_sql("PRAGMA legacy_alter_table = OFF")
 
-    def swap(self, conn: sa.Connection, tmp: sa.Table, final: sa.Table, cascade: bool) -> None:
+    def swap(self, conn: sa.Connection, tmp: sa.Table, final: sa.Table, write: WriteContext) -> None:
         with self._legacy_alter(conn):
-            super().swap(conn, tmp, final, cascade)
+            super().swap(conn, tmp, final, write)
 
-    def alter_column_type(self, conn: sa.Connection, table: sa.Table, column: sa.Column[Any]) -> None:
+    def alter_column_type(
+        self, conn: sa.Connection, table: sa.Table, column: sa.Column[Any], write: WriteContext
+    ) -> None:
         """Give ``column`` the declared type ``column.type`` by rebuilding the table in the caller's
         transaction (sqlite.org/lang_altertable.html#otheralter): same columns in the same order,
         NOT NULL, defaults and primary key, rows copied (each value keeps its value; the new
@@ -232,7 +210,10 @@ class SqliteDestinationDialect(DestinationDialect[Any]):
             for sql in extras:
                 conn.exec_driver_sql(sql)
 
-    # ------------------------------------------------------------------ loading
+
+class SqliteBulkLoader(BulkLoader):
+    """The bulk-loading role of destination-sqlite: ``executemany`` of positional rows."""
+
     def bulk_load(self, conn: sa.Connection, table: sa.Table, batch: pa.Table) -> None:
         """One ``executemany`` of positional rows (the INSERT compiled by SQLAlchemy); numbers
         bound as ``int``/``float`` (see the module doc)."""
@@ -243,7 +224,9 @@ class SqliteDestinationDialect(DestinationDialect[Any]):
             self.to_python(batch.column(i), batch.schema.field(i).type) for i in range(batch.num_columns)
         ]
         for i, name in enumerate(names):
-            number_column = name in table.c and self.storage_type(table.c[name].type) is AirbyteType.NUMBER
+            number_column = (
+                name in table.c and self.types.storage_type(table.c[name].type) is AirbyteType.NUMBER
+            )
             if number_column and pa.types.is_string(batch.schema.field(i).type):
                 columns[i] = [_number(v) for v in columns[i]]
         binds: dict[str, Any] = {name: sa.bindparam(f"p{i}") for i, name in enumerate(names)}
@@ -268,6 +251,52 @@ class SqliteDestinationDialect(DestinationDialect[Any]):
         if pa.types.is_boolean(arrow_type):
             return pc.cast(column, pa.int64()).to_pylist()  # type: ignore[no-any-return]
         return super().to_python(column, arrow_type)
+
+
+class SqliteDestinationDialect(DestinationDialect[Any]):
+    name = "sqlite"
+    capabilities = Capabilities(
+        namespaces=False,
+        max_identifier_bytes=1000,
+        identifier_case_insensitive=True,
+        reserved_table_prefixes=("sqlite_",),
+        drop_cascade=False,
+        alter_column_type=True,
+        timestamp_years=(-999_999, 999_999),
+        float_json_numbers=True,
+    )
+    type_mapping: ClassVar[type[TypeMapping]] = SqliteTypes
+    table_operations: ClassVar[type[TableOperations]] = SqliteTables
+    bulk_loader: ClassVar[type[BulkLoader]] = SqliteBulkLoader
+
+    @property
+    def path(self) -> Path:
+        return Path(self.config.path).expanduser()
+
+    def sqlalchemy_url(self) -> sa.URL:
+        return sa.URL.create("sqlite+pysqlite", database=str(self.path.resolve()))
+
+    def engine_options(self) -> dict[str, Any]:
+        return {"connect_args": {"timeout": 30}}
+
+    def on_connect(self, dbapi_connection: Any) -> None:
+        # let SQLAlchemy, not pysqlite, manage transactions, so DDL takes part in them
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    def engine_events(self, engine: sa.Engine) -> None:
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def describe_target(self) -> str:
+        return f"SQLite database {self.path}"
+
+    def write_options(self) -> WriteOptions:
+        return WriteOptions(hard_delete=self.config.cdc_deletion_mode != "soft_delete")
 
     def classify_error(self, exc: BaseException) -> DbkitError | None:
         return classify_sqlite_error(exc, self.path)

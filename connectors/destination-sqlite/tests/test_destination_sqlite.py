@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from dbkit.db.types import AirbyteType, json_schema_for
+from dbkit.db import AirbyteType, json_schema_for
 
 EXE = shutil.which("destination-sqlite", path=str(Path(sys.executable).parent)) or "destination-sqlite"
 FIELDS = {

@@ -55,7 +55,7 @@ class _CatalogTypeName(sa.types.UserDefinedType[Any]):
 
 class PostgresSourceDialect(PostgresConnectionMixin, SourceDialect[PostgresSourceConfig]):
     name = "postgres"
-    capabilities = Capabilities(row_locator=True, concurrent_reads=True)
+    capabilities = Capabilities(concurrent_reads=True)
     types: ClassVar[TypeRegistry] = TYPES
 
     # ------------------------------------------------------------------ connection

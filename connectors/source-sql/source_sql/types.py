@@ -27,7 +27,7 @@ from dbkit.db import (
     base64_bytes,
     exact_decimal,
     finite_float,
-    json_text,
+    parse_json_text,
     wide_int,
 )
 
@@ -160,7 +160,7 @@ def _json(value: Any) -> Any:
             value = json.dumps(value)
         except (TypeError, ValueError):
             raise Unrepresentable(f"{type(value).__name__} value is not a JSON document") from None
-    return json_text(value)
+    return parse_json_text(value)
 
 
 INTEGER = TypeHandler(AirbyteType.INTEGER, _integer)

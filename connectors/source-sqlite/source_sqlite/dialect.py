@@ -37,7 +37,7 @@ from dbkit.db import (
     days_in_month,
     finite_float,
     format_ymd,
-    json_text,
+    parse_json_text,
     wide_int,
 )
 from dbkit.source import ColumnInfo, RowLocator, SourceDialect, TableInfo
@@ -207,7 +207,7 @@ TIMESTAMP = TypeHandler(AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE, _timestamp(with_
 TIMESTAMPTZ = TypeHandler(AirbyteType.TIMESTAMP_WITH_TIMEZONE, _timestamp(with_zone=True))
 TIME = TypeHandler(AirbyteType.TIME_WITHOUT_TIMEZONE, _time(with_zone=False))
 TIMETZ = TypeHandler(AirbyteType.TIME_WITH_TIMEZONE, _time(with_zone=True))
-JSON = TypeHandler(AirbyteType.UNKNOWN, json_text, cursor=False)
+JSON = TypeHandler(AirbyteType.UNKNOWN, parse_json_text, cursor=False)
 ANY = TypeHandler(AirbyteType.UNKNOWN, _any, cursor=False)
 
 
@@ -282,8 +282,6 @@ class SqliteSourceDialect(SourceDialect[SqliteSourceConfig]):
         max_identifier_bytes=10_000,
         identifier_case_insensitive=True,
         concurrent_reads=True,
-        row_locator=True,
-        server_side_cursors=False,
         drop_cascade=False,
         alter_column_type=False,
     )

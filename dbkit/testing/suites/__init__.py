@@ -1,6 +1,17 @@
 """Acceptance suites a connector gets in one line, and the harnesses they run on."""
 
-from dbkit.testing.suites.destination import DestinationSuite
+from dbkit.testing.suites.destination import (
+    BASE_MS,
+    ITEM_SCHEMA,
+    DestinationSuite,
+    deleted,
+    item,
+    record,
+    state,
+    status,
+    stream,
+    sync_messages,
+)
 from dbkit.testing.suites.harness import (
     BadConfig,
     DestinationHarness,
@@ -23,6 +34,8 @@ from dbkit.testing.suites.source import PEOPLE, SourceSuite, json_equal, people_
 
 __all__ = [
     "PEOPLE",
+    "BASE_MS",
+    "ITEM_SCHEMA",
     "BadConfig",
     "DestinationHarness",
     "DestinationSuite",
@@ -38,7 +51,14 @@ __all__ = [
     "SqliteSourceHarness",
     "Table",
     "TypeCase",
+    "deleted",
+    "item",
     "json_equal",
     "people_table",
+    "record",
+    "state",
+    "status",
+    "stream",
     "suite_on",
+    "sync_messages",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from dbkit.destination.consumer import Consumer
+from dbkit.destination import Consumer
 from dbkit.entrypoint import launch
 from dbkit.protocol import messages as msg
 from destination_sqlite import SqliteDestination

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
+from dbkit.destination import BulkLoader
 from dbkit.entrypoint import launch
 from destination_sqlite import SqliteDestination
-from destination_sqlite.dialect import SqliteDestinationDialect
+from destination_sqlite.dialect import SqliteBulkLoader, SqliteDestinationDialect
 
 
-class LosesDigitsDialect(SqliteDestinationDialect):
+class LosesDigitsLoader(SqliteBulkLoader):
     def to_python(self, column: pa.ChunkedArray, arrow_type: pa.DataType) -> list[Any]:
         values = super().to_python(column, arrow_type)
         numeric = [v for v in values if isinstance(v, str)]
@@ -27,6 +28,10 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class LosesDigitsDialect(SqliteDestinationDialect):
+    bulk_loader: ClassVar[type[BulkLoader]] = LosesDigitsLoader
 
 
 class LosesDigitsDestination(SqliteDestination):

@@ -1,0 +1,134 @@
+"""The input reader: the write's stdin as lists of lines (read on a thread of its own), and the
+general path that parses a line the consumer's fast RECORD path could not read.
+
+RECORD lines are read by msgspec (:mod:`dbkit.destination.records`) without building a Python
+object per value; :func:`parse_message` reads every other line exactly
+(:func:`~dbkit.protocol.jsonio.loads_exact`) and says what is wrong with a line that is not a
+message.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+from dbkit.destination.records import loads_lenient
+from dbkit.errors import SystemFailure
+from dbkit.protocol.jsonio import loads_exact
+
+CHUNK_BYTES = 1 << 20
+QUEUED_CHUNKS = 8
+_END = object()
+
+
+class InputError(SystemFailure):
+    """The input stream is not a valid Airbyte message stream for this catalog."""
+
+
+class BadLine(ValueError):
+    """A line is not an Airbyte message (the text says why)."""
+
+
+def parse_message(line: bytes) -> dict[str, Any] | None:
+    """The message on a line (None for a blank line); raises :class:`BadLine`. A RECORD whose
+    strings hold text no database stores (a lone surrogate escape such as ``"\\ud800"``, which
+    JSON's grammar allows, or invalid UTF-8) is kept, for casting to repair the value and record
+    the change; any other unreadable line is an error."""
+    if not line.strip():
+        return None
+    try:
+        message = loads_exact(line)
+    except ValueError as exc:
+        message = _lenient_record(line)
+        if message is None:
+            raise BadLine(f"not valid JSON ({exc})") from None
+    if not isinstance(message, dict):
+        raise BadLine("a message must be a JSON object")
+    return message
+
+
+def _lenient_record(line: bytes) -> dict[str, Any] | None:
+    try:
+        message = loads_lenient(line)
+    except ValueError:
+        return None
+    if isinstance(message, dict) and message.get("type") == "RECORD":
+        return message
+    return None
+
+
+class InputReader:
+    """Reads ``source`` on a thread; :meth:`chunks` hands the lines over as they arrive."""
+
+    def __init__(self, source: BinaryIO) -> None:
+        self.source = source
+
+    def chunks(self, timeout: Callable[[], float | None]) -> Iterator[list[bytes] | None]:
+        """Lists of input lines as they arrive; None whenever nothing arrived within
+        ``timeout()`` seconds (None: wait for input), so the caller can flush and echo on time
+        while the input is idle. Called once; the reader thread stops when the iterator is
+        closed."""
+        lines: queue.Queue[Any] = queue.Queue(maxsize=QUEUED_CHUNKS)
+        stop = threading.Event()
+        reader = threading.Thread(target=_read_chunks, args=(self.source, lines, stop), daemon=True)
+        reader.start()
+        try:
+            while True:
+                try:
+                    item = lines.get(timeout=timeout())
+                except queue.Empty:
+                    yield None
+                    continue
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+
+
+def _read_chunks(source: BinaryIO, out: queue.Queue[Any], stop: threading.Event) -> None:
+    """Reader thread: put lists of whole lines (as soon as any are available), then ``_END``; an
+    exception reading the input is put instead, for the consumer to raise."""
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    read1 = getattr(source, "read1", None)
+    try:
+        if read1 is None:  # no partial reads: line by line
+            for line in source:
+                if not put([line]):
+                    return
+        else:
+            partial: list[bytes] = []  # the start of a line not ended yet
+            while True:
+                data = read1(CHUNK_BYTES)
+                if not data:
+                    break
+                if b"\n" not in data:
+                    partial.append(data)
+                    continue
+                if partial:
+                    partial.append(data)
+                    data = b"".join(partial)
+                lines = data.split(b"\n")
+                last = lines.pop()
+                partial = [last] if last else []
+                if not put(lines):
+                    return
+            if partial and not put([b"".join(partial)]):
+                return
+    except BaseException as exc:  # handed to the consumer thread
+        put(exc)
+        return
+    put(_END)

@@ -1,0 +1,52 @@
+"""The merge role of a destination: apply a loaded staging table to its target so each key
+keeps only its newest row (the rules and the portable statements: :mod:`dbkit.destination.merge`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+import dbkit.destination.merge as merge
+from dbkit.db.dialect import Dialect
+from dbkit.destination.table_ops import TableOperations
+from dbkit.destination.write import WriteContext
+
+
+class MergeSql:
+    """Dedup statements. Stateless; made once per dialect (``dialect.merger``), with the
+    dialect's table operations."""
+
+    def __init__(self, dialect: Dialect[Any], tables: TableOperations) -> None:
+        self.dialect = dialect
+        self.tables = tables
+
+    def exact_key(self, conn: sa.Connection, table: sa.Table, key: Sequence[str]) -> bool:
+        """Called once per dedup stream at setup: whether the database compares the key
+        columns' values exactly as their typed batch values compare (byte-equal text, equal
+        integers, equal microseconds): then a batch that holds each key once by the
+        connector's count is merged without ranking it. The default vouches for no column."""
+        return False
+
+    def dedup(
+        self,
+        conn: sa.Connection,
+        target: sa.Table,
+        staging: sa.Table,
+        plan: merge.DedupPlan,
+        write: WriteContext,
+    ) -> None:
+        """Called once per loaded batch of a dedup stream, in the batch's transaction: apply
+        the staging table to ``target`` so each key keeps only its newest row (the rules and
+        steps are in :mod:`dbkit.destination.merge`); an override must keep them, including
+        the tombstones of ``plan.tombstones``."""
+        if not plan.staged_unique:
+            conn.execute(merge.dedupe_staging(staging, plan))
+        if plan.tombstones is not None:
+            conn.execute(merge.drop_buried(staging, plan.tombstones, plan))
+        conn.execute(merge.delete_superseded(target, staging, plan))
+        conn.execute(merge.insert_new(target, staging, plan))
+        if plan.tombstones is not None:
+            for statement in merge.record_deletions(staging, plan.tombstones, plan):
+                conn.execute(statement)
