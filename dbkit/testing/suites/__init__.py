@@ -33,9 +33,9 @@ from dbkit.testing.suites.harnesses import (
 from dbkit.testing.suites.source import PEOPLE, SourceSuite, json_equal, people_table
 
 __all__ = [
-    "PEOPLE",
     "BASE_MS",
     "ITEM_SCHEMA",
+    "PEOPLE",
     "BadConfig",
     "DestinationHarness",
     "DestinationSuite",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import sqlite3
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from typing import Any, ClassVar, TypeVar
 
 import psycopg
@@ -23,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
+from dbkit.sync.registry import ENTRY_POINT_GROUP
 from dbkit.testing.fixtures import server_or_skip
 from dbkit.testing.servers import (
     DatabaseServer,
@@ -61,14 +63,22 @@ class SqliteSourceHarness(SqliteFile, SourceHarness):
         }
 
 
+def installed_connector(name: str) -> Any:
+    """The object of the installed ``dbkit.connectors`` entry point ``name`` (a connector class)."""
+    points = entry_points(group=ENTRY_POINT_GROUP, name=name)
+    if not points:
+        pytest.fail(f"connector {name!r} is not installed (no {ENTRY_POINT_GROUP} entry point of that name)")
+    return next(iter(points)).load()
+
+
 class SqliteDestinationHarness(SqliteFile, DestinationHarness):
     command: ClassVar[str] = "destination-sqlite"
 
     @property
     def connector_class(self) -> Any:  # type: ignore[override]
-        from destination_sqlite import SqliteDestination
-
-        return SqliteDestination
+        """The installed connector of that name, found as ``dbkit sync`` finds it (its
+        ``dbkit.connectors`` entry point): the toolkit never imports a connector package."""
+        return installed_connector(self.command)
 
 
 def provided_server(kind: ServerKind, providers: Sequence[str]) -> DatabaseServer:
