@@ -72,13 +72,16 @@ def installed_connector(name: str) -> Any:
 
 
 class SqliteDestinationHarness(SqliteFile, DestinationHarness):
-    command: ClassVar[str] = "destination-sqlite"
+    command: ClassVar[str | Sequence[str]] = "destination-sqlite"
+    connector_name: ClassVar[str] = "destination-sqlite"
+    """The installed connector whose capabilities the suite consults (a subclass may run another
+    ``command``, such as a deliberately broken copy, against the same capabilities)."""
 
     @property
     def connector_class(self) -> Any:  # type: ignore[override]
-        """The installed connector of that name, found as ``dbkit sync`` finds it (its
-        ``dbkit.connectors`` entry point): the toolkit never imports a connector package."""
-        return installed_connector(self.command)
+        """Found as ``dbkit sync`` finds it, through its ``dbkit.connectors`` entry point: the
+        toolkit never imports a connector package."""
+        return installed_connector(self.connector_name)
 
 
 def provided_server(kind: ServerKind, providers: Sequence[str]) -> DatabaseServer:
