@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from dbkit.errors import ConfigError
 from dbkit.source.dialect import SourceDialect
 from dbkit.source.model import ColumnInfo, RowLocator, TableInfo
-from dbkit.source.state import CursorState, FullRefreshState, StreamState
+from dbkit.source.state import NOT_RECORDED, CursorState, FullRefreshState, StreamState
 
 MAX_SEEN = 1000
 
@@ -289,7 +289,7 @@ class CursorPlan(ReadPlan):
                 f"reading the table from the start with cursor {self.cursor.name!r}"
             )
             return
-        nulls = prior.nulls if prior.nulls is not None else "done"
+        nulls = "done" if prior.nulls is NOT_RECORDED else prior.nulls
         if not (
             nulls in ("done", "pending") or (isinstance(nulls, dict) and isinstance(nulls.get("after"), list))
         ):
@@ -424,7 +424,7 @@ class CursorPlan(ReadPlan):
         return CursorState(
             cursor_field=[self.cursor.name],
             position=dict(position) if position is not None else None,
-            nulls=self.nulls if self.cursor.nullable else None,
+            nulls=self.nulls if self.cursor.nullable else NOT_RECORDED,
         )
 
     def checkpoint(self) -> StreamState | None:

@@ -94,17 +94,30 @@ class FullRefreshState(StreamState):
         )
 
 
+class _NotRecorded:
+    """The type of :data:`NOT_RECORDED`."""
+
+    def __repr__(self) -> str:
+        return "NOT_RECORDED"
+
+
+NOT_RECORDED: Any = _NotRecorded()
+"""``CursorState.nulls`` when the state has no ``nulls`` key (the cursor column cannot be NULL);
+distinct from a recorded JSON ``null``, which is malformed."""
+
+
 @dataclass(frozen=True)
 class CursorState(StreamState):
     """A cursor-incremental read's state. ``position`` and ``nulls`` are the plan's (see
-    :class:`dbkit.source.plans.CursorPlan`), which also checks their shape; ``nulls`` None means
-    not recorded (the cursor column cannot be NULL)."""
+    :class:`dbkit.source.plans.CursorPlan`), which checks their shape once it knows the state is
+    for its cursor (a state for another cursor is read again with a warning, whatever its shape);
+    ``nulls`` is :data:`NOT_RECORDED` when the cursor column cannot be NULL."""
 
     mode: ClassVar[str] = "incremental"
 
     cursor_field: list[Any] | None
     position: Mapping[str, Any] | None = None
-    nulls: Any = None
+    nulls: Any = NOT_RECORDED
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -113,20 +126,18 @@ class CursorState(StreamState):
             "cursor_field": list(self.cursor_field) if self.cursor_field is not None else None,
             "position": dict(self.position) if self.position is not None else None,
         }
-        if self.nulls is not None:
+        if self.nulls is not NOT_RECORDED:
             out["nulls"] = self.nulls
         return out
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any], stream: str) -> CursorState:
         """Parse an ``incremental`` state (version and mode already checked)."""
-        if "nulls" in raw and raw["nulls"] is None:
-            raise ConfigError(f"state for {stream}: 'nulls' is malformed; reset the stream")
         cursor_field = raw.get("cursor_field")
         return cls(
             cursor_field=list(cursor_field) if isinstance(cursor_field, list) else None,
             position=raw.get("position"),
-            nulls=raw.get("nulls"),
+            nulls=raw.get("nulls", NOT_RECORDED),
         )
 
 

@@ -264,6 +264,28 @@ def test_malformed_state_is_a_config_error(sqlite_db: Any) -> None:
         assert read.statuses("t") == ["STARTED", "INCOMPLETE"]
 
 
+def test_a_null_nulls_position_is_malformed_only_for_the_same_cursor(sqlite_db: Any) -> None:
+    """``"nulls": null`` is not a state dbkit writes: a config error when the state is for the
+    stream's cursor; a state for another cursor is read again with a warning, whatever its shape."""
+    configured = setup(sqlite_db, "pk", [(1, "a", 1)])
+
+    def state(cursor_field: list[str]) -> dict[str, Any]:
+        stream_state = {"v": 1, "mode": "incremental", "cursor_field": cursor_field, "nulls": None}
+        return {
+            "type": "STREAM",
+            "stream": {"stream_descriptor": {"name": "t"}, "stream_state": stream_state},
+        }
+
+    same = sqlite_db.read(configured, state=[state(["cur"])])
+    assert same.rc == 1
+    assert same.errors()[0]["failure_type"] == "config_error"
+    assert "'nulls' is malformed" in same.errors()[0]["message"]
+    other = sqlite_db.read(configured, state=[state(["other"])])
+    assert other.rc == 0
+    assert len(other.records("t")) == 1
+    assert "another cursor" in other.logs("WARN")[0]
+
+
 def test_a_state_dbkit_did_not_write_is_a_config_error(sqlite_db: Any) -> None:
     """An unknown format version or mode is refused, never read as "start over" or "nothing new"."""
     configured = setup(sqlite_db, "pk", [(1, "a", 1)])
