@@ -189,9 +189,12 @@ if not TYPE_CHECKING:  # mypy sees the imports above; a module __getattr__ would
     def __getattr__(name: str) -> Any:
         """Import an exported name on first use (then it is a plain module attribute)."""
         if name == "__version__":
-            from importlib.metadata import version
+            from importlib.metadata import PackageNotFoundError, version
 
-            value = version("dbkit")
+            try:
+                value = version("dbkit")
+            except PackageNotFoundError:  # run from a source tree that was never installed
+                value = "0+unknown"
         elif name in _EXPORTS:
             value = getattr(importlib.import_module(_EXPORTS[name]), name)
         else:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -13,11 +16,35 @@ ROOT = Path(__file__).resolve().parents[2]
 PYPROJECTS = sorted((ROOT / "connectors").glob("*/pyproject.toml"))
 
 
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\[<>=~!; ]", requirement, maxsplit=1)[0].lower()
+
+
+def _third_party_imports(package_dir: Path) -> set[str]:
+    """Top-level names of the modules a connector's code (not its tests) imports, less the
+    standard library, dbkit and the connector's own package (module names here are also the
+    distributions' names)."""
+    found: set[str] = set()
+    for path in package_dir.rglob("*.py"):
+        if "tests" in path.relative_to(package_dir).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    own = {p.parent.name for p in package_dir.glob("*/__init__.py")}
+    return {m.lower() for m in found if m not in sys.stdlib_module_names and m not in own} - {"dbkit"}
+
+
 @pytest.mark.parametrize("pyproject", PYPROJECTS, ids=[p.parent.name for p in PYPROJECTS])
 def test_each_connector_package_declares_its_entry_point_and_script(pyproject: Path) -> None:
     project = tomllib.loads(pyproject.read_text())["project"]
     name = pyproject.parent.name
-    assert project["dependencies"] == ["dbkit"]
+    declared = {_requirement_name(r) for r in project["dependencies"]}
+    assert "dbkit" in declared
+    undeclared = sorted(_third_party_imports(pyproject.parent) - declared)
+    assert not undeclared, f"{name} imports {undeclared} without declaring them as dependencies"
     assert name in project["scripts"]
     assert list(project["entry-points"]["dbkit.connectors"]) == [name]
     info = lookup(name)
