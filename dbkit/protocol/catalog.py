@@ -292,6 +292,27 @@ def parse_airbyte_stream(value: Any, path: str = "", document: str = "catalog") 
     )
 
 
+def _check_generations(r: _Reader, configured: ConfiguredStream, path: str) -> None:
+    """Refuse generation ids no platform sends: a write with them would delete rows it was never
+    told to (``minimum_generation_id`` above ``generation_id`` removes every row, the new ones
+    included, while the STATE echoes count them as committed)."""
+    generation, minimum = configured.generation_id, configured.minimum_generation_id
+    for key, value in (("generation_id", generation), ("minimum_generation_id", minimum)):
+        if value is not None and value < 0:
+            raise r.fail(_join(path, key), f"must be 0 or more, got {value}")
+    if minimum is not None and minimum > 0 and generation is None:
+        raise r.fail(
+            _join(path, "minimum_generation_id"),
+            f"is {minimum} but the stream has no generation_id; send both or neither",
+        )
+    if minimum is not None and generation is not None and minimum > generation:
+        raise r.fail(
+            _join(path, "minimum_generation_id"),
+            f"{minimum} is above generation_id {generation}: it would delete the rows being "
+            "loaded; use 0 (keep all) or the generation_id (truncate refresh)",
+        )
+
+
 def parse_configured_catalog(value: Any, document: str = "catalog") -> ConfiguredCatalog:
     """Parse a ConfiguredAirbyteCatalog document; errors name the offending field."""
     r = _Reader(document)
@@ -320,6 +341,7 @@ def parse_configured_catalog(value: Any, document: str = "catalog") -> Configure
             minimum_generation_id=r.opt_int(obj, "minimum_generation_id", path),
             sync_id=r.opt_int(obj, "sync_id", path),
         )
+        _check_generations(r, configured, path)
         if configured.descriptor in seen:
             raise r.fail(
                 path,

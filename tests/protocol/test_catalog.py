@@ -285,6 +285,19 @@ MALFORMED: list[tuple[str, Callable[[dict[str, Any]], Any], str, str]] = [
     ),
     ("sync-id-string", _set([*S1, "sync_id"], "1"), "streams[1].sync_id", "expected an integer"),
     (
+        "min-generation-above-generation",
+        lambda d: _set([*S1, "minimum_generation_id"], 3)(_set([*S1, "generation_id"], 2)(d)),
+        "streams[1].minimum_generation_id",
+        "3 is above generation_id 2",
+    ),
+    (
+        "min-generation-without-generation",
+        lambda d: _set([*S1, "minimum_generation_id"], 1)(_delete([*S1, "generation_id"])(d)),
+        "streams[1].minimum_generation_id",
+        "no generation_id",
+    ),
+    ("negative-generation", _set([*S1, "generation_id"], -1), "streams[1].generation_id", "0 or more"),
+    (
         "duplicate",
         lambda d: _set([*ST1, "name"], "plain")(_delete([*ST1, "namespace"])(d)),
         "streams[1]",

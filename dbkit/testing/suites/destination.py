@@ -544,6 +544,25 @@ class DestinationSuite:
         assert "nope" in result.errors()[0]["message"]
         assert [s["stream"]["stream_state"]["n"] for s in result.states()] == [1]
 
+    def test_a_minimum_generation_above_the_generation_is_refused_before_any_write(
+        self, dest: DestinationHarness
+    ) -> None:
+        """No platform sends it, and obeying it deletes every row, the new ones included, while
+        the STATE echoes count them as committed: a config_error before anything is written."""
+        first = [item(1, "a", 1), item(2, "b", 1)]
+        cat1 = self.catalog([stream(ITEMS, ITEM_SCHEMA)], "append", sync_id=1)
+        self.write(dest, cat1, sync_messages(ITEMS, first)).raise_on_failure()
+        bad = self.catalog(
+            [stream(ITEMS, ITEM_SCHEMA)], "append", generation=2, minimum_generation=5, sync_id=2
+        )
+        result = self.write(dest, bad, sync_messages(ITEMS, [item(3, "c", 2)], at=BASE_MS + 1000))
+        assert result.exit_code != 0
+        (error,) = result.errors()
+        assert error["failure_type"] == "config_error"
+        assert "minimum_generation_id" in error["message"]
+        assert result.states() == [], "nothing may be acknowledged"
+        assert self.data_of(self.table(dest, cat1)) == self.expected(first)
+
     # ------------------------------------------------------------------ values and names
     def test_values_that_cannot_be_stored_become_null_with_a_change(self, dest: DestinationHarness) -> None:
         props = {
