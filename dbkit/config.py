@@ -365,6 +365,27 @@ def _overlaps(a: str, b: str) -> bool:
     return within(a, b) or within(b, a) or "(config)" in (a, b)
 
 
+_NUL = "contains a NUL character (U+0000), which no connection setting can hold: remove it"
+
+
+def _nul_problems(node: Any, parts: list[Any]) -> Problems:
+    """Every string of the raw config (keys included) holding U+0000. Drivers cut a C string
+    there, so a setting after it would be silently dropped (``sslmode=require`` ignored, another
+    port used): refused before anything connects."""
+    if isinstance(node, str):
+        return [(_path(parts), _NUL)] if "\x00" in node else []
+    problems: Problems = []
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if isinstance(key, str) and "\x00" in key:
+                problems.append((_path(parts), f"has a key that {_NUL}"))
+            problems += _nul_problems(value, [*parts, key])
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            problems += _nul_problems(value, [*parts, index])
+    return problems
+
+
 def load_config(model: type[ConfigT], raw: Any, document: str = "config") -> ConfigT:
     """Validate a raw config against its model and its spec; errors name each bad field, never its value.
 
@@ -375,12 +396,12 @@ def load_config(model: type[ConfigT], raw: Any, document: str = "config") -> Con
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{document}: expected a JSON object")
     register_secrets_in(raw, model)
-    problems: Problems = []
+    problems: Problems = _nul_problems(raw, [])
     config: ConfigT | None = None
     try:
         config = model.model_validate(raw)
     except ValidationError as exc:
-        problems = _model_problems(exc, raw)
+        problems += _model_problems(exc, raw)
     reported = [where for where, _ in problems]
     for error in _spec_validator(model).iter_errors(raw):
         for where, problem in _schema_problems(error):

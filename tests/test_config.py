@@ -467,3 +467,32 @@ def test_register_secrets_in_by_name_ignores_other_fields_and_booleans() -> None
     assert MASKER.mask("plain-value-zz9") == masker_before == "plain-value-zz9"
     assert MASKER.mask("True") == "True"
     assert MASKER.mask("pk-zz9-abc") == MASK
+
+
+# ----------------------------------------------------------------------------------- NUL characters
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ({"password": "pw-nul-1\x00tailQ7"}, "password:"),
+        ({"host": "db\x00.example.com"}, "host:"),
+        ({"schemas": ["public", "sa\x00les"]}, "schemas[1]:"),
+        ({"tunnel": {**SSH, "tunnel_host": "bastion\x00"}}, "tunnel.tunnel_host:"),
+        ({"replica": {"host": "r\x00"}}, "replica.host:"),
+    ],
+)
+def test_a_nul_in_any_string_is_refused_and_named(raw: dict[str, Any], where: str) -> None:
+    """Drivers cut C strings at NUL, dropping what follows (an sslmode, a port): refused first."""
+    with pytest.raises(ConfigError) as info:
+        load_config(ExampleConfig, {**BASE, "password": "pw-nul-1", **raw})
+    message = str(info.value)
+    assert f"{where} contains a NUL character" in message
+    assert "\x00" not in message
+    assert "pw-nul-1" not in message
+    assert "tailQ7" not in message
+
+
+def test_a_nul_in_a_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match="has a key that contains a NUL character"):
+        load_config(ExampleConfig, {**BASE, "password": "pw", "ho\x00st": "x"})

@@ -52,6 +52,13 @@ class SqlUrlConfig(SourceSettings, TableSelection):
             raise ValueError(
                 "is not a SQLAlchemy URL (dialect+driver://user:password@host:port/database)"
             ) from None
+        parts = [url.username, url.password, url.host, url.database, *url.query.keys()]
+        parts += [v for value in url.query.values() for v in ((value,) if isinstance(value, str) else value)]
+        if any(isinstance(part, str) and "\x00" in part for part in parts):
+            raise ValueError(
+                "holds a NUL character (%00) in its user, password, host, database or parameters, "
+                "which no connection setting can hold: remove it"
+            )
         try:
             url.get_dialect()
         except sa.exc.NoSuchModuleError:

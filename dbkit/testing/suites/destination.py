@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from dbkit.db.types import AirbyteType, json_schema_for
 from dbkit.protocol import parse_configured_catalog
 from dbkit.testing.runner import RunResult, configured_catalog, to_line
-from dbkit.testing.suites.harness import DestinationHarness
+from dbkit.testing.suites.harness import DestinationHarness, check_refuses_nul_in_every_string
 
 ITEMS = "dbkit_items"
 BASE_MS = 1_700_000_000_000
@@ -273,6 +273,10 @@ class DestinationSuite:
         }
         status_ = dest.runner().check(dest.config()).raise_on_failure().connection_status
         assert status_["status"] == "SUCCEEDED", status_
+
+    def test_a_nul_in_any_config_string_is_refused(self, dest: DestinationHarness) -> None:
+        tried = check_refuses_nul_in_every_string(dest.runner(), dest.config())
+        assert tried, "the harness config has no string field to try"
 
     # ------------------------------------------------------------------ modes
     def test_append_over_two_syncs(self, dest: DestinationHarness) -> None:

@@ -55,6 +55,28 @@ class BadConfig:
     words: Sequence[str]
 
 
+def check_refuses_nul_in_every_string(runner: ConnectorRunner, config: Mapping[str, Any]) -> int:
+    """``check`` with a NUL character put into each top-level string of a working ``config``, one
+    at a time: each must answer FAILED naming the field and "NUL", print no secret, and exit 0.
+    (Drivers cut a C string at NUL: a setting after it, such as ``sslmode``, would be dropped in
+    silence.) Returns how many fields were tried."""
+    tried = 0
+    for key, value in config.items():
+        if not isinstance(value, str) or not value:
+            continue
+        tried += 1
+        bad = {**config, key: value[:1] + "\x00" + value[1:] + "\x00tail"}
+        result = runner.check(bad)
+        assert result.exit_code == 0, f"{key}: check must answer, not crash ({result.errors()})"
+        status = result.connection_status
+        assert status["status"] == "FAILED", f"{key} with a NUL: check succeeded"
+        message = status.get("message", "")
+        assert "NUL" in message, f"{key}: {message!r} does not say what is wrong"
+        assert key in message, f"{key}: {message!r} does not name the field"
+        assert value[1:] not in result.output_text() or len(value) < 4, f"{key}: its value was printed"
+    return tried
+
+
 class Harness:
     """Base of source and destination harnesses; made once per test by the suite's fixture.
 

@@ -26,7 +26,12 @@ from jsonschema import Draft7Validator
 
 from dbkit.config import looks_secret
 from dbkit.testing.runner import RunResult, configured_catalog
-from dbkit.testing.suites.harness import SourceHarness, Table, TypeCase
+from dbkit.testing.suites.harness import (
+    SourceHarness,
+    Table,
+    TypeCase,
+    check_refuses_nul_in_every_string,
+)
 
 SECRET_WORDS = re.compile(
     r"password|passwd|secret|token|private_key|passphrase|api_key|access_key|credential"
@@ -154,6 +159,10 @@ class SourceSuite:
     def test_check_succeeds(self, source: SourceHarness, people: list[dict[str, Any]]) -> None:
         status = source.runner().check(source.config()).raise_on_failure().connection_status
         assert status["status"] == "SUCCEEDED", status
+
+    def test_a_nul_in_any_config_string_is_refused(self, source: SourceHarness) -> None:
+        tried = check_refuses_nul_in_every_string(source.runner(), source.config())
+        assert tried, "the harness config has no string field to try"
 
     def test_check_refuses_bad_configs_clearly(self, source: SourceHarness) -> None:
         cases = source.bad_configs()
