@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import contextvars
+import io
 import logging
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, BinaryIO, ClassVar, Protocol, runtime_checkable
+from typing import Any, BinaryIO, ClassVar, Protocol, cast, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -199,6 +200,18 @@ def read_json_file(path: str, what: str, exact: bool = False) -> Any:
         raise ConfigError(str(exc)) from None
 
 
+def _unbuffered_stdin() -> BinaryIO:
+    """stdin for the write's reader thread, below Python's buffered reader when nothing has been
+    read from it yet. A thread blocked in the buffered reader holds its lock, and a write that
+    stops on an error while its input is still open (the normal pipeline case) would then abort
+    at interpreter exit (``_enter_buffered_busy``, exit 134) instead of exiting 1."""
+    buffered = sys.stdin.buffer
+    raw = getattr(buffered, "raw", None)
+    if isinstance(buffered, io.BufferedReader) and isinstance(raw, io.FileIO):
+        return cast(BinaryIO, raw)
+    return buffered
+
+
 def _failure(exc: BaseException) -> DbkitError:
     failure = as_dbkit_error(exc)
     if failure is not exc:
@@ -315,7 +328,7 @@ def _run(
                         emitter.error(outcome.error)
             return 1 if failed else 0
         if command == "write" and isinstance(connector, DestinationConnector):
-            source = stdin if stdin is not None else sys.stdin.buffer
+            source = stdin if stdin is not None else _unbuffered_stdin()
             connector.write(config, catalog, source, writer, emitter.log)
             return 0
         raise SystemFailure(f"unknown command {command}")

@@ -9,6 +9,7 @@ message.
 
 from __future__ import annotations
 
+import io
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -103,7 +104,8 @@ def _read_chunks(source: BinaryIO, out: queue.Queue[Any], stop: threading.Event)
                 continue
         return False
 
-    read1 = getattr(source, "read1", None)
+    # a raw file reads what is there, like a buffered reader's read1
+    read1 = source.read if isinstance(source, io.RawIOBase) else getattr(source, "read1", None)
     try:
         if read1 is None:  # no partial reads: line by line
             for line in source:
