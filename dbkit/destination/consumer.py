@@ -106,6 +106,7 @@ class Consumer:
         self.buffers: dict[tuple[Any, Any], _Buffer] = {
             (d.name, d.namespace): _Buffer(d, loader) for d, loader in loaders.items()
         }
+        self._unnamespaced: dict[Any, _Buffer] = {}  # stream name -> the buffer it resolved to
         self.writer = writer
         self.policy = policy
         self.log = log or (lambda level, text: None)
@@ -172,8 +173,7 @@ class Consumer:
                     key = (record.stream, record.namespace)
                     buffer = self.buffers.get(key)
                     if buffer is None:
-                        self._buffer_for(record.stream, record.namespace, "RECORD")  # raises
-                    assert buffer is not None
+                        buffer = self._buffer_for(record.stream, record.namespace, "RECORD")
                     records = buffer.records
                 assert buffer is not None
                 size = len(line)
@@ -235,10 +235,39 @@ class Consumer:
             raise self._fail(f"unknown message type {kind!r}")
 
     def _buffer_for(self, name: Any, namespace: Any, what: str) -> _Buffer:
-        buffer = self.buffers.get((name, namespace))
+        buffer = self._resolve(name, namespace)
         if buffer is None:
             shown = name if namespace is None else f"{namespace}.{name}"
             raise self._fail(f"{what} for stream {shown!r}, which is not in the configured catalog")
+        return buffer
+
+    def _resolve(self, name: Any, namespace: Any) -> _Buffer | None:
+        """The stream a message names. A message without a namespace (``null`` or absent) for a
+        catalog stream that has one is that stream when the catalog holds exactly one stream of
+        that name (PyAirbyte's cache -> destination path sends such messages), with a warning
+        once; when several namespaces have that name it matches none."""
+        buffer = self.buffers.get((name, namespace))
+        if buffer is not None or namespace is not None:
+            return buffer
+        buffer = self._unnamespaced.get(name)
+        if buffer is not None:
+            return buffer
+        matches = [b for (n, _), b in self.buffers.items() if n == name]
+        if len(matches) != 1:
+            if matches:
+                self.log(
+                    "WARN",
+                    f"line {self.line_no}: stream {name!r} without a namespace matches "
+                    f"{len(matches)} catalog streams; it is refused as ambiguous",
+                )
+            return None
+        (buffer,) = matches
+        self._unnamespaced[name] = buffer
+        self.log(
+            "WARN",
+            f"line {self.line_no}: messages of stream {name!r} carry no namespace; they are taken "
+            f"as the catalog's only stream of that name, {buffer.descriptor}",
+        )
         return buffer
 
     def _record(self, record: Any, size: int) -> None:
@@ -311,7 +340,7 @@ class Consumer:
         descriptor = body.get("stream_descriptor") if isinstance(body, dict) else None
         if not isinstance(descriptor, dict):
             raise self._fail("STREAM_STATUS without a stream_descriptor")
-        buffer = self.buffers.get((descriptor.get("name"), descriptor.get("namespace")))
+        buffer = self._resolve(descriptor.get("name"), descriptor.get("namespace"))
         if buffer is None:
             self.log("WARN", f"line {self.line_no}: stream status for a stream not in the catalog; ignored")
             return

@@ -673,6 +673,37 @@ class DestinationSuite:
             rows = self.table(dest, catalog, ITEMS, ns)
             assert self.data_of(rows) == self.expected([item(i, ns, 1)])
 
+    def test_messages_without_a_namespace_go_to_the_only_stream_of_that_name(
+        self, dest: DestinationHarness
+    ) -> None:
+        """PyAirbyte's cache -> destination path sends ``"namespace": null`` for catalog streams
+        that have one: the one stream of that name takes them (with a warning); a name two
+        namespaces share is refused as ambiguous."""
+        ns = "dbkit_ns_a"
+        catalog = self.catalog([stream(ITEMS, ITEM_SCHEMA, namespace=ns)], "append")
+        rows = [item(1, "a", 1), item(2, "b", 1), item(3, "c", 2)]
+        messages: list[dict[str, Any]] = []
+        for message in sync_messages(ITEMS, rows):
+            body = message.get("record") or message.get("state", {}).get("stream", {}).get(
+                "stream_descriptor"
+            )
+            if body is None:
+                body = message["trace"]["stream_status"]["stream_descriptor"]
+            body["namespace"] = None
+            messages.append(message)
+        # the STATEs are echoed as they came (without a namespace): not checked against the catalog
+        result = dest.runner(strict=False).write(dest.config(), catalog, messages).raise_on_failure()
+        assert self.data_of(self.table(dest, catalog, ITEMS, ns)) == self.expected(rows)
+        echoed = [s["stream"]["stream_descriptor"] for s in self.echoed(result)]
+        assert echoed == [{"name": ITEMS, "namespace": None}] * 2
+        warnings = [m for m in result.logs() if "no namespace" in m]
+        assert len(warnings) == 1, result.logs()
+
+        both = self.catalog([stream(ITEMS, ITEM_SCHEMA, namespace=n) for n in (ns, "dbkit_ns_b")], "append")
+        ambiguous = self.write(dest, both, [record(ITEMS, item(4, "d", 3)), status(ITEMS)])
+        assert ambiguous.exit_code != 0
+        assert "not in the configured catalog" in ambiguous.errors()[0]["message"]
+
     def test_column_added_between_syncs(self, dest: DestinationHarness) -> None:
         cat1 = self.catalog([stream(ITEMS, ITEM_SCHEMA)], "append")
         self.write(dest, cat1, sync_messages(ITEMS, [item(1, "a", 1)])).raise_on_failure()
