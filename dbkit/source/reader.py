@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import sqlalchemy as sa
+
 from dbkit.config import SourceSettings
 from dbkit.db.database import Database
 from dbkit.errors import ConfigError, DbkitError, TransientError
@@ -32,7 +34,7 @@ from dbkit.source.dialect import SourceDialect
 from dbkit.source.jobs import Cancelled, ReadContext, ReadJob
 from dbkit.source.model import ColumnInfo, TableInfo
 from dbkit.source.plan_job import PlanJob
-from dbkit.source.state import parse_stream_state
+from dbkit.source.state import CursorState, FullRefreshState, StreamState, parse_stream_state
 from dbkit.threads import ContextThreadPoolExecutor
 
 
@@ -200,6 +202,8 @@ class SourceReader:
         if table.row_estimate is not None or table.byte_estimate is not None:
             self.writer.write(msg.estimate(descriptor, table.row_estimate, table.byte_estimate))
         prior = parse_stream_state(self.state.for_stream(descriptor), str(descriptor))
+        if prior is not None:
+            self._check_state_values(table, prior, cursor)
         context = ReadContext(
             database=self.db,
             configured=configured,
@@ -216,6 +220,31 @@ class SourceReader:
             batch = min(self.dialect.fetch_batch_rows, self.options.checkpoint_records)
             job = PlanJob(self.dialect, context, batch)
         return self._run_job(job, descriptor)
+
+    def _check_state_values(self, table: TableInfo, prior: StreamState, cursor: ColumnInfo | None) -> None:
+        """Bind every column value the saved state holds, once, before the read: a value of the
+        right JSON shape that the column cannot take (a cursor ``"not-a-date"``, text for a bigint
+        key) is a config_error naming it, not a database error in the middle of the read."""
+        values = _state_values(table, prior, cursor)
+        if not values:
+            return
+        with self.db.connect() as conn:
+            for column, value, where in values:
+                try:
+                    conn.execute(sa.select(self.dialect.bind_state_value(column, value))).all()
+                except DbkitError:
+                    raise
+                except Exception as exc:
+                    error = self.db.classify(exc)
+                    if isinstance(error, TransientError):
+                        raise error from exc
+                    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                    raise ConfigError(
+                        f"state for {table.descriptor}: {where} is {shown}, which column "
+                        f"{column.name!r} ({column.type_name}) cannot hold; the state was changed "
+                        "or comes from another table: reset the stream",
+                        stream=table.descriptor,
+                    ) from None
 
     def _run_job(self, job: ReadJob, descriptor: StreamDescriptor) -> int:
         """Emit a read job's lines, and its checkpoints at the configured cadence, then its final
@@ -265,3 +294,32 @@ class SourceReader:
         final = job.final_state().to_json()
         self.writer.write(msg.stream_state(descriptor, final, since_checkpoint))
         return total
+
+
+def _state_values(
+    table: TableInfo, prior: StreamState, cursor: ColumnInfo | None
+) -> list[tuple[ColumnInfo, Any, str]]:
+    """(column, saved value, where in the state) for each column value a state holds that the
+    read will bind: a full refresh's ``after`` key, a cursor position and its key, the position
+    among NULL-cursor rows. Values of a row locator (no column) and states the read will not use
+    (another cursor, another key) are left to the plans, which start over with a warning."""
+    out: list[tuple[ColumnInfo, Any, str]] = []
+
+    def keyed(by: Any, after: Any, where: str) -> None:
+        if isinstance(by, list) and isinstance(after, list) and len(by) == len(after):
+            for name, value in zip(by, after, strict=True):
+                column = table.column(name) if isinstance(name, str) else None
+                if column is not None and value is not None:
+                    out.append((column, value, f"{where} ({name})"))
+
+    if isinstance(prior, FullRefreshState) and not prior.complete:
+        keyed(prior.by, prior.after, "'after'")
+    elif isinstance(prior, CursorState) and cursor is not None and prior.cursor_field == [cursor.name]:
+        position = prior.position
+        if isinstance(position, dict):
+            if position.get("cursor") is not None:
+                out.append((cursor, position["cursor"], "'position.cursor'"))
+            keyed(position.get("by"), position.get("after_key"), "'position.after_key'")
+        if isinstance(prior.nulls, dict):
+            keyed(prior.nulls.get("by"), prior.nulls.get("after"), "'nulls.after'")
+    return out
