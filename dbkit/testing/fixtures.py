@@ -78,6 +78,14 @@ def postgres_db(postgres_server: DatabaseServer) -> Iterator[TestDatabase]:
 
 
 @pytest.fixture
+def postgres_db_logical(postgres_server_logical: DatabaseServer) -> Iterator[TestDatabase]:
+    """A fresh database on ``postgres_server_logical`` (wal_level=logical), dropped after the test
+    together with its replication slots (slots are per cluster: drop_database removes the ones on
+    this database, ending the sessions that hold them)."""
+    yield from _database(postgres_server_logical)
+
+
+@pytest.fixture
 def mysql_db(mysql_server: DatabaseServer) -> Iterator[TestDatabase]:
     """A fresh database on ``mysql_server``, dropped after the test."""
     yield from _database(mysql_server)

@@ -2,9 +2,9 @@
 
 Installing dbkit (with its ``testing`` extra) gives every pytest run in that environment:
 
-- real database servers and a fresh database per test (``postgres_db``, ``mysql_db``, and the
-  session-scoped ``postgres_server``, ``postgres_server_logical``, ``mysql_server``,
-  ``mysql_server_binlog``; see :mod:`dbkit.testing.fixtures`);
+- real database servers and a fresh database per test (``postgres_db``, ``postgres_db_logical``,
+  ``mysql_db``, and the session-scoped ``postgres_server``, ``postgres_server_logical``,
+  ``mysql_server``, ``mysql_server_binlog``; see :mod:`dbkit.testing.fixtures`);
 - ``connector_runner``: a factory of :class:`~dbkit.testing.runner.ConnectorRunner` working in
   the test's temporary directory;
 - the markers ``slow``, ``postgres``, ``mysql`` and ``docker``.

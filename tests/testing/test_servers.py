@@ -523,6 +523,40 @@ def test_postgres_db_fixture(postgres_db: TestDatabase, postgres_server: Databas
 
 
 @pytest.mark.slow
+@pytest.mark.postgres
+def test_postgres_db_logical_fixture_drops_its_replication_slots(
+    postgres_server_logical: DatabaseServer,
+) -> None:
+    """A per-test database on the logical server; dropping it drops its logical slots (an active
+    one too: its walsender is ended first), which DROP DATABASE alone refuses."""
+    db = postgres_server_logical.create_database(prefix="t")
+    assert scalar(db, "SHOW wal_level") == "logical"
+    with psycopg.connect(**db.connection_params(), autocommit=True) as conn:
+        conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", [f"{db.name}_idle"])
+    walsender = psycopg.connect(**db.connection_params(), autocommit=True, replication="database")
+    walsender.execute(f'CREATE_REPLICATION_SLOT "{db.name}_busy" TEMPORARY LOGICAL pgoutput')
+    postgres_server_logical.drop_database(db.name)
+    assert not postgres_server_logical.database_exists(db.name)
+    with postgres_server_logical.connect() as admin:
+        left = admin.execute(
+            "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE %s", [f"{db.name}%"]
+        ).fetchall()
+    assert left == []
+    with contextlib.suppress(psycopg.Error):
+        walsender.close()
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_postgres_db_logical_fixture(
+    postgres_db_logical: TestDatabase, postgres_server_logical: DatabaseServer
+) -> None:
+    assert scalar(postgres_db_logical, "SELECT current_database()") == postgres_db_logical.name
+    assert scalar(postgres_db_logical, "SHOW wal_level") == "logical"
+    assert postgres_server_logical.provider != "local-service"  # the shared service is wal_level=replica
+
+
+@pytest.mark.slow
 @pytest.mark.mysql
 def test_mysql_db_fixture(mysql_db: TestDatabase, mysql_server: DatabaseServer) -> None:
     assert scalar(mysql_db, "SELECT DATABASE()") == mysql_db.name

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -82,7 +84,11 @@ class PostgresServer(DatabaseServer):
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
     def _drop_database(self, name: str) -> None:
+        """End the database's sessions (walsenders too), drop its logical replication slots (which
+        DROP DATABASE refuses to drop for us), then the database."""
         with self.connect() as conn:
+            if self.version >= (10,):
+                _drop_replication_slots(conn, name)
             if self.version >= (13,):
                 conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
                 return
@@ -96,6 +102,30 @@ class PostgresServer(DatabaseServer):
     def database_exists(self, name: str) -> bool:
         with self.connect() as conn:
             return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
+
+
+def _drop_replication_slots(conn: psycopg.Connection[TupleRow], database: str, timeout: float = 10.0) -> None:
+    """Drop every replication slot of ``database``, first ending the sessions that hold them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            [database],
+        )
+        slots = conn.execute(
+            "SELECT slot_name, active_pid FROM pg_replication_slots WHERE database = %s", [database]
+        ).fetchall()
+        if not slots:
+            return
+        for slot_name, active_pid in slots:
+            if active_pid is None:
+                with contextlib.suppress(psycopg.errors.UndefinedObject, psycopg.errors.ObjectInUse):
+                    conn.execute("SELECT pg_drop_replication_slot(%s)", [slot_name])
+        if time.monotonic() > deadline:
+            names = ", ".join(str(s[0]) for s in slots)
+            raise RuntimeError(f"could not drop the replication slots of database {database}: {names}")
+        time.sleep(0.05)
 
 
 def _logical_replication_problems(variables: dict[str, str]) -> list[str]:
