@@ -5,8 +5,9 @@ the server and streamed through ``COPY``; cursor-incremental reads are the toolk
 plans with the same server-side rendering. Discovery is two catalog queries whatever the number
 of tables. See README.md (next to this package) for the config, the values and the state.
 
-Change data capture is not here yet: it will reuse the type handlers' Python path (values in
-their text form, as logical decoding sends them), with a ``dbkit.source.GlobalState`` as state.
+Change data capture is not a read option yet: its PostgreSQL layer (replication connection,
+pgoutput decoder, row changes converted by the type handlers' Python path) is
+:mod:`source_postgres.cdc`; its state will be a ``dbkit.source.GlobalState``.
 """
 
 from __future__ import annotations
