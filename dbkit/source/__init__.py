@@ -1,10 +1,31 @@
 """The source framework: what a source connector author uses.
 
+Change data capture (:mod:`dbkit.source.cdc`): a dialect returns a :class:`CdcReader` from
+``SourceDialect.cdc_reader`` when its config asks for it.
+
 A connector subclasses :class:`SqlSource` (name, config model, dialect class) and
 :class:`SourceDialect` (types, discovery, value binding); it may return its own :class:`ReadJob`
 for some streams, yielding :class:`ReadChunk` s with typed state objects as checkpoints.
 """
 
+from dbkit.source.cdc import (
+    DELETED_AT,
+    GENERIC_CURSOR,
+    INTEGER_SCHEMA,
+    TIMESTAMP_SCHEMA,
+    UPDATED_AT,
+    CdcOptions,
+    CdcRead,
+    CdcReader,
+    CdcReplication,
+    Change,
+    ChangeBatch,
+    ImageEncoder,
+    LogLag,
+    Operation,
+    SnapshotPoint,
+    StandardReplication,
+)
 from dbkit.source.connector import SqlSource
 from dbkit.source.dialect import SourceDialect
 from dbkit.source.discover import catalog_streams
@@ -24,14 +45,28 @@ from dbkit.source.state import (
 )
 
 __all__ = [
+    "DELETED_AT",
+    "GENERIC_CURSOR",
+    "INTEGER_SCHEMA",
     "STATE_VERSION",
+    "TIMESTAMP_SCHEMA",
+    "UPDATED_AT",
     "Cancellation",
     "Cancelled",
+    "CdcOptions",
+    "CdcRead",
+    "CdcReader",
+    "CdcReplication",
+    "Change",
+    "ChangeBatch",
     "Changes",
     "ColumnInfo",
     "CursorState",
     "FullRefreshState",
     "GlobalState",
+    "ImageEncoder",
+    "LogLag",
+    "Operation",
     "PlanJob",
     "PythonRecordEncoder",
     "ReadChunk",
@@ -40,9 +75,11 @@ __all__ = [
     "ReadOptions",
     "RecordEncoder",
     "RowLocator",
+    "SnapshotPoint",
     "SourceDialect",
     "SourceReader",
     "SqlSource",
+    "StandardReplication",
     "StreamOutcome",
     "StreamState",
     "TableInfo",

@@ -8,8 +8,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 from dbkit.config import PROTOCOL_VERSION, SourceSettings, connection_specification
 from dbkit.db.database import Database
 from dbkit.protocol import AirbyteStream, ConfiguredCatalog, InputState, MessageWriter
+from dbkit.source.cdc.read import CdcRead
 from dbkit.source.dialect import SourceDialect
-from dbkit.source.discover import catalog_streams
+from dbkit.source.discover import CdcCatalog, catalog_streams
 from dbkit.source.reader import ReadOptions, SourceReader, StreamOutcome
 
 ConfigT = TypeVar("ConfigT", bound=SourceSettings)
@@ -48,8 +49,10 @@ class SqlSource(Generic[ConfigT]):
         dialect = self.dialect(config)
         with Database(dialect) as db, db.connect() as conn:
             tables = dialect.list_tables(conn)
+            cdc = dialect.cdc_reader(db)
         resumable = {str(t.descriptor): dialect.is_resumable(t) for t in tables}
-        return catalog_streams(tables, resumable)
+        about = CdcCatalog(cdc.position_column, cdc.meta_schema) if cdc is not None else None
+        return catalog_streams(tables, resumable, about)
 
     def read(
         self,
@@ -64,4 +67,7 @@ class SqlSource(Generic[ConfigT]):
         pool_size = options.max_concurrent_streams * dialect.connections_per_stream() + 1
         with Database(dialect, pool_size=pool_size) as db:
             reader = SourceReader(dialect, db, catalog, state, writer, options, log)
+            cdc = dialect.cdc_reader(db)
+            if cdc is not None:
+                return CdcRead(reader, cdc).run()
             return reader.run()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -24,6 +24,10 @@ from dbkit.errors import ConfigError
 from dbkit.source.jobs import ReadContext, ReadJob
 from dbkit.source.model import ColumnInfo, RowLocator, TableInfo
 from dbkit.source.records import PythonRecordEncoder, RecordEncoder
+
+if TYPE_CHECKING:
+    from dbkit.db.database import Database
+    from dbkit.source.cdc.contract import CdcReader
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
@@ -162,4 +166,10 @@ class SourceDialect(Dialect[ConfigT]):
     def read_job(self, context: ReadContext) -> ReadJob | None:
         """A read this dialect runs itself (see :mod:`dbkit.source.jobs`), or None for the
         generic plans. Called once per stream, before anything is read."""
+        return None
+
+    def cdc_reader(self, database: Database) -> CdcReader[Any] | None:
+        """The change log to read when the config asks for change data capture (see
+        :mod:`dbkit.source.cdc`), or None for standard reads (the default). Called once per
+        discover and read; must do no I/O (the reader connects when it is used)."""
         return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -42,6 +42,14 @@ class ReadContext:
     prior_state: StreamState | None
     checkpoint_records: int
     cancelled: threading.Event = field(default_factory=threading.Event)
+    record_members: bytes = b""
+    """JSON object members (``"k":v,...``, no braces) every record's ``data`` must end with: the
+    CDC meta columns of a snapshot (:func:`dbkit.source.records.append_members`); empty for
+    standard reads. A dialect's own job must honour it."""
+    snapshot: Any = None
+    """The CDC snapshot (a :class:`dbkit.source.cdc.SnapshotPoint`) this read belongs to: a job
+    reads inside it when its ``token`` says how (PostgreSQL's exported snapshot); None for
+    standard reads."""
 
     @property
     def descriptor(self) -> StreamDescriptor:

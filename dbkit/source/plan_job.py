@@ -19,7 +19,7 @@ from dbkit.protocol import messages as msg
 from dbkit.source.dialect import SourceDialect
 from dbkit.source.jobs import Cancelled, ReadChunk, ReadContext
 from dbkit.source.plans import CursorPlan, FullRefreshPlan, ReadPlan
-from dbkit.source.records import Changes
+from dbkit.source.records import AppendingEncoder, Changes, RecordEncoder
 from dbkit.source.state import StreamState
 
 
@@ -66,7 +66,11 @@ class PlanJob:
     def chunks(self) -> Iterator[ReadChunk]:
         context = self.context
         descriptor = context.descriptor
-        encoder = self.dialect.record_encoder(context.table, context.table_clause, context.columns)
+        encoder: RecordEncoder = self.dialect.record_encoder(
+            context.table, context.table_clause, context.columns
+        )
+        if context.record_members:
+            encoder = AppendingEncoder(encoder, context.record_members)
         select_list = encoder.select_list()
         n_data = len(select_list)
         with context.database.connect() as conn:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -54,6 +54,42 @@ class ReadOptions:
             checkpoint_seconds=settings.checkpoint_seconds,
             max_concurrent_streams=settings.max_concurrent_streams,
         )
+
+
+class StateSink(Protocol):
+    """Where :meth:`SourceReader._run_job` puts a stream's lines and states, in order: a standard
+    read writes STREAM states (:class:`StreamStates`); a CDC read folds them into its GLOBAL
+    state (:mod:`dbkit.source.cdc.read`). Every call comes after the lines it covers."""
+
+    def lines(self, lines: list[bytes], records: int) -> None:
+        """Write a chunk's RECORD lines (``records`` records)."""
+        ...
+
+    def checkpoint(self, state: StreamState, records: int) -> None:
+        """A mid-read checkpoint, ``records`` records after the previous one."""
+        ...
+
+    def final(self, state: StreamState, records: int) -> None:
+        """The stream's final state, ``records`` records after the previous checkpoint."""
+        ...
+
+
+class StreamStates:
+    """The standard sink: RECORD lines, and a STREAM state per checkpoint."""
+
+    def __init__(self, writer: MessageWriter, descriptor: StreamDescriptor) -> None:
+        self.writer = writer
+        self.descriptor = descriptor
+
+    def lines(self, lines: list[bytes], records: int) -> None:
+        self.writer.write_lines(lines)
+
+    def checkpoint(self, state: StreamState, records: int) -> None:
+        self.writer.write(msg.stream_state(self.descriptor, state.to_json(), records))
+        self.writer.flush()
+
+    def final(self, state: StreamState, records: int) -> None:
+        self.writer.write(msg.stream_state(self.descriptor, state.to_json(), records))
 
 
 @dataclass
@@ -121,6 +157,14 @@ def resolve_stream(
     return columns, cursor
 
 
+def missing_table(descriptor: StreamDescriptor) -> ConfigError:
+    return ConfigError(
+        f"stream {descriptor}: table not found (dropped or renamed since discover, or "
+        "no longer readable by this user); refresh the source schema",
+        stream=descriptor,
+    )
+
+
 class SourceReader:
     """Reads a configured catalog; call :meth:`run` once."""
 
@@ -147,9 +191,20 @@ class SourceReader:
         if self._log is not None:
             self._log(level, text)
 
-    def run(self) -> list[StreamOutcome]:
+    def tables(self) -> dict[StreamDescriptor, TableInfo]:
+        """The readable tables, by stream descriptor."""
         with self.db.connect() as conn:
-            tables = {t.descriptor: t for t in self.dialect.list_tables(conn)}
+            return {t.descriptor: t for t in self.dialect.list_tables(conn)}
+
+    def run(self) -> list[StreamOutcome]:
+        tables = self.tables()
+        if self.state.is_global:
+            self.log(
+                "WARN",
+                "the saved state is a GLOBAL (change data capture) state, but this source reads "
+                "with standard reads: it is ignored and every stream is read from the start",
+            )
+            self.state = InputState()
         streams = list(self.catalog)
         workers = max(1, min(self.options.max_concurrent_streams, len(streams)))
         if not self.dialect.capabilities.concurrent_reads:
@@ -161,7 +216,9 @@ class SourceReader:
             return [f.result() for f in futures]
 
     # ------------------------------------------------------------------ one stream
-    def _read_one(self, configured: ConfiguredStream, table: TableInfo | None) -> StreamOutcome:
+    def _read_one(
+        self, configured: ConfiguredStream, table: TableInfo | None, sink: StateSink | None = None
+    ) -> StreamOutcome:
         descriptor = configured.descriptor
         outcome = StreamOutcome(descriptor)
         if self.cancel.event.is_set():
@@ -170,25 +227,10 @@ class SourceReader:
         self.writer.write(msg.stream_status(descriptor, "STARTED"))
         try:
             if table is None:
-                raise ConfigError(
-                    f"stream {descriptor}: table not found (dropped or renamed since discover, or "
-                    "no longer readable by this user); refresh the source schema",
-                    stream=descriptor,
-                )
-            outcome.records = self._read_stream(configured, table)
+                raise missing_table(descriptor)
+            outcome.records = self._read_stream(configured, table, sink)
         except Exception as exc:
-            if isinstance(exc, Cancelled):
-                error: DbkitError = self.cancel.reason or TransientError("read cancelled")
-            elif isinstance(exc, DbkitError):
-                error = exc
-            else:
-                error = self.db.classify(exc)
-            if error.stream is None:
-                error.stream = descriptor
-            outcome.error = error
-            if isinstance(error, TransientError) and not self.cancel.event.is_set():
-                self.cancel.reason = error
-                self.cancel.event.set()
+            outcome.error = self.failure(exc, descriptor)
             self.writer.write(msg.stream_status(descriptor, "INCOMPLETE"))
             self.writer.flush()
             return outcome
@@ -196,7 +238,24 @@ class SourceReader:
         self.writer.flush()
         return outcome
 
-    def _read_stream(self, configured: ConfiguredStream, table: TableInfo) -> int:
+    def failure(self, exc: BaseException, descriptor: StreamDescriptor) -> DbkitError:
+        """The error a stream's read ended with; a transient one cancels the other streams."""
+        if isinstance(exc, Cancelled):
+            error: DbkitError = self.cancel.reason or TransientError("read cancelled")
+        elif isinstance(exc, DbkitError):
+            error = exc
+        else:
+            error = self.db.classify(exc)
+        if error.stream is None:
+            error.stream = descriptor
+        if isinstance(error, TransientError) and not self.cancel.event.is_set():
+            self.cancel.reason = error
+            self.cancel.event.set()
+        return error
+
+    def _read_stream(
+        self, configured: ConfiguredStream, table: TableInfo, sink: StateSink | None = None
+    ) -> int:
         descriptor = configured.descriptor
         columns, cursor = resolve_stream(table, configured)
         if table.row_estimate is not None or table.byte_estimate is not None:
@@ -219,7 +278,7 @@ class SourceReader:
         if job is None:
             batch = min(self.dialect.fetch_batch_rows, self.options.checkpoint_records)
             job = PlanJob(self.dialect, context, batch)
-        return self._run_job(job, descriptor)
+        return self._run_job(job, descriptor, sink)
 
     def _check_state_values(self, table: TableInfo, prior: StreamState, cursor: ColumnInfo | None) -> None:
         """Bind every column value the saved state holds, once, before the read: a value of the
@@ -246,15 +305,17 @@ class SourceReader:
                         stream=table.descriptor,
                     ) from None
 
-    def _run_job(self, job: ReadJob, descriptor: StreamDescriptor) -> int:
+    def _run_job(self, job: ReadJob, descriptor: StreamDescriptor, sink: StateSink | None = None) -> int:
         """Emit a read job's lines, and its checkpoints at the configured cadence, then its final
-        state. A chunk's checkpoint is emitted (after the chunk's lines) when ``checkpoint_records``
-        records or ``checkpoint_seconds`` have passed since the last STATE; a chunk without one
-        waits for the next that has one.
+        state, through ``sink`` (default: STREAM states). A chunk's checkpoint is emitted (after
+        the chunk's lines) when ``checkpoint_records`` records or ``checkpoint_seconds`` have
+        passed since the last STATE; a chunk without one waits for the next that has one.
 
         Warnings the job adds while it reads are logged as they appear; the job's chunk iterator
         is closed when the stream ends in any way (so it releases its connections at once)."""
         options = self.options
+        if sink is None:
+            sink = StreamStates(self.writer, descriptor)
         total = since_checkpoint = 0
         last_checkpoint = time.monotonic()
         logged = 0
@@ -272,7 +333,7 @@ class SourceReader:
                 log_warnings()
                 if self.cancel.event.is_set():
                     raise Cancelled()
-                self.writer.write_lines(chunk.lines)
+                sink.lines(chunk.lines, chunk.records)
                 total += chunk.records
                 since_checkpoint += chunk.records
                 now = time.monotonic()
@@ -281,9 +342,7 @@ class SourceReader:
                     or now - last_checkpoint >= options.checkpoint_seconds
                 )
                 if chunk.checkpoint is not None and due:
-                    state = chunk.checkpoint.to_json()
-                    self.writer.write(msg.stream_state(descriptor, state, since_checkpoint))
-                    self.writer.flush()
+                    sink.checkpoint(chunk.checkpoint, since_checkpoint)
                     since_checkpoint = 0
                     last_checkpoint = now
         finally:
@@ -291,8 +350,7 @@ class SourceReader:
             if close is not None:
                 close()
         log_warnings()
-        final = job.final_state().to_json()
-        self.writer.write(msg.stream_state(descriptor, final, since_checkpoint))
+        sink.final(job.final_state(), since_checkpoint)
         return total
 
 

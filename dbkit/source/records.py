@@ -8,14 +8,14 @@ this a per-batch call lets a dialect replace per-value Python work with server-s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
 
 from dbkit.db.types import Unrepresentable
-from dbkit.protocol.messages import change
+from dbkit.protocol.messages import change, dumps_exact
 from dbkit.source.model import ColumnInfo
 
 Changes = list[dict[str, str]]
@@ -92,3 +92,35 @@ class PythonRecordEncoder:
             else:
                 data[column.name] = converted
         return data, row_changes
+
+
+def json_members(values: Mapping[str, Any]) -> bytes:
+    """``values`` as JSON object members without the braces (``"a":1,"b":null``), to be added to
+    record data with :func:`append_members`."""
+    return dumps_exact(dict(values))[1:-1]
+
+
+def append_members(data: bytes, members: bytes) -> bytes:
+    """A ``data`` JSON object (bytes, ending in ``}``) with ``members`` added at its end."""
+    if not members:
+        return data
+    if data == b"{}":
+        return b"{" + members + b"}"
+    return data[:-1] + b"," + members + b"}"
+
+
+class AppendingEncoder:
+    """A record encoder whose every ``data`` object ends with the same extra members (the CDC
+    meta columns of a snapshot's rows: :attr:`dbkit.source.jobs.ReadContext.record_members`)."""
+
+    def __init__(self, inner: RecordEncoder, members: bytes) -> None:
+        self._inner = inner
+        self._members = members
+
+    def select_list(self) -> list[sa.ColumnElement[Any]]:
+        return self._inner.select_list()
+
+    def encode(self, rows: Sequence[Sequence[Any]]) -> tuple[list[bytes], dict[int, Changes]]:
+        datas, changes = self._inner.encode(rows)
+        members = self._members
+        return [append_members(d, members) for d in datas], changes

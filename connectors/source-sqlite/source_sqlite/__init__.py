@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dbkit import main_for
 from dbkit.source import SqlSource
+from source_sqlite.changelog import SqliteChangeLog, install_change_log
 from source_sqlite.config import SqliteSourceConfig
 from source_sqlite.dialect import SqliteSourceDialect
 
@@ -16,4 +17,11 @@ class SqliteSource(SqlSource[SqliteSourceConfig]):
 
 run = main_for(SqliteSource)
 
-__all__ = ["SqliteSource", "SqliteSourceConfig", "SqliteSourceDialect", "run"]
+__all__ = [
+    "SqliteChangeLog",
+    "SqliteSource",
+    "SqliteSourceConfig",
+    "SqliteSourceDialect",
+    "install_change_log",
+    "run",
+]

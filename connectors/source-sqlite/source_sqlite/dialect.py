@@ -29,6 +29,7 @@ from dbkit import ConfigError, DbkitError
 from dbkit.db import (
     AirbyteType,
     Capabilities,
+    Database,
     TypeHandler,
     TypeRegistry,
     Unrepresentable,
@@ -40,7 +41,8 @@ from dbkit.db import (
     parse_json_text,
     wide_int,
 )
-from dbkit.source import ColumnInfo, RowLocator, SourceDialect, TableInfo
+from dbkit.source import CdcReader, CdcReplication, ColumnInfo, RowLocator, SourceDialect, TableInfo
+from source_sqlite.changelog import CHANGE_LOG_TABLES, SqliteChangeLog
 from source_sqlite.config import SqliteSourceConfig
 
 _log = logging.getLogger(__name__)
@@ -311,7 +313,11 @@ class SqliteSourceDialect(SourceDialect[SqliteSourceConfig]):
             raise ConfigError(f"SQLite database {self.path} does not exist")
         grouped: dict[str, dict[str, Any]] = {}
         for row in self._catalog_rows(conn):
-            if row["hidden"] == 1 or not self.include(None, row["table_name"]):
+            if (
+                row["hidden"] == 1
+                or row["table_name"] in CHANGE_LOG_TABLES
+                or not self.include(None, row["table_name"])
+            ):
                 continue
             entry = grouped.setdefault(
                 row["table_name"], {"kind": row["kind"], "ddl": row["ddl"] or "", "columns": [], "pk": []}
@@ -418,6 +424,13 @@ class SqliteSourceDialect(SourceDialect[SqliteSourceConfig]):
 
     def classify_error(self, exc: BaseException) -> DbkitError | None:
         return classify_sqlite_error(exc, self.path)
+
+    def cdc_reader(self, database: Database) -> CdcReader[Any] | None:
+        """The trigger-kept change log when the config asks for CDC."""
+        method = self.config.replication_method
+        if not isinstance(method, CdcReplication):
+            return None
+        return SqliteChangeLog(database, method.options(), self.path)
 
 
 def _is_rowid_alias(columns: list[ColumnInfo], pk: list[str]) -> bool:

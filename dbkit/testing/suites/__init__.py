@@ -1,5 +1,6 @@
 """Acceptance suites a connector gets in one line, and the harnesses they run on."""
 
+from dbkit.testing.suites.cdc import CdcHarness, CdcSuite, apply_records
 from dbkit.testing.suites.destination import (
     BASE_MS,
     ITEM_SCHEMA,
@@ -37,6 +38,8 @@ __all__ = [
     "ITEM_SCHEMA",
     "PEOPLE",
     "BadConfig",
+    "CdcHarness",
+    "CdcSuite",
     "DestinationHarness",
     "DestinationSuite",
     "Harness",
@@ -51,6 +54,7 @@ __all__ = [
     "SqliteSourceHarness",
     "Table",
     "TypeCase",
+    "apply_records",
     "deleted",
     "item",
     "json_equal",

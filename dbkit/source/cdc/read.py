@@ -1,0 +1,462 @@
+"""The CDC read: GLOBAL state, the snapshot -> log handover, the upper bound, change records.
+
+One read (``SqlSource.read`` when the dialect offers a :class:`~dbkit.source.cdc.CdcReader`):
+
+1. The saved GLOBAL state gives the shared log position ``S`` and each CDC stream's snapshot
+   progress. ``S`` is checked (``CdcReader.position_problem``): a log that can no longer be read
+   from ``S`` is a config_error saying what to do, or, with ``invalid_cdc_cursor_position_behavior:
+   "Re-sync data"``, a new snapshot of every stream. Then ``S`` is acknowledged: it is the position
+   of the state the destination echoed (the state this read starts from), and no other position is
+   ever acknowledged.
+2. The upper bound ``U`` is the log's position now; changes committed later wait for the next read.
+3. Streams in incremental mode are CDC streams. Those without a finished snapshot are snapshotted
+   (the resumable full-refresh jobs, checkpoints in the GLOBAL state's stream part) under one
+   :class:`~dbkit.source.cdc.SnapshotPoint`; their records carry its meta (``_ab_cdc_lsn``/
+   ``_ab_cdc_cursor`` = the point's position). A first read sets ``S`` to the point's position.
+   Streams in full-refresh mode are read as standard full refreshes, whole each time: they keep
+   no part in the GLOBAL state (a part there always means a CDC snapshot).
+4. The changes of every CDC stream after ``S`` up to ``U`` are read and emitted as records with
+   the meta columns (deletes carry the before image and ``_ab_cdc_deleted_at``); GLOBAL states with
+   the reached position follow them at the checkpoint cadence, and a final one ends the read.
+
+Why no change is lost, also across killed and resumed reads: a snapshot row is labelled with a
+position at or before the point it was read at, and every change after the label is emitted (the
+label is at or after ``S``, and changes are read from ``S``; the position moves past a change only
+in a STATE after its record). In a dedup destination the newest cursor value wins per key, so for
+each key the destination ends with the newest of (its snapshot row, the changes after the label):
+a change at or before the point is in the snapshot row too and loses or ties with the same
+content, a change after it wins, and a delete after it removes the row. A snapshot resumed in a
+later read gets a new, later label for the rows it has not read yet, which the same argument
+covers; changes of a stream are emitted even while its snapshot is unfinished (they are needed
+by the rows already read). A TRUNCATE cannot be expressed as records: it is logged as a warning
+(rows the destination holds stay until the stream is reset).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+from dbkit.errors import ConfigError, DbkitError, SystemFailure
+from dbkit.protocol import ConfiguredStream, StreamDescriptor, SyncMode
+from dbkit.protocol import messages as msg
+from dbkit.source.cdc.contract import (
+    DELETED_AT,
+    UPDATED_AT,
+    CdcReader,
+    Change,
+    ImageEncoder,
+    Operation,
+    SnapshotPoint,
+)
+from dbkit.source.jobs import Cancelled, ReadContext
+from dbkit.source.model import ColumnInfo, TableInfo
+from dbkit.source.plan_job import PlanJob
+from dbkit.source.reader import SourceReader, StreamOutcome, missing_table
+from dbkit.source.records import append_members, json_members
+from dbkit.source.state import FullRefreshState, GlobalState, StreamState, parse_global_state
+from dbkit.threads import ContextThreadPoolExecutor
+
+
+class GlobalStates:
+    """The GLOBAL state of one CDC read and its emission (thread-safe: snapshot jobs of several
+    streams write through it). Every STATE is written after the lines it covers, under one lock,
+    with ``sourceStats.recordCount`` counting every record written since the previous STATE."""
+
+    def __init__(
+        self,
+        reader: SourceReader,
+        cdc: CdcReader[Any],
+        position: Any,
+        parts: Mapping[StreamDescriptor, FullRefreshState],
+    ) -> None:
+        self._writer = reader.writer
+        self._cdc = cdc
+        self._lock = threading.Lock()
+        self.position = position
+        self.parts: dict[StreamDescriptor, FullRefreshState] = dict(parts)
+        self._since = 0
+
+    def lines(self, lines: list[bytes], records: int) -> None:
+        with self._lock:
+            self._writer.write_lines(lines)
+            self._since += records
+
+    def progress(self, descriptor: StreamDescriptor, state: StreamState) -> None:
+        """A CDC stream's snapshot reached ``state`` (its lines are written)."""
+        if not isinstance(state, FullRefreshState):
+            raise SystemFailure(f"stream {descriptor}: a snapshot job yielded a {state.mode} state")
+        with self._lock:
+            self.parts[descriptor] = state
+            self._emit()
+
+    def move(self, position: Any) -> None:
+        """The change log was read up to ``position`` (the records before it are written)."""
+        with self._lock:
+            self.position = position
+            self._emit()
+
+    def emit(self) -> None:
+        with self._lock:
+            self._emit()
+
+    def _emit(self) -> None:
+        state = GlobalState(position=self._cdc.position_to_state(self.position), streams=self.parts)
+        self._writer.write(msg.global_state(state.shared_json(), state.stream_states_json(), self._since))
+        self._writer.flush()
+        self._since = 0
+
+
+class SnapshotSink:
+    """A CDC stream's snapshot: its checkpoints become its part of the GLOBAL state."""
+
+    def __init__(self, states: GlobalStates, descriptor: StreamDescriptor) -> None:
+        self.states = states
+        self.descriptor = descriptor
+
+    def lines(self, lines: list[bytes], records: int) -> None:
+        self.states.lines(lines, records)
+
+    def checkpoint(self, state: StreamState, records: int) -> None:
+        self.states.progress(self.descriptor, state)
+
+    def final(self, state: StreamState, records: int) -> None:
+        self.states.progress(self.descriptor, FullRefreshState.done())
+
+
+class UnsavedSink:
+    """A full-refresh stream in a CDC read: its records count in the next GLOBAL state; it keeps
+    no position (the next read reads it whole again)."""
+
+    def __init__(self, states: GlobalStates) -> None:
+        self.states = states
+
+    def lines(self, lines: list[bytes], records: int) -> None:
+        self.states.lines(lines, records)
+
+    def checkpoint(self, state: StreamState, records: int) -> None:
+        pass
+
+    def final(self, state: StreamState, records: int) -> None:
+        pass
+
+
+def cdc_columns(table: TableInfo, configured: ConfiguredStream, meta: Sequence[str]) -> list[ColumnInfo]:
+    """The table columns a CDC stream reads: the configured properties but the meta columns."""
+    wanted = [name for name in configured.stream.properties if name not in meta] or [
+        c.name for c in table.columns
+    ]
+    missing = [name for name in wanted if table.column(name) is None]
+    if missing:
+        raise ConfigError(
+            f"stream {table.descriptor}: column(s) {', '.join(map(repr, missing))} no longer exist; "
+            "refresh the source schema (discover) and update the connection",
+            stream=table.descriptor,
+        )
+    chosen = set(wanted)
+    return [c for c in table.columns if c.name in chosen]
+
+
+def check_cdc_table(table: TableInfo) -> None:
+    """A CDC stream needs a table with a primary key (deletes and updates are applied by key)."""
+    if table.kind != "table" or not table.primary_key:
+        what = "a view" if table.kind != "table" else "a table without a primary key"
+        raise ConfigError(
+            f"stream {table.descriptor} is {what}: change data capture cannot apply its changes "
+            "by key; configure it as full_refresh",
+            stream=table.descriptor,
+        )
+
+
+class CdcRead:
+    """One CDC read (see the module doc); made by ``SqlSource.read``, :meth:`run` once."""
+
+    def __init__(self, reader: SourceReader, cdc: CdcReader[Any]) -> None:
+        self.reader = reader
+        self.cdc = cdc
+        self.meta_names = [cdc.position_column, *cdc.meta_schema, UPDATED_AT, DELETED_AT]
+        self.outcomes: dict[StreamDescriptor, StreamOutcome] = {}
+
+    def log(self, level: str, text: str) -> None:
+        self.reader.log(level, text)
+
+    def run(self) -> list[StreamOutcome]:
+        try:
+            return self._run()
+        finally:
+            self.cdc.close()
+
+    # ------------------------------------------------------------------ the read
+    def _run(self) -> list[StreamOutcome]:
+        r = self.reader
+        cdc = self.cdc
+        tables = r.tables()
+        streams = list(r.catalog)
+        cdc_streams = [s for s in streams if s.sync_mode is SyncMode.INCREMENTAL]
+        cdc_names = {s.descriptor for s in cdc_streams}
+        for s in streams:
+            self.outcomes[s.descriptor] = StreamOutcome(s.descriptor)
+
+        position, parts = self._start(cdc_names)
+        upper = cdc.current_position()
+        lag = cdc.lag()
+        if lag is not None:
+            self.log("INFO", f"CDC: {lag.describe()}")
+        states = GlobalStates(r, cdc, position, parts)
+
+        # streams that can be read at all (the others fail now, with their own error)
+        readable: dict[StreamDescriptor, TableInfo] = {}
+        for s in cdc_streams:
+            table = tables.get(s.descriptor)
+            r.writer.write(msg.stream_status(s.descriptor, "STARTED"))
+            try:
+                if table is None:
+                    raise missing_table(s.descriptor)
+                check_cdc_table(table)
+            except DbkitError as exc:
+                self.outcomes[s.descriptor].error = r.failure(exc, s.descriptor)
+                continue
+            readable[s.descriptor] = table
+        pending = [
+            s
+            for s in cdc_streams
+            if s.descriptor in readable
+            and not (s.descriptor in states.parts and states.parts[s.descriptor].complete)
+        ]
+
+        full_refreshes: list[Callable[[], None]] = [
+            partial(self._full_refresh, s, tables.get(s.descriptor), states)
+            for s in streams
+            if s.descriptor not in cdc_names
+        ]
+        if pending or position is None:
+            with cdc.snapshot([readable[s.descriptor] for s in pending]) as point:
+                if states.position is None:
+                    states.position = point.position
+                snapshots: list[Callable[[], None]] = [
+                    partial(self._snapshot, s, readable[s.descriptor], point, states) for s in pending
+                ]
+                self._parallel(snapshots + full_refreshes)
+        else:
+            self._parallel(full_refreshes)
+
+        if readable and not r.cancel.event.is_set():
+            try:
+                self._changes(states, upper, readable)
+            except Exception as exc:
+                error = r.failure(exc, next(iter(readable)))
+                error.stream = None
+                for d in readable:
+                    if self.outcomes[d].error is None:
+                        self.outcomes[d].error = error
+        elif not r.cancel.event.is_set():
+            states.emit()
+        lag = cdc.lag()
+        if lag is not None:
+            self.log("INFO", f"CDC: {lag.describe()}")
+        for s in cdc_streams:
+            status = "INCOMPLETE" if self.outcomes[s.descriptor].error is not None else "COMPLETE"
+            r.writer.write(msg.stream_status(s.descriptor, status))
+        r.writer.flush()
+        return [self.outcomes[s.descriptor] for s in streams]
+
+    def _start(
+        self, cdc_names: set[StreamDescriptor]
+    ) -> tuple[Any, dict[StreamDescriptor, FullRefreshState]]:
+        """The saved position (checked, then acknowledged) and snapshot parts of the CDC streams."""
+        r = self.reader
+        cdc = self.cdc
+        if r.state.empty:
+            return None, {}
+        if not r.state.is_global:
+            self.log(
+                "WARN",
+                "the saved state holds per-stream states of standard reads: change data capture "
+                "starts with a new snapshot of every stream",
+            )
+            return None, {}
+        saved = parse_global_state(r.state.shared, r.state.streams)
+        if saved is None:
+            return None, {}
+        position = cdc.position_from_state(saved.position)
+        problem = cdc.position_problem(position)
+        if problem is not None:
+            if cdc.options.resync_on_invalid_position:
+                self.log(
+                    "WARN", f"CDC: {problem}; reading every stream again from a new snapshot, as configured"
+                )
+                return None, {}
+            raise ConfigError(
+                f"the saved CDC position cannot be read from: {problem}. Reset the connection's "
+                "data (every stream is read again from a new snapshot), or set "
+                "invalid_cdc_cursor_position_behavior to 'Re-sync data' to do that automatically"
+            )
+        cdc.acknowledge(position)
+        parts = {d: s for d, s in saved.streams.items() if d in cdc_names}
+        dropped = sorted(str(d) for d in saved.streams if d not in cdc_names)
+        if dropped:
+            self.log(
+                "INFO",
+                f"CDC: stream(s) {', '.join(dropped)} are no longer read with CDC; their snapshot "
+                "progress is dropped (they are snapshotted again if they come back)",
+            )
+        return position, parts
+
+    def _parallel(self, reads: Sequence[Callable[[], None]]) -> None:
+        r = self.reader
+        workers = max(1, min(r.options.max_concurrent_streams, len(reads)))
+        if not r.dialect.capabilities.concurrent_reads:
+            workers = 1
+        if workers == 1:
+            for read in reads:
+                read()
+            return
+        with ContextThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbkit-cdc") as pool:
+            for future in [pool.submit(read) for read in reads]:
+                future.result()
+
+    # ------------------------------------------------------------------ snapshots
+    def _snapshot(
+        self, configured: ConfiguredStream, table: TableInfo, point: SnapshotPoint[Any], states: GlobalStates
+    ) -> None:
+        r = self.reader
+        descriptor = configured.descriptor
+        outcome = self.outcomes[descriptor]
+        if r.cancel.event.is_set():
+            outcome.error = r.cancel.reason
+            return
+        try:
+            columns = cdc_columns(table, configured, self.meta_names)
+            members = json_members({**point.meta, UPDATED_AT: point.taken_at, DELETED_AT: None})
+            prior = states.parts.get(descriptor)
+            if table.row_estimate is not None or table.byte_estimate is not None:
+                r.writer.write(msg.estimate(descriptor, table.row_estimate, table.byte_estimate))
+            context = ReadContext(
+                database=r.db,
+                configured=configured,
+                table=table,
+                table_clause=r.dialect.table_clause(table),
+                columns=columns,
+                cursor=None,
+                prior_state=prior,
+                checkpoint_records=r.options.checkpoint_records,
+                cancelled=r.cancel.event,
+                record_members=members,
+                snapshot=point,
+            )
+            if prior is not None:
+                r._check_state_values(table, prior, None)
+            job = r.dialect.read_job(context)
+            if job is None:
+                job = PlanJob(
+                    r.dialect, context, min(r.dialect.fetch_batch_rows, r.options.checkpoint_records)
+                )
+            outcome.records += r._run_job(job, descriptor, SnapshotSink(states, descriptor))
+        except Exception as exc:
+            outcome.error = r.failure(exc, descriptor)
+
+    def _full_refresh(
+        self, configured: ConfiguredStream, table: TableInfo | None, states: GlobalStates
+    ) -> None:
+        outcome = self.reader._read_one(configured, table, UnsavedSink(states))
+        self.outcomes[configured.descriptor] = outcome
+
+    # ------------------------------------------------------------------ changes
+    def _changes(
+        self, states: GlobalStates, upper: Any, tables: Mapping[StreamDescriptor, TableInfo]
+    ) -> None:
+        r = self.reader
+        cdc = self.cdc
+        configured = {d: r.catalog.get(d) for d in tables}
+        encoders: dict[StreamDescriptor, ImageEncoder] = {}
+        for d, table in tables.items():
+            stream = configured[d]
+            assert stream is not None
+            encoders[d] = cdc.encoder(table, cdc_columns(table, stream, self.meta_names))
+        options = r.options
+        since = 0
+        last = time.monotonic()
+        reached: Any = None
+        batches = cdc.changes(states.position, upper, tables)
+        try:
+            for batch in batches:
+                if r.cancel.event.is_set():
+                    raise Cancelled()
+                if batch.changes:
+                    lines = self._lines(batch.changes, encoders)
+                    states.lines(lines, len(lines))
+                    since += len(lines)
+                    for d, count in _counts(batch.changes).items():
+                        self.outcomes[d].records += count
+                if batch.position is None:
+                    continue
+                reached = batch.position
+                now = time.monotonic()
+                if since >= options.checkpoint_records or now - last >= options.checkpoint_seconds:
+                    states.move(reached)
+                    since = 0
+                    last = now
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+        if reached is not None:
+            states.move(reached)
+        else:
+            states.emit()
+
+    def _lines(
+        self, changes: Sequence[Change], encoders: Mapping[StreamDescriptor, ImageEncoder]
+    ) -> list[bytes]:
+        """RECORD lines for changes, encoded a run of one stream's changes at a time."""
+        out: list[bytes] = []
+        now = msg.now_ms()
+        for run in _runs(changes):
+            first = run[0]
+            if first.operation is Operation.TRUNCATE:
+                for change in run:
+                    self.log(
+                        "WARN",
+                        f"stream {change.stream}: the table was truncated at {change.committed_at}; a "
+                        "truncate cannot be sent as records, so rows the destination holds from "
+                        "before it remain until the stream is reset",
+                    )
+                continue
+            encoder = encoders.get(first.stream)
+            if encoder is None:
+                continue  # a table this read does not want: the reader should have skipped it
+            prefix, suffix = msg.record_envelope(first.stream, now)
+            datas, problems = encoder.encode([c.image or {} for c in run])
+            for i, (change, data) in enumerate(zip(run, datas, strict=True)):
+                deleted = change.committed_at if change.operation is Operation.DELETE else None
+                members = json_members({**change.meta, UPDATED_AT: change.committed_at, DELETED_AT: deleted})
+                row_problems = problems.get(i)
+                tail = msg.record_suffix_with_changes(row_problems) if row_problems else suffix
+                out.append(prefix + append_members(data, members) + tail)
+        return out
+
+
+def _runs(changes: Sequence[Change]) -> Iterator[list[Change]]:
+    """Consecutive changes of one stream and kind (truncate or row change)."""
+    run: list[Change] = []
+    for change in changes:
+        if run and (
+            change.stream != run[0].stream
+            or (change.operation is Operation.TRUNCATE) != (run[0].operation is Operation.TRUNCATE)
+        ):
+            yield run
+            run = []
+        run.append(change)
+    if run:
+        yield run
+
+
+def _counts(changes: Sequence[Change]) -> dict[StreamDescriptor, int]:
+    counts: dict[StreamDescriptor, int] = {}
+    for change in changes:
+        if change.operation is not Operation.TRUNCATE:
+            counts[change.stream] = counts.get(change.stream, 0) + 1
+    return counts
