@@ -11,6 +11,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +28,8 @@ from dbkit.destination.batch import (
     ColumnResult,
     Limits,
 )
-from dbkit.destination.records import RawRecord, as_raw_record, decode_envelope
+from dbkit.destination.input import parse_message
+from dbkit.destination.records import DECODE_ERRORS, RawRecord, as_raw_record, decode_envelope
 from dbkit.protocol.jsonio import loads_exact
 
 PG_LIMITS = Limits()  # PostgreSQL-like: years -4712..294276, exact numerics
@@ -327,6 +329,25 @@ def test_batch_meta_columns_and_changes() -> None:
     assert batch.changed_rows == 2
 
 
+@pytest.mark.parametrize("limits", [PG_LIMITS, Limits(nul_in_json=False)], ids=["nul-ok", "no-nul"])
+def test_source_changes_that_are_not_changes_are_dropped_and_text_repaired(limits: Limits) -> None:
+    """A source's ``meta.changes`` go into ``_airbyte_meta`` first, as they came; an entry that
+    is not an object of scalars (the protocol's ``{field, change, reason}``) is dropped, and
+    text no database stores is repaired, so that ``_airbyte_meta`` never fails a batch."""
+    good = {"field": "a", "change": "NULLED", "reason": "SOURCE_RETRIEVAL_ERROR"}
+    deep = b"[" * 20_000 + b"]" * 20_000
+    meta = b'{"changes":[%s,5,"x",null,{"field":[1]},{"field":"b\\u0000\\ud800","n":1.5},%s,{"f":%s}]}' % (
+        orjson.dumps(good),
+        deep,
+        deep,
+    )
+    line = b'{"type":"RECORD","record":{"stream":"s","data":{"id":1},"meta":%s}}' % meta
+    batch = _builder(limits).build(_from_lines([line]))
+    (text,) = batch.table.column("_airbyte_meta").to_pylist()
+    repaired = "b\x00\ufffd" if limits.nul_in_json else "b\ufffd"
+    assert json.loads(text)["changes"] == [good, {"field": repaired, "n": 1.5}]
+
+
 def test_batch_without_sync_or_generation_ids() -> None:
     batch = _builder(sync_id=None, generation=None).build(_raw([{"data": {"id": 1}, "emitted_at": 5}]))
     assert json.loads(batch.table.column("_airbyte_meta")[0].as_py()) == {"changes": [], "sync_id": None}
@@ -462,10 +483,16 @@ PG_NUMERIC = Limits(number_digits=(131072, 16383))
 
 
 def _from_lines(lines: list[bytes]) -> list[RawRecord]:
-    """Records as the consumer's door reads them from input lines."""
+    """Records as the consumer's door reads them from input lines (msgspec, or the general path
+    for a line msgspec cannot decode)."""
     out = []
     for line in lines:
-        record = decode_envelope(line).record
+        try:
+            record = decode_envelope(line).record
+        except DECODE_ERRORS:
+            message = parse_message(line)
+            assert message is not None
+            record = as_raw_record(message["record"])
         assert record is not None
         out.append(record)
     return out
@@ -548,15 +575,7 @@ def test_values_of_any_depth(depth: int, limits: Limits) -> None:
         b'{"type":"RECORD","record":{"stream":"s","data":{"id":4,"i":%s}}}' % deep,
         b'{"type":"RECORD","record":{"stream":"s","data":{"id":5,"j":[1]}}}',
     ]
-    records = []
-    for line in lines:
-        try:
-            record = decode_envelope(line).record
-        except RecursionError:  # what the consumer's door does: the general path reads it
-            record = as_raw_record(loads_exact(line)["record"])
-        assert record is not None
-        records.append(record)
-    batch = builder.build(records)
+    batch = builder.build(_from_lines(lines))
     table = batch.table
     stored = limits.json_depth is None or depth <= limits.json_depth
     text = _nested(depth)
