@@ -534,6 +534,70 @@ class DestinationSuite:
         assert [s["stream"]["stream_state"]["n"] for s in result.states()] == [1]
         assert self.data_of(self.table(dest, cat)) == self.expected([item(1, "a", 1)])
 
+    def test_a_hostile_input_stores_what_it_can_and_stops_at_the_bad_line(
+        self, dest: DestinationHarness
+    ) -> None:
+        """Everything a broken or hostile source may send, in one input: stray blank lines, a
+        5,000-digit number, a lone surrogate, NUL, invalid UTF-8, 100,000 levels of nesting in a
+        value, in a STATE and in ``meta.changes``, fields of the wrong type, a 3 MB line; then
+        a line cut short. The write stops there with an error naming it; every record before it
+        is committed (the last one without a STATE after it), every STATE before it echoed as
+        it came, nothing after it."""
+        props = {
+            "id": json_schema_for(AirbyteType.INTEGER),
+            "name": json_schema_for(AirbyteType.STRING),
+            "n": json_schema_for(AirbyteType.NUMBER),
+            "j": json_schema_for(AirbyteType.UNKNOWN),
+        }
+        cat = self.catalog([stream(ITEMS, props)], "append", cursor=None, pk=None)
+        huge = b"9" * 5000
+        deep = b"[" * 100_000 + b"]" * 100_000
+        change = b'{"field":"x","change":"NULLED","reason":"SOURCE_SERIALIZATION_ERROR"}'
+        items = ITEMS.encode()
+
+        def line(data: bytes, extra: bytes = b"") -> bytes:
+            return b'{"type":"RECORD","record":{"stream":"%s","emitted_at":1,"data":{%s}%s}}' % (
+                items,
+                data,
+                extra,
+            )
+
+        first_state = b'{"n":1,"deep":%s,"huge":%s,"s":"\\ud800 \\u0000"}' % (deep, huge)
+        lines: list[Any] = [
+            line(b'"id":1,"name":"one"'),
+            b"",
+            line(
+                b'"id":2,"name":"nul\\u0000 \\ud800","n":%s,"j":%s' % (huge, deep),
+                b',"meta":{"changes":[%s,%s,{"field":%s}]}' % (change, deep, deep),
+            ),
+            b'{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"%s"},'
+            b'"stream_state":%s}}}' % (items, first_state),
+            b"   ",
+            line(b'"id":3,"name":"bad utf-8 \xff\xfe","j":{"a":"\xc3"}'),
+            line(b'"id":4,"name":["not","text"],"n":"1.5","j":1e999999,"x":%s' % deep, b',"other":[]'),
+            line(b'"id":5,"name":"%s"' % (b"long " * 600_000)),
+            b'{"type":"LOG","log":{"level":"INFO","message":"a log line is ignored"}}',
+            state(ITEMS, {"n": 2}, 4),
+            line(b'"id":6,"name":"after the last state"'),
+            line(b'"id":7,"name":"cut sh'),  # line 12: the input is broken here
+            line(b'"id":8,"name":"never"'),
+            state(ITEMS, {"n": 3}, 1),
+            status(ITEMS),
+        ]
+        result = self.write(dest, cat, lines)
+        assert result.exit_code != 0
+        (error,) = result.errors()
+        assert error["message"].startswith("line 12 of the input: "), error["message"][:300]
+        echoed = [s["stream"]["stream_state"] for s in self.echoed(result)]
+        assert [s["n"] for s in echoed] == [1, 2]
+        assert dumps_exact(echoed[0]) == first_state, "the STATE is echoed as it came"
+        rows = self.column_texts(dest, cat, ["name"])
+        assert sorted(rows) == [1, 2, 3, 4, 5, 6], "every record before the bad line is committed"
+        source_change = {"field": "x", "change": "NULLED", "reason": "SOURCE_SERIALIZATION_ERROR"}
+        assert rows[2]["_meta"]["changes"][0] == source_change, "the source's change comes first"
+        assert rows[4]["name"] == '["not","text"]'
+        assert len(rows[5]["name"]) == len("long ") * 600_000
+
     def test_record_of_an_unknown_stream_is_refused(self, dest: DestinationHarness) -> None:
         cat = self.catalog([stream(ITEMS, ITEM_SCHEMA)], "append")
         lines = [
