@@ -53,6 +53,9 @@ class Capabilities:
     """Strings inside JSON values may contain NUL (PostgreSQL's jsonb cannot)."""
     float_json_numbers: bool = False
     """A JSON column stores a bare number as an int64 or IEEE double (SQLite's NUMERIC affinity)."""
+    json_depth: int | None = None
+    """Deepest nesting of arrays and objects a JSON column takes (PostgreSQL's jsonb: 10,000; its
+    parser recurses); a deeper value is NULL with a change. None: any depth (text)."""
     number_digits: tuple[int, int] | None = None
     """Most digits a number may have before and after the decimal point (PostgreSQL's numeric:
     (131072, 16383)); None: no limit."""

@@ -437,5 +437,5 @@ def parse_json_text(value: Any) -> Any:
         if needs_exact_parse(raw):
             parsed = _exact_json(parsed)
         return orjson.Fragment(orjson.dumps(parsed, default=exact_default))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: deeper than orjson writes
         raise Unrepresentable("stored text is not valid JSON") from exc

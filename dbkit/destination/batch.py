@@ -5,7 +5,7 @@ Records come as :class:`~dbkit.destination.records.RawRecord` (what the consumer
 it cannot read, parsed exactly and cast value by value. Either way every value follows the rules of
 :mod:`dbkit.destination.casting` (re-exported here): a value that cannot be stored is NULL with a
 ``_airbyte_meta.changes`` entry (the source's changes first, then ours in column order), and the
-row is never dropped.
+row is never dropped. A source change that is not an object of scalars is dropped.
 
 A batch is built in parts of a few thousand rows (:meth:`BatchBuilder.parts`): Arrow's kernels
 and the CSV writer run fastest on batches that fit the CPU caches, and a loader can send one part
@@ -43,10 +43,12 @@ from dbkit.destination.casting import (
     parse_date,
     parse_time,
     parse_timestamp,
+    repaired_text,
     to_json_text,
 )
 from dbkit.destination.records import DECODE_ERRORS, NO_META, RawRecord, loads_lenient, source_changes
 from dbkit.destination.typed import TypedDecoder
+from dbkit.protocol import deepjson
 
 __all__ = [
     "ARROW_TYPES",
@@ -203,9 +205,23 @@ class BatchBuilder:
         return typed_rows, typed, general_rows, general
 
     def _source_changes(self, records: Sequence[RawRecord]) -> Iterator[tuple[int, list[Any]]]:
+        """The rows whose source put ``meta.changes`` on them, with those changes: each an object
+        of scalars (the protocol's ``{field, change, reason}``), text no database stores repaired
+        as in strings; any other entry is dropped (it would fail ``_airbyte_meta``, not just
+        hold a NULL)."""
+        keep_nul = self.limits.nul_in_json
+
+        def repaired(text: str) -> str | None:
+            return repaired_text(text, keep_nul)
+
         for i, record in enumerate(records):
             if record.meta != NO_META:
-                changes = source_changes(record.meta)
+                changes = [
+                    deepjson.map_strings(change, repaired)[0]
+                    for change in source_changes(record.meta)
+                    if isinstance(change, dict)
+                    and not any(isinstance(v, dict | list) for v in change.values())
+                ]
                 if changes:
                     yield i, changes
 

@@ -16,8 +16,13 @@ Text the database cannot hold is repaired, never dropped: NUL characters are rem
 database refuses them (``Limits.nul_in_text``, ``Limits.nul_in_json``), and lone UTF-16
 surrogates (``"\\ud800"`` in the JSON, or invalid UTF-8 bytes in the input) become U+FFFD; both
 are recorded as ``TRUNCATED`` (``DESTINATION_SERIALIZATION_ERROR``). Numbers past the database's
-range (``Limits.number_digits``) and time zone offsets past it (``Limits.max_zone_seconds``) are
-NULL with ``DESTINATION_FIELD_SIZE_LIMITATION``.
+range (``Limits.number_digits``), time zone offsets past it (``Limits.max_zone_seconds``) and
+JSON values nested deeper than its JSON type takes (``Limits.json_depth``) are NULL with
+``DESTINATION_FIELD_SIZE_LIMITATION``.
+
+Values of any depth and integers of any length are taken: nothing here recurses once per level
+(:mod:`dbkit.protocol.deepjson` walks and writes deep values), and an integer past Python's
+4,300-digit conversion limit arrives as a ``Decimal`` of the same digits.
 
 Arrow representation per Airbyte type:
 
@@ -59,7 +64,8 @@ import pyarrow.compute as pc
 from dbkit.db.dialect import Capabilities
 from dbkit.db.temporal import DAY_MICROS, civil_from_days, days_from_civil, days_in_month, format_time_micros
 from dbkit.db.types import AirbyteType
-from dbkit.protocol.messages import exact_default
+from dbkit.protocol import deepjson
+from dbkit.protocol.messages import exact_default, int_text
 
 TYPECAST = "DESTINATION_TYPECAST_ERROR"
 SIZE = "DESTINATION_FIELD_SIZE_LIMITATION"
@@ -94,6 +100,8 @@ class Limits:
     """A JSON column stores a bare number as an int64 or IEEE double (SQLite's NUMERIC affinity)."""
     nul_in_json: bool = Capabilities.json_nul_bytes
     """Strings inside JSON values may hold NUL (PostgreSQL's jsonb cannot)."""
+    json_depth: int | None = Capabilities.json_depth
+    """Deepest nesting of arrays and objects a JSON value may have; None: no limit."""
     number_digits: tuple[int, int] | None = Capabilities.number_digits
     """Most digits a number (also one inside a JSON value) may have before and after the decimal
     point, e.g. PostgreSQL's numeric: (131072, 16383); None: no limit."""
@@ -110,6 +118,7 @@ class Limits:
             nul_in_text=capabilities.text_nul_bytes,
             float_json_numbers=capabilities.float_json_numbers,
             nul_in_json=capabilities.json_nul_bytes,
+            json_depth=capabilities.json_depth,
             number_digits=capabilities.number_digits,
             max_zone_seconds=capabilities.max_zone_seconds,
         )
@@ -251,27 +260,7 @@ def repaired_text(text: str, keep_nul: bool) -> str | None:
 
 def _repaired_json(value: Any, keep_nul: bool) -> tuple[Any, bool]:
     """A JSON value with every string (and key) repaired; and whether anything changed."""
-    if isinstance(value, str):
-        fixed = repaired_text(value, keep_nul)
-        return (value, False) if fixed is None else (fixed, True)
-    if isinstance(value, list):
-        changed = False
-        items = []
-        for item in value:
-            new, c = _repaired_json(item, keep_nul)
-            items.append(new)
-            changed |= c
-        return items, changed
-    if isinstance(value, dict):
-        changed = False
-        out = {}
-        for key, item in value.items():
-            new_key, c1 = _repaired_json(key, keep_nul)
-            new, c2 = _repaired_json(item, keep_nul)
-            out[new_key] = new
-            changed |= c1 or c2
-        return out, changed
-    return value, False
+    return deepjson.map_strings(value, lambda text: repaired_text(text, keep_nul))
 
 
 # ------------------------------------------------------------------------- numbers
@@ -288,14 +277,16 @@ def number_fits(number: Decimal, limits: Limits) -> bool:
 
 
 def _json_numbers_fit(value: Any, limits: Limits) -> bool:
-    if isinstance(value, Decimal):
-        return number_fits(value, limits)
-    if type(value) is int:
-        return len(str(abs(value))) <= 4000 or number_fits(Decimal(value), limits)
-    if isinstance(value, list):
-        return all(_json_numbers_fit(v, limits) for v in value)
-    if isinstance(value, dict):
-        return all(_json_numbers_fit(v, limits) for v in value.values())
+    """Whether every number in a JSON value fits the database's number type (at any depth)."""
+    for item in deepjson.scalars(value):
+        if isinstance(item, Decimal):
+            number = item
+        elif type(item) is int and item.bit_length() > 13_000:  # fewer bits: under 4,000 digits
+            number = Decimal(item)
+        else:
+            continue
+        if not number_fits(number, limits):
+            return False
     return True
 
 
@@ -305,7 +296,7 @@ def _json_numbers_fit(value: Any, limits: Limits) -> bool:
 def _decimal_text(value: Any) -> str:
     """Exact decimal text of an integer or Decimal (floats are formatted by :func:`float_texts`)."""
     if type(value) is int:
-        return str(value)
+        return int_text(value)
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise Rejected()
@@ -333,17 +324,15 @@ def double_exact(text: str) -> str | None:
 
 
 def _integer(value: Any) -> int:
-    if type(value) is int:
-        result = value
-    elif (type(value) is float and value.is_integer()) or (
-        isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value()
+    if not (
+        type(value) is int
+        or (type(value) is float and value.is_integer())
+        or (isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value())
     ):
-        result = int(value)
-    else:
         raise Rejected()
-    if not INT64_MIN <= result <= INT64_MAX:
+    if not INT64_MIN <= value <= INT64_MAX:  # compared exactly, before any conversion
         raise Rejected(SIZE)
-    return result
+    return int(value)
 
 
 def _boolean(value: Any) -> bool:
@@ -368,21 +357,13 @@ def _binary(value: Any) -> bytes:
 
 
 def to_json_text(value: Any) -> str:
-    """Compact JSON text of a JSON value; every digit of numbers kept (also integers past 64 bits)."""
+    """Compact JSON text of a JSON value of any depth; every digit of numbers kept (also integers
+    past 64 bits). A string holding a lone surrogate raises ``TypeError`` (orjson's
+    ``JSONEncodeError``): no database stores it (see :func:`repaired_text`)."""
     try:
         return orjson.dumps(value, default=exact_default).decode("utf-8")
-    except TypeError:  # orjson refuses integers past 64 bits without calling ``default``
-        return orjson.dumps(_wide_ints_as_text(value), default=exact_default).decode("utf-8")
-
-
-def _wide_ints_as_text(value: Any) -> Any:
-    if type(value) is int and not INT64_MIN <= value <= 2**64 - 1:
-        return orjson.Fragment(str(value))
-    if isinstance(value, dict):
-        return {k: _wide_ints_as_text(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_wide_ints_as_text(v) for v in value]
-    return value
+    except TypeError:  # integers past 64 bits, more than 255 levels: the writer without limits
+        return deepjson.dumps(value, escape_surrogates=False).decode("utf-8")
 
 
 # ------------------------------------------------------------------------- column casting
@@ -410,6 +391,11 @@ def _per_value(values: Sequence[Any], convert: Callable[[Any], Any], arrow_type:
 
 
 def _vectorized(values: Sequence[Any]) -> pa.Array | None:
+    """The values as the Arrow array Arrow infers; None when it cannot, or when a value is an
+    array or object (no typed column takes one, and inferring the type of one nested a few
+    thousand levels deep takes Arrow seconds to minutes)."""
+    if any(type(v) is list or type(v) is dict for v in values):
+        return None
     try:
         return pa.array(values, from_pandas=False)
     except (pa.ArrowException, OverflowError, TypeError, ValueError):
@@ -587,6 +573,12 @@ class ColumnCaster:
             text = to_json_text(value)
         except (TypeError, UnicodeEncodeError):  # a string holds a lone surrogate
             text = None
+        if (
+            limits.json_depth is not None
+            and (text is None or len(text) > 2 * limits.json_depth)  # each level takes 2 characters
+            and deepjson.depth(value) > limits.json_depth
+        ):
+            raise Rejected(SIZE)
         if text is None or (not limits.nul_in_json and "\\u0000" in text):
             fixed, changed = _repaired_json(value, limits.nul_in_json)
             text = to_json_text(fixed)

@@ -28,9 +28,11 @@ is dropped — the resumed source sends it again from the last STATE, and loadin
 those rows into the temporary table twice. Should the tail outgrow twice the batch size without a
 STATE, it is loaded anyway (at-least-once, logged).
 
-A malformed line, a RECORD for a stream not in the catalog, or one after its stream's COMPLETE
-stops the write with an error naming the line: what came before it is loaded
-and its states echoed, nothing after it is.
+A malformed line (not JSON, or a message whose type, stream name or namespace is not a string,
+whose record, data or state is not an object), a RECORD for a stream not in the catalog, or one
+after its stream's COMPLETE stops the write with an error naming the line: what came before it
+is loaded and its states echoed, nothing after it is. Lines of any length and nesting depth are
+read (see :mod:`dbkit.protocol.deepjson`); an input value is quoted in a message only cut short.
 
 RECORD lines are read by msgspec (:mod:`dbkit.destination.records`) without building a Python
 object per value, straight into the stream's buffer as :class:`RawRecord`; the general path
@@ -48,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from dbkit.destination.executor import POLL_SECONDS, LoadExecutor
-from dbkit.destination.input import BadLine, InputError, InputReader, parse_message
+from dbkit.destination.input import BadLine, InputError, InputReader, parse_message, shown
 from dbkit.destination.ledger import StateLedger
 from dbkit.destination.loader import StreamLoader
 from dbkit.destination.prefetch import Prefetcher
@@ -225,6 +227,8 @@ class Consumer:
         if message is None:
             return
         kind = message.get("type")
+        if not isinstance(kind, str):
+            raise self._fail(f"the message type is {shown(kind)}, not a string")
         if kind == "RECORD":
             self._record(message.get("record"), len(line))
         elif kind == "STATE":
@@ -232,14 +236,24 @@ class Consumer:
         elif kind == "TRACE":
             self._trace(message.get("trace"))
         elif kind not in IGNORED_TYPES:
-            raise self._fail(f"unknown message type {kind!r}")
+            raise self._fail(f"unknown message type {shown(kind)}")
 
     def _buffer_for(self, name: Any, namespace: Any, what: str) -> _Buffer:
+        self._check_names(name, namespace, what)
         buffer = self._resolve(name, namespace)
         if buffer is None:
-            shown = name if namespace is None else f"{namespace}.{name}"
-            raise self._fail(f"{what} for stream {shown!r}, which is not in the configured catalog")
+            stream = name if namespace is None else f"{namespace}.{name}"
+            raise self._fail(f"{what} for stream {shown(stream)}, which is not in the configured catalog")
         return buffer
+
+    def _check_names(self, name: Any, namespace: Any, what: str) -> None:
+        """A stream is named by a string, its namespace by a string or null."""
+        if not isinstance(name, str):
+            raise self._fail(f"{what} whose stream name is {shown(name)}, not a string")
+        if namespace is not None and not isinstance(namespace, str):
+            raise self._fail(
+                f"{what} of stream {shown(name)} whose namespace is {shown(namespace)}, not a string"
+            )
 
     def _resolve(self, name: Any, namespace: Any) -> _Buffer | None:
         """The stream a message names. A message without a namespace (``null`` or absent) for a
@@ -257,7 +271,7 @@ class Consumer:
             if matches:
                 self.log(
                     "WARN",
-                    f"line {self.line_no}: stream {name!r} without a namespace matches "
+                    f"line {self.line_no}: stream {shown(name)} without a namespace matches "
                     f"{len(matches)} catalog streams; it is refused as ambiguous",
                 )
             return None
@@ -265,7 +279,7 @@ class Consumer:
         self._unnamespaced[name] = buffer
         self.log(
             "WARN",
-            f"line {self.line_no}: messages of stream {name!r} carry no namespace; they are taken "
+            f"line {self.line_no}: messages of stream {shown(name)} carry no namespace; they are taken "
             f"as the catalog's only stream of that name, {buffer.descriptor}",
         )
         return buffer
@@ -327,7 +341,7 @@ class Consumer:
             covered = list(self.buffers.values())
             self.ledger.global_state(self.line_no, state)
         else:
-            raise self._fail(f"STATE of type {kind!r}; only STREAM and GLOBAL states are supported")
+            raise self._fail(f"STATE of type {shown(kind)}; only STREAM and GLOBAL states are supported")
         for b in covered:
             b.covered = len(b.records)
             b.covered_bytes = b.bytes
@@ -340,6 +354,7 @@ class Consumer:
         descriptor = body.get("stream_descriptor") if isinstance(body, dict) else None
         if not isinstance(descriptor, dict):
             raise self._fail("STREAM_STATUS without a stream_descriptor")
+        self._check_names(descriptor.get("name"), descriptor.get("namespace"), "STREAM_STATUS")
         buffer = self._resolve(descriptor.get("name"), descriptor.get("namespace"))
         if buffer is None:
             self.log("WARN", f"line {self.line_no}: stream status for a stream not in the catalog; ignored")

@@ -32,6 +32,18 @@ class BadLine(ValueError):
     """A line is not an Airbyte message (the text says why)."""
 
 
+_KINDS = {dict: "an object", list: "an array", bool: "a boolean", type(None): "null", str: "a string"}
+
+
+def shown(value: Any, longest: int = 60) -> str:
+    """An input value for a message: a string quoted and cut to ``longest`` characters, anything
+    else by its JSON kind (never the repr of a value that may be megabytes long or nested
+    100,000 levels deep)."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= longest else value[:longest] + "...")
+    return _KINDS.get(type(value), "a number")
+
+
 def parse_message(line: bytes) -> dict[str, Any] | None:
     """The message on a line (None for a blank line); raises :class:`BadLine`. A RECORD whose
     strings hold text no database stores (a lone surrogate escape such as ``"\\ud800"``, which

@@ -15,15 +15,17 @@ consumer's general path, which decides what is an error.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
 import msgspec
 
-DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
-"""What decoding may raise for a line or value that does not have the expected form."""
+from dbkit.protocol import deepjson
+from dbkit.protocol.jsonio import loads_decimal
+
+DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError)
+"""What decoding may raise for a line or value that does not have the expected form (or that is
+nested deeper than msgspec recurses, near Python's recursion limit: the general path reads it)."""
 
 
 NO_META = msgspec.Raw(b"null")
@@ -64,37 +66,17 @@ def as_raw_record(record: Mapping[str, Any]) -> RawRecord:
 
 
 def _exact_json(value: Any) -> str:
-    """ASCII JSON text of a parsed JSON value: integers of any size and ``Decimal`` with every
-    digit, strings with ``\\u`` escapes (lone surrogates included)."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int | Decimal):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{json.dumps(str(k))}:{_exact_json(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_exact_json(v) for v in value) + "]"
-    raise TypeError(f"not a JSON value: {type(value).__name__}")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    """ASCII JSON text of a parsed JSON value of any depth: integers of any size and ``Decimal``
+    with every digit, strings with ``\\u`` escapes (lone surrogates included)."""
+    return deepjson.dumps(value, ascii_only=True).decode("ascii")
 
 
 def loads_lenient(raw: bytes | msgspec.Raw) -> Any:
-    """A JSON document exactly (``Decimal`` for non-integers, ``int`` of any size), accepting text
-    no database stores: a lone surrogate escape (``"\\ud800"``) or invalid UTF-8 inside a string
-    becomes a lone surrogate in the Python string, which casting repairs and records."""
-    text = bytes(raw).decode("utf-8", "surrogateescape")
-    return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    """A JSON document exactly (``Decimal`` for non-integers, ``int`` for integers, ``Decimal`` for
+    one past Python's digit limit), accepting text no database stores: a lone surrogate escape
+    (``"\\ud800"``) or invalid UTF-8 inside a string becomes a lone surrogate in the Python
+    string, which casting repairs and records."""
+    return loads_decimal(bytes(raw).decode("utf-8", "surrogateescape"))
 
 
 def source_changes(meta: msgspec.Raw | None) -> list[Any]:

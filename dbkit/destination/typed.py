@@ -143,6 +143,9 @@ class TypedDecoder:
                 suspects.append(pc.match_substring_regex(array, _NUMBER_START))
             if limits.number_digits is not None:
                 suspects.append(pc.match_substring_regex(array, _BIG_EXPONENT))
+            if limits.json_depth is not None:  # each level takes two characters
+                longest = pa.scalar(2 * limits.json_depth, pa.int32())
+                suspects.append(pc.greater(pc.binary_length(array), longest))
         if not suspects:
             return ColumnResult(array)
         mask = suspects[0]

@@ -6,6 +6,14 @@ majority of lines and re-parses with the standard library (``Decimal`` for non-i
 lines whose raw bytes contain a number that a double might not reproduce: 16 or more significant
 digits, or an exponent with three digits. A digit run inside a string can trigger the slow path;
 that costs time, never correctness.
+
+Integers are ``int`` up to the interpreter's limit on decimal conversions (4,300 digits unless
+``sys.set_int_max_str_digits`` changed it); a longer integer literal is read as a ``Decimal`` of
+the same digits (exponent 0), which converts to text and back without that limit. The limit itself
+is left alone: it is interpreter-wide and guards every other ``int(text)``.
+
+Any nesting depth is read: a document nested deeper than the C parsers recurse (about 1,000
+levels) is read level by level by :mod:`dbkit.protocol.deepjson`, at Python speed.
 """
 
 from __future__ import annotations
@@ -18,10 +26,15 @@ from typing import Any
 
 import orjson
 
+from dbkit.protocol import deepjson
+from dbkit.protocol.deepjson import int_or_decimal
 from dbkit.protocol.errors import ProtocolInputError
 
 # 16+ digits, optionally with one decimal point among them; or a 3-digit exponent.
 _MAYBE_INEXACT = re.compile(rb"\d(?:\.?\d){15}|[eE][+-]?\d{3}")
+
+ORJSON_MAX_DEPTH = 1024
+"""orjson refuses to read arrays and objects nested deeper than this."""
 
 
 def reject_constant(name: str) -> Any:
@@ -29,18 +42,42 @@ def reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def loads_decimal(text: bytes | str) -> Any:
+    """The standard library's parser with every number exact: ``Decimal`` for non-integers,
+    ``int`` for integers (``Decimal`` past the digit limit). NaN and Infinity are refused.
+
+    Every failure is a ``ValueError`` (bad JSON, bad UTF-8)."""
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=reject_constant)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # maybe an integer past the digit limit: read the integers one by one
+        try:
+            return json.loads(
+                text, parse_float=Decimal, parse_int=int_or_decimal, parse_constant=reject_constant
+            )
+        except RecursionError:
+            pass
+    except RecursionError:
+        pass
+    # nested deeper than the C parser recurses: level by level
+    return deepjson.parse(text if isinstance(text, str) else text.decode("utf-8"))
+
+
 def loads_exact(line: bytes | str) -> Any:
     """Parse one JSON document; numbers that a double cannot hold exactly become ``Decimal``/``int``.
 
-    Every failure is a ``ValueError`` (bad JSON, bad UTF-8, nesting too deep for the exact parser).
+    Every failure is a ``ValueError`` (bad JSON, bad UTF-8).
     """
     raw = line.encode() if isinstance(line, str) else line
     if _MAYBE_INEXACT.search(raw) is None:
-        return orjson.loads(raw)
-    try:
-        return json.loads(raw, parse_float=Decimal, parse_constant=reject_constant)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            if raw.count(b"[") + raw.count(b"{") <= ORJSON_MAX_DEPTH:
+                raise
+            # maybe nested deeper than orjson reads: the exact parser takes any depth
+    return loads_decimal(raw)
 
 
 class JsonFileError(ProtocolInputError):

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 import orjson
 
+from dbkit.protocol import deepjson
 from dbkit.protocol.catalog import AirbyteStream, StreamDescriptor
+from dbkit.protocol.deepjson import exact_default as exact_default
+from dbkit.protocol.deepjson import int_text as int_text
 
 _OPTS = orjson.OPT_APPEND_NEWLINE
 dumps = orjson.dumps
@@ -28,42 +30,21 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def exact_default(value: Any) -> Any:
-    """orjson ``default``: exact numbers (from :func:`loads_exact`) are written digit for digit."""
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise TypeError(f"{value} has no JSON form")
-        return orjson.Fragment(str(value))
-    if isinstance(value, int):  # wider than 64 bits
-        return orjson.Fragment(str(value))
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-
-_INT_MIN = -(2**63)
-_INT_MAX = 2**64 - 1
-
-
-def _widen(value: Any) -> Any:
-    """A copy of ``value`` with every integer outside orjson's 64-bit range pre-rendered."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return orjson.Fragment(str(int(value))) if not _INT_MIN <= value <= _INT_MAX else value
-    if isinstance(value, Mapping):
-        return {k: _widen(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_widen(v) for v in value]
-    return value
-
-
 def dumps_exact(value: Any, option: int = 0) -> bytes:
-    """``orjson.dumps`` that writes ``Decimal`` and integers of any width digit for digit.
+    """``orjson.dumps`` that writes ``Decimal`` and integers of any width digit for digit, at any
+    nesting depth.
 
-    The common case costs one orjson call; a document holding an integer wider than 64 bits is
-    copied once with those integers pre-rendered.
+    The common case costs one orjson call. What orjson refuses (an integer wider than 64 bits,
+    nesting deeper than its 255 levels, a string holding a lone surrogate, which a ``\\udXXX``
+    escape in parsed input makes and which is written back as that escape) is written by
+    :func:`dbkit.protocol.deepjson.dumps`, which honours ``OPT_APPEND_NEWLINE`` and
+    ``OPT_INDENT_2`` and no other option.
     """
     try:
         return orjson.dumps(value, option=option, default=exact_default)
     except orjson.JSONEncodeError:
-        return orjson.dumps(_widen(value), option=option, default=exact_default)
+        text = deepjson.dumps(value, indent=2 if option & orjson.OPT_INDENT_2 else 0)
+        return text + b"\n" if option & orjson.OPT_APPEND_NEWLINE else text
 
 
 def _line(message: Mapping[str, Any]) -> bytes:

@@ -278,6 +278,15 @@ def test_json_text_refuses_what_is_not_json(bad: str | bytes) -> None:
         parse_json_text(bad)
 
 
+@pytest.mark.parametrize("depth", [300, 1100, 100_000])
+@pytest.mark.parametrize("digits", ["", ",12345678901234567890"])
+def test_json_text_nested_deeper_than_orjson_writes_is_refused_not_a_crash(depth: int, digits: str) -> None:
+    """loads_exact reads any depth; orjson writes 255 levels: a deeper value is Unrepresentable
+    (NULL with a change), as it was when loads_exact stopped near 1,000 levels."""
+    with pytest.raises(Unrepresentable):
+        parse_json_text("[" * depth + "1" + digits + "]" * depth)
+
+
 def test_json_text_passes_numbers_stored_as_numbers() -> None:
     assert parse_json_text(42) == 42
     assert parse_json_text(True) is True

@@ -11,6 +11,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +28,8 @@ from dbkit.destination.batch import (
     ColumnResult,
     Limits,
 )
-from dbkit.destination.records import RawRecord, as_raw_record
+from dbkit.destination.input import parse_message
+from dbkit.destination.records import DECODE_ERRORS, RawRecord, as_raw_record, decode_envelope
 from dbkit.protocol.jsonio import loads_exact
 
 PG_LIMITS = Limits()  # PostgreSQL-like: years -4712..294276, exact numerics
@@ -327,6 +329,25 @@ def test_batch_meta_columns_and_changes() -> None:
     assert batch.changed_rows == 2
 
 
+@pytest.mark.parametrize("limits", [PG_LIMITS, Limits(nul_in_json=False)], ids=["nul-ok", "no-nul"])
+def test_source_changes_that_are_not_changes_are_dropped_and_text_repaired(limits: Limits) -> None:
+    """A source's ``meta.changes`` go into ``_airbyte_meta`` first, as they came; an entry that
+    is not an object of scalars (the protocol's ``{field, change, reason}``) is dropped, and
+    text no database stores is repaired, so that ``_airbyte_meta`` never fails a batch."""
+    good = {"field": "a", "change": "NULLED", "reason": "SOURCE_RETRIEVAL_ERROR"}
+    deep = b"[" * 20_000 + b"]" * 20_000
+    meta = b'{"changes":[%s,5,"x",null,{"field":[1]},{"field":"b\\u0000\\ud800","n":1.5},%s,{"f":%s}]}' % (
+        orjson.dumps(good),
+        deep,
+        deep,
+    )
+    line = b'{"type":"RECORD","record":{"stream":"s","data":{"id":1},"meta":%s}}' % meta
+    batch = _builder(limits).build(_from_lines([line]))
+    (text,) = batch.table.column("_airbyte_meta").to_pylist()
+    repaired = "b\x00\ufffd" if limits.nul_in_json else "b\ufffd"
+    assert json.loads(text)["changes"] == [good, {"field": repaired, "n": 1.5}]
+
+
 def test_batch_without_sync_or_generation_ids() -> None:
     batch = _builder(sync_id=None, generation=None).build(_raw([{"data": {"id": 1}, "emitted_at": 5}]))
     assert json.loads(batch.table.column("_airbyte_meta")[0].as_py()) == {"changes": [], "sync_id": None}
@@ -453,6 +474,134 @@ def test_the_fast_path_takes_canonical_values(airbyte_type: T) -> None:
     number = ColumnCaster(T.NUMBER, PG_LIMITS)
     assert number.fast([1, 2.5, None]) is not None
     assert number.fast([1e10, 0.5]) is None  # above 1e10 ints in a double column are not plain
+
+
+# ------------------------------------------------------------------ integers past 4,300 digits
+
+HUGE = "9" * 4999 + "7"  # 5,000 digits: Python refuses int(text) past 4,300 (sys.int_info)
+PG_NUMERIC = Limits(number_digits=(131072, 16383))
+
+
+def _from_lines(lines: list[bytes]) -> list[RawRecord]:
+    """Records as the consumer's door reads them from input lines (msgspec, or the general path
+    for a line msgspec cannot decode)."""
+    out = []
+    for line in lines:
+        try:
+            record = decode_envelope(line).record
+        except DECODE_ERRORS:
+            message = parse_message(line)
+            assert message is not None
+            record = as_raw_record(message["record"])
+        assert record is not None
+        out.append(record)
+    return out
+
+
+@pytest.mark.parametrize("limits", [PG_NUMERIC, SQLITE_LIMITS], ids=["numeric", "json-doubles"])
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_integers_past_the_digit_limit_in_every_column_kind(limits: Limits, sign: str) -> None:
+    """Stored exactly where the column holds the number (number, string, JSON), else NULL with a
+    change; never an error that loses the batch."""
+    columns = [
+        BatchColumn("id", "id", T.INTEGER),
+        BatchColumn("n", "n", T.NUMBER),
+        BatchColumn("i", "i", T.INTEGER),
+        BatchColumn("s", "s", T.STRING),
+        BatchColumn("u", "u", T.UNKNOWN),
+    ]
+    builder = BatchBuilder(columns, limits, sync_id=1, generation_id=1)
+    huge = sign + HUGE
+    past = sign + "1" + "0" * 131072  # past PostgreSQL's numeric: 131,072 digits before the point
+    lines = [
+        b'{"type":"RECORD","record":{"stream":"s","data":{"id":1,"n":%s}}}' % huge.encode(),
+        b'{"type":"RECORD","record":{"stream":"s","data":{"id":2,"i":%s}}}' % huge.encode(),
+        b'{"type":"RECORD","record":{"stream":"s","data":{"id":3,"s":%s}}}' % huge.encode(),
+        b'{"type":"RECORD","record":{"stream":"s","data":{"id":4,"u":%s,"n":1}}}' % huge.encode(),
+        b'{"type":"RECORD","record":{"stream":"s","data":{"id":5,"u":[%s],"n":%s}}}'
+        % (huge.encode(), past.encode()),
+        b'{"type":"RECORD","record":{"stream":"s","data":{"id":6,"n":2}}}',
+    ]
+    batch = builder.build(_from_lines(lines))
+    table = batch.table
+    assert table.column("id").to_pylist() == [1, 2, 3, 4, 5, 6]
+    size = {"change": "NULLED", "reason": SIZE}
+    if limits.number_digits is None:
+        assert table.column("n").to_pylist() == [huge, None, None, "1", past, "2"]
+    else:
+        assert table.column("n").to_pylist() == [huge, None, None, "1", None, "2"]
+    assert table.column("i").to_pylist() == [None] * 6
+    assert table.column("s").to_pylist() == [None, None, huge, None, None, None]
+    metas = {row: json.loads(table.column("_airbyte_meta")[row].as_py())["changes"] for row in range(6)}
+    assert metas[1] == [{"field": "i", **size}]
+    assert metas[0] == metas[2] == metas[5] == []
+    if limits.float_json_numbers:  # a bare number in a JSON column is a double there: none is near
+        assert table.column("u").to_pylist() == [None, None, None, None, f"[{huge}]", None]
+        assert metas[3] == [{"field": "u", **size}]
+    else:
+        assert table.column("u").to_pylist() == [None, None, None, huge, f"[{huge}]", None]
+        assert metas[3] == []
+    assert metas[4] == ([] if limits.number_digits is None else [{"field": "n", **size}])
+
+
+# ------------------------------------------------------------------ any nesting depth
+# msgspec and the standard library's parser stop near 1,000 levels (Python's recursion limit),
+# orjson's writer at 255, Arrow's type inference slows to a crawl past a few thousand: values of
+# any depth are stored where the column holds them, and NULL with a change where it cannot.
+
+PG_JSONB = Limits(json_depth=10_000, nul_in_json=False, number_digits=(131072, 16383))
+
+
+def _nested(depth: int) -> str:
+    return "[" * (depth - 1) + '{"v":2}' + "]" * (depth - 1)
+
+
+@pytest.mark.parametrize("depth", [100, 300, 600, 1000, 10_000, 10_001, 100_000])
+@pytest.mark.parametrize("limits", [SQLITE_LIMITS, PG_JSONB], ids=["no-limit", "jsonb"])
+def test_values_of_any_depth(depth: int, limits: Limits) -> None:
+    columns = [
+        BatchColumn("id", "id", T.INTEGER),
+        BatchColumn("j", "j", T.UNKNOWN),
+        BatchColumn("s", "s", T.STRING),
+        BatchColumn("i", "i", T.INTEGER),
+    ]
+    builder = BatchBuilder(columns, limits, sync_id=1, generation_id=1)
+    deep = _nested(depth).encode()
+    lines = [
+        b'{"type":"RECORD","record":{"stream":"s","data":{"id":1,"j":%s}}}'
+        % deep,  # typed path if msgspec can
+        b'{"type":"RECORD","record":{"stream":"s","data":{"id":2,"j":%s,"i":"x"}}}' % deep,  # general path
+        b'{"type":"RECORD","record":{"stream":"s","data":{"id":3,"s":%s}}}' % deep,
+        b'{"type":"RECORD","record":{"stream":"s","data":{"id":4,"i":%s}}}' % deep,
+        b'{"type":"RECORD","record":{"stream":"s","data":{"id":5,"j":[1]}}}',
+    ]
+    batch = builder.build(_from_lines(lines))
+    table = batch.table
+    stored = limits.json_depth is None or depth <= limits.json_depth
+    text = _nested(depth)
+    assert table.column("id").to_pylist() == [1, 2, 3, 4, 5]
+    assert table.column("j").to_pylist() == ([text, text] if stored else [None, None]) + [None, None, "[1]"]
+    assert table.column("s").to_pylist() == [None, None, text, None, None]  # text: any depth
+    assert table.column("i").to_pylist() == [None] * 5
+    changes = [json.loads(m)["changes"] for m in table.column("_airbyte_meta").to_pylist()]
+    too_deep = [] if stored else [{"field": "j", "change": "NULLED", "reason": SIZE}]
+    typecast = {"field": "i", "change": "NULLED", "reason": TYPECAST}
+    assert changes == [too_deep, [*too_deep, typecast], [], [typecast], []]
+
+
+def test_a_json_value_past_the_depth_limit_is_found_among_typed_rows() -> None:
+    """The typed path sends JSON text as it came; a value long enough to be too deep is checked."""
+    caster = ColumnCaster(T.UNKNOWN, Limits(json_depth=3))
+    builder = BatchBuilder(
+        [BatchColumn("j", "j", T.UNKNOWN)], Limits(json_depth=3), sync_id=None, generation_id=None
+    )
+    values = ["[[[1]]]", "[[[[1]]]]", '["[[[[[[[["]', "[1,2,3,4,5,6,7,8,9]"]
+    records = _from_lines(
+        [b'{"type":"RECORD","record":{"stream":"s","data":{"j":%s}}}' % v.encode() for v in values]
+    )
+    table = builder.build(records).table
+    assert table.column("j").to_pylist() == ["[[[1]]]", None, '["[[[[[[[["]', "[1,2,3,4,5,6,7,8,9]"]
+    assert plain(caster.cast([[[[[1]]]], [[1]]]).array) == [None, "[[1]]"]
 
 
 # ------------------------------------------------------------------ through SQLite

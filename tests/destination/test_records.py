@@ -37,3 +37,14 @@ def test_a_record_the_general_path_read_becomes_a_raw_record_with_the_same_value
     assert loads_lenient(record.data) == {**data, "list": [Decimal("1.5"), None, True]}
     assert source_changes(record.meta) == meta["changes"]
     assert as_raw_record({"stream": "s", "data": {}}).meta == NO_META
+
+
+def test_integers_past_the_digit_limit_are_read_exactly_by_the_lenient_reader() -> None:
+    huge = "9" * 4999 + "7"
+    value = loads_lenient(f'{{"n": {huge}, "s": "\\ud800", "m": [-{huge}]}}'.encode())
+    assert value["n"] == Decimal(huge)
+    assert str(value["n"]) == huge
+    assert str(value["m"][0]) == "-" + huge
+    assert value["s"] == "\ud800"
+    record = as_raw_record({"stream": "s", "data": value})
+    assert loads_lenient(record.data) == value

@@ -186,3 +186,79 @@ def test_invalid_json_is_rejected_on_both_paths(raw: bytes, padding: bytes) -> N
     assert needs_exact_parse(document) is bool(padding and raw)
     with pytest.raises(ValueError):
         loads_exact(document)
+
+
+# ------------------------------------------------------------------------------ integers past 4,300 digits
+# Python refuses to turn a decimal text of more than 4,300 digits into an int (and back) unless
+# the interpreter-wide limit is raised; such an integer is read as a Decimal of the same digits.
+
+HUGE = "9" * 4999 + "7"  # 5,000 digits, as source-postgres writes a numeric(5000, 0)
+
+
+@pytest.mark.parametrize("text", [HUGE, "-" + HUGE, "1" + "0" * 4300, "4" * 4300])
+@pytest.mark.parametrize("padding", ["", ', "s": "x"'])
+def test_integers_past_the_digit_limit_are_read_exactly(text: str, padding: str) -> None:
+    parsed = loads_exact(f'{{"n": {text}{padding}}}'.encode())
+    value = parsed["n"]
+    digits = len(text.lstrip("-"))
+    if digits <= 4300:
+        assert type(value) is int
+    else:
+        assert type(value) is Decimal
+        assert value.as_tuple().exponent == 0
+        assert str(value) == text, "every digit, written back without an exponent"
+    assert value == Decimal(text)
+
+
+def test_a_huge_integer_is_written_back_digit_for_digit() -> None:
+    from dbkit.protocol.messages import dumps_exact
+
+    document = f'{{"state": {{"n": {HUGE}, "m": [-{HUGE}]}}}}'.encode()
+    assert dumps_exact(loads_exact(document)) == document.replace(b" ", b"")
+
+
+# ------------------------------------------------------------------------------ any nesting depth
+# The C parsers stop at their recursion limits (the standard library's near 1,000 levels,
+# orjson's at 1,024, orjson's writer at 255); a deeper document is read and written level by level.
+
+DEPTHS = [100, 256, 600, 1000, 1025, 100_000]
+
+
+def nested_text(depth: int, padding: str = "") -> str:
+    """``depth`` levels: arrays and objects in turn around ``{"v": 2}``."""
+    opened, closed = [], []
+    for level in range(depth - 1):
+        if level % 2:
+            opened.append('{"k":')
+            closed.append("}")
+        else:
+            opened.append("[")
+            closed.append("]")
+    return "".join(opened) + '{"v":2' + padding + "}" + "".join(reversed(closed))
+
+
+def innermost(value: Any) -> tuple[int, Any]:
+    levels = 0
+    while isinstance(value, list | dict):
+        levels += 1
+        inner = value[0] if isinstance(value, list) else value.get("k", value)
+        if inner is value:
+            return levels, value
+        value = inner
+    return levels, value
+
+
+@pytest.mark.parametrize("depth", DEPTHS)
+@pytest.mark.parametrize("padding", ["", ',"long":12345678901234567890'], ids=["orjson", "exact"])
+def test_documents_of_any_depth_are_read_and_written_back(depth: int, padding: str) -> None:
+    from dbkit.protocol.messages import dumps_exact
+
+    text = nested_text(depth, padding)
+    parsed = loads_exact(text.encode())
+    levels, inner = innermost(parsed)
+    assert levels == depth
+    assert inner["v"] == 2
+    if padding:
+        assert inner["long"] == 12345678901234567890
+    written = dumps_exact({"state": parsed}, orjson.OPT_APPEND_NEWLINE)
+    assert written == f'{{"state":{text}}}\n'.encode()

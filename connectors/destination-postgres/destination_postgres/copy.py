@@ -38,8 +38,9 @@ from dbkit.destination import META, SIZE, TYPECAST, Batch, ValueRefused
 _WRITE_OPTIONS = pcsv.WriteOptions(include_header=False, quoting_style="needed", batch_size=1 << 16)
 _FIRST_DAY_AD = days_from_civil(1, 1, 1)
 _FIRST_DAY_10000 = days_from_civil(10000, 1, 1)
-_SIZE_STATES = frozenset({"22001", "22003", "22008", "22015", "54000"})
-_REFUSALS = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded)  # SQLSTATE class 22, and 54000
+_SIZE_STATES = frozenset({"22001", "22003", "22008", "22015", "54000", "54001"})
+# SQLSTATE class 22; 54000; 54001, a value nested deeper than the server's stack takes (jsonb)
+_REFUSALS = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded, psycopg.errors.StatementTooComplex)
 _LINE = re.compile(r"^COPY .*?, line (\d+), column (.*)$", re.DOTALL)
 
 

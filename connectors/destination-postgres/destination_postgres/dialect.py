@@ -7,7 +7,8 @@
   :mod:`destination_postgres.raw`.
 - Types: Values PostgreSQL cannot hold (NUL in text or jsonb,
   timestamps outside 4713 BC..294246 AD, numbers past numeric's range, time zone offsets past
-  15:59:59) are NULL with a change, or repaired (NUL removed) with a ``TRUNCATED`` change.
+  15:59:59, JSON nested deeper than 10,000 levels) are NULL with a change, or repaired (NUL
+  removed) with a ``TRUNCATED`` change.
 - Loading: CSV ``COPY`` (:mod:`destination_postgres.copy`), ``_airbyte_meta`` and
   ``_airbyte_generation_id`` as column defaults set once per write (only rows with changes send
   their ``_airbyte_meta``).
@@ -40,6 +41,11 @@ from destination_postgres.tables import PostgresTables
 from destination_postgres.types import PostgresTypes
 
 MAX_ZONE_SECONDS = 15 * 3600 + 59 * 60 + 59
+JSONB_DEPTH = 10_000
+"""Deepest JSON stored in a jsonb column: PostgreSQL's JSON parser recurses once per level and
+stops at ``max_stack_depth`` (with the default 2 MB, near 13,000 levels of objects, 14,500 of
+arrays). A deeper value is NULL with a change; should a server with a smaller stack still refuse
+one, COPY names it and the loader stores NULL there (54001 is one of the refusals)."""
 
 
 class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[PostgresDestinationConfig]):
@@ -51,6 +57,7 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
         timestamp_years=(-4712, 294276),
         text_nul_bytes=False,
         json_nul_bytes=False,
+        json_depth=JSONB_DEPTH,
         number_digits=(131072, 16383),
         max_zone_seconds=MAX_ZONE_SECONDS,
         background_loading=True,

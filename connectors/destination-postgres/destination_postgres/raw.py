@@ -110,13 +110,26 @@ def raw_data(record: RawRecord) -> str:
 
 
 def _storable(value: Any) -> Any:
-    if isinstance(value, str):
-        return _text(value)
-    if isinstance(value, dict):
-        return {_text(k): _storable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_storable(v) for v in value]
-    return value
+    """``value`` with every string (keys too) made storable, at any depth (no recursion: a
+    record may nest deeper than Python recurses)."""
+    if not isinstance(value, dict | list):
+        return _text(value) if isinstance(value, str) else value
+    root: Any = {} if isinstance(value, dict) else []
+    stack: list[tuple[Any, Any]] = [(value, root)]
+    while stack:
+        source, target = stack.pop()
+        pairs = source.items() if isinstance(source, dict) else ((None, item) for item in source)
+        for key, item in pairs:
+            if isinstance(item, dict | list):
+                copy: Any = {} if isinstance(item, dict) else []
+                stack.append((item, copy))
+            else:
+                copy = _text(item) if isinstance(item, str) else item
+            if key is None:
+                target.append(copy)
+            else:
+                target[_text(key)] = copy
+    return root
 
 
 def _text(text: str) -> str:

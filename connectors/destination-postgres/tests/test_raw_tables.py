@@ -203,6 +203,54 @@ def test_json_jsonb_cannot_hold_is_repaired_never_dropped(pg: Any) -> None:
     }
 
 
+def test_deeply_nested_data_is_kept_in_the_raw_table(pg: Any) -> None:
+    """jsonb's parser recurses (about 13,000 levels with the default max_stack_depth): the typed
+    row holds NULL with a change past 10,000 levels, and the raw table keeps every record,
+    as jsonb where PostgreSQL takes it, else as its exact text (a JSON string)."""
+    name = "items"
+    props = {"id": json_schema_for(AirbyteType.INTEGER), "j": {}}
+    cat = catalog([stream(name, props)], "append", cursor=None, pk=None)
+
+    def line(i: int, depth: int, inner: bytes = b"1") -> bytes:
+        deep = b"[" * depth + inner + b"]" * depth
+        return b'{"type":"RECORD","record":{"stream":"items","emitted_at":1,"data":{"id":%d,"j":%s}}}' % (
+            i,
+            deep,
+        )
+
+    lines = [
+        line(1, 5_000, b'"nul\\u0000"'),  # repaired (NUL removed) at any depth
+        line(2, 20_000),  # too deep for the typed column and for jsonb
+        line(3, 1),
+        state(name, {"upto": 3}, 3),
+        {
+            "type": "TRACE",
+            "trace": {
+                "type": "STREAM_STATUS",
+                "emitted_at": 1.0,
+                "stream_status": {"stream_descriptor": {"name": name}, "status": "COMPLETE"},
+            },
+        },
+    ]
+    pg.write(cat, lines, **RAW).raise_on_failure()
+    (plan,) = pg.plans(cat).values()
+    typed = pg.query(
+        f'SELECT id, length(j::text), _airbyte_meta::text FROM "{plan.namespace}"."{plan.name}" ORDER BY id'
+    )
+    assert [(i, n) for i, n, _ in typed] == [(1, 2 * 5_000 + len('"nul"')), (2, None), (3, 3)]
+    assert json.loads(typed[1][2])["changes"] == [
+        {"field": "j", "change": "NULLED", "reason": "DESTINATION_FIELD_SIZE_LIMITATION"}
+    ]
+    namespace, table = pg.raw_name(cat, name)
+    raw = pg.query(
+        f"SELECT jsonb_typeof(_airbyte_data), length(_airbyte_data::text), "
+        f'position(\'nul\' in _airbyte_data::text) > 0 FROM "{namespace}"."{table}" ORDER BY 2'
+    )
+    assert [kind for kind, _, _ in raw] == ["object", "object", "string"], "every record is kept"
+    assert raw[1][1] == len('{"j": , "id": 1}') + 2 * 5_000 + len('"nul"')  # jsonb's spacing
+    assert raw[2][1] > 40_000  # the 20,000-level record, as its text
+
+
 def test_raw_table_names_stay_apart_and_fit_63_bytes(pg: Any) -> None:
     long = "l" * 61
     names = ["t", "t_raw", long, long + "x"]

@@ -130,3 +130,35 @@ def test_one_bad_value_in_a_big_batch_costs_one_null(pg: Any) -> None:
     assert sum(1 for r in stored.values() if r["_meta"]["changes"]) == 1
     assert stored[3000]["ts"] == "2024-01-01 00:00:00+00"
     assert stored[1236]["ts"] == "2024-01-01 00:00:36+00"
+
+
+def test_a_5000_digit_numeric_read_by_source_postgres_is_stored_exactly(pg: Any) -> None:
+    """End to end (issue 10 item 2): source-postgres writes a numeric of 5,000 digits exactly;
+    destination-postgres used to fail on it (Python's 4,300-digit limit) and lose the batch."""
+    from dbkit.testing import ConnectorRunner, configured_catalog
+
+    huge = "9" * 4999 + "7"
+    pg.execute(
+        "CREATE SCHEMA src",
+        "CREATE TABLE src.wide (id integer PRIMARY KEY, n numeric, w numeric)",
+        f"INSERT INTO src.wide VALUES (1, {huge}, -{huge}.5), (2, 1.50, NULL)",
+    )
+    source = ConnectorRunner("source-postgres", workdir=pg.tmp_path)
+    config = pg.config(schemas=["src"])
+    found = source.discover(config).raise_on_failure().stream("wide", "src")
+    read = source.read(config, configured_catalog([found], destination_sync_mode="append")).raise_on_failure()
+    assert [Decimal(str(r["n"])) for r in read.records("wide")] == [Decimal(huge), Decimal("1.50")]
+    found["namespace"] = "landed"  # the destination writes next to the source table, not over it
+    for message in read.messages:
+        if message["type"] == "RECORD":
+            message["record"]["namespace"] = "landed"
+        elif message["type"] == "STATE":
+            message["state"]["stream"]["stream_descriptor"]["namespace"] = "landed"
+        elif message["type"] == "TRACE" and message["trace"]["type"] == "STREAM_STATUS":
+            message["trace"]["stream_status"]["stream_descriptor"]["namespace"] = "landed"
+    cat = configured_catalog([found], destination_sync_mode="append")
+    pg.write(cat, [m for m in read.messages if m["type"] != "LOG"]).raise_on_failure()
+    stored = pg.query("SELECT id, n::text, w::text, _airbyte_meta::text FROM landed.wide ORDER BY id")
+    assert stored[0][:3] == (1, huge, f"-{huge}.5")
+    assert (stored[1][0], Decimal(stored[1][1]), stored[1][2]) == (2, Decimal("1.50"), None)
+    assert all(json.loads(meta)["changes"] == [] for *_, meta in stored)

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 
 from dbkit.db.types import AirbyteType, json_schema_for
 from dbkit.protocol import parse_configured_catalog
+from dbkit.protocol.messages import dumps_exact
 from dbkit.testing.runner import RunResult, configured_catalog, to_line
 from dbkit.testing.suites.harness import DestinationHarness, check_refuses_nul_in_every_string
 
@@ -533,6 +534,70 @@ class DestinationSuite:
         assert [s["stream"]["stream_state"]["n"] for s in result.states()] == [1]
         assert self.data_of(self.table(dest, cat)) == self.expected([item(1, "a", 1)])
 
+    def test_a_hostile_input_stores_what_it_can_and_stops_at_the_bad_line(
+        self, dest: DestinationHarness
+    ) -> None:
+        """Everything a broken or hostile source may send, in one input: stray blank lines, a
+        5,000-digit number, a lone surrogate, NUL, invalid UTF-8, 100,000 levels of nesting in a
+        value, in a STATE and in ``meta.changes``, fields of the wrong type, a 3 MB line; then
+        a line cut short. The write stops there with an error naming it; every record before it
+        is committed (the last one without a STATE after it), every STATE before it echoed as
+        it came, nothing after it."""
+        props = {
+            "id": json_schema_for(AirbyteType.INTEGER),
+            "name": json_schema_for(AirbyteType.STRING),
+            "n": json_schema_for(AirbyteType.NUMBER),
+            "j": json_schema_for(AirbyteType.UNKNOWN),
+        }
+        cat = self.catalog([stream(ITEMS, props)], "append", cursor=None, pk=None)
+        huge = b"9" * 5000
+        deep = b"[" * 100_000 + b"]" * 100_000
+        change = b'{"field":"x","change":"NULLED","reason":"SOURCE_SERIALIZATION_ERROR"}'
+        items = ITEMS.encode()
+
+        def line(data: bytes, extra: bytes = b"") -> bytes:
+            return b'{"type":"RECORD","record":{"stream":"%s","emitted_at":1,"data":{%s}%s}}' % (
+                items,
+                data,
+                extra,
+            )
+
+        first_state = b'{"n":1,"deep":%s,"huge":%s,"s":"\\ud800 \\u0000"}' % (deep, huge)
+        lines: list[Any] = [
+            line(b'"id":1,"name":"one"'),
+            b"",
+            line(
+                b'"id":2,"name":"nul\\u0000 \\ud800","n":%s,"j":%s' % (huge, deep),
+                b',"meta":{"changes":[%s,%s,{"field":%s}]}' % (change, deep, deep),
+            ),
+            b'{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"%s"},'
+            b'"stream_state":%s}}}' % (items, first_state),
+            b"   ",
+            line(b'"id":3,"name":"bad utf-8 \xff\xfe","j":{"a":"\xc3"}'),
+            line(b'"id":4,"name":["not","text"],"n":"1.5","j":1e999999,"x":%s' % deep, b',"other":[]'),
+            line(b'"id":5,"name":"%s"' % (b"long " * 600_000)),
+            b'{"type":"LOG","log":{"level":"INFO","message":"a log line is ignored"}}',
+            state(ITEMS, {"n": 2}, 4),
+            line(b'"id":6,"name":"after the last state"'),
+            line(b'"id":7,"name":"cut sh'),  # line 12: the input is broken here
+            line(b'"id":8,"name":"never"'),
+            state(ITEMS, {"n": 3}, 1),
+            status(ITEMS),
+        ]
+        result = self.write(dest, cat, lines)
+        assert result.exit_code != 0
+        (error,) = result.errors()
+        assert error["message"].startswith("line 12 of the input: "), error["message"][:300]
+        echoed = [s["stream"]["stream_state"] for s in self.echoed(result)]
+        assert [s["n"] for s in echoed] == [1, 2]
+        assert dumps_exact(echoed[0]) == first_state, "the STATE is echoed as it came"
+        rows = self.column_texts(dest, cat, ["name"])
+        assert sorted(rows) == [1, 2, 3, 4, 5, 6], "every record before the bad line is committed"
+        source_change = {"field": "x", "change": "NULLED", "reason": "SOURCE_SERIALIZATION_ERROR"}
+        assert rows[2]["_meta"]["changes"][0] == source_change, "the source's change comes first"
+        assert rows[4]["name"] == '["not","text"]'
+        assert len(rows[5]["name"]) == len("long ") * 600_000
+
     def test_record_of_an_unknown_stream_is_refused(self, dest: DestinationHarness) -> None:
         cat = self.catalog([stream(ITEMS, ITEM_SCHEMA)], "append")
         lines = [
@@ -566,6 +631,145 @@ class DestinationSuite:
         assert "minimum_generation_id" in error["message"]
         assert result.states() == [], "nothing may be acknowledged"
         assert self.data_of(self.table(dest, cat1)) == self.expected(first)
+
+    # ------------------------------------------------------------------ hostile values
+    def column_texts(
+        self, dest: DestinationHarness, catalog: Mapping[str, Any], fields: Sequence[str]
+    ) -> dict[int, dict[str, Any]]:
+        """Rows by ``id``: each field's column read as text (``CAST(... AS TEXT)``, so no driver
+        parses a huge number or a deep JSON value), and ``_meta``, the parsed ``_airbyte_meta``."""
+        (plan,) = self.plan(dest, catalog).values()
+        names = {f: plan.column_for(f).name for f in ["id", *fields]}
+        table = sa.table(
+            plan.name,
+            *(sa.column(n) for n in names.values()),
+            sa.column("_airbyte_meta"),
+            schema=plan.namespace,
+        )
+        query = sa.select(
+            table.c[names["id"]],
+            *(sa.cast(table.c[names[f]], sa.Text()).label(f) for f in fields),
+            table.c["_airbyte_meta"],
+        )
+        with dest.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        out = {}
+        for row in rows:
+            values = {f: getattr(row, f) for f in fields}
+            out[int(row[0])] = {**values, "_meta": _meta(dict(row._mapping))}
+        return out
+
+    @pytest.mark.parametrize("depth", [100, 600, 1000, 100_000])
+    def test_values_and_states_nested_at_any_depth(self, dest: DestinationHarness, depth: int) -> None:
+        """Python's parsers recurse once per level and stop near 1,000 levels (orjson writes 255):
+        a RECORD value or a STATE nested deeper is still valid JSON. The value is stored exactly
+        where the column holds it (a JSON column down to ``Capabilities.json_depth``, a string
+        column at any depth, as JSON text), else NULL with a change; the STATE is echoed as it
+        came; the records around it are committed."""
+        props = {
+            "id": json_schema_for(AirbyteType.INTEGER),
+            "j": json_schema_for(AirbyteType.UNKNOWN),
+            "s": json_schema_for(AirbyteType.STRING),
+        }
+        cat = self.catalog([stream(ITEMS, props)], "append", cursor=None, pk=None)
+        deep = "[" * (depth - 1) + '{"v":2}' + "]" * (depth - 1)
+        lines: list[Any] = [
+            record(ITEMS, {"id": 1, "j": [1]}),
+            state(ITEMS, {"n": 1}, 1),
+            b'{"type":"RECORD","record":{"stream":"%s","emitted_at":1,"data":{"id":2,"j":%s,"s":%s}}}'
+            % (ITEMS.encode(), deep.encode(), deep.encode()),
+            b'{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"%s"},'
+            b'"stream_state":{"deep":%s}}}}' % (ITEMS.encode(), deep.encode()),
+            record(ITEMS, {"id": 3, "s": "after"}),
+            state(ITEMS, {"n": 3}, 1),
+            status(ITEMS),
+        ]
+        result = self.write(dest, cat, lines).raise_on_failure()
+        echoed = [s["stream"]["stream_state"] for s in self.echoed(result)]
+        assert len(echoed) == 3
+        assert (echoed[0], echoed[2]) == ({"n": 1}, {"n": 3})
+        assert dumps_exact(echoed[1]["deep"]).decode() == deep, "the STATE is echoed as it came"
+        assert [s["destinationStats"]["recordCount"] for s in self.echoed(result)] == [1.0, 1.0, 1.0]
+        rows = self.column_texts(dest, cat, ["j", "s"])
+        assert sorted(rows) == [1, 2, 3]
+        limit = dest.connector_class.dialect_class.capabilities.json_depth
+        stored = rows[2]["j"]
+        if limit is None or depth <= limit:
+            assert (stored or "").replace(" ", "") == deep
+            assert rows[2]["_meta"]["changes"] == []
+        else:
+            assert stored is None
+            assert rows[2]["_meta"]["changes"] == [
+                {"field": "j", "change": "NULLED", "reason": "DESTINATION_FIELD_SIZE_LIMITATION"}
+            ]
+        assert rows[2]["s"] == deep, "a string column holds any value as its JSON text"
+        assert (rows[1]["j"] or "").replace(" ", "") == "[1]"
+        assert rows[3]["s"] == "after"
+
+    def test_integers_past_4300_digits_are_stored_exactly_where_the_column_holds_them(
+        self, dest: DestinationHarness
+    ) -> None:
+        """Python refuses to convert a decimal text of more than 4,300 digits to an int: such an
+        integer (source-postgres writes a numeric(5000) so) is stored exactly in a number, string
+        or JSON column that holds it, else NULL with a change; it never fails the write."""
+        huge = "9" * 4999 + "7"
+        props = {
+            "id": json_schema_for(AirbyteType.INTEGER),
+            "n": json_schema_for(AirbyteType.NUMBER),
+            "i": json_schema_for(AirbyteType.INTEGER),
+            "s": json_schema_for(AirbyteType.STRING),
+            "u": json_schema_for(AirbyteType.UNKNOWN),
+        }
+        cat = self.catalog([stream(ITEMS, props)], "append", cursor=None, pk=None)
+
+        def line(data: str) -> bytes:
+            return b'{"type":"RECORD","record":{"stream":"%s","emitted_at":1,"data":{%s}}}' % (
+                ITEMS.encode(),
+                data.encode(),
+            )
+
+        lines: list[Any] = [
+            line(f'"id":1,"n":{huge}'),
+            line(f'"id":2,"i":{huge}'),
+            line(f'"id":3,"s":{huge}'),
+            line(f'"id":4,"u":{huge}'),
+            line(f'"id":5,"n":-{huge},"u":[{huge}]'),
+            b'{"type":"STATE","state":{"type":"STREAM","stream":{"stream_descriptor":{"name":"%s"},'
+            b'"stream_state":{"cursor":%s}}}}' % (ITEMS.encode(), huge.encode()),
+            status(ITEMS),
+        ]
+        result = self.write(dest, cat, lines).raise_on_failure()
+        (echoed,) = self.echoed(result)
+        assert str(echoed["stream"]["stream_state"]["cursor"]) == huge, "the STATE keeps every digit"
+        assert echoed["destinationStats"]["recordCount"] == 5.0
+        rows = self.column_texts(dest, cat, ["n", "i", "s", "u"])
+        capabilities = dest.connector_class.dialect_class.capabilities
+        (plan,) = self.plan(dest, cat).values()
+
+        def refused(field: str) -> list[dict[str, str]]:
+            return [{"field": field, "change": "NULLED", "reason": "DESTINATION_FIELD_SIZE_LIMITATION"}]
+
+        digits = capabilities.number_digits
+        if digits is None or len(huge) <= digits[0]:
+            assert (rows[1]["n"], rows[5]["n"]) == (huge, "-" + huge)
+            assert rows[1]["_meta"]["changes"] == []
+        else:
+            assert (rows[1]["n"], rows[5]["n"]) == (None, None)
+            assert rows[1]["_meta"]["changes"] == refused("n")
+        if plan.column_for("i").airbyte_type is AirbyteType.NUMBER:
+            assert rows[2]["i"] == huge, "an integer column as wide as numbers holds it"
+        else:
+            assert rows[2]["i"] is None
+            assert rows[2]["_meta"]["changes"] == refused("i")
+        assert rows[3]["s"] == huge, "a string column holds it as its text"
+        assert rows[3]["_meta"]["changes"] == []
+        if capabilities.float_json_numbers:  # a bare number there is a double: none is near
+            assert rows[4]["u"] is None
+            assert rows[4]["_meta"]["changes"] == refused("u")
+        else:
+            assert rows[4]["u"] == huge
+            assert rows[4]["_meta"]["changes"] == []
+        assert (rows[5]["u"] or "").replace(" ", "") == f"[{huge}]"
 
     # ------------------------------------------------------------------ values and names
     def test_values_that_cannot_be_stored_become_null_with_a_change(self, dest: DestinationHarness) -> None:
