@@ -427,6 +427,87 @@ class DestinationSuite:
         assert self.data_of(rows) == self.expected([item(3, "c", 3)])
         assert {r["_generation"] for r in rows} == {3}
 
+    # ------------------------------------------------------------------ generation ids
+    @pytest.mark.parametrize("mode", ["append", "append_dedup"])
+    def test_generation_ids_as_pyairbyte_sends_them(self, dest: DestinationHarness, mode: str) -> None:
+        """PyAirbyte sends ``generation_id = minimum_generation_id = sync_id = 1`` on every write
+        (incremental reads, append or append_dedup). The first write makes the table at
+        generation 1; every later write finds it at that generation, a refresh already done,
+        and adds to it: no write loses a row, not even one that brings no record."""
+        cat = self.catalog(
+            [stream(ITEMS, ITEM_SCHEMA, pk=["id"])], mode, generation=1, minimum_generation=1, sync_id=1
+        )
+        writes = [
+            [item(i, f"v{i}", 1) for i in range(1, 6)],
+            [item(2, "v2 newer", 3), item(6, "v6", 3)],
+            [],  # nothing new at the source
+            [item(7, "v7", 4)],
+        ]
+        sent: list[dict[str, Any]] = []
+        for n, rows in enumerate(writes):
+            self.write(dest, cat, sync_messages(ITEMS, rows, at=BASE_MS + 1000 * n)).raise_on_failure()
+            sent += rows
+            got = self.table(dest, cat)
+            if mode == "append":
+                want = sent
+            else:
+                newest: dict[int, dict[str, Any]] = {}
+                for row in sent:
+                    newest[row["id"]] = row
+                want = list(newest.values())
+            assert self.data_of(got) == self.expected(want), f"after write {n + 1}"
+            assert {r["_generation"] for r in got} == {1}
+        assert {t.lower() for t in dest.tables(dest.namespace)} == {ITEMS}, "no working table left behind"
+
+    def test_generation_ids_as_the_platform_sends_them(self, dest: DestinationHarness) -> None:
+        """The platform's refreshes: a truncate refresh (a new generation, minimum = generation)
+        replaces the table only when the stream is COMPLETE, an interrupted one is resumed by the
+        next attempt of its generation, an attempt that finds the refresh already swapped in adds
+        to it (here: an attempt that sends nothing, as a source does for a stream it finished
+        before), and a merge refresh (0 < minimum < generation) deletes the older generations only
+        when the stream completes."""
+        streams = [stream(ITEMS, ITEM_SCHEMA, pk=["id"])]
+
+        def cat(generation: int, minimum: int, mode: str = "append") -> dict[str, Any]:
+            return self.catalog(
+                streams, mode, generation=generation, minimum_generation=minimum, sync_id=generation
+            )
+
+        def rows_by_generation() -> dict[int, list[Any]]:
+            out: dict[int, list[Any]] = {}
+            for row in self.table(dest, cat(1, 0)):
+                out.setdefault(row["_generation"], []).append(row["id"])
+            return {g: sorted(ids) for g, ids in out.items()}
+
+        first = [item(1, "a", 1), item(2, "b", 1)]
+        self.write(dest, cat(1, 0), sync_messages(ITEMS, first)).raise_on_failure()
+        refreshed = [item(i, f"r{i}", 2) for i in range(10, 16)]
+        broken = self.write(dest, cat(2, 2), sync_messages(ITEMS, refreshed[:4], complete=False))
+        assert broken.exit_code != 0
+        assert rows_by_generation() == {1: [1, 2]}, "a refresh replaces the table only on COMPLETE"
+        self.write(dest, cat(2, 2), sync_messages(ITEMS, refreshed[4:])).raise_on_failure()
+        assert rows_by_generation() == {2: list(range(10, 16))}, "the resumed refresh holds both attempts"
+        self.write(dest, cat(2, 2), sync_messages(ITEMS, [])).raise_on_failure()
+        assert rows_by_generation() == {2: list(range(10, 16))}, "a refresh already swapped in is kept"
+        self.write(dest, cat(2, 2), sync_messages(ITEMS, [item(16, "r16", 2)])).raise_on_failure()
+        assert rows_by_generation() == {2: list(range(10, 17))}
+
+        self.write(dest, cat(3, 0), sync_messages(ITEMS, [item(20, "m", 3)])).raise_on_failure()
+        assert rows_by_generation() == {2: list(range(10, 17)), 3: [20]}, "minimum 0 keeps every generation"
+        broken = self.write(dest, cat(4, 3), sync_messages(ITEMS, [item(30, "n", 4)], complete=False))
+        assert broken.exit_code != 0
+        assert rows_by_generation() == {2: list(range(10, 17)), 3: [20], 4: [30]}, "deleted before COMPLETE"
+        self.write(dest, cat(4, 3), sync_messages(ITEMS, [item(31, "n", 4)])).raise_on_failure()
+        assert rows_by_generation() == {3: [20], 4: [30, 31]}
+
+        self.write(dest, cat(5, 5, "overwrite"), sync_messages(ITEMS, [item(40, "o", 5)])).raise_on_failure()
+        assert rows_by_generation() == {5: [40]}
+        self.write(
+            dest, cat(6, 6, "append_dedup"), sync_messages(ITEMS, [item(40, "p", 6)])
+        ).raise_on_failure()
+        assert rows_by_generation() == {6: [40]}
+        assert {t.lower() for t in dest.tables(dest.namespace)} == {ITEMS}, "no working table left behind"
+
     # ------------------------------------------------------------------ state
     def test_state_is_echoed_in_order_only_after_its_records_are_committed(
         self, dest: DestinationHarness
