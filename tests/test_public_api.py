@@ -253,6 +253,7 @@ EXPORTS: dict[str, list[str]] = {
         "SqliteSourceHarness",
         "Table",
         "TypeCase",
+        "concurrent_writes",
         "deleted",
         "item",
         "json_equal",
