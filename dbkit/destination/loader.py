@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -88,11 +89,35 @@ class StreamLoader:
         self.dedup_plan: merge.DedupPlan | None = None
         self._key_types: dict[str, AirbyteType] = {}
         self._exact_key = False  # the database compares the key's values as the connector does
+        self._locked = False  # the current transaction holds the stream's table lock
+
+    # ------------------------------------------------------------------ writers of one table
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A transaction on the stream's tables; the table lock (:meth:`lock`) taken in it is
+        held until it ends, then released where the database needs that (``unlock_table``)."""
+        try:
+            with self.conn.begin():
+                yield
+        finally:
+            if self._locked:
+                self._locked = False
+                self.tables.unlock_table(self.conn, self.plan.namespace, self.plan.name)
+
+    def lock(self) -> None:
+        """In a :meth:`transaction`, before the stream's tables are created, evolved, merged
+        into, swapped or deleted from: take turns with other writers of the same table
+        (``dialect.tables.lock_table``, keyed on the final table for its temporary table too).
+        Plain appends do not lock: concurrent COPYs into one table do not collide."""
+        if not self._locked:
+            self.tables.lock_table(self.conn, self.plan.namespace, self.plan.name)
+            self._locked = True
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         conn = self.conn
-        with conn.begin():
+        with self.transaction():
+            self.lock()
             name = self.plan.name
             if self.refresh:
                 self.target_kind = self._refresh_target()
@@ -270,7 +295,7 @@ class StreamLoader:
 
     def _load_parts(self, parts: Iterator[Batch]) -> None:
         assert self.target is not None
-        with self.conn.begin():
+        with self.transaction():
             if self.dedup:
                 self._stage_and_merge(parts)
             else:
@@ -287,6 +312,7 @@ class StreamLoader:
         self.bulk.clear_staging(self.conn, self.staging)
         self.bulk.load_batches(self.conn, self.staging, _with_sequence(parts, staged), self.write)
         unique = self._exact_key and merge.keys_unique(staged, plan.key, self._key_types)
+        self.lock()  # only now: staging is private to the session
         self.merger.dedup(
             self.conn, self.target, self.staging, replace(plan, staged_unique=unique), self.write
         )
@@ -298,7 +324,9 @@ class StreamLoader:
             return
         self.completed = True
         assert self.target is not None
-        with self.conn.begin():
+        with self.transaction():
+            if self.replaces or self.drops_old_generations:
+                self.lock()
             if self.replaces:
                 final = sa.Table(self.plan.name, sa.MetaData(), schema=self.plan.namespace)
                 self.tables.swap(self.conn, self.target, final, self.write)

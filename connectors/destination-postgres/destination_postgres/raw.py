@@ -232,7 +232,8 @@ class RawTableLoader(StreamLoader):
         holds nothing older than the refresh keeps)."""
         conn, plan = self.conn, self.plan
         super().setup()
-        with conn.begin():
+        with self.transaction():
+            self.lock()
             name = self.raw_name
             if self.replaces:
                 name = self.raw_tmp_name
@@ -259,7 +260,7 @@ class RawTableLoader(StreamLoader):
                 built.append(part)
                 yield part
 
-        with self.conn.begin():
+        with self.transaction():
             if self.dedup:
                 self._stage_and_merge(kept())
             else:
@@ -275,7 +276,9 @@ class RawTableLoader(StreamLoader):
         assert self.target is not None
         assert self.raw is not None
         conn, plan = self.conn, self.plan
-        with conn.begin():
+        with self.transaction():
+            if self.replaces or self.drops_old_generations:
+                self.lock()
             if self.replaces:
                 final = sa.Table(plan.name, sa.MetaData(), schema=plan.namespace)
                 self.tables.swap(conn, self.target, final, self.write)
