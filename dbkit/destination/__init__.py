@@ -24,6 +24,7 @@ from dbkit.destination.casting import INT64_MAX, INT64_MIN, MAX_ARROW_YEAR, Limi
 from dbkit.destination.connector import SqlDestination
 from dbkit.destination.consumer import Consumer, FlushPolicy
 from dbkit.destination.dialect import DestinationDialect
+from dbkit.destination.generations import Held, Target, choose_target, held, is_current, refresh_minimum
 from dbkit.destination.loader import MAX_REFUSED_VALUES, LoadStats, StreamLoader
 from dbkit.destination.merge import RN, SEQ, DedupPlan, delete_old_generations, tombstone_columns
 from dbkit.destination.merge_sql import MergeSql
@@ -59,6 +60,7 @@ __all__ = [
     "DedupPlan",
     "DestinationDialect",
     "FlushPolicy",
+    "Held",
     "KeyIndex",
     "Limits",
     "LoadStats",
@@ -70,16 +72,21 @@ __all__ = [
     "StreamLoader",
     "TableOperations",
     "TablePlan",
+    "Target",
     "TypeMapping",
     "ValueRefused",
     "WriteContext",
     "WriteOptions",
     "allocate",
+    "choose_target",
     "delete_old_generations",
+    "held",
     "index_name",
+    "is_current",
     "loads_lenient",
     "normalize",
     "plan_tables",
+    "refresh_minimum",
     "short_hash",
     "to_json_text",
     "tombstone_columns",

@@ -25,8 +25,8 @@ Streams that replace their data (overwrite, truncate refresh) load only records 
 already covers, except when the source reports the stream COMPLETE: records after the last STATE
 stay buffered. If the input ends (or the stream is reported INCOMPLETE) before COMPLETE, that tail
 is dropped — the resumed source sends it again from the last STATE, and loading it now would put
-those rows into the temporary table twice. Should the tail outgrow twice the batch size without a
-STATE, it is loaded anyway (at-least-once, logged).
+those rows twice into the table the refresh loads (temporary or final). Should the tail outgrow
+twice the batch size without a STATE, it is loaded anyway (at-least-once, logged).
 
 A malformed line (not JSON, or a message whose type, stream name or namespace is not a string,
 whose record, data or state is not an object), a RECORD for a stream not in the catalog, or one
@@ -396,7 +396,7 @@ class Consumer:
         """Load the buffer (for a stream that replaces its data: only what a STATE covers)."""
         if not buffer.records:
             return
-        whole = everything or not buffer.loader.replaces or buffer.covered == len(buffer.records)
+        whole = everything or not buffer.loader.refresh or buffer.covered == len(buffer.records)
         first = buffer.first_line
         assert first is not None
         if whole:
@@ -436,7 +436,7 @@ class Consumer:
 
     def _drop_tail(self, buffer: _Buffer) -> None:
         """Forget the records after the stream's last STATE (a refresh that did not complete)."""
-        if buffer.loader.replaces and buffer.records:
+        if buffer.loader.refresh and buffer.records:
             self.log(
                 "INFO",
                 f"{buffer.descriptor}: {len(buffer.records)} records after the last STATE were not loaded; "

@@ -4,17 +4,20 @@
 - append_dedup: each batch goes into a session-private staging table, then one transaction
   applies it (``dialect.merger.dedup``) so the final table keeps the newest row per key; in CDC
   hard-delete mode a session-private tombstone table remembers this write's deletions.
-- overwrite / truncate refresh (``replaces_data``): batches go into ``<name>_airbyte_tmp``; when
-  the source reports the stream COMPLETE the temporary table replaces the final one in one
-  transaction. An interrupted refresh leaves the final table untouched; the next attempt with
-  the same generation resumes the temporary table (rows of another generation are dropped).
-- merge refresh with ``minimum_generation_id > 0``: rows of older generations are deleted when
-  the stream completes.
+- refresh (overwrite / truncate refresh, ``replaces_data``): where the batches go is decided at
+  setup by the generation-id rule of :mod:`dbkit.destination.generations`: into
+  ``<name>_airbyte_tmp`` (new, or resumed from an interrupted attempt of the generation), which
+  replaces the final table in one transaction when the source reports the stream COMPLETE; or,
+  when the final table is absent, empty or already at the generation, straight into it. An
+  interrupted refresh leaves the final table untouched.
+- merge refresh with ``0 < minimum_generation_id < generation_id``: rows of older generations
+  are deleted when the stream completes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,9 +26,10 @@ import sqlalchemy as sa
 
 import dbkit.destination.merge as merge
 from dbkit.db.types import AirbyteType
-from dbkit.destination.batch import GENERATION_ID, Batch, BatchBuilder, BatchColumn
+from dbkit.destination.batch import Batch, BatchBuilder, BatchColumn
 from dbkit.destination.bulk_load import ValueRefused
 from dbkit.destination.dialect import DestinationDialect
+from dbkit.destination.generations import Target, choose_target, held, refresh_minimum
 from dbkit.destination.naming import short_hash
 from dbkit.destination.prefetch import Prefetcher
 from dbkit.destination.records import RawRecord
@@ -48,7 +52,11 @@ class LoadStats:
 class StreamLoader:
     """One stream's tables during one write. Called by the consumer: ``setup`` once, ``load``
     per flush, ``complete`` at most once, ``close`` once at the end. Talks to the dialect's roles
-    only; what the write remembers is in ``write`` (a :class:`WriteContext`)."""
+    only; what the write remembers is in ``write`` (a :class:`WriteContext`).
+
+    ``refresh``: the stream asked for a refresh (the consumer then loads only what a STATE
+    covers); ``target``: where a refresh loads, set by ``setup``; ``replaces``: the batches go
+    into the temporary table, which replaces the final table on COMPLETE."""
 
     def __init__(
         self,
@@ -69,7 +77,9 @@ class StreamLoader:
         self.log = write.log
         self.stats = LoadStats()
         self.dedup = stream.destination_sync_mode is DestinationSyncMode.APPEND_DEDUP
-        self.replaces = stream.replaces_data
+        self.refresh = stream.replaces_data
+        self.target_kind: Target | None = None
+        self.replaces = False  # decided by setup
         self.completed = False
         self.target: sa.Table | None = None
         self.final: sa.Table | None = None
@@ -79,16 +89,41 @@ class StreamLoader:
         self.dedup_plan: merge.DedupPlan | None = None
         self._key_types: dict[str, AirbyteType] = {}
         self._exact_key = False  # the database compares the key's values as the connector does
+        self._locked = False  # the current transaction holds the stream's table lock
+
+    # ------------------------------------------------------------------ writers of one table
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A transaction on the stream's tables; the table lock (:meth:`lock`) taken in it is
+        held until it ends, then released where the database needs that (``unlock_table``)."""
+        try:
+            with self.conn.begin():
+                yield
+        finally:
+            if self._locked:
+                self._locked = False
+                self.tables.unlock_table(self.conn, self.plan.namespace, self.plan.name)
+
+    def lock(self) -> None:
+        """In a :meth:`transaction`, before the stream's tables are created, evolved, merged
+        into, swapped or deleted from: take turns with other writers of the same table
+        (``dialect.tables.lock_table``, keyed on the final table for its temporary table too).
+        Plain appends do not lock: concurrent COPYs into one table do not collide."""
+        if not self._locked:
+            self.tables.lock_table(self.conn, self.plan.namespace, self.plan.name)
+            self._locked = True
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
         conn = self.conn
-        with conn.begin():
-            if self.replaces:
-                self._drop_stale_tmp()
-                name = self.plan.tmp_name
-            else:
-                name = self.plan.name
+        with self.transaction():
+            self.lock()
+            name = self.plan.name
+            if self.refresh:
+                self.target_kind = self._refresh_target()
+                self.replaces = self.target_kind is not Target.FINAL
+                if self.replaces:
+                    name = self.plan.tmp_name
             target, storage, plan = ensure_table(conn, self.dialect, self.plan, name, self.write)
             self.plan = plan
             if not self.dedup:
@@ -136,30 +171,29 @@ class StreamLoader:
     def hard_delete(self) -> bool:
         return self.write.options.hard_delete
 
-    def _drop_stale_tmp(self) -> None:
-        """Keep a temporary table only when it holds this generation's rows (a resumed attempt)."""
-        plan = self.plan
-        existing = self.tables.existing_columns(self.conn, plan.namespace, plan.tmp_name)
-        if existing is None:
-            return
-        tmp = sa.table(plan.tmp_name, sa.column(GENERATION_ID), schema=plan.namespace)
+    def _refresh_target(self) -> Target:
+        """Where this refresh loads (:mod:`dbkit.destination.generations`); a temporary table of
+        an older generation is dropped here."""
+        plan, conn, minimum = self.plan, self.conn, refresh_minimum(self.stream)
         generation = self.stream.generation_id
-        stale = (
-            GENERATION_ID not in existing
-            or self.conn.execute(
-                sa.select(sa.literal(1))
-                .select_from(tmp)
-                .where(tmp.c[GENERATION_ID].is_distinct_from(sa.literal(generation, sa.BigInteger)))
-                .limit(1)
-            ).first()
-        )
-        if stale:
-            self.log("INFO", f"{plan.descriptor}: dropping a temporary table left by another generation")
-            self.tables.drop_table(self.conn, sa.Table(plan.tmp_name, sa.MetaData(), schema=plan.namespace))
-        else:
+        tmp = held(conn, self.tables, plan.namespace, plan.tmp_name)
+        final = None if tmp is not None else held(conn, self.tables, plan.namespace, plan.name)
+        target = choose_target(tmp, final, minimum)
+        if target is Target.RESUME:
             self.log(
-                "INFO", f"{plan.descriptor}: resuming the interrupted refresh of generation {generation}"
+                "INFO",
+                f"{plan.descriptor}: resuming the interrupted refresh of generation {generation}",
             )
+        elif target is Target.NEW and tmp is not None:
+            self.log("INFO", f"{plan.descriptor}: dropping a temporary table left by another generation")
+            self.tables.drop_table(conn, sa.Table(plan.tmp_name, sa.MetaData(), schema=plan.namespace))
+        elif target is Target.FINAL and final is not None and final.rows:
+            self.log(
+                "INFO",
+                f"{plan.descriptor}: the table already holds generation {final.generation} (the refresh "
+                f"keeps generations from {minimum}): loading into it, as a refresh already swapped in",
+            )
+        return target
 
     def _key_index_name(self, table: sa.Table) -> str:
         nonce = str(self.stream.generation_id) if self.replaces else ""
@@ -261,7 +295,7 @@ class StreamLoader:
 
     def _load_parts(self, parts: Iterator[Batch]) -> None:
         assert self.target is not None
-        with self.conn.begin():
+        with self.transaction():
             if self.dedup:
                 self._stage_and_merge(parts)
             else:
@@ -278,6 +312,7 @@ class StreamLoader:
         self.bulk.clear_staging(self.conn, self.staging)
         self.bulk.load_batches(self.conn, self.staging, _with_sequence(parts, staged), self.write)
         unique = self._exact_key and merge.keys_unique(staged, plan.key, self._key_types)
+        self.lock()  # only now: staging is private to the session
         self.merger.dedup(
             self.conn, self.target, self.staging, replace(plan, staged_unique=unique), self.write
         )
@@ -289,15 +324,25 @@ class StreamLoader:
             return
         self.completed = True
         assert self.target is not None
-        with self.conn.begin():
+        with self.transaction():
+            if self.replaces or self.drops_old_generations:
+                self.lock()
             if self.replaces:
                 final = sa.Table(self.plan.name, sa.MetaData(), schema=self.plan.namespace)
                 self.tables.swap(self.conn, self.target, final, self.write)
                 self.log("INFO", f"{self.plan.descriptor}: refreshed table swapped in")
-            elif self.stream.minimum_generation_id:
+            elif self.drops_old_generations:
+                assert self.stream.minimum_generation_id is not None
                 self.conn.execute(
                     merge.delete_old_generations(self.target, self.stream.minimum_generation_id)
                 )
+
+    @property
+    def drops_old_generations(self) -> bool:
+        """A merge refresh (``0 < minimum_generation_id < generation_id``): on completion the rows
+        of older generations go. (A refresh loading into its final table drops nothing: the
+        table was found at the generation.)"""
+        return not self.refresh and bool(self.stream.minimum_generation_id)
 
     def close(self) -> None:
         """Drop the session-private tables (they would disappear with the session anyway)."""

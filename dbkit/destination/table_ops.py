@@ -34,6 +34,22 @@ class TableOperations:
         self.capabilities = dialect.capabilities
         self.naming = NamingRules.of(dialect.capabilities)
 
+    # ------------------------------------------------------------------ writers of one table
+    def lock_table(self, conn: sa.Connection, namespace: str | None, name: str) -> None:
+        """Called in a transaction, before it creates, evolves, merges into, swaps or deletes
+        from a stream's table ``namespace.name`` (the final table's name, also for its temporary
+        table, whether or not it exists yet): wait until no other writer holds that table, and
+        hold it until the transaction ends, so that two writes into one table take turns instead
+        of failing on each other's CREATE TABLE or MERGE. A transaction locks one table at most
+        (no two writers can wait on each other), and other tables are not held up. The default
+        does nothing: right for a database whose writers are serial anyway (SQLite). A database
+        whose locks outlive a transaction (MySQL's ``GET_LOCK``) releases it in
+        :meth:`unlock_table`."""
+
+    def unlock_table(self, conn: sa.Connection, namespace: str | None, name: str) -> None:
+        """Called once after each transaction that called :meth:`lock_table` ended (committed or
+        rolled back), outside any transaction. The default does nothing."""
+
     # ------------------------------------------------------------------ schemas and columns
     def ensure_namespace(self, conn: sa.Connection, namespace: str | None) -> None:
         """Called per table set up (and by ``check``): create the schema when it is missing. An

@@ -47,6 +47,10 @@ class WriteContext:
     column_defaults: dict[TableKey, tuple[str, int | None]] = field(default_factory=dict)
     """Tables whose ``_airbyte_meta`` / ``_airbyte_generation_id`` column defaults this write
     set (:meth:`TableOperations.prepare_table`), with the values: a loader may then omit them."""
+    defaults_as_set: dict[TableKey, object] = field(default_factory=dict)
+    """For tables in ``column_defaults``: those defaults as the database showed them right after
+    this write set them (in the dialect's own form; None once they were found changed), so that
+    a loader can tell whether a concurrent write into the same table has set its own since."""
     tombstones_used: set[str] = field(default_factory=set)
     """Tombstone tables that hold at least one deletion of this write."""
     key_indexed: dict[TableKey, bool] = field(default_factory=dict)

@@ -110,7 +110,11 @@ class ConfiguredStream:
 
     @property
     def replaces_data(self) -> bool:
-        """True when the sync must end with only this generation's rows (overwrite / truncate refresh)."""
+        """True when the stream asks for a refresh (overwrite, or a truncate refresh: minimum
+        generation == generation > 0): the write must end without rows of older generations.
+        Whether that replaces the table is for the destination to tell from what the table holds
+        (a table already at the generation is a refresh done; see
+        ``dbkit.destination.generations``)."""
         if self.destination_sync_mode is DestinationSyncMode.OVERWRITE:
             return True
         return (

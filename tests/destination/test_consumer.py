@@ -306,12 +306,16 @@ def test_status_for_a_stream_not_in_the_catalog_is_ignored(dest: Any, msgs: Any)
 @pytest.mark.parametrize("ending", ["no status", "INCOMPLETE"])
 def test_input_ending_without_complete(dest: Any, msgs: Any, ending: str) -> None:
     m = msgs
-    cat = m.catalog(
-        m.stream("app", FIELDS),
-        m.stream("over", FIELDS, "overwrite", generation_id=2, minimum_generation_id=2),
-    )
-    # a first, complete sync of the overwrite stream
-    dest.ok(cat, [m.record("over", {"id": 100}), m.status("over"), m.status("app")])
+
+    def cat_of(generation: int) -> Any:
+        over = m.stream(
+            "over", FIELDS, "overwrite", generation_id=generation, minimum_generation_id=generation
+        )
+        return m.catalog(m.stream("app", FIELDS), over)
+
+    # a first, complete sync of the overwrite stream; then a refresh of the next generation
+    dest.ok(cat_of(1), [m.record("over", {"id": 100}), m.status("over"), m.status("app")])
+    cat = cat_of(2)
     lines = [
         m.record("app", {"id": 1}),
         m.record("over", {"id": 1}),

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from dbkit.destination.naming import NamingRules, normalize, short_hash, with_hash
 
 SQLITE = NamingRules(max_bytes=1000, case_insensitive=True)
@@ -422,10 +424,18 @@ def test_streams_whose_names_collide_after_normalization(dest: Any, msgs: Any) -
     assert [_data(dest, names[n])[0][0] for n in ("my stream", "my-stream", "My_Stream")] == [1, 2, 3]
 
 
-def test_an_interrupted_refresh_keeps_only_what_a_state_covers(dest: Any, msgs: Any) -> None:
+@pytest.mark.parametrize("before", [None, 6], ids=["new table", "older generation"])
+def test_an_interrupted_refresh_keeps_only_what_a_state_covers(
+    dest: Any, msgs: Any, before: int | None
+) -> None:
     """Records after the last STATE of a refresh that does not complete are not loaded: the
-    resumed source sends them again, and the swapped-in table holds each row once."""
+    resumed source sends them again, and the refreshed table holds each row once. The refresh
+    loads into the temporary table when the table holds an older generation, into the table
+    itself when there is none yet (nothing to keep visible)."""
     m = msgs
+    if before is not None:
+        dest.ok(_over(m, before), _lines(m, "s", [{"id": 0, "v": "old"}]))
+    loaded = "s" if before is None else "s_airbyte_tmp"
     rows = [{"id": i, "v": "new"} for i in range(1, 7)]
     cut = [
         m.record("s", rows[0]),
@@ -437,18 +447,26 @@ def test_an_interrupted_refresh_keeps_only_what_a_state_covers(dest: Any, msgs: 
     result = dest.write(_over(m, 7), cut)
     assert result.code == 1
     assert result.state_values() == [{"after": 2}]
-    assert _data(dest, "s_airbyte_tmp") == [(1, "new"), (2, "new")]
+    assert _data(dest, loaded) == [(1, "new"), (2, "new")]
+    if before is not None:
+        assert _data(dest, "s") == [(0, "old")]
     # the resumed attempt starts after the last echoed STATE: rows 3.. come again
     dest.ok(_over(m, 7), _lines(m, "s", rows[2:]))
     assert _data(dest, "s") == [(i, "new") for i in range(1, 7)]
+    assert dest.tables() == ["s"]
 
 
-def test_a_refresh_loads_covered_records_when_its_buffer_fills(dest: Any, msgs: Any) -> None:
+@pytest.mark.parametrize("before", [None, 7], ids=["new table", "older generation"])
+def test_a_refresh_loads_covered_records_when_its_buffer_fills(
+    dest: Any, msgs: Any, before: int | None
+) -> None:
     """A full buffer of a refreshing stream loads what a STATE covers and keeps the rest."""
     m = msgs
+    if before is not None:
+        dest.ok(_over(m, before), _lines(m, "s", [{"id": 0, "v": "old"}]))
     lines = [m.record("s", {"id": i, "v": "x"}) for i in range(1, 4)]
     lines += [m.state("s", {"after": 3}), m.record("s", {"id": 4, "v": "x"})]
     result = dest.write(_over(m, 8), lines, batch_records=4)
     assert result.code == 1  # no COMPLETE
     assert result.state_values() == [{"after": 3}]
-    assert _data(dest, "s_airbyte_tmp") == [(1, "x"), (2, "x"), (3, "x")]
+    assert _data(dest, "s" if before is None else "s_airbyte_tmp") == [(1, "x"), (2, "x"), (3, "x")]

@@ -18,13 +18,17 @@
   Objects depending on the old table (views, foreign keys) stop the swap with a config_error
   naming them, unless ``drop_cascade`` is on (then they are dropped with it).
 - Widening a column (``ALTER COLUMN ... TYPE``) obeys the same rule for views using the column.
+- Concurrent writers of one table take turns (a transaction-level advisory lock per table,
+  :meth:`~destination_postgres.tables.PostgresTables.lock_table`) to create, evolve, merge into or
+  swap it; a unique violation in the system catalog (some other session's DDL racing ours) is a
+  transient_error, one on the user's own constraint a config_error.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from dbkit import ConfigError, DbkitError
+from dbkit import ConfigError, DbkitError, TransientError
 from dbkit.db import Capabilities, PostgresConnectionMixin
 from dbkit.destination import (
     BulkLoader,
@@ -82,8 +86,17 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
         if found is not None:
             return found
         state = getattr(exc, "sqlstate", None)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        constraint = getattr(getattr(exc, "diag", None), "constraint_name", None) or ""
+        if state == "23505" and constraint.startswith("pg_"):
+            # a unique index of the system catalog: another session created the same table,
+            # index or schema at the same moment (PostgreSQL's IF NOT EXISTS does not see it)
+            return TransientError(
+                f"{self.describe_target()}: another session created the same database object at the "
+                f"same moment ({first}); run the sync again",
+                internal=repr(exc),
+            )
         if state in ("23505", "23503", "23514"):  # unique, foreign key, check violations
-            first = str(exc).strip().splitlines()[0]
             return ConfigError(
                 f"{self.describe_target()}: a constraint of a destination table refuses the rows: {first}",
                 internal=repr(exc),

@@ -8,10 +8,13 @@ table keeps only the newest row per key) and also the rows the typed table holds
 
 - A batch's raw rows are loaded (COPY) in the transaction that loads its typed rows: both or
   neither are committed, before the STATEs covering them are echoed.
-- Refreshes (overwrite, truncate refresh) load the raw rows into ``<raw>_airbyte_tmp`` and swap it
-  in with the typed table, in one transaction; an interrupted refresh leaves both old tables
-  visible and is resumed by the next attempt of the same generation. Merge refreshes
-  (``minimum_generation_id > 0`` without replacing) delete the older generations of both tables.
+- Refreshes (overwrite, truncate refresh) load the raw rows where the typed rows go (the rule of
+  :mod:`dbkit.destination.generations`, decided by the typed table): into ``<raw>_airbyte_tmp``,
+  swapped in with the typed table in one transaction (an interrupted refresh leaves both old
+  tables visible and is resumed by the next attempt of the same generation), or straight into
+  the raw table when the typed table is absent, empty or already at the generation. Merge
+  refreshes (``0 < minimum_generation_id < generation_id``) delete the older generations of both
+  tables.
 - Name: ``<table>_raw``; when that does not fit 63 bytes or is the name of another stream's table
   in the schema, the table name cut to fit plus ``_raw_`` and a hash of the stream.
 - ``_airbyte_data`` is jsonb, which normalizes what JSON leaves open (whitespace, key order,
@@ -43,10 +46,14 @@ from dbkit.destination import (
     RawRecord,
     StreamLoader,
     TablePlan,
+    Target,
     ValueRefused,
     WriteContext,
     delete_old_generations,
+    held,
+    is_current,
     loads_lenient,
+    refresh_minimum,
     short_hash,
     to_json_text,
 )
@@ -233,35 +240,21 @@ class RawTableLoader(StreamLoader):
         self._records: Sequence[RawRecord] = ()
 
     def setup(self) -> None:
+        """The typed table's setup decides where a refresh loads; the raw table follows it: the
+        final raw table, or its temporary table (resumed only when the typed one is and it
+        holds nothing older than the refresh keeps)."""
         conn, plan = self.conn, self.plan
-        resumed = False
-        if self.replaces:
-            with conn.begin():
-                resumed = self._only_this_generation(plan.tmp_name)
         super().setup()
-        with conn.begin():
+        with self.transaction():
+            self.lock()
             name = self.raw_name
             if self.replaces:
                 name = self.raw_tmp_name
-                if not (resumed and self._only_this_generation(name)):
+                found = held(conn, self.tables, plan.namespace, name)
+                keep = found is not None and is_current(found, refresh_minimum(self.stream))
+                if not (self.target_kind is Target.RESUME and keep):
                     self.tables.drop_table(conn, sa.Table(name, sa.MetaData(), schema=plan.namespace))
             self.raw = ensure_raw_table(conn, self.pg, plan.namespace, name)
-
-    def _only_this_generation(self, name: str) -> bool:
-        """The table exists and holds no row of another generation (a refresh to resume)."""
-        existing = self.tables.existing_columns(self.conn, self.plan.namespace, name)
-        if existing is None or GENERATION_ID not in existing:
-            return False
-        table = sa.table(name, sa.column(GENERATION_ID), schema=self.plan.namespace)
-        other = self.conn.execute(
-            sa.select(sa.literal(1))
-            .select_from(table)
-            .where(
-                table.c[GENERATION_ID].is_distinct_from(sa.literal(self.stream.generation_id, sa.BigInteger))
-            )
-            .limit(1)
-        ).first()
-        return other is None
 
     def load(self, records: Sequence[RawRecord], parts: Iterator[Batch] | None = None) -> None:
         self._records = records
@@ -280,7 +273,7 @@ class RawTableLoader(StreamLoader):
                 built.append(part)
                 yield part
 
-        with self.conn.begin():
+        with self.transaction():
             if self.dedup:
                 self._stage_and_merge(kept())
             else:
@@ -296,13 +289,16 @@ class RawTableLoader(StreamLoader):
         assert self.target is not None
         assert self.raw is not None
         conn, plan = self.conn, self.plan
-        with conn.begin():
+        with self.transaction():
+            if self.replaces or self.drops_old_generations:
+                self.lock()
             if self.replaces:
                 final = sa.Table(plan.name, sa.MetaData(), schema=plan.namespace)
                 self.tables.swap(conn, self.target, final, self.write)
                 raw_final = sa.Table(self.raw_name, sa.MetaData(), schema=plan.namespace)
                 self.tables.swap(conn, self.raw, raw_final, self.write)
                 self.log("INFO", f"{plan.descriptor}: refreshed table and raw table swapped in")
-            elif self.stream.minimum_generation_id:
+            elif self.drops_old_generations:
+                assert self.stream.minimum_generation_id is not None
                 for table in (self.target, self.raw):
                     conn.execute(delete_old_generations(table, self.stream.minimum_generation_id))

@@ -1,9 +1,11 @@
 """The table-operations role of destination-postgres: catalog reads by oid, column widening and
 table swaps that name (or, with ``drop_cascade``, drop) the objects in their way, TEMP staging
-tables, column defaults for COPY, key indexes built without locking readers out."""
+tables, column defaults for COPY, key indexes built without locking readers out, and writers of
+one table taking turns (a transaction-level advisory lock per table)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,8 +59,55 @@ _KEY_INDEXES = """
 """
 
 
+_DEFAULTS = """
+SELECT a.attname, pg_get_expr(d.adbin, d.adrelid)
+  FROM pg_attribute a
+  JOIN pg_class c ON c.oid = a.attrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE n.nspname = %(schema)s AND c.relname = %(name)s AND a.attname IN (%(meta)s, %(generation)s)
+   AND NOT a.attisdropped
+ ORDER BY 1
+"""
+
+
+def metadata_defaults(conn: sa.Connection, table: sa.Table) -> tuple[tuple[Any, ...], ...]:
+    """The ``_airbyte_meta`` and ``_airbyte_generation_id`` defaults of a table as PostgreSQL
+    shows them (``pg_get_expr``)."""
+    params = {
+        "schema": table.schema or "public",
+        "name": table.name,
+        "meta": META,
+        "generation": GENERATION_ID,
+    }
+    return tuple(tuple(row) for row in query(conn, _DEFAULTS, params))
+
+
+def table_lock_key(namespace: str | None, name: str) -> int:
+    """The advisory lock key of a table: 64 bits of a hash of its schema and name (the same in
+    every process; two tables sharing a key would only take turns needlessly)."""
+    digest = hashlib.blake2b(f"dbkit table lock\0{namespace or 'public'}\0{name}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big", signed=True)
+
+
 class PostgresTables(TableOperations):
     """The table-operations role of destination-postgres (see the module doc)."""
+
+    def ensure_namespace(self, conn: sa.Connection, namespace: str | None) -> None:
+        """As the default, and a write that makes the same new schema at the same moment is no
+        error (PostgreSQL's ``CREATE SCHEMA IF NOT EXISTS`` does not see an uncommitted schema:
+        the later one fails on the catalog's unique index): the schema is there."""
+        try:
+            with conn.begin_nested():
+                super().ensure_namespace(conn, namespace)
+        except sa.exc.IntegrityError:
+            if namespace not in sa.inspect(conn).get_schema_names():
+                raise
+
+    def lock_table(self, conn: sa.Connection, namespace: str | None, name: str) -> None:
+        """``pg_advisory_xact_lock``: held until the transaction ends, released by PostgreSQL
+        whatever happens (a killed writer's session ends, and its lock with it)."""
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": table_lock_key(namespace, name)})
 
     def existing_columns(
         self, conn: sa.Connection, namespace: str | None, name: str
@@ -197,7 +246,9 @@ class PostgresTables(TableOperations):
         write: WriteContext,
     ) -> None:
         """Make the ``_airbyte_meta`` of a row without changes and this write's generation the
-        column defaults, so COPY sends neither for most rows (a catalog-only change)."""
+        column defaults, so COPY sends neither for most rows (a catalog-only change); how
+        PostgreSQL then shows them is noted (``write.defaults_as_set``) for the loader to check
+        that no concurrent write set its own since."""
         if META not in table.c or GENERATION_ID not in table.c:
             return
         generation = sql.SQL("NULL") if generation_id is None else sql.Literal(generation_id)
@@ -214,6 +265,8 @@ class PostgresTables(TableOperations):
             ),
         )
         write.column_defaults[(table.schema, table.name)] = (empty_meta, generation_id)
+        if table.schema is not None:  # not a session-private table: another write may alter it
+            write.defaults_as_set[(table.schema, table.name)] = metadata_defaults(conn, table)
 
     def collapse_duplicates(
         self, conn: sa.Connection, table: sa.Table, plan: DedupPlan, write: WriteContext

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import threading
 import time
 import uuid
 from collections import Counter
@@ -119,6 +120,41 @@ def sync_messages(
     out.append(state(name, {"upto": len(rows)}, pending, namespace))
     if complete:
         out.append(status(name, "COMPLETE", namespace))
+    return out
+
+
+def concurrent_writes(
+    dest: DestinationHarness,
+    catalog: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    inputs: Sequence[Sequence[Mapping[str, Any]]],
+    **config: Any,
+) -> list[RunResult]:
+    """Run one ``write`` process per input at the same time (started together), each with the
+    same config and ``catalog`` (or each with its own, when ``catalog`` is a list of them), and
+    return their results in the order of ``inputs``."""
+    runner = dest.runner()
+    settings = dest.config(**config)
+    catalogs = [catalog] * len(inputs) if isinstance(catalog, Mapping) else list(catalog)
+    start = threading.Barrier(len(inputs))
+    results: list[RunResult | BaseException | None] = [None] * len(inputs)
+
+    def run(index: int) -> None:
+        try:
+            start.wait(timeout=60)
+            results[index] = runner.write(settings, catalogs[index], inputs[index])
+        except BaseException as exc:  # reported below, on the test's thread
+            results[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(inputs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out: list[RunResult] = []
+    for result in results:
+        if not isinstance(result, RunResult):
+            raise AssertionError(f"a concurrent write did not run: {result!r}")
+        out.append(result)
     return out
 
 
@@ -427,6 +463,144 @@ class DestinationSuite:
         rows = self.table(dest, truncate_cat)
         assert self.data_of(rows) == self.expected([item(3, "c", 3)])
         assert {r["_generation"] for r in rows} == {3}
+
+    # ------------------------------------------------------------------ generation ids
+    @pytest.mark.parametrize("mode", ["append", "append_dedup"])
+    def test_generation_ids_as_pyairbyte_sends_them(self, dest: DestinationHarness, mode: str) -> None:
+        """PyAirbyte sends ``generation_id = minimum_generation_id = sync_id = 1`` on every write
+        (incremental reads, append or append_dedup). The first write makes the table at
+        generation 1; every later write finds it at that generation, a refresh already done,
+        and adds to it: no write loses a row, not even one that brings no record."""
+        cat = self.catalog(
+            [stream(ITEMS, ITEM_SCHEMA, pk=["id"])], mode, generation=1, minimum_generation=1, sync_id=1
+        )
+        writes = [
+            [item(i, f"v{i}", 1) for i in range(1, 6)],
+            [item(2, "v2 newer", 3), item(6, "v6", 3)],
+            [],  # nothing new at the source
+            [item(7, "v7", 4)],
+        ]
+        sent: list[dict[str, Any]] = []
+        for n, rows in enumerate(writes):
+            self.write(dest, cat, sync_messages(ITEMS, rows, at=BASE_MS + 1000 * n)).raise_on_failure()
+            sent += rows
+            got = self.table(dest, cat)
+            if mode == "append":
+                want = sent
+            else:
+                newest: dict[int, dict[str, Any]] = {}
+                for row in sent:
+                    newest[row["id"]] = row
+                want = list(newest.values())
+            assert self.data_of(got) == self.expected(want), f"after write {n + 1}"
+            assert {r["_generation"] for r in got} == {1}
+        assert {t.lower() for t in dest.tables(dest.namespace)} == {ITEMS}, "no working table left behind"
+
+    def test_generation_ids_as_the_platform_sends_them(self, dest: DestinationHarness) -> None:
+        """The platform's refreshes: a truncate refresh (a new generation, minimum = generation)
+        replaces the table only when the stream is COMPLETE, an interrupted one is resumed by the
+        next attempt of its generation, an attempt that finds the refresh already swapped in adds
+        to it (here: an attempt that sends nothing, as a source does for a stream it finished
+        before), and a merge refresh (0 < minimum < generation) deletes the older generations only
+        when the stream completes."""
+        streams = [stream(ITEMS, ITEM_SCHEMA, pk=["id"])]
+
+        def cat(generation: int, minimum: int, mode: str = "append") -> dict[str, Any]:
+            return self.catalog(
+                streams, mode, generation=generation, minimum_generation=minimum, sync_id=generation
+            )
+
+        def rows_by_generation() -> dict[int, list[Any]]:
+            out: dict[int, list[Any]] = {}
+            for row in self.table(dest, cat(1, 0)):
+                out.setdefault(row["_generation"], []).append(row["id"])
+            return {g: sorted(ids) for g, ids in out.items()}
+
+        first = [item(1, "a", 1), item(2, "b", 1)]
+        self.write(dest, cat(1, 0), sync_messages(ITEMS, first)).raise_on_failure()
+        refreshed = [item(i, f"r{i}", 2) for i in range(10, 16)]
+        broken = self.write(dest, cat(2, 2), sync_messages(ITEMS, refreshed[:4], complete=False))
+        assert broken.exit_code != 0
+        assert rows_by_generation() == {1: [1, 2]}, "a refresh replaces the table only on COMPLETE"
+        self.write(dest, cat(2, 2), sync_messages(ITEMS, refreshed[4:])).raise_on_failure()
+        assert rows_by_generation() == {2: list(range(10, 16))}, "the resumed refresh holds both attempts"
+        self.write(dest, cat(2, 2), sync_messages(ITEMS, [])).raise_on_failure()
+        assert rows_by_generation() == {2: list(range(10, 16))}, "a refresh already swapped in is kept"
+        self.write(dest, cat(2, 2), sync_messages(ITEMS, [item(16, "r16", 2)])).raise_on_failure()
+        assert rows_by_generation() == {2: list(range(10, 17))}
+
+        self.write(dest, cat(3, 0), sync_messages(ITEMS, [item(20, "m", 3)])).raise_on_failure()
+        assert rows_by_generation() == {2: list(range(10, 17)), 3: [20]}, "minimum 0 keeps every generation"
+        broken = self.write(dest, cat(4, 3), sync_messages(ITEMS, [item(30, "n", 4)], complete=False))
+        assert broken.exit_code != 0
+        assert rows_by_generation() == {2: list(range(10, 17)), 3: [20], 4: [30]}, "deleted before COMPLETE"
+        self.write(dest, cat(4, 3), sync_messages(ITEMS, [item(31, "n", 4)])).raise_on_failure()
+        assert rows_by_generation() == {3: [20], 4: [30, 31]}
+
+        self.write(dest, cat(5, 5, "overwrite"), sync_messages(ITEMS, [item(40, "o", 5)])).raise_on_failure()
+        assert rows_by_generation() == {5: [40]}
+        self.write(
+            dest, cat(6, 6, "append_dedup"), sync_messages(ITEMS, [item(40, "p", 6)])
+        ).raise_on_failure()
+        assert rows_by_generation() == {6: [40]}
+        assert {t.lower() for t in dest.tables(dest.namespace)} == {ITEMS}, "no working table left behind"
+
+    # ------------------------------------------------------------------ concurrent writers
+    def test_concurrent_writers(self, dest: DestinationHarness) -> None:
+        """Two writes at the same time into the same tables (two connections syncing into one
+        schema, or an attempt started while another still runs), each with its own sync and
+        generation ids: two append_dedup streams, whose records the writers send in opposite
+        orders, and one append stream, all created by the writes themselves. Both writes
+        succeed; each dedup table holds every key once, in its newest version, the append table
+        every row of both, and every row carries the ids of the write that loaded it."""
+        keys = range(1, 121)
+
+        def messages(writer: str, day: int, order: Sequence[str], log: str) -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = []
+            for i in keys:
+                out += [record(name, item(i, f"{writer}{i}", day)) for name in order]
+                out.append(record(log, item(i, f"{writer}{i}", day)))
+            out += [state(name, {"done": True}, len(keys)) for name in [*order, log]]
+            out += [status(name) for name in [*order, log]]
+            return out
+
+        def by_key(rows: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+            return sorted(rows, key=lambda t: (t[0], t[1]))
+
+        def labels(rows: Iterable[Mapping[str, Any]]) -> set[tuple[str, int, int]]:
+            return {(r["name"][0], r["_meta"]["sync_id"], r["_generation"]) for r in rows}
+
+        for n in range(3):  # fresh tables each round: the writers race to create them too
+            names = [f"{ITEMS}_c{n}_x", f"{ITEMS}_c{n}_y"]
+            log = f"{ITEMS}_c{n}_log"
+            catalogs = []
+            for ids in (1, 2):  # writer "a" has sync and generation id 1, writer "b" 2
+                dedup = self.catalog(
+                    [stream(name, ITEM_SCHEMA, pk=["id"]) for name in names],
+                    "append_dedup",
+                    generation=ids,
+                    sync_id=ids,
+                )
+                append = self.catalog(
+                    [stream(log, ITEM_SCHEMA)], "append", pk=None, generation=ids, sync_id=ids
+                )
+                catalogs.append({"streams": dedup["streams"] + append["streams"]})
+            inputs = [messages("a", 1, names, log), messages("b", 2, names[::-1], log)]
+            for result in concurrent_writes(dest, catalogs, inputs, batch_records=20):
+                assert result.exit_code == 0, f"round {n}: a concurrent writer failed: {result.errors()}"
+            cat = catalogs[0]
+            newest = [item(i, f"b{i}", 2) for i in keys]  # the higher cursor wins, whatever came first
+            for name in names:
+                rows = self.table(dest, cat, name)
+                assert self.data_of(rows) == self.expected(newest), f"round {n}: {name}"
+                assert labels(rows) == {("b", 2, 2)}, f"round {n}: {name} rows carry another write's ids"
+            rows = self.table(dest, cat, log)
+            both = [item(i, f"{w}{i}", d) for w, d in (("a", 1), ("b", 2)) for i in keys]
+            assert by_key(self.data_of(rows)) == by_key(self.expected(both)), f"round {n}: {log}"
+            assert len({str(r["_raw_id"]) for r in rows}) == len(both)
+            assert labels(rows) == {("a", 1, 1), ("b", 2, 2)}, (
+                f"round {n}: {log} rows carry another write's ids"
+            )
 
     # ------------------------------------------------------------------ state
     def test_state_is_echoed_in_order_only_after_its_records_are_committed(
