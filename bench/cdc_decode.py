@@ -6,14 +6,17 @@ inserts; ``mixed``: each row inserted, updated, then deleted, a third of the cha
 reads them with every path, each from its own slot:
 
 - ``pg_recvlogical`` (pgoutput, same options) writing to /dev/null: the floor;
-- START_REPLICATION streaming (``source_postgres.cdc``), the wire only (``ReplicationStream.read``
-  until the end position, payloads dropped);
-- the same, decoded and assembled into JSON-ready rows (``PgOutputDecoder`` + ``ChangeAssembler``);
-- the same, each row change also rendered as an Airbyte RECORD line (orjson, with the CDC meta
-  columns ``_ab_cdc_lsn``, ``_ab_cdc_updated_at``, ``_ab_cdc_deleted_at``), as the CDC read will
-  emit it;
-- with ``--sql``: the SQL functions ``pg_logical_slot_peek_binary_changes`` +
-  ``pg_replication_slot_advance`` in batches, decoded and assembled the same way.
+- START_REPLICATION streaming (``source_postgres.cdc``), the wire only: ``ReplicationStream.read``
+  (``wire``) or ``read_many`` (``wire_many``) until the end position, payloads dropped;
+- the same, decoded and assembled into JSON-ready rows: ``read`` + ``PgOutputDecoder.decode`` +
+  ``ChangeAssembler.feed`` (``decode_feed``), or ``read_many`` + ``ChangeAssembler.feed_payload``
+  (``payload``, the read path's way);
+- ``payload`` with each row change also rendered as an Airbyte RECORD line (orjson, with the CDC
+  meta columns ``_ab_cdc_lsn``, ``_ab_cdc_updated_at``, ``_ab_cdc_deleted_at``) as the CDC read
+  will emit it (``records``);
+- ``sqlfn`` (slow, not in the default ``--paths``): the SQL functions
+  ``pg_logical_slot_peek_binary_changes`` + ``pg_replication_slot_advance`` in batches, decoded
+  and assembled the same way.
 
 Every path must see exactly the N row changes. Prints changes/s, the ratio to the floor, the CPU
 seconds of this process (or of pg_recvlogical) per path, the load average, and the process's peak
@@ -52,7 +55,15 @@ from source_postgres.cdc import (
 )
 
 OPTIONS = {"proto_version": "1", "publication_names": "pub"}
-SLOTS = ("floor", "wire", "stream", "records", "sqlfn")
+PATHS = {
+    "floor": "pg_recvlogical pgoutput -> /dev/null (floor)",
+    "wire": "START_REPLICATION, read() only",
+    "wire_many": "START_REPLICATION, read_many() only",
+    "decode_feed": "read + decode + feed",
+    "payload": "read_many + feed_payload",
+    "records": "  + RECORD lines (orjson, CDC meta)",
+    "sqlfn": "peek_binary_changes + advance + decode + feed",
+}
 _COMMIT_END = struct.Struct(">Q")  # a Commit message's end LSN, at offset 10
 _PG_EPOCH_US = 946_684_800_000_000
 Timed = tuple[float, float, int]  # wall seconds, CPU seconds, row changes seen
@@ -95,23 +106,27 @@ def floor(bindir: str, params: dict[str, Any], end: int) -> Timed:
     return time.perf_counter() - start, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu, -1
 
 
-def wire_only(params: dict[str, Any], _url: str, start_lsn: int, end: int) -> Timed:
-    """START_REPLICATION read to the end position; the payloads are only counted."""
+def wire_only(params: dict[str, Any], slot: str, start_lsn: int, end: int, *, many: bool) -> Timed:
+    """START_REPLICATION read to the end position (``read`` or ``read_many``); the payloads are
+    only counted."""
     rows = 0
     cpu = cpu_seconds()
     started = time.perf_counter()
     with ReplicationConnection.connect(params) as repl:
-        stream = repl.start("wire", start_lsn, publications=["pub"])
+        stream = repl.start(slot, start_lsn, publications=["pub"])
         read = stream.read
-        while True:
-            data = read(10)
-            if data is None:
+        done = False
+        while not done:
+            got = stream.read_many(10) if many else [read(10)]
+            if not got or got[0] is None:
                 raise RuntimeError("stream went quiet before the end position")
-            kind = data.payload[0]
-            if kind in b"IUD":
-                rows += 1
-            elif kind == 0x43 and _COMMIT_END.unpack_from(data.payload, 10)[0] >= end:
-                break
+            for data in got:
+                assert data is not None
+                kind = data.payload[0]
+                if kind in b"IUD":
+                    rows += 1
+                elif kind == 0x43 and _COMMIT_END.unpack_from(data.payload, 10)[0] >= end:
+                    done = True
         stream.stop()
     return time.perf_counter() - started, cpu_seconds() - cpu, rows
 
@@ -120,8 +135,11 @@ def _iso(commit_time: int) -> str:
     return format_timestamp(commit_time, with_zone=True)
 
 
-def streaming(params: dict[str, Any], url: str, start_lsn: int, end: int, *, records: bool = False) -> Timed:
-    """Decode + assemble every message; with ``records`` also write each row change's RECORD line
+def streaming(
+    params: dict[str, Any], url: str, slot: str, start_lsn: int, end: int, *, payload: bool, records: bool
+) -> Timed:
+    """Decode + assemble every message: ``read`` + ``decode`` + ``feed``, or with ``payload``
+    ``read_many`` + ``feed_payload``; with ``records`` also make each row change's RECORD line
     (the lines are dropped)."""
     engine = sa.create_engine(url)
     rows = 0
@@ -134,39 +152,48 @@ def streaming(params: dict[str, Any], url: str, start_lsn: int, end: int, *, rec
     with engine.connect() as conn, ReplicationConnection.connect(params) as repl:
         assembler = ChangeAssembler(lambda oids: type_rows(conn, oids))
         decoder = PgOutputDecoder(1)
-        stream = repl.start("records" if records else "stream", start_lsn, publications=["pub"])
+        stream = repl.start(slot, start_lsn, publications=["pub"])
         read, decode, feed = stream.read, decoder.decode, assembler.feed
-        while True:
-            data = read(10)
-            if data is None:
-                raise RuntimeError("stream went quiet before the end position")
-            event = feed(decode(data.payload, data.data_start), data.data_start)
-            if type(event) is RowChange:
-                rows += 1
-                if records:
-                    table = event.table
-                    envelope = envelopes.get(table.oid)
-                    if envelope is None:
-                        descriptor = StreamDescriptor(name=table.name, namespace=table.namespace)
-                        envelope = envelopes[table.oid] = record_envelope(descriptor, now)
-                    if committed_at[1] != event.commit_time:
-                        committed_at = (_iso(event.commit_time), event.commit_time)
-                    meta = dumps(
-                        {
-                            "_ab_cdc_lsn": event.commit_lsn,
-                            "_ab_cdc_updated_at": committed_at[0],
-                            "_ab_cdc_deleted_at": committed_at[0] if event.op == "delete" else None,
-                        }
-                    )
-                    body = dumps(event.data)
-                    body = b"{" + meta[1:] if body == b"{}" else body[:-1] + b"," + meta[1:]
-                    if event.changes:
-                        tail = b',"meta":' + dumps({"changes": event.changes}) + b"}}\n"
-                    else:
-                        tail = envelope[1]
-                    _line = envelope[0] + body + tail
-            elif type(event) is TransactionCommitted and event.end_lsn >= end:
-                break
+        done = False
+        while not done:
+            if payload:
+                got = stream.read_many(10)
+                if not got:
+                    raise RuntimeError("stream went quiet before the end position")
+                feed_payload = assembler.feed_payload
+                events = [feed_payload(decoder, x.payload, x.data_start) for x in got]
+            else:
+                data = read(10)
+                if data is None:
+                    raise RuntimeError("stream went quiet before the end position")
+                events = [feed(decode(data.payload, data.data_start), data.data_start)]
+            for event in events:
+                if type(event) is RowChange:
+                    rows += 1
+                    if records:
+                        table = event.table
+                        envelope = envelopes.get(table.oid)
+                        if envelope is None:
+                            descriptor = StreamDescriptor(name=table.name, namespace=table.namespace)
+                            envelope = envelopes[table.oid] = record_envelope(descriptor, now)
+                        if committed_at[1] != event.commit_time:
+                            committed_at = (_iso(event.commit_time), event.commit_time)
+                        meta = dumps(
+                            {
+                                "_ab_cdc_lsn": event.commit_lsn,
+                                "_ab_cdc_updated_at": committed_at[0],
+                                "_ab_cdc_deleted_at": committed_at[0] if event.op == "delete" else None,
+                            }
+                        )
+                        body = dumps(event.data)
+                        body = b"{" + meta[1:] if body == b"{}" else body[:-1] + b"," + meta[1:]
+                        if event.changes:
+                            tail = b',"meta":' + dumps({"changes": event.changes}) + b"}}\n"
+                        else:
+                            tail = envelope[1]
+                        _line = envelope[0] + body + tail
+                elif type(event) is TransactionCommitted and event.end_lsn >= end:
+                    done = True
         stream.stop()
     engine.dispose()
     return time.perf_counter() - started, cpu_seconds() - cpu, rows
@@ -229,9 +256,17 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=200_000)
     parser.add_argument("--per-txn", type=int, default=1, help="rows per transaction (1: single-row changes)")
     parser.add_argument("--workload", choices=sorted(FILL), default="insert")
-    parser.add_argument("--sql", action="store_true", help="also time the SQL peek functions (slow)")
+    parser.add_argument(
+        "--paths",
+        default="floor,wire,wire_many,decode_feed,payload,records",
+        help=f"comma-separated, in order, from {', '.join(PATHS)} (sqlfn is slow)",
+    )
     parser.add_argument("--batch", type=int, default=20_000, help="SQL functions: changes per peek")
     args = parser.parse_args()
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    unknown = set(paths) - set(PATHS)
+    if unknown or paths[:1] != ["floor"]:
+        parser.error(f"--paths must start with floor and name only {', '.join(PATHS)}")
     bindir = str(find_postgres_bindir())
     server = find_server(
         "postgres", ServerRequirements(logical_replication=True), providers=["local-binaries"]
@@ -245,9 +280,10 @@ def main() -> None:
             )
             pg.execute("CREATE PUBLICATION pub FOR TABLE t")
             starts = {}
-            for slot in SLOTS if args.sql else SLOTS[:-1]:
+            for slot in paths:
                 row = pg.execute(
-                    "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')", [slot]
+                    "SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+                    [slot],
                 ).fetchone()
                 assert row is not None
                 starts[slot] = parse_lsn(row[0])
@@ -263,25 +299,22 @@ def main() -> None:
                 f"in {time.perf_counter() - made:.1f}s"
             )
         print(f"load average before: {os.getloadavg()[0]:.1f}")
-        runs: list[tuple[str, Callable[[], Timed]]] = [
-            ("pg_recvlogical pgoutput -> /dev/null (floor)", lambda: floor(bindir, params, end)),
-            ("START_REPLICATION, wire only", lambda: wire_only(params, db.url, starts["wire"], end)),
-            (
-                "START_REPLICATION + decode + assemble",
-                lambda: streaming(params, db.url, starts["stream"], end),
+        run_of: dict[str, Callable[[], Timed]] = {
+            "floor": lambda: floor(bindir, params, end),
+            "wire": lambda: wire_only(params, "wire", starts["wire"], end, many=False),
+            "wire_many": lambda: wire_only(params, "wire_many", starts["wire_many"], end, many=True),
+            "decode_feed": lambda: streaming(
+                params, db.url, "decode_feed", starts["decode_feed"], end, payload=False, records=False
             ),
-            (
-                "  + RECORD lines (orjson, CDC meta)",
-                lambda: streaming(params, db.url, starts["records"], end, records=True),
+            "payload": lambda: streaming(
+                params, db.url, "payload", starts["payload"], end, payload=True, records=False
             ),
-        ]
-        if args.sql:
-            runs.append(
-                (
-                    "peek_binary_changes + advance + same decode",
-                    lambda: sql_functions(params, db.url, end, args.batch),
-                )
-            )
+            "records": lambda: streaming(
+                params, db.url, "records", starts["records"], end, payload=True, records=True
+            ),
+            "sqlfn": lambda: sql_functions(params, db.url, end, args.batch),
+        }
+        runs = [(PATHS[p], run_of[p]) for p in paths]
         n = args.changes
         print(f"{'path':<46} {'seconds':>8} {'changes/s':>10} {'x floor':>8} {'CPU s':>7}")
         floor_s = 0.0
