@@ -12,8 +12,8 @@ reads them with every path, each from its own slot:
   ``ChangeAssembler.feed`` (``decode_feed``), or ``read_many`` + ``ChangeAssembler.feed_payload``
   (``payload``, the read path's way);
 - ``payload`` with each row change also rendered as an Airbyte RECORD line (orjson, with the CDC
-  meta columns ``_ab_cdc_lsn``, ``_ab_cdc_updated_at``, ``_ab_cdc_deleted_at``) as the CDC read
-  will emit it (``records``);
+  meta columns ``_ab_cdc_lsn``, ``_ab_cdc_updated_at``, ``_ab_cdc_deleted_at``, rendered once per
+  transaction and kind) as the CDC read will emit it (``records``);
 - ``sqlfn`` (slow, not in the default ``--paths``): the SQL functions
   ``pg_logical_slot_peek_binary_changes`` + ``pg_replication_slot_advance`` in batches, decoded
   and assembled the same way.
@@ -144,7 +144,8 @@ def streaming(
     engine = sa.create_engine(url)
     rows = 0
     envelopes: dict[int, tuple[bytes, bytes]] = {}
-    committed_at = ("", 0)
+    meta_key: tuple[int, bool] = (-1, False)
+    meta = b""
     now = time.time_ns() // 1_000_000
     dumps = orjson.dumps
     cpu = cpu_seconds()
@@ -176,22 +177,28 @@ def streaming(
                         if envelope is None:
                             descriptor = StreamDescriptor(name=table.name, namespace=table.namespace)
                             envelope = envelopes[table.oid] = record_envelope(descriptor, now)
-                        if committed_at[1] != event.commit_time:
-                            committed_at = (_iso(event.commit_time), event.commit_time)
-                        meta = dumps(
-                            {
-                                "_ab_cdc_lsn": event.commit_lsn,
-                                "_ab_cdc_updated_at": committed_at[0],
-                                "_ab_cdc_deleted_at": committed_at[0] if event.op == "delete" else None,
-                            }
-                        )
+                        deleted = event.op == "delete"
+                        if meta_key != (event.commit_lsn, deleted):  # the same for a whole transaction
+                            meta_key = (event.commit_lsn, deleted)
+                            at = _iso(event.commit_time)
+                            meta = dumps(
+                                {
+                                    "_ab_cdc_lsn": event.commit_lsn,
+                                    "_ab_cdc_updated_at": at,
+                                    "_ab_cdc_deleted_at": at if deleted else None,
+                                }
+                            )[1:]
                         body = dumps(event.data)
-                        body = b"{" + meta[1:] if body == b"{}" else body[:-1] + b"," + meta[1:]
+                        body = b"{" + meta if body == b"{}" else body[:-1] + b"," + meta
                         if event.changes:
                             tail = b',"meta":' + dumps({"changes": event.changes}) + b"}}\n"
                         else:
                             tail = envelope[1]
-                        _line = envelope[0] + body + tail
+                        line = envelope[0] + body + tail
+                        if rows == 1:  # the first line is a whole RECORD with the row and its meta
+                            record = orjson.loads(line)["record"]
+                            assert record["data"]["_ab_cdc_lsn"] == event.commit_lsn, line
+                            assert record["data"]["id"] == event.data["id"], line
                 elif type(event) is TransactionCommitted and event.end_lsn >= end:
                     done = True
         stream.stop()
