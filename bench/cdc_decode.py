@@ -13,7 +13,8 @@ reads them with every path, each from its own slot:
   (``payload``, the read path's way);
 - ``payload`` with each row change also rendered as an Airbyte RECORD line (orjson, with the CDC
   meta columns ``_ab_cdc_lsn``, ``_ab_cdc_updated_at``, ``_ab_cdc_deleted_at``, rendered once per
-  transaction and kind) as the CDC read will emit it (``records``);
+  transaction and kind) as the CDC read will emit it (``records``; ``records_decode_feed``: the same
+  lines after ``read`` + ``decode`` + ``feed``);
 - ``sqlfn`` (slow, not in the default ``--paths``): the SQL functions
   ``pg_logical_slot_peek_binary_changes`` + ``pg_replication_slot_advance`` in batches, decoded
   and assembled the same way.
@@ -62,6 +63,7 @@ PATHS = {
     "decode_feed": "read + decode + feed",
     "payload": "read_many + feed_payload",
     "records": "  + RECORD lines (orjson, CDC meta)",
+    "records_decode_feed": "read + decode + feed + RECORD lines",
     "sqlfn": "peek_binary_changes + advance + decode + feed",
 }
 _COMMIT_END = struct.Struct(">Q")  # a Commit message's end LSN, at offset 10
@@ -318,6 +320,15 @@ def main() -> None:
             ),
             "records": lambda: streaming(
                 params, db.url, "records", starts["records"], end, payload=True, records=True
+            ),
+            "records_decode_feed": lambda: streaming(
+                params,
+                db.url,
+                "records_decode_feed",
+                starts["records_decode_feed"],
+                end,
+                payload=False,
+                records=True,
             ),
             "sqlfn": lambda: sql_functions(params, db.url, end, args.batch),
         }
