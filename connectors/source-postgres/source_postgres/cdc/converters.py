@@ -12,8 +12,10 @@ convert. For the most common types a shorter function gives the same result:
 - boolean: ``t``/``f`` looked up, the handler for anything else;
 - timestamptz, timestamp, date: the common shape (a four-digit year 0001-9999, the UTC offset
   ``+00`` the session's TimeZone gives) is rearranged by slicing; any other text (BC, years past
-  9999, infinities, another offset) goes to the handler. For such text the handler's calendar
-  arithmetic returns the same digits it was given, so slicing is exact.
+  9999, infinities, another offset) goes to the handler. For such text with a valid calendar date
+  (PostgreSQL writes no other) the handler's calendar arithmetic returns the same digits it was
+  given, so slicing is exact; a timestamptz like ``2023-02-30 ...+00``, which no server sends,
+  would be normalised by the handler and not by the shortcut.
 
 The tests compare every shortcut with its handler on edge values and on random ones.
 """
