@@ -5,7 +5,10 @@ whose values the snapshot path's type handlers convert (:mod:`.changes`).
 A read: open a :class:`ReplicationConnection`, ``start`` a :class:`ReplicationStream` on a slot
 and publication, and for every :class:`XLogData` it returns, ``decoder.decode(x.payload,
 x.data_start)`` then ``assembler.feed(message, x.data_start)``; acknowledge (``stream.acknowledge``)
-only positions the destination has made durable.
+only positions the destination has made durable. The fast way to the same events: take batches
+with ``stream.read_many()`` and call ``assembler.feed_payload(decoder, x.payload, x.data_start)``
+for each (no message objects for Begin, Commit, Insert, Update and Delete; column values through
+the shortcuts of :mod:`.converters`, identical to the snapshot handlers).
 """
 
 from __future__ import annotations

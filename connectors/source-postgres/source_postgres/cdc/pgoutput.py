@@ -166,12 +166,15 @@ PgOutputMessage = (
 
 _BEGIN = struct.Struct(">QqI")
 _COMMIT = struct.Struct(">BQQq")
+BEGIN_BODY: Final = _BEGIN
+"""A Begin message after its type byte: final LSN, commit time, transaction id."""
+COMMIT_BODY: Final = _COMMIT
+"""A Commit message after its type byte: flags, commit LSN, end LSN, commit time."""
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
 _I32 = struct.Struct(">i")
 _U64 = struct.Struct(">Q")
-_REL_HEAD = struct.Struct(">I")
 _COLUMN_TAIL = struct.Struct(">Ii")
 _TRUNCATE_HEAD = struct.Struct(">IB")
 _STREAM_START = struct.Struct(">IB")
@@ -200,7 +203,7 @@ class PgOutputDecoder:
 
     def decode(self, payload: bytes | memoryview, lsn: int) -> PgOutputMessage:
         """The message in ``payload`` (one XLogData's data, at WAL position ``lsn``)."""
-        buf = bytes(payload)
+        buf = payload if type(payload) is bytes else bytes(payload)
         if not buf:
             raise PgOutputError(f"empty pgoutput message at LSN {format_lsn(lsn)}")
         kind = buf[0]
@@ -208,20 +211,44 @@ class PgOutputDecoder:
             message, end = self._decode(kind, buf)
         except PgOutputError:
             raise
-        except (struct.error, IndexError, ValueError, UnicodeDecodeError) as exc:
-            raise PgOutputError(
-                f"cannot decode pgoutput message {chr(kind)!r} (0x{kind:02x}) at LSN {format_lsn(lsn)}: {exc}"
-            ) from exc
-        except _Unknown as exc:
-            raise PgOutputError(
-                f"cannot decode pgoutput message {chr(kind)!r} (0x{kind:02x}) at LSN {format_lsn(lsn)}: {exc}"
-            ) from None
+        except (struct.error, IndexError, ValueError, UnicodeDecodeError, _Unknown) as exc:
+            raise decode_failure(kind, lsn, exc) from None if isinstance(exc, _Unknown) else exc
         if end != len(buf):
-            raise PgOutputError(
-                f"pgoutput message {chr(kind)!r} (0x{kind:02x}) at LSN {format_lsn(lsn)} has "
-                f"{len(buf) - end} unexpected trailing byte(s)"
-            )
+            raise trailing_bytes(kind, lsn, len(buf) - end)
         return message
+
+    def row(
+        self, kind: int, buf: bytes, pos: int
+    ) -> tuple[int, int | None, TupleData | None, TupleData, int]:
+        """The body of an Insert, Update or Delete (type byte ``kind``) from ``pos`` (after the
+        type byte and, in a streamed block, the transaction id): ``(relation oid, old tuple kind
+        byte or None, old tuple or None, new tuple, end)``; a Delete's old tuple comes as ``new``
+        with its kind. On bad bytes it raises one of :data:`DECODE_ERRORS`, which
+        :func:`decode_failure` turns into the PgOutputError :meth:`decode` raises."""
+        (oid,) = _U32.unpack_from(buf, pos)
+        marker = buf[pos + 4]
+        if kind == 0x49:  # 'I'
+            if marker != _NEW:
+                raise _Unknown(f"expected 'N' before the new tuple, got {chr(marker)!r}")
+            new, end = self._tuple(buf, pos + 5)
+            return oid, None, None, new, end
+        if kind == 0x55:  # 'U'
+            old: TupleData | None = None
+            old_kind: int | None = None
+            pos += 4
+            if marker in (_KEY, _OLD):
+                old_kind = marker
+                old, pos = self._tuple(buf, pos + 1)
+                marker = buf[pos]
+            if marker != _NEW:
+                raise _Unknown(f"expected 'N' before the new tuple, got {chr(marker)!r}")
+            new, end = self._tuple(buf, pos + 1)
+            return oid, old_kind, old, new, end
+        # 'D'
+        if marker not in (_KEY, _OLD):
+            raise _Unknown(f"expected 'K' or 'O' before the old tuple, got {chr(marker)!r}")
+        old, end = self._tuple(buf, pos + 5)
+        return oid, marker, None, old, end
 
     def _decode(self, kind: int, buf: bytes) -> tuple[PgOutputMessage, int]:
         pos = 1
@@ -230,32 +257,14 @@ class PgOutputDecoder:
             (xid,) = _U32.unpack_from(buf, pos)
             pos += 4
         if kind == 0x49:  # 'I'
-            (oid,) = _REL_HEAD.unpack_from(buf, pos)
-            if buf[pos + 4] != _NEW:
-                raise _Unknown(f"expected 'N' before the new tuple, got {chr(buf[pos + 4])!r}")
-            new, pos = self._tuple(buf, pos + 5)
+            oid, _, _, new, pos = self.row(kind, buf, pos)
             return Insert(xid, oid, new), pos
         if kind == 0x55:  # 'U'
-            (oid,) = _REL_HEAD.unpack_from(buf, pos)
-            pos += 4
-            old_kind: str | None = None
-            old: TupleData | None = None
-            marker = buf[pos]
-            if marker in (_KEY, _OLD):
-                old_kind = chr(marker)
-                old, pos = self._tuple(buf, pos + 1)
-                marker = buf[pos]
-            if marker != _NEW:
-                raise _Unknown(f"expected 'N' before the new tuple, got {chr(marker)!r}")
-            new, pos = self._tuple(buf, pos + 1)
-            return Update(xid, oid, old_kind, old, new), pos
+            oid, marker, old, new, pos = self.row(kind, buf, pos)
+            return Update(xid, oid, None if marker is None else chr(marker), old, new), pos
         if kind == 0x44:  # 'D'
-            (oid,) = _REL_HEAD.unpack_from(buf, pos)
-            marker = buf[pos + 4]
-            if marker not in (_KEY, _OLD):
-                raise _Unknown(f"expected 'K' or 'O' before the old tuple, got {chr(marker)!r}")
-            old, pos = self._tuple(buf, pos + 5)
-            return Delete(xid, oid, chr(marker), old), pos
+            oid, marker, _, old, pos = self.row(kind, buf, pos)
+            return Delete(xid, oid, chr(marker or 0), old), pos
         if kind == 0x42:  # 'B'
             final_lsn, commit_time, txid = _BEGIN.unpack_from(buf, pos)
             return Begin(final_lsn, commit_time, txid), pos + _BEGIN.size
@@ -359,3 +368,21 @@ class PgOutputDecoder:
 
 class _Unknown(Exception):
     """Internal: a byte the protocol does not allow where it was found."""
+
+
+DECODE_ERRORS = (struct.error, IndexError, ValueError, UnicodeDecodeError, _Unknown)
+"""What :meth:`PgOutputDecoder.row` raises on bytes it cannot decode."""
+
+
+def decode_failure(kind: int, lsn: int, exc: BaseException) -> PgOutputError:
+    """The PgOutputError for message type byte ``kind`` at ``lsn`` that failed with ``exc``."""
+    return PgOutputError(
+        f"cannot decode pgoutput message {chr(kind)!r} (0x{kind:02x}) at LSN {format_lsn(lsn)}: {exc}"
+    )
+
+
+def trailing_bytes(kind: int, lsn: int, count: int) -> PgOutputError:
+    return PgOutputError(
+        f"pgoutput message {chr(kind)!r} (0x{kind:02x}) at LSN {format_lsn(lsn)} has "
+        f"{count} unexpected trailing byte(s)"
+    )

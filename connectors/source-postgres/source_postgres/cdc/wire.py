@@ -290,6 +290,9 @@ class ReplicationConnection:
         self.close()
 
 
+_new_xlogdata = tuple.__new__  # XLogData from a tuple without the NamedTuple's Python-level __new__
+
+
 def _now_pg_us() -> int:
     return time.time_ns() // 1000 - _PG_EPOCH_OFFSET_US
 
@@ -319,41 +322,76 @@ class ReplicationStream:
         meanwhile. Raises TransientError when the connection drops, ConfigError for a missing
         publication or a lost slot, SystemFailure when the server ends the stream otherwise.
         """
+        got = self.read_many(timeout, 1)
+        return got[0] if got else None
+
+    def read_many(self, timeout: float = 1.0, limit: int = 1000) -> list[XLogData]:
+        """The XLogData messages that have arrived, in order, at most ``limit`` of them; it waits
+        (up to ``timeout`` seconds) only while none has. An empty list: none came in time.
+
+        What the connection has buffered is taken without waiting on the socket, so a busy
+        stream costs one call per batch, not per message. Keepalives, status updates and errors
+        as in :meth:`read`.
+        """
         pgconn = self._pgconn
-        deadline = time.monotonic() + timeout
-        while True:
-            size, data = pgconn.get_copy_data(1)
-            if size > 0:
-                kind = data[0]
-                if kind == 0x77:  # 'w'
-                    start, end, sent = _XLOG_DATA.unpack_from(data, 1)
-                    if end > self.received_lsn:
-                        self.received_lsn = end
-                    return XLogData(start, end, sent, data[25:])
-                if kind == 0x6B:  # 'k'
-                    end, _sent, reply = _KEEPALIVE.unpack_from(data, 1)
-                    if end > self.received_lsn:
-                        self.received_lsn = end
-                    if reply:
+        get_copy_data = pgconn.get_copy_data
+        unpack = _XLOG_DATA.unpack_from
+        out: list[XLogData] = []
+        append = out.append
+        received = self.received_lsn
+        deadline = 0.0
+        polled = False  # consume_input() was called since the buffer last ran dry
+        try:
+            while True:
+                size, data = get_copy_data(1)
+                if size > 0:
+                    polled = False
+                    kind = data[0]
+                    if kind == 0x77:  # 'w'
+                        start, end, sent = unpack(data, 1)
+                        if end > received:
+                            received = end
+                        append(_new_xlogdata(XLogData, (start, end, sent, data[25:])))
+                        if len(out) >= limit:
+                            return out
+                        continue
+                    if kind == 0x6B:  # 'k'
+                        end, _sent, reply = _KEEPALIVE.unpack_from(data, 1)
+                        if end > received:
+                            received = end
+                        if reply:
+                            self.received_lsn = received
+                            self.send_status()
+                        continue
+                    raise SystemFailure(
+                        f"unexpected replication message {bytes(data[:1])!r} from {self._conn.target}"
+                    )
+                if size == 0:  # the buffer ran dry
+                    now = time.monotonic()
+                    if now - self._last_status >= self.status_interval:
+                        self.received_lsn = received
                         self.send_status()
+                    if out:
+                        return out
+                    if not polled:  # the socket may hold more already: read it without waiting
+                        polled = True
+                        pgconn.consume_input()
+                        continue
+                    if not deadline:
+                        deadline = now + timeout
+                    remaining = deadline - now
+                    if remaining <= 0:
+                        return out
+                    wait = min(remaining, max(0.0, self.status_interval - (now - self._last_status)))
+                    readable, _, _ = select.select([pgconn.socket], [], [], wait)
+                    if readable:
+                        pgconn.consume_input()
                     continue
-                raise SystemFailure(
-                    f"unexpected replication message {bytes(data[:1])!r} from {self._conn.target}"
-                )
-            if size == 0:
-                now = time.monotonic()
-                if now - self._last_status >= self.status_interval:
-                    self.send_status()
-                remaining = deadline - now
-                if remaining <= 0:
-                    return None
-                wait = min(remaining, max(0.0, self.status_interval - (now - self._last_status)))
-                readable, _, _ = select.select([pgconn.socket], [], [], wait)
-                if readable:
-                    pgconn.consume_input()
-                continue
-            self._finish(expected=False)
-            raise AssertionError("unreachable")  # pragma: no cover - _finish raises
+                self.received_lsn = received
+                self._finish(expected=False)
+                raise AssertionError("unreachable")  # pragma: no cover - _finish raises
+        finally:
+            self.received_lsn = received
 
     def acknowledge(self, lsn: int) -> None:
         """Report ``lsn`` as flushed (the server may then recycle WAL before it) and send it now.

@@ -1,0 +1,309 @@
+"""The read path's shortcuts give exactly what the general path gives: each converter shortcut
+equals its snapshot handler on edge and random values (errors included), and
+``ChangeAssembler.feed_payload`` makes the same events and raises the same errors as
+``feed(decode(...))`` on a real server's messages of every kind and on malformed ones."""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+import sqlalchemy as sa
+
+from dbkit.db import Unrepresentable
+from dbkit.testing.servers import TestDatabase
+from source_postgres.catalog import type_rows
+from source_postgres.cdc import (
+    ChangeAssembler,
+    PgOutputDecoder,
+    ReplicationConnection,
+    RowChange,
+    TablesTruncated,
+)
+from source_postgres.cdc.converters import IDENTITY, converter
+from source_postgres.cdc.pgoutput import Insert, Relation
+from source_postgres.types import (
+    BITS,
+    BOOLEAN,
+    DATE,
+    ENUM,
+    FLOAT,
+    INTEGER,
+    NUMERIC,
+    NUMERIC_BOUNDED,
+    OID,
+    OTHER,
+    QUOTED,
+    RANGE,
+    SESSION_SETTINGS,
+    TEXT,
+    TIMESTAMP,
+    TIMESTAMPTZ,
+    PgReadHandler,
+)
+
+# -- converters ------------------------------------------------------------------------------------
+
+
+def outcome(convert: Callable[[str], Any] | None, text: str) -> Any:
+    """What a converter makes of ``text``: its JSON bytes, or the error it raised."""
+    try:
+        value = text if convert is None else convert(text)
+    except Unrepresentable as exc:
+        return ("Unrepresentable", exc.reason, orjson.dumps(exc.replacement))
+    except (TypeError, ValueError, OverflowError) as exc:
+        return (type(exc).__name__,)
+    return orjson.dumps(value)
+
+
+def random_timestamp(rng: random.Random) -> str:
+    year = rng.choice([rng.randint(1, 9999), 1, 9999, 1970, 2000, rng.randint(10000, 294276)])
+    text = (
+        f"{year:04d}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d} "
+        f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}"
+    )
+    digits = rng.randint(0, 6)
+    if digits:
+        text += "." + "".join(rng.choice("0123456789") for _ in range(digits))
+    return text
+
+
+TIMESTAMPS = [
+    "2024-02-29 23:59:59.999999",
+    "2024-02-29 00:00:00",
+    "0001-01-01 00:00:00",
+    "9999-12-31 23:59:59.5",
+    "1970-01-01 00:00:00.1",
+    "2000-01-01 12:34:56.000001",
+    "2023-12-31 23:59:59.12345",
+    "0001-01-01 00:00:00 BC",
+    "4713-01-01 00:00:00 BC",
+    "10000-01-01 00:00:00",
+    "294276-12-31 23:59:59.999999",
+    "0000-01-01 00:00:00",
+]
+DATES = ["2024-02-29", "0001-01-01", "9999-12-31", "0001-01-01 BC", "10000-01-01", "0000-01-01"]
+NUMBERS = ["0", "-1", "1.50", "1e+20", "-1.5e-07", "123456789012345678901234567890.123", "NaN"]
+NUMBERS += ["Infinity", "-Infinity", "inf", "-inf", "nan", "0.000000000000000001"]
+INTEGERS = ["0", "-1", "2147483647", "-2147483648", "9223372036854775807", "-9223372036854775808"]
+
+
+def shortcut_cases() -> list[tuple[PgReadHandler, str]]:
+    rng = random.Random(11)  # noqa: S311 - test data, not secrets
+    cases: list[tuple[PgReadHandler, str]] = []
+    stamps = TIMESTAMPS + [random_timestamp(rng) for _ in range(3000)]
+    for text in stamps:
+        cases.append((TIMESTAMP, text))
+        cases.append((TIMESTAMP, text + "+00"))  # not a timestamp's form: both refuse it
+        for zone in ("+00", "-05", "+05:30", "+00:00:12", "+00 BC"):
+            if text.endswith(" BC"):
+                cases.append((TIMESTAMPTZ, text[:-3] + zone[:3] + " BC"))
+            else:
+                cases.append((TIMESTAMPTZ, text + zone))
+    for text in ("infinity", "-infinity", "", "2024-13-01 00:00:00+00", "2024-01-01T00:00:00+00"):
+        cases += [(TIMESTAMPTZ, text), (TIMESTAMP, text), (DATE, text)]
+    cases += [(TIMESTAMPTZ, "2024-01-01 24:00:00+00"), (TIMESTAMPTZ, "2024-01-01 00:00:60+00")]
+    for text in DATES + [s.split(" ")[0] for s in stamps] + ["2023-02-30"]:
+        cases.append((DATE, text))
+    for handler in (NUMERIC, NUMERIC_BOUNDED, FLOAT):
+        cases += [(handler, text) for text in NUMBERS]
+    for handler in (INTEGER, OID):
+        cases += [(handler, text) for text in INTEGERS]
+    cases += [(BOOLEAN, text) for text in ("t", "f", "true", "false", "yes", "")]
+    texts = ["", "é x", '"quoted"\n\\', "\x01", "[1,5)", "00000000-0000-0000-0000-000000000000", "101"]
+    for handler in (TEXT, QUOTED, OTHER, ENUM, RANGE, BITS):
+        cases += [(handler, text) for text in texts]
+    return cases
+
+
+def test_every_converter_shortcut_equals_its_handler() -> None:
+    shortcuts = 0
+    for handler, text in shortcut_cases():
+        fast = converter(handler)
+        if fast is not handler.convert:
+            shortcuts += 1
+        assert outcome(fast, text) == outcome(handler.convert, text), (handler.type_name, text)
+    assert shortcuts > 10_000  # the cases went through shortcuts, not the handlers themselves
+
+
+def test_shortcuts_cover_the_common_types_and_nothing_else() -> None:
+    assert converter(TEXT) is IDENTITY
+    assert converter(QUOTED) is IDENTITY
+    assert converter(INTEGER) is int
+    for handler in (NUMERIC, BOOLEAN, TIMESTAMPTZ, TIMESTAMP, DATE):
+        assert converter(handler) is not handler.convert
+    from source_postgres.types import BYTEA, MONEY, TIME, TIMETZ
+
+    for handler in (BYTEA, MONEY, TIME, TIMETZ):
+        assert converter(handler) is handler.convert
+
+
+# -- feed_payload ------------------------------------------------------------------------------------
+
+BIG = "(SELECT string_agg(md5(i::text), '') FROM generate_series(1, 300) AS i)"
+
+
+def raw_messages(
+    db: TestDatabase, cdc: Any, statements: list[str], commits: int, **start: Any
+) -> list[tuple[int, bytes]]:
+    """(LSN, payload) of every message a slot sends for ``statements`` up to the ``commits``-th
+    Commit, read with ``read_many``."""
+    with ReplicationConnection.connect(cdc.params(db), settings=SESSION_SETTINGS) as conn:
+        slot = conn.create_slot("raw_" + db.name[-12:], temporary=True, snapshot="nothing")
+        cdc.run(db, *statements)
+        stream = conn.start(slot.slot_name, slot.consistent_point, publications=["pub"], **start)
+        out: list[tuple[int, bytes]] = []
+        seen = 0
+        while seen < commits:
+            got = stream.read_many(timeout=10, limit=7)
+            assert got, f"nothing within 10s after {len(out)} messages"
+            assert len(got) <= 7
+            for x in got:
+                out.append((x.data_start, bytes(x.payload)))
+                seen += x.payload[0] == ord("C")
+        stream.stop()
+    return out
+
+
+def comparable(event: Any) -> Any:
+    """An event with its values as JSON bytes (orjson fragments have no equality)."""
+    if isinstance(event, RowChange):
+        return (*event[:2], orjson.dumps(event.data), orjson.dumps(event.before), *event[4:])
+    return event
+
+
+def run_both(db: TestDatabase, messages: list[tuple[int, bytes]]) -> tuple[list[Any], list[Any]]:
+    """Each message through ``feed(decode(...))`` and through ``feed_payload``, each on its own
+    decoder and assembler: the event or the error (type and text) per message."""
+    engine = sa.create_engine(db.url)
+    results: list[list[Any]] = []
+    try:
+        with engine.connect() as conn:
+            for fast in (False, True):
+                decoder = PgOutputDecoder(1)
+                assembler = ChangeAssembler(lambda oids: type_rows(conn, oids))
+                out: list[Any] = []
+                for lsn, payload in messages:
+                    try:
+                        if fast:
+                            event = assembler.feed_payload(decoder, payload, lsn)
+                        else:
+                            event = assembler.feed(decoder.decode(payload, lsn), lsn)
+                        out.append(comparable(event))
+                    except Exception as exc:
+                        out.append(("error", type(exc).__name__, str(exc)))
+                results.append(out)
+    finally:
+        engine.dispose()
+    return results[0], results[1]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_feed_payload_equals_decode_and_feed(postgres_db_logical: TestDatabase, cdc: Any) -> None:
+    db = postgres_db_logical
+    cdc.run(
+        db,
+        "CREATE TYPE mood AS ENUM ('sad', 'happy')",
+        "CREATE TABLE k (id int PRIMARY KEY, v text, n numeric, at timestamptz, d date, b boolean,"
+        " f float8, m mood, big text)",
+        "CREATE TABLE f (id int, v text, big text)",
+        "ALTER TABLE f REPLICA IDENTITY FULL",
+        f"INSERT INTO f VALUES (1, 'a', {BIG})",
+        "INSERT INTO k VALUES (100, 'old', 1, now(), '2024-01-01', true, 1, 'sad', 'x')",
+        "CREATE PUBLICATION pub FOR TABLE k, f",
+    )
+    messages = raw_messages(
+        db,
+        cdc,
+        [
+            "INSERT INTO k VALUES (1, 'é', 1.50, '2024-02-29 23:59:59.5+00', '0001-01-01 BC', true,"
+            " 'NaN', 'happy', NULL), (2, NULL, 'NaN', 'infinity', 'infinity', false, '-Infinity',"
+            " NULL, NULL), (3, 'x', 1e20, '0001-01-01 00:00:00+00 BC', '10000-01-01', NULL, 1.5e-7,"
+            " 'sad', NULL)",
+            "UPDATE k SET v = 'y' WHERE id = 1",
+            "UPDATE k SET id = 4 WHERE id = 2",
+            f"UPDATE k SET big = {BIG} WHERE id = 3",
+            "UPDATE k SET v = 'z' WHERE id = 3",  # unchanged TOAST, default identity: an error
+            "DELETE FROM k WHERE id = 1",
+            "UPDATE f SET v = 'b'",  # unchanged TOAST, full identity: filled in
+            "DELETE FROM f",
+            "TRUNCATE k",
+            "ALTER TABLE k ADD COLUMN extra int",
+            "INSERT INTO k (id, extra) VALUES (5, 7)",
+            "SELECT pg_logical_emit_message(true, 'dbkit', 'note')",
+        ],
+        commits=11,
+        messages=True,
+    )
+    kinds = {chr(p[0]) for _, p in messages}
+    assert kinds >= set("BCIUDRTYM")
+    slow, fast = run_both(db, messages)
+    assert fast == slow
+    errors = [e for e in slow if isinstance(e, tuple) and e[0] == "error"]
+    assert [e[1] for e in errors] == ["ConfigError"]  # the unchanged TOAST under default identity
+    rows = [e for e in slow if isinstance(e, tuple) and e[0] in ("insert", "update", "delete")]
+    assert len(rows) == 10
+    assert any(isinstance(e, TablesTruncated) for e in slow)
+
+    # malformed payloads after the stream's Relation messages: the same errors, message for message
+    relations = [m for m in messages if m[1][:1] == b"R"]
+    described = [PgOutputDecoder().decode(p, 0) for _, p in relations]
+    k = [m for m in described if isinstance(m, Relation) and m.name == "k"][-1]
+    k_oid, columns = k.oid, len(k.columns)
+    head = b"I" + struct.pack(">I", k_oid)
+    binary = b"N" + struct.pack(">H", columns) + b"b\x00\x00\x00\x01a" + b"n" * (columns - 1)
+    bad = [
+        b"",
+        b"B" + bytes(20) + b"!",  # trailing byte
+        b"B" + bytes(10),  # short
+        b"C" + bytes(10),
+        b"C" + bytes(26),  # trailing byte
+        head + b"X",  # no 'N'
+        head + b"N\x00\x01x",  # unknown value kind
+        head + b"N\x00\x01t\x00\x00\x00\x09abc",  # a value past the end
+        head + b"N\x00\x01t\x00\x00\x00\x01a!",  # trailing byte
+        head + b"N\x00\x01t\x00\x00\x00\x01a",  # one value for many columns
+        head + binary,  # a binary value
+        head + b"N\x00\x01t\x00\x00\x00\x02\xff\xfe",  # not UTF-8
+        b"I\x00\x00\x00\x01N\x00\x00",  # an unknown relation
+        b"U" + struct.pack(">I", k_oid) + b"Q",  # no 'N' after the old tuple marker
+        b"U" + struct.pack(">I", k_oid) + b"K\x00\x00X",
+        b"D" + struct.pack(">I", k_oid) + b"N\x00\x00",  # no 'K'/'O'
+        b"D" + struct.pack(">I", 999) + b"K\x00\x00",
+    ]
+    probe = relations + [(0x10000 + i, payload) for i, payload in enumerate(bad)]
+    slow, fast = run_both(db, probe)
+    assert fast == slow
+    assert [e[:2] for e in slow[len(relations) :]] == [("error", "PgOutputError")] * len(bad)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_read_many_returns_what_is_buffered_in_order(postgres_db_logical: TestDatabase, cdc: Any) -> None:
+    db = postgres_db_logical
+    cdc.run(db, "CREATE TABLE t (id int PRIMARY KEY)", "CREATE PUBLICATION pub FOR TABLE t")
+    statements = [f"INSERT INTO t VALUES ({i})" for i in range(50)]
+    messages = raw_messages(db, cdc, statements, commits=50)
+    decoder = PgOutputDecoder()
+    decoded = [decoder.decode(p, lsn) for lsn, p in messages]
+    assert [m.new for m in decoded if isinstance(m, Insert)] == [(str(i),) for i in range(50)]
+    lsns = [lsn for lsn, _ in messages if lsn]  # a Relation message comes at 0/0
+    assert lsns == sorted(lsns)
+    with ReplicationConnection.connect(cdc.params(db)) as conn:
+        slot = conn.create_slot("quiet", temporary=True, snapshot="nothing")
+        stream = conn.start(slot.slot_name, slot.consistent_point, publications=["pub"])
+        assert stream.read_many(timeout=0.2) == []
+        cdc.run(db, "INSERT INTO t VALUES (1000)")
+        got: list[Any] = []
+        while not got or got[-1].payload[0] != ord("C"):
+            more = stream.read_many(timeout=10)
+            assert more
+            got += more
+        assert bytes(x.payload[0] for x in got) == b"BRIC"
+        assert stream.received_lsn >= got[-1].data_start
+        stream.stop()
