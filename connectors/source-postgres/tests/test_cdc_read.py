@@ -16,9 +16,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from dbkit.testing.suites import CdcHarness, CdcSuite, PostgresSourceHarness
-from dbkit.testing.suites.cdc import apply_records, rows_of
-from dbkit.testing.suites.source import PEOPLE, people_table
+from dbkit.testing.suites import (
+    PEOPLE,
+    CdcHarness,
+    CdcSuite,
+    PostgresSourceHarness,
+    apply_records,
+    people_table,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -98,7 +103,7 @@ def final_rows(source: PostgresCdc, runs: list[Any]) -> dict[Any, dict[str, Any]
     target: dict[Any, Any] = {}
     for run in runs:
         apply_records(target, run.records(PEOPLE), source.position_column)
-    return rows_of(target)
+    return {key: row for key, (_, row) in target.items() if row is not None}
 
 
 def table_rows(source: PostgresCdc) -> dict[Any, dict[str, Any]]:
