@@ -1,5 +1,6 @@
 """The source-postgres config: the shared PostgreSQL connection fields, the read settings every
-SQL source has, and what to read (schemas, table patterns, parallel chunks)."""
+SQL source has, what to read (schemas, table patterns, parallel chunks) and how
+(``replication_method``: standard reads, or CDC from logical replication)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pydantic import field_validator
 
 from dbkit import SourceSettings, TableSelection, field, postgres_url_config
 from dbkit.db import PostgresConnection
+from dbkit.source import StandardReplication
+from source_postgres.cdc.settings import ReplicationMethod
 
 
 class PostgresSourceConfig(PostgresConnection, SourceSettings, TableSelection):
@@ -30,6 +33,15 @@ class PostgresSourceConfig(PostgresConnection, SourceSettings, TableSelection):
         ge=1,
         le=16,
         order=103,
+    )
+
+    replication_method: ReplicationMethod = field(
+        default_factory=StandardReplication,
+        title="Update Method",
+        description="Standard reads (full refresh and cursor incremental), or change data capture "
+        "from the write-ahead log (logical replication: needs wal_level = logical, a publication "
+        "and a replication slot; see the README).",
+        order=6,
     )
 
     @field_validator("schemas")

@@ -20,9 +20,19 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 
 from dbkit import ConfigError
-from dbkit.db import Capabilities, PostgresConnectionMixin, TypeRegistry
-from dbkit.source import ColumnInfo, ReadContext, ReadJob, RecordEncoder, SourceDialect, TableInfo
+from dbkit.db import Capabilities, Database, PostgresConnectionMixin, TypeRegistry
+from dbkit.source import (
+    CdcReader,
+    ColumnInfo,
+    ReadContext,
+    ReadJob,
+    RecordEncoder,
+    SourceDialect,
+    TableInfo,
+)
 from source_postgres.catalog import list_relations
+from source_postgres.cdc.reader import PostgresCdcReader
+from source_postgres.cdc.settings import PostgresCdcReplication
 from source_postgres.config import PostgresSourceConfig
 from source_postgres.encoder import ServerRecordEncoder
 from source_postgres.jobs import parallel_workers, read_job
@@ -144,3 +154,28 @@ class PostgresSourceDialect(PostgresConnectionMixin, SourceDialect[PostgresSourc
 
     def read_job(self, context: ReadContext) -> ReadJob | None:
         return read_job(context, parallel_workers(self.config.max_parallel_chunks))
+
+    # ------------------------------------------------------------------ change data capture
+    def replication_params(self) -> dict[str, Any]:
+        """libpq parameters of a replication connection to the configured server (through the
+        SSH tunnel when there is one): the snapshot path's connection arguments."""
+        c = self.connection
+        host, port = self._endpoint()
+        params: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "dbname": c.database,
+            "user": c.username,
+            **self.connect_args(),
+        }
+        password = c.password.get_secret_value()
+        if password:
+            params["password"] = password
+        return params
+
+    def cdc_reader(self, database: Database) -> CdcReader[Any] | None:
+        """Logical replication (:mod:`source_postgres.cdc.reader`) when ``replication_method`` is CDC."""
+        method = self.config.replication_method
+        if not isinstance(method, PostgresCdcReplication):
+            return None
+        return PostgresCdcReader(database, method, self.replication_params, self.describe_target())

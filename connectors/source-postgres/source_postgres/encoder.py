@@ -61,14 +61,16 @@ def concatenation(parts: Sequence[Sql | str]) -> Sql:
     return tree(0, len(nodes))
 
 
-def _data_parts(columns: Sequence[ColumnInfo]) -> list[Sql | str]:
+def _data_parts(columns: Sequence[ColumnInfo], members: bytes = b"") -> list[Sql | str]:
+    """``members``: JSON object members (``"k":v,...``) every object ends with (CDC meta columns)."""
+    extra = members.decode()
     if not columns:
-        return ["{}"]
+        return ["{" + extra + "}"]
     parts: list[Sql | str] = []
     for i, c in enumerate(columns):
         parts.append(("{" if i == 0 else ",") + json_string(c.name) + ":")
         parts.append(value_sql(c))
-    parts.append("}")
+    parts.append(("," + extra if extra else "") + "}")
     return parts
 
 
@@ -106,19 +108,21 @@ def changes_sql(columns: Sequence[ColumnInfo]) -> Sql | None:
     )
 
 
-def line_sql(descriptor: StreamDescriptor, emitted_at: int, columns: Sequence[ColumnInfo]) -> Sql:
-    """The whole RECORD line (without its newline) as text."""
+def line_sql(
+    descriptor: StreamDescriptor, emitted_at: int, columns: Sequence[ColumnInfo], members: bytes = b""
+) -> Sql:
+    """The whole RECORD line (without its newline) as text; ``members`` end its ``data``."""
     prefix, suffix = record_envelope(descriptor, emitted_at)
     tail = suffix.rstrip(b"\n").decode()
     changes = changes_sql(columns)
     if changes is None:
-        return concatenation([prefix.decode(), *_data_parts(columns), tail])
+        return concatenation([prefix.decode(), *_data_parts(columns, members), tail])
     meta_head = record_suffix_with_changes([]).decode()
     meta_head = meta_head[: meta_head.index("[")]  # ',"meta":{"changes":'
     ending = compose(
         "coalesce({} || {} || '}}}}}}', {})", text_literal(meta_head), changes, text_literal(tail)
     )
-    return concatenation([prefix.decode(), *_data_parts(columns), ending])
+    return concatenation([prefix.decode(), *_data_parts(columns, members), ending])
 
 
 def as_text(composed: Sql) -> str:

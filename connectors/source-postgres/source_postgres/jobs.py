@@ -52,7 +52,15 @@ class _Job:
             self.initial_row_bytes = 2.0 * table.byte_estimate / table.row_estimate
 
     def line(self) -> Sql:
-        return line_sql(self.context.descriptor, now_ms(), self.context.columns)
+        context = self.context
+        return line_sql(context.descriptor, now_ms(), context.columns, context.record_members)
+
+    @property
+    def imported(self) -> str | None:
+        """The CDC snapshot to read under (``ReadContext.snapshot``'s exported name), if any."""
+        point = self.context.snapshot
+        token = getattr(point, "token", None)
+        return token if isinstance(token, str) else None
 
     def final_state(self) -> StreamState:
         return FullRefreshState.done()
@@ -97,7 +105,7 @@ class ChunkedJob(_Job):
         # materialized view cannot be: reading it takes the lock; its one rewrite, REFRESH, writes
         # frozen rows, which every snapshot sees, so nothing is missed.
         lock = self.relation if context.table.extra.get("relkind") in ("r", "p") else None
-        with SnapshotGroup(context.database, workers, context.cancelled, lock) as group:
+        with SnapshotGroup(context.database, workers, context.cancelled, lock, self.imported) as group:
             if not group.locked:
                 group.coordinator.execute(compose("SELECT FROM {} LIMIT 0", self.relation))
             yield from self._read(group)
@@ -144,7 +152,7 @@ class WholeJob(_Job):
     def chunks(self) -> Iterator[ReadChunk]:
         # a view is locked (with the tables under it) before the snapshot; a foreign table cannot be
         lock = self.relation if self.context.table.extra.get("relkind") == "v" else None
-        with SnapshotGroup(self.context.database, 0, self.context.cancelled, lock) as group:
+        with SnapshotGroup(self.context.database, 0, self.context.cancelled, lock, self.imported) as group:
             yield from stream_whole(group.coordinator, self.relation, self.line())
 
 

@@ -126,8 +126,12 @@ class SnapshotGroup:
         workers: int,
         cancelled: threading.Event,
         lock: sql.Composable | None = None,
+        imported: str | None = None,
     ) -> None:
         self.database = database
+        self.imported = imported
+        """An exported snapshot (a CDC slot's) every connection reads under, the coordinator
+        too; the lock is then taken after it (a snapshot cannot be chosen after a statement)."""
         self.lock = lock
         """A relation (table, partitioned table or view) to lock before the snapshot is taken."""
         self.locked = False
@@ -156,15 +160,18 @@ class SnapshotGroup:
         try:
             with self.database.translate_errors():
                 self.coordinator = self._connect()
+                if self.imported is not None:
+                    self._import(self.coordinator, self.imported)
+                    self.snapshot = self.imported
                 if self.lock is not None:
                     self.locked = self._lock_first(self.lock)
-                if self.workers:
+                if self.workers and self.imported is None:
                     row = self.coordinator.execute("SELECT pg_export_snapshot()").fetchone()
                     assert row is not None
                     self.snapshot = str(row[0])
                 for _ in range(self.workers):
                     conn = self._connect()
-                    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot)))
+                    self._import(conn, self.snapshot)
                     self._free.put(conn)
         except BaseException:
             self.close(failed=True)
@@ -172,6 +179,10 @@ class SnapshotGroup:
         if self.workers:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dbkit-chunk")
         return self
+
+    @staticmethod
+    def _import(conn: psycopg.Connection[Any], snapshot: str) -> None:
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
 
     def _lock_first(self, relation: sql.Composable) -> bool:
         """Lock ``relation`` before any snapshot is taken: a TRUNCATE (or other rewrite) still
@@ -183,6 +194,8 @@ class SnapshotGroup:
             self.coordinator.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(relation))
         except psycopg.errors.InsufficientPrivilege:
             self.coordinator.rollback()  # no snapshot was taken: the transaction starts afresh
+            if self.imported is not None:
+                self._import(self.coordinator, self.imported)
             return False
         return True
 
