@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dbkit.testing.suites import CdcHarness, CdcSuite, SqliteSourceHarness
-from source_sqlite import install_change_log
+from source_sqlite import install_change_log, truncate_table
 
 
 class SqliteCdc(SqliteSourceHarness, CdcHarness):
@@ -24,6 +24,11 @@ class SqliteCdc(SqliteSourceHarness, CdcHarness):
         with sqlite3.connect(self.path) as conn:
             (purged,) = conn.execute("SELECT max(purged_through) FROM _dbkit_changes_meta").fetchone()
         return {"id": purged}
+
+    def truncate_table(self, table: str) -> None:
+        with sqlite3.connect(self.path) as conn:
+            truncate_table(conn, table)
+        conn.close()
 
     def lose_log(self) -> None:
         with sqlite3.connect(self.path) as conn:

@@ -218,7 +218,10 @@ class CdcReader(Generic[P]):
         ``options.initial_waiting_seconds`` pass with nothing from the log. The last batch's
         position is where the read got to (at most ``upper``; an idle log may move it there).
         Changes of other tables are skipped; a change that cannot be decoded raises (never a
-        silent drop). The framework closes the iterator when the read ends in any way."""
+        silent drop). A truncate (``Operation.TRUNCATE``, image None, meta with its commit's
+        position column value) should start a batch, after one whose position is just before it:
+        a read that stops at the truncate checkpoints there. The framework closes the iterator
+        when the read ends in any way."""
         raise NotImplementedError
 
     def encoder(self, table: TableInfo, columns: Sequence[ColumnInfo]) -> ImageEncoder:

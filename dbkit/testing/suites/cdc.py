@@ -52,8 +52,12 @@ class CdcHarness(SourceHarness):
         raise NotImplementedError
 
     def truncate(self, table: str) -> list[str]:
-        """SQL emptying ``table`` the way the database logs it."""
+        """SQL emptying ``table`` row by row (each delete logged as a change)."""
         return [f"DELETE FROM {self.qualified(table)}"]
+
+    def truncate_table(self, table: str) -> None:
+        """Empty ``table`` with a real TRUNCATE, logged as one truncate event (not row deletes)."""
+        self.execute(f"TRUNCATE TABLE {self.qualified(table)}")
 
     def qualified(self, table: str) -> str:
         q = self.engine.dialect.identifier_preparer
@@ -195,6 +199,60 @@ class CdcSuite:
         source.execute(*source.truncate(PEOPLE))
         emptied = source.runner().read(config, catalog, [state]).raise_on_failure()
         apply_records(target, emptied.records(PEOPLE), source.position_column)
+        self.assert_equal(source, target)
+
+    def test_truncate_stops_the_read_until_the_stream_is_refreshed(
+        self, source: CdcHarness, people: list[dict[str, Any]]
+    ) -> None:
+        catalog = self.catalog(source)
+        config = source.cdc_config(checkpoint_records=3)
+        target: dict[Any, Any] = {}
+        first = source.runner().read(config, catalog).raise_on_failure()
+        apply_records(target, first.records(PEOPLE), source.position_column)
+        t = self.table(source)
+        source.execute(sa.update(t).where(t.c.id == 1).values(name="before the truncate"))
+        source.truncate_table(PEOPLE)
+        source.execute(sa.insert(t).values([{**r, "seq": 1} for r in people_rows(5000, 3)]))
+
+        stopped = source.runner().read(config, catalog, [self.last_state(first)])
+        assert stopped.exit_code != 0, "a truncate must not end in a successful read"
+        errors = stopped.errors()
+        assert errors, "a TRACE error must explain the stop"
+        assert errors[0]["failure_type"] == "config_error", errors
+        message = errors[0]["message"].lower()
+        for part in (PEOPLE, "truncat", "refresh"):
+            assert part in message, f"the error must name {part!r}: {message}"
+        names = [r["name"] for r in stopped.records(PEOPLE)]
+        assert "before the truncate" in names, "the changes before the truncate must be emitted"
+        assert not any(r["id"] >= 5000 for r in stopped.records(PEOPLE)), "read past the truncate"
+        saved = self.last_state(stopped)
+        assert saved["global"]["shared_state"] != self.last_state(first)["global"]["shared_state"], (
+            "the changes before the truncate must be checkpointed"
+        )
+        again = source.runner().read(config, catalog, [saved])
+        assert again.exit_code != 0, "the truncate must stop every read until the stream is refreshed"
+        assert again.errors()[0]["failure_type"] == "config_error"
+
+        # the refresh: the stream's part of the GLOBAL state is dropped, the shared part kept;
+        # the destination replaces the stream's rows (a new generation)
+        refreshed = {
+            "type": "GLOBAL",
+            "global": {**saved["global"], "stream_states": []},
+        }
+        snapshot = source.runner().read(config, catalog, [refreshed]).raise_on_failure()
+        target = {}
+        apply_records(target, snapshot.records(PEOPLE), source.position_column)
+        self.assert_equal(source, target)
+        # every STATE of that read (during its snapshot, before its changes passed the truncate)
+        # resumes past the truncate: the stream's snapshot label is after it
+        for state in snapshot.states():
+            resumed = source.runner().read(config, catalog, [state]).raise_on_failure()
+            again_target = dict(target)
+            apply_records(again_target, resumed.records(PEOPLE), source.position_column)
+            self.assert_equal(source, again_target)
+        source.execute(sa.update(t).where(t.c.id == 5001).values(name="after the refresh"))
+        later = source.runner().read(config, catalog, [self.last_state(snapshot)]).raise_on_failure()
+        apply_records(target, later.records(PEOPLE), source.position_column)
         self.assert_equal(source, target)
 
     def test_resume_from_every_state_loses_nothing(
