@@ -66,7 +66,7 @@ from dbkit.source.model import ColumnInfo, TableInfo
 from dbkit.source.plan_job import PlanJob
 from dbkit.source.reader import SourceReader, StreamOutcome, missing_table
 from dbkit.source.records import append_members, json_members
-from dbkit.source.state import FullRefreshState, GlobalState, StreamState, parse_global_state
+from dbkit.source.state import CDC_MODE, FullRefreshState, GlobalState, StreamState, parse_global_state
 from dbkit.threads import ContextThreadPoolExecutor
 
 
@@ -296,7 +296,7 @@ class CdcRead:
                 "starts with a new snapshot of every stream",
             )
             return None, {}, {}
-        saved = parse_global_state(r.state.shared, r.state.streams)
+        saved = self._migrated() or parse_global_state(r.state.shared, r.state.streams)
         if saved is None:
             return None, {}, {}
         position = cdc.position_from_state(saved.position)
@@ -323,6 +323,21 @@ class CdcRead:
                 "progress is dropped (they are snapshotted again if they come back)",
             )
         return position, parts, labels
+
+    def _migrated(self) -> GlobalState | None:
+        """The reader's reading of a shared state dbkit did not write (``CdcReader.migrate_state``)."""
+        shared = self.reader.state.shared
+        if not shared or shared.get("mode") == CDC_MODE:
+            return None
+        migrated = self.cdc.migrate_state(shared, self.reader.state.streams)
+        if migrated is not None:
+            done = sorted(str(d) for d, s in migrated.streams.items() if s.complete)
+            self.log(
+                "INFO",
+                "CDC: the saved state was written by another connector; resuming from its log "
+                f"position, snapshots done: {', '.join(done) or 'none'}",
+            )
+        return migrated
 
     def _parallel(self, reads: Sequence[Callable[[], None]]) -> None:
         r = self.reader
