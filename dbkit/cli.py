@@ -74,7 +74,10 @@ sync modes:
   stream is complete). --full-refresh makes every stream full refresh + overwrite.
   Overwrite streams get a new generation each sync; one whose previous sync did not finish and
   left a saved position resumes it instead (same generation, same position), as a platform's
-  next attempt does.
+  next attempt does. --refresh A,B refreshes those streams in their usual mode, as a platform's
+  Refresh does: a new generation that replaces their rows when the sync ends, their saved state
+  dropped (of a CDC connection's GLOBAL state, only their part); a refresh that does not finish
+  is continued by the next sync.
 
 state file:
   JSON: a sync counter, and per stream its sync mode, generation, last acknowledged state,
@@ -149,6 +152,12 @@ def _parser() -> argparse.ArgumentParser:
         "--full-refresh",
         action="store_true",
         help="read every stream in full and replace its table (full_refresh + overwrite)",
+    )
+    s.add_argument(
+        "--refresh",
+        metavar="A,B,...",
+        help="refresh these streams: read them again from the start and replace their rows in the "
+        "destination (a new generation); the other streams keep their state",
     )
     s.add_argument(
         "--in-process",
@@ -236,6 +245,7 @@ def sync_command(args: argparse.Namespace) -> int:
         return 2
     request.streams = [s.strip() for s in args.streams.split(",") if s.strip()] if args.streams else None
     request.full_refresh = args.full_refresh
+    request.refresh = [s.strip() for s in args.refresh.split(",") if s.strip()] if args.refresh else None
     request.in_process = args.in_process
     try:
         with _sigterm_interrupts():

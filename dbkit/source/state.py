@@ -36,6 +36,8 @@ STATE_VERSION = 1
 
 STREAM_MODES = ("full_refresh", "incremental")
 CDC_MODE = "cdc"
+SNAPSHOT_LABEL = "snapshot_at"
+"""The key of a GLOBAL state's stream part that holds its snapshot label (:class:`GlobalState`)."""
 
 
 class StreamState:
@@ -177,14 +179,26 @@ class GlobalState:
 
     position: Mapping[str, Any]
     streams: Mapping[StreamDescriptor, FullRefreshState] = field(default_factory=dict)
+    labels: Mapping[StreamDescriptor, int] = field(default_factory=dict)
+    """Each stream's snapshot label: the position column value its first snapshot rows carried
+    (every change at or before it is in the snapshot), saved as ``snapshot_at`` in its part.
+    Absent for parts written before labels were kept."""
 
     def shared_json(self) -> dict[str, Any]:
         """The ``shared_state`` object of the GLOBAL STATE message."""
         return {"v": STATE_VERSION, "mode": CDC_MODE, "position": dict(self.position)}
 
     def stream_states_json(self) -> dict[StreamDescriptor, dict[str, Any]]:
-        """Each stream's ``stream_state`` object, in the order the streams were added."""
-        return {d: s.to_json() for d, s in self.streams.items()}
+        """Each stream's ``stream_state`` object, in the order the streams were added (with its
+        ``snapshot_at`` label when known)."""
+        out: dict[StreamDescriptor, dict[str, Any]] = {}
+        for d, s in self.streams.items():
+            part = s.to_json()
+            label = self.labels.get(d)
+            if label is not None:
+                part[SNAPSHOT_LABEL] = label
+            out[d] = part
+        return out
 
 
 def parse_global_state(
@@ -205,7 +219,16 @@ def parse_global_state(
     if not isinstance(position, Mapping):
         raise ConfigError("the shared (GLOBAL) state has no log position: reset the connection")
     parsed: dict[StreamDescriptor, FullRefreshState] = {}
+    labels: dict[StreamDescriptor, int] = {}
     for descriptor, raw in streams.items():
+        if raw and SNAPSHOT_LABEL in raw:
+            label = raw[SNAPSHOT_LABEL]
+            if not isinstance(label, int) or isinstance(label, bool):
+                raise ConfigError(
+                    f"state for {descriptor}: {SNAPSHOT_LABEL} {label!r} is not an integer: reset the stream"
+                )
+            labels[descriptor] = label
+            raw = {k: v for k, v in raw.items() if k != SNAPSHOT_LABEL}
         state = parse_stream_state(raw, str(descriptor))
         if state is None:
             continue
@@ -215,4 +238,6 @@ def parse_global_state(
                 "(full_refresh) position: reset the connection"
             )
         parsed[descriptor] = state
-    return GlobalState(position=dict(position), streams=parsed)
+    return GlobalState(
+        position=dict(position), streams=parsed, labels={d: v for d, v in labels.items() if d in parsed}
+    )

@@ -11,6 +11,13 @@ and left a resumable state: then the same generation and state are used again, s
 destination resumes its temporary table and the source its position. Other streams keep their
 generation and use ``minimum_generation_id`` 0 (and their saved state, unless their sync mode or
 cursor changed).
+
+Refreshes (``dbkit sync --refresh A,B``): a truncate refresh of those streams in their usual sync
+mode: a new ``generation_id`` with ``minimum_generation_id`` equal to it (the destination
+replaces the stream's rows when the sync ends), their saved state dropped (in a GLOBAL state:
+their part, the shared part kept), so the source reads them again from the start (a CDC stream:
+a new snapshot). A refresh that does not finish is continued by the next sync (same generation,
+its state, ``minimum_generation_id`` still equal), so the old rows always go.
 """
 
 from __future__ import annotations
@@ -45,11 +52,16 @@ def _resumable(state: Any) -> bool:
 
 
 def configure_stream(
-    stream: AirbyteStream, entry: StreamEntry | None, sync_id: int, full_refresh: bool
+    stream: AirbyteStream,
+    entry: StreamEntry | None,
+    sync_id: int,
+    full_refresh: bool,
+    refresh: bool = False,
 ) -> tuple[ConfiguredStream, Any]:
     """The stream's configuration for sync ``sync_id`` and the state to hand the source.
 
-    ``entry`` is what the state file knows of the stream's previous syncs (None: never synced).
+    ``entry`` is what the state file knows of the stream's previous syncs (None: never synced);
+    ``refresh``: a truncate refresh of the stream (see the module doc).
     """
     pk = stream.source_defined_primary_key
     incremental = (
@@ -71,7 +83,14 @@ def configure_stream(
     )
     previous_generation = entry.generation_id if entry is not None else 0
     state: Any = None
-    if dest is DestinationSyncMode.OVERWRITE:
+    unfinished_refresh = same_setup and entry is not None and entry.refreshing and not entry.finished
+    if refresh:
+        generation = previous_generation + 1
+        minimum = generation
+    elif unfinished_refresh and entry is not None:
+        generation = minimum = previous_generation
+        state = entry.state
+    elif dest is DestinationSyncMode.OVERWRITE:
         resuming = same_setup and entry is not None and not entry.finished and _resumable(entry.state)
         generation = previous_generation if resuming else previous_generation + 1
         minimum = generation
@@ -94,17 +113,34 @@ def configure_stream(
     return configured, state
 
 
-def plan_catalog(state: SyncState, streams: Sequence[AirbyteStream], full_refresh: bool) -> ConfiguredCatalog:
+def plan_catalog(
+    state: SyncState,
+    streams: Sequence[AirbyteStream],
+    full_refresh: bool,
+    refresh: Sequence[str] | None = None,
+) -> ConfiguredCatalog:
     """Configure ``streams`` for the next sync (``state.sync_count`` + 1) and record the plan in
     ``state`` (counter, modes, generations, the state handed to the source; every stream marked
-    running and not finished), saved before it returns. The caller sets the connection's names."""
+    running and not finished), saved before it returns. The caller sets the connection's names.
+
+    ``refresh`` names streams (names or namespace.name, among ``streams``) to refresh; an unknown
+    name raises SyncAborted before anything changes."""
+    refreshed = {s.descriptor for s in select_streams(streams, refresh)} if refresh else set()
     with state.lock:
         state.sync_count += 1
         configured: list[ConfiguredStream] = []
         for stream in streams:
-            c, saved = configure_stream(
-                stream, state.streams.get(stream.descriptor), state.sync_count, full_refresh
+            entry = state.streams.get(stream.descriptor)
+            is_refresh = stream.descriptor in refreshed
+            c, saved = configure_stream(stream, entry, state.sync_count, full_refresh, is_refresh)
+            continuing = (
+                entry is not None
+                and entry.refreshing
+                and not entry.finished
+                and c.generation_id == entry.generation_id == c.minimum_generation_id
             )
+            e = state.entry(stream.descriptor)
+            e.refreshing = is_refresh or continuing
             configured.append(c)
             e = state.entry(stream.descriptor)
             e.sync_mode = c.sync_mode.value

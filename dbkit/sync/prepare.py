@@ -101,5 +101,5 @@ def prepare(
     with state.lock:
         state.source = request.source.identity()
         state.destination = request.destination.identity()
-        catalog = plan_catalog(state, selected, request.full_refresh)
+        catalog = plan_catalog(state, selected, request.full_refresh, request.refresh)
     return source, destination, state, catalog

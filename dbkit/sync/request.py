@@ -69,6 +69,8 @@ class SyncRequest:
     streams: Sequence[str] | None = None
     full_refresh: bool = False
     in_process: bool = False
+    refresh: Sequence[str] | None = None
+    """Streams to refresh (a new generation replacing their rows, their state dropped)."""
 
 
 def register_config_secrets(info: ConnectorInfo, config: Mapping[str, Any]) -> None:

@@ -57,6 +57,9 @@ class StreamEntry:
     destination_sync_mode: str | None = None
     cursor_field: list[str] = field(default_factory=list)
     last_sync: dict[str, Any] = field(default_factory=dict)
+    refreshing: bool = False
+    """Its last planned sync was a truncate refresh (``dbkit sync --refresh``): continued by the
+    next sync unless that one finished."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ class StreamEntry:
             "finished": self.finished,
             "state": self.state,
             "last_sync": self.last_sync,
+            "refreshing": self.refreshing,
         }
 
 
@@ -100,6 +104,7 @@ def _entry(value: Any, where: str) -> StreamEntry:
         destination_sync_mode=value.get("destination_sync_mode"),
         cursor_field=[str(c) for c in cursor] if isinstance(cursor, list) else [],
         last_sync=dict(last) if isinstance(last, Mapping) else {},
+        refreshing=bool(value.get("refreshing", False)),
     )
 
 

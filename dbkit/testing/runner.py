@@ -227,11 +227,19 @@ class ConnectorRunner:
         state: Sequence[Mapping[str, Any]] | None = None,
         *,
         kill_after_states: int | None = None,
+        kill_after_records: int | None = None,
     ) -> RunResult:
+        """``read``; killed with SIGKILL (process group) once it printed ``kill_after_states``
+        STATE or ``kill_after_records`` RECORD messages (what it printed before is kept)."""
         args = ["read", "--config", self._file("config", config), "--catalog", self._file("catalog", catalog)]
         if state is not None:
             args += ["--state", self._file("state", list(state))]
-        return self._run(args, catalog=_as_catalog(catalog), kill_after_states=kill_after_states)
+        return self._run(
+            args,
+            catalog=_as_catalog(catalog),
+            kill_after_states=kill_after_states,
+            kill_after_records=kill_after_records,
+        )
 
     def write(
         self,
@@ -260,6 +268,7 @@ class ConnectorRunner:
         catalog: ConfiguredCatalog | None = None,
         stdin: Iterable[Mapping[str, Any] | bytes | str] | None = None,
         kill_after_states: int | None = None,
+        kill_after_records: int | None = None,
     ) -> RunResult:
         proc = subprocess.Popen(
             [*self.argv, *args],
@@ -290,13 +299,19 @@ class ConnectorRunner:
         timer.start()
         raw: list[bytes] = []
         killed = False
-        states = 0
+        states = records = 0
         try:
             for line in _lines(proc.stdout):
                 raw.append(line)
                 if kill_after_states is not None and line.startswith(b'{"type":"STATE"'):
                     states += 1
                     if states >= kill_after_states:
+                        _kill(proc)
+                        killed = True
+                        break
+                if kill_after_records is not None and line.startswith(b'{"type":"RECORD"'):
+                    records += 1
+                    if records >= kill_after_records:
                         _kill(proc)
                         killed = True
                         break

@@ -133,6 +133,23 @@ def test_a_global_state_round_trips() -> None:
     assert parsed == state
 
 
+def test_snapshot_labels_ride_in_the_stream_parts() -> None:
+    state = GlobalState(
+        position={"id": 9},
+        streams={A: FullRefreshState.done(), B: FullRefreshState(by=["id"], after=["41"])},
+        labels={A: 7, B: 9},
+    )
+    streams = state.stream_states_json()
+    assert streams[A] == {"v": 1, "mode": "full_refresh", "complete": True, "snapshot_at": 7}
+    assert streams[B] == {"v": 1, "mode": "full_refresh", "by": ["id"], "after": ["41"], "snapshot_at": 9}
+    parsed = parse_global_state(state.shared_json(), streams)
+    assert parsed == state
+    assert parsed is not None
+    assert parsed.streams[B].position == {}, "the label is no job position"
+    with pytest.raises(ConfigError, match="snapshot_at"):
+        parse_global_state(state.shared_json(), {A: {**streams[A], "snapshot_at": "7"}})
+
+
 def test_no_shared_part_is_no_global_state() -> None:
     assert parse_global_state(None, {}) is None
     assert parse_global_state({}, {A: {"v": 1, "mode": "full_refresh", "complete": True}}) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dbkit import main_for
 from dbkit.source import SqlSource
-from source_sqlite.changelog import SqliteChangeLog, install_change_log
+from source_sqlite.changelog import SqliteChangeLog, install_change_log, truncate_table
 from source_sqlite.config import SqliteSourceConfig
 from source_sqlite.dialect import SqliteSourceDialect
 
@@ -24,4 +24,5 @@ __all__ = [
     "SqliteSourceDialect",
     "install_change_log",
     "run",
+    "truncate_table",
 ]

@@ -11,7 +11,9 @@ Acknowledging a position deletes the entries up to it and records it in ``_dbkit
 the database read-only for everything else; acknowledging needs write access to the file.
 Triggers capture the columns a table has when they are installed: after ``ALTER TABLE`` run
 :func:`install_change_log` again. SQLite has no TRUNCATE (``DELETE FROM t`` deletes row by row,
-each logged).
+each logged); :func:`truncate_table` empties a table with one truncate entry instead, which the
+read treats as a database's TRUNCATE (it starts a batch of its own, so the position just before
+it can be checkpointed).
 
 Values keep their SQLite storage class exactly: blobs travel as hex, reals with 17 significant
 digits, so the record of a change equals the record a snapshot makes of the same row.
@@ -47,7 +49,8 @@ META = "_dbkit_changes_meta"
 CHANGE_LOG_TABLES = frozenset({CHANGES, META})
 """The change log's own tables: never streams."""
 BATCH = 1000
-_OPS = {"I": Operation.INSERT, "U": Operation.UPDATE, "D": Operation.DELETE}
+_OPS = {"I": Operation.INSERT, "U": Operation.UPDATE, "D": Operation.DELETE, "T": Operation.TRUNCATE}
+_NOW = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
 
 def _quote(name: str) -> str:
@@ -71,10 +74,35 @@ def _image(columns: Sequence[str], row: str) -> str:
     return f"json_object({', '.join(parts)})"
 
 
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    columns = [row[1] for row in conn.execute(f"SELECT * FROM pragma_table_info({_literal(table)})")]
+    if not columns:
+        raise ConfigError(f"table {table!r} does not exist")
+    return columns
+
+
+def _triggers(table: str, columns: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """(trigger name, CREATE TRIGGER statement) of each operation's trigger of ``table``."""
+    name = _literal(table)
+    for op, event, before, after in (
+        ("I", "INSERT", "NULL", _image(columns, "NEW")),
+        ("U", "UPDATE", _image(columns, "OLD"), _image(columns, "NEW")),
+        ("D", "DELETE", _image(columns, "OLD"), "NULL"),
+    ):
+        trigger = _quote(f"_dbkit_cdc_{table}_{op}")
+        yield (
+            trigger,
+            (
+                f"CREATE TRIGGER {trigger} AFTER {event} ON {_quote(table)} BEGIN "
+                f"INSERT INTO {CHANGES} (tbl, op, ts, before, after) "
+                f"VALUES ({name}, '{op}', {_NOW}, {before}, {after}); END"
+            ),
+        )
+
+
 def install_change_log(conn: sqlite3.Connection, tables: Sequence[str]) -> None:
     """Create the change log (if missing) and (re)create the triggers of ``tables``, in one
     transaction. Idempotent: run it again after an ``ALTER TABLE``."""
-    now = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
     with conn:
         conn.execute(
             f"CREATE TABLE IF NOT EXISTS {CHANGES} (id INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -84,22 +112,27 @@ def install_change_log(conn: sqlite3.Connection, tables: Sequence[str]) -> None:
         if conn.execute(f"SELECT count(*) FROM {META}").fetchone()[0] == 0:
             conn.execute(f"INSERT INTO {META} VALUES (0)")
         for table in tables:
-            columns = [row[1] for row in conn.execute(f"SELECT * FROM pragma_table_info({_literal(table)})")]
-            if not columns:
-                raise ConfigError(f"table {table!r} does not exist")
-            name = _literal(table)
-            for op, event, before, after in (
-                ("I", "INSERT", "NULL", _image(columns, "NEW")),
-                ("U", "UPDATE", _image(columns, "OLD"), _image(columns, "NEW")),
-                ("D", "DELETE", _image(columns, "OLD"), "NULL"),
-            ):
-                trigger = _quote(f"_dbkit_cdc_{table}_{op}")
+            for trigger, create in _triggers(table, _columns(conn, table)):
                 conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
-                conn.execute(
-                    f"CREATE TRIGGER {trigger} AFTER {event} ON {_quote(table)} BEGIN "
-                    f"INSERT INTO {CHANGES} (tbl, op, ts, before, after) "
-                    f"VALUES ({name}, '{op}', {now}, {before}, {after}); END"
-                )
+                conn.execute(create)
+
+
+def truncate_table(conn: sqlite3.Connection, table: str) -> None:
+    """Empty a captured ``table`` as a database with TRUNCATE logs it: one truncate entry in the
+    change log, no row deletes (the delete trigger is dropped for the ``DELETE`` and recreated,
+    all in one transaction). SQLite itself has no TRUNCATE; this is how a test (or a user who
+    wants the log to say so) writes one."""
+    columns = _columns(conn, table)
+    triggers = dict(_triggers(table, columns))
+    delete = _quote(f"_dbkit_cdc_{table}_D")
+    with conn:
+        conn.execute(
+            f"INSERT INTO {CHANGES} (tbl, op, ts, before, after) VALUES (?, 'T', {_NOW}, NULL, NULL)",
+            (table,),
+        )
+        conn.execute(f"DROP TRIGGER IF EXISTS {delete}")
+        conn.execute(f"DELETE FROM {_quote(table)}")
+        conn.execute(triggers[delete])
 
 
 def _value(value: Any) -> Any:
@@ -229,6 +262,14 @@ class SqliteChangeLog(CdcReader[int]):
                     operation = _OPS.get(op)
                     if operation is None:
                         raise ConfigError(f"change log entry {change_id} has an unknown operation {op!r}")
+                    if operation is Operation.TRUNCATE:
+                        # a batch of its own: the position before it is a checkpoint
+                        yield ChangeBatch(changes, change_id - 1)
+                        yield ChangeBatch(
+                            [Change(descriptor, operation, None, ts, {GENERIC_CURSOR: change_id})], change_id
+                        )
+                        changes = []
+                        continue
                     old, new = _decode(before), _decode(after)
                     meta = {GENERIC_CURSOR: change_id}
                     if operation is Operation.UPDATE and old is not None and new is not None:

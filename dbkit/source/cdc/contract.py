@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from dbkit.protocol import StreamDescriptor
 from dbkit.source.model import ColumnInfo, TableInfo
 from dbkit.source.records import Changes, PythonRecordEncoder
+from dbkit.source.state import GlobalState
 
 if TYPE_CHECKING:
     from dbkit.db.database import Database
@@ -157,7 +158,8 @@ class ImageEncoder:
 
 class CdcReader(Generic[P]):
     """A database's change log, for one read (made by ``SourceDialect.cdc_reader``; constructing
-    it does no I/O). Methods are called from one thread, in this order: ``position_from_state``,
+    it does no I/O). Methods are called from one thread, in this order: ``migrate_state`` (only for a
+    shared state dbkit did not write), ``position_from_state``,
     ``position_problem``, ``acknowledge``, ``current_position``, ``lag``, ``snapshot``,
     ``changes``, ``close`` (always, last).
 
@@ -180,6 +182,16 @@ class CdcReader(Generic[P]):
     def position_to_state(self, position: P) -> dict[str, Any]:
         """The JSON object saved in the GLOBAL state's ``shared_state.position``."""
         raise NotImplementedError
+
+    def migrate_state(
+        self, shared: Mapping[str, Any], streams: Mapping[StreamDescriptor, Mapping[str, Any] | None]
+    ) -> GlobalState | None:
+        """A GLOBAL state another connector wrote (its ``shared_state`` is not dbkit's, e.g.
+        Airbyte's Debezium offsets) as dbkit's: the position to resume from (as
+        :meth:`position_to_state` writes it) and the streams whose snapshot is done
+        (``FullRefreshState.done()``; others absent, so snapshotted again). None (the default):
+        not a shape this reader knows, and the saved state is refused as before."""
+        return None
 
     def current_position(self) -> P:
         """The log's position now: every change committed before the call is at or before it.
@@ -218,7 +230,10 @@ class CdcReader(Generic[P]):
         ``options.initial_waiting_seconds`` pass with nothing from the log. The last batch's
         position is where the read got to (at most ``upper``; an idle log may move it there).
         Changes of other tables are skipped; a change that cannot be decoded raises (never a
-        silent drop). The framework closes the iterator when the read ends in any way."""
+        silent drop). A truncate (``Operation.TRUNCATE``, image None, meta with its commit's
+        position column value) should start a batch, after one whose position is just before it:
+        a read that stops at the truncate checkpoints there. The framework closes the iterator
+        when the read ends in any way."""
         raise NotImplementedError
 
     def encoder(self, table: TableInfo, columns: Sequence[ColumnInfo]) -> ImageEncoder:

@@ -28,8 +28,17 @@ a change at or before the point is in the snapshot row too and loses or ties wit
 content, a change after it wins, and a delete after it removes the row. A snapshot resumed in a
 later read gets a new, later label for the rows it has not read yet, which the same argument
 covers; changes of a stream are emitted even while its snapshot is unfinished (they are needed
-by the rows already read). A TRUNCATE cannot be expressed as records: it is logged as a warning
-(rows the destination holds stay until the stream is reset).
+by the rows already read).
+
+A TRUNCATE cannot be expressed as records (a dedup destination would keep every row it holds).
+Each stream's part of the GLOBAL state keeps its snapshot label (``snapshot_at``: the position
+column value of the first snapshot its rows came from; a resumed snapshot keeps the first, since
+rows read under it are in the destination). A truncate at or before the label is already in the
+snapshot and is skipped. A later one stops the read at it: the changes before it are emitted and
+a STATE at the last position before it written, then a config_error names the table and the
+position and says to refresh the stream (the platform's Refresh, ``dbkit sync --refresh``). A
+refresh drops the stream's part, so the next read snapshots it again with a label after the
+truncate, and the destination replaces the stream's rows.
 """
 
 from __future__ import annotations
@@ -57,7 +66,7 @@ from dbkit.source.model import ColumnInfo, TableInfo
 from dbkit.source.plan_job import PlanJob
 from dbkit.source.reader import SourceReader, StreamOutcome, missing_table
 from dbkit.source.records import append_members, json_members
-from dbkit.source.state import FullRefreshState, GlobalState, StreamState, parse_global_state
+from dbkit.source.state import CDC_MODE, FullRefreshState, GlobalState, StreamState, parse_global_state
 from dbkit.threads import ContextThreadPoolExecutor
 
 
@@ -72,12 +81,14 @@ class GlobalStates:
         cdc: CdcReader[Any],
         position: Any,
         parts: Mapping[StreamDescriptor, FullRefreshState],
+        labels: Mapping[StreamDescriptor, int],
     ) -> None:
         self._writer = reader.writer
         self._cdc = cdc
         self._lock = threading.Lock()
         self.position = position
         self.parts: dict[StreamDescriptor, FullRefreshState] = dict(parts)
+        self.labels: dict[StreamDescriptor, int] = dict(labels)
         self._since = 0
 
     def lines(self, lines: list[bytes], records: int) -> None:
@@ -104,7 +115,9 @@ class GlobalStates:
             self._emit()
 
     def _emit(self) -> None:
-        state = GlobalState(position=self._cdc.position_to_state(self.position), streams=self.parts)
+        state = GlobalState(
+            position=self._cdc.position_to_state(self.position), streams=self.parts, labels=self.labels
+        )
         self._writer.write(msg.global_state(state.shared_json(), state.stream_states_json(), self._since))
         self._writer.flush()
         self._since = 0
@@ -200,12 +213,12 @@ class CdcRead:
         for s in streams:
             self.outcomes[s.descriptor] = StreamOutcome(s.descriptor)
 
-        position, parts = self._start(cdc_names)
+        position, parts, labels = self._start(cdc_names)
         upper = cdc.current_position()
         lag = cdc.lag()
         if lag is not None:
             self.log("INFO", f"CDC: {lag.describe()}")
-        states = GlobalStates(r, cdc, position, parts)
+        states = GlobalStates(r, cdc, position, parts, labels)
 
         # streams that can be read at all (the others fail now, with their own error)
         readable: dict[StreamDescriptor, TableInfo] = {}
@@ -236,6 +249,10 @@ class CdcRead:
             with cdc.snapshot([readable[s.descriptor] for s in pending]) as point:
                 if states.position is None:
                     states.position = point.position
+                label = point.meta.get(cdc.position_column)
+                for s in pending:
+                    if s.descriptor not in states.parts and isinstance(label, int):
+                        states.labels[s.descriptor] = label  # a new snapshot (not a resumed one)
                 snapshots: list[Callable[[], None]] = [
                     partial(self._snapshot, s, readable[s.descriptor], point, states) for s in pending
                 ]
@@ -265,22 +282,23 @@ class CdcRead:
 
     def _start(
         self, cdc_names: set[StreamDescriptor]
-    ) -> tuple[Any, dict[StreamDescriptor, FullRefreshState]]:
-        """The saved position (checked, then acknowledged) and snapshot parts of the CDC streams."""
+    ) -> tuple[Any, dict[StreamDescriptor, FullRefreshState], dict[StreamDescriptor, int]]:
+        """The saved position (checked, then acknowledged), snapshot parts and snapshot labels of
+        the CDC streams."""
         r = self.reader
         cdc = self.cdc
         if r.state.empty:
-            return None, {}
+            return None, {}, {}
         if not r.state.is_global:
             self.log(
                 "WARN",
                 "the saved state holds per-stream states of standard reads: change data capture "
                 "starts with a new snapshot of every stream",
             )
-            return None, {}
-        saved = parse_global_state(r.state.shared, r.state.streams)
+            return None, {}, {}
+        saved = self._migrated() or parse_global_state(r.state.shared, r.state.streams)
         if saved is None:
-            return None, {}
+            return None, {}, {}
         position = cdc.position_from_state(saved.position)
         problem = cdc.position_problem(position)
         if problem is not None:
@@ -288,7 +306,7 @@ class CdcRead:
                 self.log(
                     "WARN", f"CDC: {problem}; reading every stream again from a new snapshot, as configured"
                 )
-                return None, {}
+                return None, {}, {}
             raise ConfigError(
                 f"the saved CDC position cannot be read from: {problem}. Reset the connection's "
                 "data (every stream is read again from a new snapshot), or set "
@@ -296,6 +314,7 @@ class CdcRead:
             )
         cdc.acknowledge(position)
         parts = {d: s for d, s in saved.streams.items() if d in cdc_names}
+        labels = {d: v for d, v in saved.labels.items() if d in parts}
         dropped = sorted(str(d) for d in saved.streams if d not in cdc_names)
         if dropped:
             self.log(
@@ -303,7 +322,22 @@ class CdcRead:
                 f"CDC: stream(s) {', '.join(dropped)} are no longer read with CDC; their snapshot "
                 "progress is dropped (they are snapshotted again if they come back)",
             )
-        return position, parts
+        return position, parts, labels
+
+    def _migrated(self) -> GlobalState | None:
+        """The reader's reading of a shared state dbkit did not write (``CdcReader.migrate_state``)."""
+        shared = self.reader.state.shared
+        if not shared or shared.get("mode") == CDC_MODE:
+            return None
+        migrated = self.cdc.migrate_state(shared, self.reader.state.streams)
+        if migrated is not None:
+            done = sorted(str(d) for d, s in migrated.streams.items() if s.complete)
+            self.log(
+                "INFO",
+                "CDC: the saved state was written by another connector; resuming from its log "
+                f"position, snapshots done: {', '.join(done) or 'none'}",
+            )
+        return migrated
 
     def _parallel(self, reads: Sequence[Callable[[], None]]) -> None:
         r = self.reader
@@ -385,6 +419,18 @@ class CdcRead:
             for batch in batches:
                 if r.cancel.event.is_set():
                     raise Cancelled()
+                stop = self._truncate_stop(batch.changes, states.labels)
+                if stop is not None:
+                    before = batch.changes[:stop]
+                    lines = self._lines(before, encoders)
+                    states.lines(lines, len(lines))
+                    for d, count in _counts(before).items():
+                        self.outcomes[d].records += count
+                    if reached is not None:
+                        states.move(reached)
+                    else:
+                        states.emit()
+                    raise self._truncated(batch.changes[stop])
                 if batch.changes:
                     lines = self._lines(batch.changes, encoders)
                     states.lines(lines, len(lines))
@@ -408,6 +454,38 @@ class CdcRead:
         else:
             states.emit()
 
+    def _truncate_stop(self, changes: Sequence[Change], labels: Mapping[StreamDescriptor, int]) -> int | None:
+        """The index of the first truncate the read must stop at: one after its stream's snapshot
+        label (or of a stream without a label). Truncates at or before it are in the snapshot."""
+        column = self.cdc.position_column
+        for i, change in enumerate(changes):
+            if change.operation is not Operation.TRUNCATE:
+                continue
+            label = labels.get(change.stream)
+            value = change.meta.get(column)
+            if label is not None and isinstance(value, int) and value <= label:
+                self.log(
+                    "INFO",
+                    f"stream {change.stream}: the truncate at {column} {value} is before its snapshot "
+                    f"({column} {label}), which already reflects it",
+                )
+                continue
+            return i
+        return None
+
+    def _truncated(self, change: Change) -> ConfigError:
+        column = self.cdc.position_column
+        at = change.meta.get(column)
+        return ConfigError(
+            f"stream {change.stream}: the table was truncated (at {column} {at}, committed "
+            f"{change.committed_at}). A truncate cannot be sent as records, so the read stopped "
+            "before it: every change before it was read and checkpointed. Refresh the stream "
+            f"(the platform's Refresh of {change.stream.name}, or `dbkit sync --refresh "
+            f"{change.stream.name}`): it is snapshotted again after the truncate and its rows "
+            "replaced in the destination",
+            stream=change.stream,
+        )
+
     def _lines(
         self, changes: Sequence[Change], encoders: Mapping[StreamDescriptor, ImageEncoder]
     ) -> list[bytes]:
@@ -417,14 +495,7 @@ class CdcRead:
         for run in _runs(changes):
             first = run[0]
             if first.operation is Operation.TRUNCATE:
-                for change in run:
-                    self.log(
-                        "WARN",
-                        f"stream {change.stream}: the table was truncated at {change.committed_at}; a "
-                        "truncate cannot be sent as records, so rows the destination holds from "
-                        "before it remain until the stream is reset",
-                    )
-                continue
+                continue  # before the stream's snapshot (see _truncate_stop): nothing to send
             encoder = encoders.get(first.stream)
             if encoder is None:
                 continue  # a table this read does not want: the reader should have skipped it

@@ -13,15 +13,21 @@ row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import sqlalchemy as sa
 
+from dbkit.entrypoint import launch
+from dbkit.protocol.jsonio import loads_exact
+from dbkit.protocol.messages import dumps_exact
+from dbkit.source.cdc.read import CdcRead
 from dbkit.testing.runner import RunResult, configured_catalog
 from dbkit.testing.suites.harness import SourceHarness
+from dbkit.testing.suites.harnesses import installed_connector
 from dbkit.testing.suites.source import PEOPLE, json_equal, people_rows, people_table
 
 DELETED_AT = "_ab_cdc_deleted_at"
@@ -52,8 +58,12 @@ class CdcHarness(SourceHarness):
         raise NotImplementedError
 
     def truncate(self, table: str) -> list[str]:
-        """SQL emptying ``table`` the way the database logs it."""
+        """SQL emptying ``table`` row by row (each delete logged as a change)."""
         return [f"DELETE FROM {self.qualified(table)}"]
+
+    def truncate_table(self, table: str) -> None:
+        """Empty ``table`` with a real TRUNCATE, logged as one truncate event (not row deletes)."""
+        self.execute(f"TRUNCATE TABLE {self.qualified(table)}")
 
     def qualified(self, table: str) -> str:
         q = self.engine.dialect.identifier_preparer
@@ -195,6 +205,155 @@ class CdcSuite:
         source.execute(*source.truncate(PEOPLE))
         emptied = source.runner().read(config, catalog, [state]).raise_on_failure()
         apply_records(target, emptied.records(PEOPLE), source.position_column)
+        self.assert_equal(source, target)
+
+    def test_truncate_stops_the_read_until_the_stream_is_refreshed(
+        self, source: CdcHarness, people: list[dict[str, Any]]
+    ) -> None:
+        catalog = self.catalog(source)
+        config = source.cdc_config(checkpoint_records=3)
+        target: dict[Any, Any] = {}
+        first = source.runner().read(config, catalog).raise_on_failure()
+        apply_records(target, first.records(PEOPLE), source.position_column)
+        t = self.table(source)
+        source.execute(sa.update(t).where(t.c.id == 1).values(name="before the truncate"))
+        source.truncate_table(PEOPLE)
+        source.execute(sa.insert(t).values([{**r, "seq": 1} for r in people_rows(5000, 3)]))
+
+        stopped = source.runner().read(config, catalog, [self.last_state(first)])
+        assert stopped.exit_code != 0, "a truncate must not end in a successful read"
+        errors = stopped.errors()
+        assert errors, "a TRACE error must explain the stop"
+        assert errors[0]["failure_type"] == "config_error", errors
+        message = errors[0]["message"].lower()
+        for part in (PEOPLE, "truncat", "refresh"):
+            assert part in message, f"the error must name {part!r}: {message}"
+        names = [r["name"] for r in stopped.records(PEOPLE)]
+        assert "before the truncate" in names, "the changes before the truncate must be emitted"
+        assert not any(r["id"] >= 5000 for r in stopped.records(PEOPLE)), "read past the truncate"
+        saved = self.last_state(stopped)
+        assert saved["global"]["shared_state"] != self.last_state(first)["global"]["shared_state"], (
+            "the changes before the truncate must be checkpointed"
+        )
+        again = source.runner().read(config, catalog, [saved])
+        assert again.exit_code != 0, "the truncate must stop every read until the stream is refreshed"
+        assert again.errors()[0]["failure_type"] == "config_error"
+
+        # the refresh: the stream's part of the GLOBAL state is dropped, the shared part kept;
+        # the destination replaces the stream's rows (a new generation)
+        refreshed = {
+            "type": "GLOBAL",
+            "global": {**saved["global"], "stream_states": []},
+        }
+        snapshot = source.runner().read(config, catalog, [refreshed]).raise_on_failure()
+        target = {}
+        apply_records(target, snapshot.records(PEOPLE), source.position_column)
+        self.assert_equal(source, target)
+        # every STATE of that read (during its snapshot, before its changes passed the truncate)
+        # resumes past the truncate: the stream's snapshot label is after it
+        for state in snapshot.states():
+            resumed = source.runner().read(config, catalog, [state]).raise_on_failure()
+            again_target = dict(target)
+            apply_records(again_target, resumed.records(PEOPLE), source.position_column)
+            self.assert_equal(source, again_target)
+        source.execute(sa.update(t).where(t.c.id == 5001).values(name="after the refresh"))
+        later = source.runner().read(config, catalog, [self.last_state(snapshot)]).raise_on_failure()
+        apply_records(target, later.records(PEOPLE), source.position_column)
+        self.assert_equal(source, target)
+
+    def read_in_process(
+        self,
+        source: CdcHarness,
+        config: Mapping[str, Any],
+        catalog: Mapping[str, Any],
+        state: Sequence[Mapping[str, Any]],
+        during: Callable[[], None],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> list[dict[str, Any]]:
+        """A read run in this process, calling ``during`` once its upper bound is fixed, just
+        before it reads the change log; its messages."""
+        original = CdcRead._changes
+
+        def changes(read: CdcRead, states: Any, upper: Any, tables: Any) -> None:
+            during()
+            original(read, states, upper, tables)
+
+        monkeypatch.setattr(CdcRead, "_changes", changes)
+        connector = installed_connector(str(source.command))()
+        files = source.tmp_path / f"in-process-{len(list(source.tmp_path.glob('in-process-*')))}"
+        files.mkdir()
+        paths = {}
+        for name, doc in (("config", config), ("catalog", catalog), ("state", list(state))):
+            paths[name] = files / f"{name}.json"
+            paths[name].write_bytes(dumps_exact(doc))
+        out = files / "out.jsonl"
+        argv = ["read", *(x for name, path in paths.items() for x in (f"--{name}", str(path)))]
+        with out.open("wb") as stdout, open(os.devnull, "rb") as stdin:
+            code = launch(connector, argv, stdin=stdin, stdout=stdout)
+        monkeypatch.setattr(CdcRead, "_changes", original)
+        messages = [loads_exact(line) for line in out.read_bytes().splitlines() if line.strip()]
+        assert code == 0, [m for m in messages if m["type"] == "TRACE"]
+        return messages
+
+    def test_changes_during_a_read_wait_for_the_next(
+        self, source: CdcHarness, people: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        catalog = self.catalog(source)
+        config = source.cdc_config()
+        target: dict[Any, Any] = {}
+        first = source.runner().read(config, catalog).raise_on_failure()
+        apply_records(target, first.records(PEOPLE), source.position_column)
+        self.change_everything(source, 1000)
+        t = self.table(source)
+
+        def write() -> None:
+            source.execute(
+                sa.insert(t).values({"id": 7777, "name": "during", "seq": 0, "note": None}),
+                sa.update(t).where(t.c.id == 1).values(name="during the read"),
+            )
+
+        messages = self.read_in_process(source, config, catalog, [self.last_state(first)], write, monkeypatch)
+        records = [m["record"]["data"] for m in messages if m["type"] == "RECORD"]
+        assert records, "the changes before the read must be read"
+        assert not any(r["id"] == 7777 for r in records), "a change after the upper bound was read"
+        assert not any(r["name"] == "during the read" for r in records), "read past the upper bound"
+        apply_records(target, records, source.position_column)
+        state = [m["state"] for m in messages if m["type"] == "STATE"][-1]
+        later = source.runner().read(config, catalog, [state]).raise_on_failure()
+        names = {r["id"]: r["name"] for r in later.records(PEOPLE)}
+        assert names.get(7777) == "during", "the next read must read what the bound left out"
+        assert names.get(1) == "during the read"
+        apply_records(target, later.records(PEOPLE), source.position_column)
+        self.assert_equal(source, target)
+
+    @pytest.mark.parametrize("phase", ["snapshot", "changes"])
+    def test_a_read_killed_mid_way_resumes_from_its_last_state(
+        self, source: CdcHarness, people: list[dict[str, Any]], phase: str
+    ) -> None:
+        catalog = self.catalog(source)
+        config = source.cdc_config(checkpoint_records=3)
+        target: dict[Any, Any] = {}
+        start: list[dict[str, Any]] = []
+        if phase == "changes":
+            first = source.runner().read(config, catalog).raise_on_failure()
+            apply_records(target, first.records(PEOPLE), source.position_column)
+            start = [self.last_state(first)]
+            for round_ in range(3):
+                self.change_everything(source, 1000 * (round_ + 1))
+        killed = source.runner().read(config, catalog, start or None, kill_after_records=7)
+        assert killed.killed, f"the {phase} ended before its 7th record; use a larger table"
+        # a destination keeps the records up to the last STATE it echoed, and that state (the
+        # one the read started from when it echoed none) is what the next read gets
+        positions = [i for i, m in enumerate(killed.messages) if m["type"] == "STATE"]
+        last = positions[-1] if positions else 0
+        kept = [m["record"]["data"] for m in killed.messages[:last] if m["type"] == "RECORD"]
+        apply_records(target, kept, source.position_column)
+        echoed = killed.states()[-1:] or start
+        self.change_everything(source, 9000)
+        resumed = source.runner().read(config, catalog, echoed or None).raise_on_failure()
+        apply_records(target, resumed.records(PEOPLE), source.position_column)
+        final = source.runner().read(config, catalog, [self.last_state(resumed)]).raise_on_failure()
+        apply_records(target, final.records(PEOPLE), source.position_column)
         self.assert_equal(source, target)
 
     def test_resume_from_every_state_loses_nothing(
