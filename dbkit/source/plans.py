@@ -30,6 +30,10 @@ are read in ``(cursor, key)`` order with ``cursor <= U``:
   or added since) it reads every row at that value again (repeats, never a loss);
 - tables without a key checkpoint with value + hashes throughout, and so does a keyed table while
   a read is still among the rows at its starting value;
+- rows whose cursor is above every real value (``SourceDialect.cursor_beyond``: PostgreSQL's
+  ``'infinity'``, ``NaN``) are read last, by every read (a ``beyond`` phase), and never become
+  the position, which stays at the largest real value (the upper bound excludes them); the read
+  warns when it finds any. A saved position that is such a value is dropped (read from the start);
 - rows whose cursor is NULL are read once, first, by the initial read (a ``nulls`` phase), so
   the first sync is complete; later changes to rows whose cursor stays NULL cannot be seen by
   any cursor read (documented).
@@ -305,9 +309,13 @@ class CursorPlan(ReadPlan):
         cursor: ColumnInfo,
         prior: StreamState | None,
         upper: Any,
+        beyond: sa.ColumnElement[bool] | None = None,
     ) -> None:
         super().__init__(dialect, table, t)
         self.cursor = cursor
+        # the rows whose cursor is above every real value (SourceDialect.cursor_beyond), if any
+        self.beyond = beyond
+        self.beyond_rows = 0
         self.cursor_expr = t.c[cursor.name]
         self.key = choose_key(dialect, table, t)
         self.upper = upper  # STATE form of max(cursor) when the read started; None: no values
@@ -362,6 +370,16 @@ class CursorPlan(ReadPlan):
         self.position = dict(position)
         self.tracker.seed(position["cursor"], seen or [], overflow, _summary(position))
 
+    def drop_position(self, saved: Any) -> None:
+        """Forget a saved position that is above every real value (written before that rule):
+        it would keep the read at that value for ever; the table is read from the start."""
+        self.warnings.append(
+            f"the saved position is {saved!r}, above every real value of cursor {self.cursor.name!r}: "
+            "no row would ever be read after it; reading the table from the start"
+        )
+        self.position = None
+        self.tracker = TieTracker()
+
     # ------------------------------------------------------------------ segments
     def segments(self) -> Iterator[Segment]:
         rv = self.dialect.capabilities.row_value_comparison
@@ -377,8 +395,24 @@ class CursorPlan(ReadPlan):
             else:
                 yield Segment(where, [], [], resumable=False)
             self.nulls = "done"
-        if self.upper is None:
-            return
+        if self.upper is not None:
+            yield from self._values_segments(rv)
+        if self.beyond is not None:
+            # above every real value: read by every read, never the position (see cursor_beyond)
+            self.phase = "beyond"
+            order = [self.cursor_expr, *(self.key.order if self.key else [])]
+            capture = [self.dialect.key_expression(self.t, self.cursor)]
+            yield Segment([self.beyond], order, capture, resumable=True)
+            if self.beyond_rows:
+                shown = f" ({self.upper!r})" if self.upper is not None else ""
+                self.warnings.append(
+                    f"{self.beyond_rows} row(s) have cursor {self.cursor.name!r} at infinity or NaN, above "
+                    f"every real value: they are read again on every sync, and the saved position stays "
+                    f"at the largest real value{shown}; give them real values, or choose another cursor"
+                )
+
+    def _values_segments(self, rv: bool) -> Iterator[Segment]:
+        """The rows with a real cursor value up to the upper bound (after a probe, maybe)."""
         self.phase = "values"
         bound = self.dialect.bind_state_value(self.cursor, self.upper)
         where = [self.cursor_expr.is_not(None), self.cursor_expr <= bound]
@@ -424,6 +458,9 @@ class CursorPlan(ReadPlan):
                 total += int(row_hash(data), 16)
             self.probed = (count + len(datas), total & HASH_SUM_MASK)
             return [False] * len(datas)
+        if self.phase == "beyond":  # emitted; the position stays where the real values left it
+            self.beyond_rows += len(captured)
+            return None
         if self.phase == "nulls":
             if self.key is not None:
                 self.nulls = {"by": self.key.name, "after": self.key.state_values(self.dialect, captured[-1])}

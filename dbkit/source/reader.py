@@ -231,7 +231,9 @@ class SourceReader:
         with self.db.connect() as conn:
             for column, value, where in values:
                 try:
-                    conn.execute(sa.select(self.dialect.bind_state_value(column, value))).all()
+                    # cast on the server, nothing fetched: a value the driver cannot load into
+                    # Python ('infinity', a year past 9999) is still one the column holds
+                    conn.execute(sa.select(self.dialect.bind_state_value(column, value).is_(None))).all()
                 except DbkitError:
                     raise
                 except Exception as exc:
