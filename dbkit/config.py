@@ -17,7 +17,7 @@ import string
 import threading
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
 from jsonschema import Draft7Validator
@@ -100,6 +100,16 @@ class SourceSettings(ConnectorConfig):
         ge=1,
         le=32,
         order=102,
+    )
+    incremental_fallback: Literal["fail", "full_refresh"] = field(
+        "fail",
+        title="Incremental streams without a cursor",
+        description=(
+            "What a stream configured as incremental without a cursor field gets (PyAirbyte's read() "
+            "asks for incremental on every stream): 'fail' (a config error naming the stream) or "
+            "'full_refresh' (the whole table is read on every sync, with a warning)."
+        ),
+        order=103,
     )
 
 
