@@ -22,7 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
-from dbkit.config import MASKER
+from dbkit.config import MASKER, register_url_secrets
 from dbkit.errors import DbkitError
 from dbkit.protocol import ProtocolInputError
 from dbkit.protocol.jsonio import read_json_file
@@ -214,6 +214,8 @@ def _load_json_file(path: str, what: str) -> dict[str, Any]:
 
 def endpoint(name_or_url: str, config_file: str | None, kind: str) -> Endpoint:
     """The connector named on the command line with its config (file, URL, or file + URL)."""
+    if is_url(name_or_url):
+        register_url_secrets(name_or_url)  # before anything can print it, whatever its shape
     resolved = resolve(name_or_url, kind)
     config: dict[str, Any] = {}
     if config_file:

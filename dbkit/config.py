@@ -15,8 +15,9 @@ import functools
 import re
 import string
 import threading
+import urllib.parse
 from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
 from jsonschema import Draft7Validator
@@ -99,6 +100,16 @@ class SourceSettings(ConnectorConfig):
         ge=1,
         le=32,
         order=102,
+    )
+    incremental_fallback: Literal["fail", "full_refresh"] = field(
+        "fail",
+        title="Incremental streams without a cursor",
+        description=(
+            "What a stream configured as incremental without a cursor field gets (PyAirbyte's read() "
+            "asks for incremental on every stream): 'fail' (a config error naming the stream) or "
+            "'full_refresh' (the whole table is read on every sync, with a warning)."
+        ),
+        order=103,
     )
 
 
@@ -465,11 +476,44 @@ def looks_secret(name: str) -> bool:
     return bool(_SECRET_KEY.search(name)) and not _NOT_SECRET_KEY.search(name)
 
 
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+
+
+def url_secrets(text: str) -> list[str]:
+    """The texts a database URL's password may be taken for, whatever the URL's shape: raw and
+    percent-decoded, the user-info's password read up to the URL's *last* ``@`` (a password with
+    an unencoded ``@``, ``/``, ``?``, ``#`` or ``%`` ends there, wherever a parser cuts it), and
+    the value of every query parameter named like a secret (``?password=``). Empty for a text
+    that is not ``scheme://...``.
+    """
+    scheme, sep, rest = text.partition("://")
+    if not sep or not _URL_SCHEME.fullmatch(scheme):
+        return []
+    found: list[str] = []
+    userinfo = rest.rpartition("@")[0]
+    if userinfo:
+        _, colon, password = userinfo.partition(":")
+        if colon:
+            found += [password, urllib.parse.unquote(password)]
+    for part in re.split(r"[&;]", rest.partition("?")[2]):
+        key, eq, value = part.partition("=")
+        if eq and looks_secret(urllib.parse.unquote_plus(key)):
+            found += [value, urllib.parse.unquote_plus(value), urllib.parse.unquote(value)]
+    return [s for s in dict.fromkeys(found) if s]
+
+
+def register_url_secrets(text: str) -> None:
+    """Register with :data:`MASKER` every text a URL's password may be taken for (:func:`url_secrets`)."""
+    for secret in url_secrets(text):
+        MASKER.add(secret)
+
+
 def register_secrets_in(raw: Any, model: type[BaseModel]) -> None:
     """Register the values a raw (possibly invalid) config holds under a secret field's name.
 
     Names are the model's ``airbyte_secret`` fields plus the usual ones (``password``, ...); a
-    secret given with the wrong shape (a number, a list) is registered all the same.
+    secret given with the wrong shape (a number, a list) is registered all the same, and so is
+    every form of the password of a URL held in a secret field (:func:`url_secrets`).
     """
     names = _secret_names(model) | {"password", "private_key", "ssh_key", "tunnel_user_password"}
 
@@ -482,6 +526,8 @@ def register_secrets_in(raw: Any, model: type[BaseModel]) -> None:
                 register(v)
         elif isinstance(value, str | int | float) and not isinstance(value, bool):
             MASKER.add(str(value))
+            if isinstance(value, str):
+                register_url_secrets(value)
 
     def walk(node: Any) -> None:
         if isinstance(node, Mapping):
@@ -498,8 +544,10 @@ def register_secrets_in(raw: Any, model: type[BaseModel]) -> None:
 
 
 def register_secrets(config: BaseModel) -> None:
+    """Register every secret value of a loaded config (and a secret URL's password forms)."""
     for value in secret_values(config):
         MASKER.add(value)
+        register_url_secrets(value)
 
 
 # ----------------------------------------------------------------------------------- masking

@@ -55,7 +55,17 @@ def sqlite_url_config(parts: urllib.parse.SplitResult, kind: str = "") -> dict[s
 
 def server_url_config(parts: urllib.parse.SplitResult, default_port: int) -> dict[str, Any]:
     """``scheme://user:pass@host:port/db`` -> host, port, database, username, password (the last
-    two only when the URL has them); the query is left to the caller."""
+    two only when the URL has them); the query is left to the caller. An ``@`` after the host
+    part (a password with an unencoded ``/``, ``?`` or ``#`` ends the host part early) is a
+    ConfigError: the rest of the password would be read as port, database or parameters."""
+    if "@" in parts.path or "@" in parts.query or "@" in parts.fragment:
+        # a password holding '/', '?' or '#' ends the host part early: the rest of it would be
+        # taken for the port, database or parameters (and printed in errors)
+        raise ConfigError(
+            f"the {parts.scheme} URL holds an '@' after its host part: percent-encode the special "
+            "characters of the user name and password (@ as %40, / as %2F, ? as %3F, # as %23, "
+            "% as %25), and every '@' in the database name or the parameters (%40)"
+        )
     if not parts.hostname:
         raise ConfigError(f"the {parts.scheme} URL names no host: write {parts.scheme}://user:pass@host/db")
     database = urllib.parse.unquote(parts.path.lstrip("/"))

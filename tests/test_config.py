@@ -23,6 +23,7 @@ from dbkit.config import (
     register_secrets_in,
     secret_field,
     secret_values,
+    url_secrets,
 )
 from dbkit.errors import ConfigError
 
@@ -496,3 +497,22 @@ def test_a_nul_in_any_string_is_refused_and_named(raw: dict[str, Any], where: st
 def test_a_nul_in_a_key_is_refused() -> None:
     with pytest.raises(ConfigError, match="has a key that contains a NUL character"):
         load_config(ExampleConfig, {**BASE, "password": "pw", "ho\x00st": "x"})
+
+
+def test_every_form_of_a_url_password_is_registered_for_masking() -> None:
+    """A secret field holding a URL: the password is registered in every form a parser may cut
+    it to (up to the last '@', raw and decoded) and so is a ``?password=`` parameter, even when
+    the config is refused; so no piece of it shows once a parser took part of it for a host."""
+    assert url_secrets("postgresql://u:ab/S3cret%40x@h/db") == ["ab/S3cret%40x", "ab/S3cret@x"]
+    assert url_secrets("mysql://u@h/db?user=x&password=p%2Bq+r") == ["p%2Bq+r", "p+q r", "p+q+r"]
+    assert url_secrets("not a url: x:y@z") == []
+    assert url_secrets("a b://u:c@d") == []
+    with pytest.raises(ConfigError):
+        load_config(UrlConfig, {"url": "postgresql://u:Kk7/Tt@Yy3@h:1/db", "port": "x"})
+    for text in ("Kk7/Tt@Yy3", "Kk7%2FTt%40Yy3", "Kk7/Tt%40Yy3"):
+        assert MASKER.mask(f"x {text} y") == f"x {MASK} y"
+
+
+class UrlConfig(ConnectorConfig):
+    url: SecretStr = secret_field(title="URL")
+    port: int = field(1, title="Port")

@@ -152,6 +152,19 @@ class SourceDialect(Dialect[ConfigT]):
             .limit(1)
         )
 
+    def cursor_beyond(
+        self, column: ColumnInfo, value: sa.ColumnElement[Any]
+    ) -> sa.ColumnElement[bool] | None:
+        """A condition true when ``value`` (the cursor column, or a bound state value) is one of
+        the values of ``column``'s type that sort above every real one (PostgreSQL's
+        ``'infinity'``, ``NaN``), or None when the type has none (the default).
+
+        Such values never become a cursor read's position: the position stays at the largest
+        real value, and the rows above it are read again by every incremental read (with a
+        warning), so that one of them cannot freeze the stream (see :mod:`dbkit.source.plans`).
+        """
+        return None
+
     def check_readable(self, conn: sa.Connection) -> None:
         """Prove we can read: default lists the tables and reads one row of the first one."""
         tables = self.list_tables(conn)

@@ -59,9 +59,20 @@ class PlanJob:
         t = context.table_clause
         if context.cursor is None:
             return FullRefreshPlan(dialect, context.table, t, context.prior_state)
-        upper_raw = conn.execute(dialect.max_value_query(t, context.cursor)).scalar()
-        upper = None if upper_raw is None else dialect.key_state_value(context.cursor, upper_raw)
-        return CursorPlan(dialect, context.table, t, context.cursor, context.prior_state, upper)
+        cursor = context.cursor
+        beyond = dialect.cursor_beyond(cursor, t.c[cursor.name])
+        query = dialect.max_value_query(t, cursor)
+        if beyond is not None:  # the upper bound is the largest real value
+            query = query.where(sa.not_(beyond))
+        upper_raw = conn.execute(query).scalar()
+        upper = None if upper_raw is None else dialect.key_state_value(cursor, upper_raw)
+        plan = CursorPlan(dialect, context.table, t, cursor, context.prior_state, upper, beyond)
+        saved = plan.position["cursor"] if plan.position is not None else None
+        if saved is not None:
+            bound = dialect.cursor_beyond(cursor, dialect.bind_state_value(cursor, saved))
+            if bound is not None and conn.execute(sa.select(bound)).scalar():
+                plan.drop_position(saved)
+        return plan
 
     def chunks(self) -> Iterator[ReadChunk]:
         context = self.context
@@ -76,6 +87,7 @@ class PlanJob:
         with context.database.connect() as conn:
             plan = self._plan = self._make_plan(conn)
             self.warnings.extend(plan.warnings)
+            plan.warnings = self.warnings  # what the plan finds while it reads is logged too
             for segment in plan.segments():
                 query = sa.select(*select_list, *segment.capture).select_from(plan.t)
                 if segment.where:

@@ -22,8 +22,18 @@ are read in ``(cursor, key)`` order with ``cursor <= U``:
   the list from the rows it finds at that value, so a row updated back to an earlier content is
   read too. When more than :data:`MAX_SEEN` rows share the value their hashes are not kept
   (``seen_overflow``) and they are re-read (at least once, never lost);
+- a mid-read checkpoint among more than :data:`MAX_SEEN` rows at the upper bound (keyed tables)
+  records ``(cursor, key)`` plus the count and the sum of the hashes of the rows at that value up
+  to the key (``seen_count``/``seen_sum``). A read resumed from it first reads those rows again
+  without emitting them and compares: the same count and sum, and it continues strictly after
+  ``(cursor, key)`` (exact: nothing lost, nothing repeated); otherwise (a row there was changed
+  or added since) it reads every row at that value again (repeats, never a loss);
 - tables without a key checkpoint with value + hashes throughout, and so does a keyed table while
   a read is still among the rows at its starting value;
+- rows whose cursor is above every real value (``SourceDialect.cursor_beyond``: PostgreSQL's
+  ``'infinity'``, ``NaN``) are read last, by every read (a ``beyond`` phase), and never become
+  the position, which stays at the largest real value (the upper bound excludes them); the read
+  warns when it finds any. A saved position that is such a value is dropped (read from the start);
 - rows whose cursor is NULL are read once, first, by the initial read (a ``nulls`` phase), so
   the first sync is complete; later changes to rows whose cursor stays NULL cannot be seen by
   any cursor read (documented).
@@ -32,6 +42,7 @@ are read in ``(cursor, key)`` order with ``cursor <= U``:
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +56,8 @@ from dbkit.source.model import ColumnInfo, RowLocator, TableInfo
 from dbkit.source.state import NOT_RECORDED, CursorState, FullRefreshState, StreamState
 
 MAX_SEEN = 1000
+HASH_SUM_MASK = 2**64 - 1  # the sum of the rows' 64-bit hashes is kept modulo 2**64
+_HEX64 = re.compile(r"[0-9a-f]{16}")
 
 
 def row_hash(data: bytes) -> str:
@@ -125,7 +138,10 @@ class TieTracker:
     """Hashes of the emitted rows that share the latest cursor value (a multiset, capped).
 
     Past :data:`MAX_SEEN` hashes the tracker *overflows*: it forgets them all, and the rows at
-    that value are read again by the next read (at least once, never lost).
+    that value are read again by the next read (at least once, never lost). It keeps counting
+    them, and summing their hashes, so that a mid-read position among them can still be checked
+    (:class:`CursorPlan`); ``summed`` is False when that count is unknown (seeded from an
+    overflowed list that did not carry one).
     """
 
     value: Any = None
@@ -133,6 +149,8 @@ class TieTracker:
     seen: Counter[str] = field(default_factory=Counter)
     count: int = 0
     overflow: bool = False
+    total: int = 0
+    summed: bool = True
 
     def reset(self, value: Any) -> None:
         self.value = value
@@ -140,26 +158,49 @@ class TieTracker:
         self.seen = Counter()
         self.count = 0
         self.overflow = False
+        self.total = 0
+        self.summed = True
 
-    def seed(self, value: Any, seen: Sequence[str], overflow: bool) -> None:
+    def seed(
+        self, value: Any, seen: Sequence[str], overflow: bool, summary: tuple[int, int] | None = None
+    ) -> None:
+        """Start from a saved position: its hashes, or (overflowed) its ``(count, sum)`` if any."""
         self.reset(value)
         for digest in seen:
             self.add(digest)
         if overflow:
             self.overflow = True
             self.seen = Counter()
+            if summary is not None:
+                self.count, self.total = summary
+            else:
+                self.summed = False
 
     def add(self, digest: str) -> None:
+        self.count += 1
+        try:
+            self.total = (self.total + int(digest, 16)) & HASH_SUM_MASK
+        except ValueError:  # not one of ours (a state written by hand): no sum to check against
+            self.summed = False
         if self.overflow:
             return
         self.seen[digest] += 1
-        self.count += 1
         if self.count > MAX_SEEN:
             self.overflow = True
             self.seen = Counter()
 
     def as_list(self) -> list[str] | None:
         return None if self.overflow else sorted(self.seen.elements())
+
+
+def _summary(position: dict[str, Any]) -> tuple[int, int] | None:
+    """A position's ``(seen_count, seen_sum)``, or None when it has none (or a malformed one)."""
+    count, total = position.get("seen_count"), position.get("seen_sum")
+    if not (isinstance(count, int) and not isinstance(count, bool) and count >= 0 and isinstance(total, str)):
+        return None
+    if not _HEX64.fullmatch(total):
+        return None
+    return count, int(total, 16)
 
 
 class ReadPlan:
@@ -254,6 +295,10 @@ class CursorPlan(ReadPlan):
       emitted; ``seen`` lists the rows emitted at ``v`` so far, so that the final STATE of a
       resumed read still knows them. No write can land on ``v`` any more (writes take cursor
       values at or above the maximum, and ``v`` is below it), so nothing before ``(v, k)`` changes.
+      At the upper bound this form is used only past :data:`MAX_SEEN` rows at ``v``, with
+      ``seen_count`` and ``seen_sum`` (the count and the sum modulo 2**64 of the hashes of the
+      rows at ``v`` up to ``k``): the resumed read checks them first (a *probe* segment whose rows
+      are not emitted) and reads the rows at ``v`` again when they differ.
     """
 
     def __init__(
@@ -264,9 +309,13 @@ class CursorPlan(ReadPlan):
         cursor: ColumnInfo,
         prior: StreamState | None,
         upper: Any,
+        beyond: sa.ColumnElement[bool] | None = None,
     ) -> None:
         super().__init__(dialect, table, t)
         self.cursor = cursor
+        # the rows whose cursor is above every real value (SourceDialect.cursor_beyond), if any
+        self.beyond = beyond
+        self.beyond_rows = 0
         self.cursor_expr = t.c[cursor.name]
         self.key = choose_key(dialect, table, t)
         self.upper = upper  # STATE form of max(cursor) when the read started; None: no values
@@ -278,6 +327,8 @@ class CursorPlan(ReadPlan):
         # hashes of rows at ``skip_value`` that earlier reads emitted: skipped once each
         self.skip: Counter[str] | None = None
         self.skip_value: Any = None
+        # (count, sum of hashes) of the rows the probe segment found (see ``segments``)
+        self.probed: tuple[int, int] = (0, 0)
         if prior:
             self._adopt(prior)
 
@@ -308,6 +359,7 @@ class CursorPlan(ReadPlan):
             or "cursor" not in position
             or (seen is not None and not (isinstance(seen, list) and all(isinstance(s, str) for s in seen)))
             or ("after_key" in position and not isinstance(position["after_key"], list))
+            or (("seen_count" in position or "seen_sum" in position) and _summary(position) is None)
         ):
             raise ConfigError(f"state for {self.table.descriptor}: 'position' is malformed; reset the stream")
         # without a list of hashes nobody knows which rows at the value were emitted: re-read them
@@ -316,7 +368,17 @@ class CursorPlan(ReadPlan):
             # the key changed: continue from the value; the hashes still say which rows were emitted
             position = {"cursor": position["cursor"], "seen": seen or []}
         self.position = dict(position)
-        self.tracker.seed(position["cursor"], seen or [], overflow)
+        self.tracker.seed(position["cursor"], seen or [], overflow, _summary(position))
+
+    def drop_position(self, saved: Any) -> None:
+        """Forget a saved position that is above every real value (written before that rule):
+        it would keep the read at that value for ever; the table is read from the start."""
+        self.warnings.append(
+            f"the saved position is {saved!r}, above every real value of cursor {self.cursor.name!r}: "
+            "no row would ever be read after it; reading the table from the start"
+        )
+        self.position = None
+        self.tracker = TieTracker()
 
     # ------------------------------------------------------------------ segments
     def segments(self) -> Iterator[Segment]:
@@ -333,15 +395,43 @@ class CursorPlan(ReadPlan):
             else:
                 yield Segment(where, [], [], resumable=False)
             self.nulls = "done"
-        if self.upper is None:
-            return
+        if self.upper is not None:
+            yield from self._values_segments(rv)
+        if self.beyond is not None:
+            # above every real value: read by every read, never the position (see cursor_beyond)
+            self.phase = "beyond"
+            order = [self.cursor_expr, *(self.key.order if self.key else [])]
+            capture = [self.dialect.key_expression(self.t, self.cursor)]
+            yield Segment([self.beyond], order, capture, resumable=True)
+            if self.beyond_rows:
+                shown = f" ({self.upper!r})" if self.upper is not None else ""
+                self.warnings.append(
+                    f"{self.beyond_rows} row(s) have cursor {self.cursor.name!r} at infinity or NaN, above "
+                    f"every real value: they are read again on every sync, and the saved position stays "
+                    f"at the largest real value{shown}; give them real values, or choose another cursor"
+                )
+
+    def _values_segments(self, rv: bool) -> Iterator[Segment]:
+        """The rows with a real cursor value up to the upper bound (after a probe, maybe)."""
         self.phase = "values"
         bound = self.dialect.bind_state_value(self.cursor, self.upper)
         where = [self.cursor_expr.is_not(None), self.cursor_expr <= bound]
         pos = self.position
+        order = [self.cursor_expr, *(self.key.order if self.key else [])]
+        capture = [self.dialect.key_expression(self.t, self.cursor), *(self.key.capture if self.key else [])]
         if pos is not None:
             start = self.dialect.bind_state_value(self.cursor, pos["cursor"])
-            if "after_key" in pos and self.key is not None:
+            exact = "after_key" in pos and self.key is not None
+            if exact and self.key is not None and _summary(pos) is not None:
+                # among more ties at the upper bound than hashes are kept: the rows at the value up
+                # to the key are first compared (count, sum of hashes) with what was emitted
+                after_key = self.key.bind(self.dialect, pos["after_key"])
+                self.phase, self.probed = "probe", (0, 0)
+                up_to_key = sa.not_(keyset_after(self.key.order, after_key, rv))
+                yield Segment([self.cursor_expr == start, up_to_key], order, capture, resumable=False)
+                self.phase = "values"
+                exact = self.probed == _summary(pos)
+            if exact and self.key is not None:
                 where.append(
                     keyset_after(
                         [self.cursor_expr, *self.key.order],
@@ -356,13 +446,20 @@ class CursorPlan(ReadPlan):
                 self.skip = Counter(self.tracker.seen) if not self.tracker.overflow else None
                 self.skip_value = pos["cursor"]
                 self.tracker.reset(pos["cursor"])
-        order = [self.cursor_expr, *(self.key.order if self.key else [])]
-        capture = [self.dialect.key_expression(self.t, self.cursor), *(self.key.capture if self.key else [])]
         yield Segment(where, order, capture, resumable=True)
 
     # ------------------------------------------------------------------ per batch
     def consume(self, captured: Sequence[Sequence[Any]], datas: Sequence[bytes]) -> list[bool] | None:
         if not captured:
+            return None
+        if self.phase == "probe":  # rows emitted before: hashed, counted, not emitted again
+            count, total = self.probed
+            for data in datas:
+                total += int(row_hash(data), 16)
+            self.probed = (count + len(datas), total & HASH_SUM_MASK)
+            return [False] * len(datas)
+        if self.phase == "beyond":  # emitted; the position stays where the real values left it
+            self.beyond_rows += len(captured)
             return None
         if self.phase == "nulls":
             if self.key is not None:
@@ -381,6 +478,8 @@ class CursorPlan(ReadPlan):
                 if self.skip[digest] > 0:
                     self.skip[digest] -= 1
                     keep[i] = False
+            if self.skip is not None and not +self.skip:
+                self.skip = None  # every row emitted before at the start value is behind us
         last = values[-1]
         # rows at the last value, walking back from the end of the batch; skipped rows count too
         # (they are at the destination already)
@@ -393,10 +492,17 @@ class CursorPlan(ReadPlan):
             known = digests.get(i)
             self.tracker.add(known if known is not None else row_hash(datas[i]))
         pos: dict[str, Any] = {"cursor": last}
-        if self.key is not None and self.skip is None and last != self.upper:
+        at_upper = last == self.upper
+        summed = self.tracker.overflow and self.tracker.summed
+        if self.key is not None and self.skip is None and (not at_upper or summed):
             pos["by"] = self.key.name
             pos["after_key"] = self.key.state_values(self.dialect, captured[-1][1:])
             pos.update(self._seen(pending=False))
+            if at_upper:
+                # more ties at the upper bound than hashes are kept: the count and the sum of the
+                # hashes of the rows at the value up to the key let the resumed read check them
+                pos["seen_count"] = self.tracker.count
+                pos["seen_sum"] = f"{self.tracker.total:016x}"
         else:
             # value + hashes. At the upper bound, writes made after this checkpoint may still
             # land on this value (ties at the maximum), also before the last key: a read resumed

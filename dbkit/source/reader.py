@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,6 +47,7 @@ class ReadOptions:
     checkpoint_records: int
     checkpoint_seconds: float
     max_concurrent_streams: int
+    incremental_fallback: str = "fail"
 
     @classmethod
     def from_settings(cls, settings: SourceSettings) -> ReadOptions:
@@ -53,6 +55,7 @@ class ReadOptions:
             checkpoint_records=settings.checkpoint_records,
             checkpoint_seconds=settings.checkpoint_seconds,
             max_concurrent_streams=settings.max_concurrent_streams,
+            incremental_fallback=settings.incremental_fallback,
         )
 
 
@@ -109,12 +112,17 @@ class Cancellation:
 
 
 def resolve_stream(
-    table: TableInfo, configured: ConfiguredStream
+    table: TableInfo,
+    configured: ConfiguredStream,
+    fallback: str = "fail",
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[list[ColumnInfo], ColumnInfo | None]:
-    """The columns to read and the cursor column, validated against the live table.
+    """The columns to read and the cursor column (None: read in full), checked against the live table.
 
     Raises ConfigError naming what is wrong: a configured column that no longer exists, an
-    incremental stream without a cursor, a cursor that is not a column or cannot be a cursor.
+    incremental stream without a cursor field (unless ``fallback`` is ``"full_refresh"``: then
+    ``warn(text)`` is called and the stream is read in full), a cursor that is not a column or
+    cannot be a cursor.
     """
     wanted = list(configured.stream.properties) or [c.name for c in table.columns]
     missing = [name for name in wanted if table.column(name) is None]
@@ -130,9 +138,21 @@ def resolve_stream(
     cursor_field = configured.effective_cursor_field
     candidates = [c.name for c in table.columns if c.handler.can_be_cursor]
     if not cursor_field:
+        if fallback == "full_refresh":
+            if warn is not None:
+                warn(
+                    "configured as incremental but has no cursor field: read in full (full refresh), "
+                    "as incremental_fallback says; every sync reads the whole table again (choose a "
+                    f"cursor among: {', '.join(candidates) or '(no suitable column)'} to read only changes)"
+                )
+            return columns, None
+        first = candidates[0] if candidates else "COLUMN"
         raise ConfigError(
             f"stream {table.descriptor} is configured as incremental but has no cursor field; "
-            f"choose one of: {', '.join(candidates) or '(no suitable column)'}, or use full_refresh",
+            f"choose one of: {', '.join(candidates) or '(no suitable column)'} "
+            f"(PyAirbyte: source.set_cursor_key({table.name!r}, {first!r})), or read it as full_refresh "
+            '(PyAirbyte: read(force_full_refresh=True)), or set incremental_fallback: "full_refresh" '
+            "in the source config to read such streams in full, with a warning",
             stream=table.descriptor,
         )
     if len(cursor_field) != 1:
@@ -257,7 +277,12 @@ class SourceReader:
         self, configured: ConfiguredStream, table: TableInfo, sink: StateSink | None = None
     ) -> int:
         descriptor = configured.descriptor
-        columns, cursor = resolve_stream(table, configured)
+        columns, cursor = resolve_stream(
+            table,
+            configured,
+            self.options.incremental_fallback,
+            lambda text: self.log("WARN", f"stream {descriptor}: {text}"),
+        )
         if table.row_estimate is not None or table.byte_estimate is not None:
             self.writer.write(msg.estimate(descriptor, table.row_estimate, table.byte_estimate))
         prior = parse_stream_state(self.state.for_stream(descriptor), str(descriptor))
@@ -290,7 +315,9 @@ class SourceReader:
         with self.db.connect() as conn:
             for column, value, where in values:
                 try:
-                    conn.execute(sa.select(self.dialect.bind_state_value(column, value))).all()
+                    # cast on the server, nothing fetched: a value the driver cannot load into
+                    # Python ('infinity', a year past 9999) is still one the column holds
+                    conn.execute(sa.select(self.dialect.bind_state_value(column, value).is_(None))).all()
                 except DbkitError:
                     raise
                 except Exception as exc:

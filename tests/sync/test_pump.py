@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from dbkit.cli import endpoint
 from dbkit.config import MASKER
 from dbkit.errors import ConfigError
 from dbkit.protocol import AirbyteStream, DestinationSyncMode, StreamDescriptor, SyncMode
@@ -358,6 +359,26 @@ def test_urls_become_connector_configs() -> None:
         with pytest.raises(ConfigError, match=problem):
             resolve(bad, "source")
     assert resolve("source-custom", "source").info.module is None  # any console script on PATH
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://me:1234/S3cretTail99@127.0.0.1:5432/shop",  # once: its label showed it all
+        "postgresql://me:ab?S3cretTail99@127.0.0.1:5432/shop",
+        "postgresql://me:ab#S3cretTail99@127.0.0.1:5432/shop",
+        "postgresql://me:a@b/S3cretTail99@127.0.0.1:5432/shop",
+    ],
+)
+def test_a_url_whose_password_ends_the_host_part_early_is_refused_and_masked(url: str) -> None:
+    """A password with an unencoded '/', '?' or '#' ends the URL's host part: the rest of it
+    would be read as port, database or parameters. Refused, and no piece of it is ever shown."""
+    secret = url.split("me:", 1)[1].rsplit("@", 1)[0]
+    with pytest.raises(ConfigError, match="percent-encode") as raised:
+        endpoint(url, None, "source")
+    pieces = {secret[i : i + 4] for i in range(len(secret) - 3)}
+    for shown in (str(raised.value), MASKER.mask(f"source {url} failed")):
+        assert not {p for p in pieces if p in shown}, shown
 
 
 def test_secret_looking_keys_of_an_unknown_connector_are_masked() -> None:

@@ -51,6 +51,14 @@ SCHEMAS = sa.text(
 )
 
 
+# base types with values above every real one (see cursor_beyond)
+_INFINITE_TIME = frozenset(
+    {"date", "timestamp", "timestamp without time zone", "timestamptz", "timestamp with time zone"}
+)
+_INFINITE_FLOAT = frozenset({"float4", "float8", "real", "double precision"})
+_INFINITE_NUMERIC = frozenset({"numeric", "decimal"})
+
+
 class _CatalogTypeName(sa.types.UserDefinedType[Any]):
     """A type known only by its catalog name (``numeric(40,10)``, ``public.mood``): for CAST."""
 
@@ -151,6 +159,22 @@ class PostgresSourceDialect(PostgresConnectionMixin, SourceDialect[PostgresSourc
                 "(the value's text); reset the stream"
             )
         return sa.cast(sa.literal(value, sa.Text()), _CatalogTypeName(column.type_name))
+
+    def cursor_beyond(
+        self, column: ColumnInfo, value: sa.ColumnElement[Any]
+    ) -> sa.ColumnElement[bool] | None:
+        """``'infinity'`` dates and timestamps; ``Infinity`` and ``NaN`` numbers (NaN sorts above
+        every number in PostgreSQL). Domains are judged by their base type."""
+        base = getattr(column.handler, "type_name", "")
+        if base in _INFINITE_TIME:
+            kind = _CatalogTypeName(base)
+            return sa.cast(value, kind) == sa.cast(sa.literal("infinity", sa.Text()), kind)
+        if base in _INFINITE_FLOAT:
+            kind = _CatalogTypeName(base)
+            return sa.cast(value, kind) >= sa.cast(sa.literal("Infinity", sa.Text()), kind)
+        if base in _INFINITE_NUMERIC:  # as text: 'Infinity' is no numeric before PostgreSQL 14
+            return sa.cast(value, sa.Text()).in_(["Infinity", "NaN"])
+        return None
 
     def read_job(self, context: ReadContext) -> ReadJob | None:
         return read_job(context, parallel_workers(self.config.max_parallel_chunks))

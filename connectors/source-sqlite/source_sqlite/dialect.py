@@ -422,6 +422,14 @@ class SqliteSourceDialect(SourceDialect[SqliteSourceConfig]):
             return None
         return RowLocator("rowid", lambda t: sa.literal_column(alias))
 
+    def cursor_beyond(
+        self, column: ColumnInfo, value: sa.ColumnElement[Any]
+    ) -> sa.ColumnElement[bool] | None:
+        """A REAL infinity (``9e999``), whatever the column's declared type: SQLite stores any
+        value in any column (its NaN is NULL). Text, which sorts above every number, is a real
+        value of its own."""
+        return sa.and_(sa.func.typeof(value) == "real", value >= sa.literal(float("inf")))
+
     def classify_error(self, exc: BaseException) -> DbkitError | None:
         return classify_sqlite_error(exc, self.path)
 

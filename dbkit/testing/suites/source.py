@@ -295,19 +295,58 @@ class SourceSuite:
         assert later.statuses(PEOPLE) == ["STARTED", "COMPLETE"]
 
     # ------------------------------------------------------------------ errors
+    @staticmethod
+    def pyairbyte_catalog(stream: Mapping[str, Any]) -> dict[str, Any]:
+        """The catalog PyAirbyte's ``read()`` sends: every stream incremental, destination
+        overwrite, the source's primary key, no cursor field (the stream's default, if any)."""
+        return {
+            "streams": [
+                {
+                    "stream": dict(stream),
+                    "sync_mode": "incremental",
+                    "destination_sync_mode": "overwrite",
+                    "primary_key": stream.get("source_defined_primary_key"),
+                }
+            ]
+        }
+
     def test_incremental_without_cursor_is_a_config_error(
         self, source: SourceHarness, people: list[dict[str, Any]]
     ) -> None:
+        """Named with what fixes it: a cursor (PyAirbyte's set_cursor_key), a full refresh
+        (PyAirbyte's force_full_refresh), or the config's incremental_fallback."""
         stream = self.discover_stream(source)
-        stream["default_cursor_field"] = []
-        catalog = configured_catalog([stream], sync_mode="incremental", destination_sync_mode="append")
-        result = source.runner().read(source.config(), catalog)
+        stream.pop("default_cursor_field", None)  # a table with no column named like a cursor
+        result = source.runner().read(source.config(), self.pyairbyte_catalog(stream))
         assert result.exit_code != 0
         errors = result.errors()
         assert errors, "a TRACE error must explain the failure"
         assert errors[0]["failure_type"] == "config_error"
-        assert "cursor" in errors[0]["message"].lower()
+        message = errors[0]["message"]
+        for words in ("no cursor field", "set_cursor_key", "force_full_refresh", "incremental_fallback"):
+            assert words in message, f"{words!r} not in {message!r}"
         assert result.statuses(PEOPLE)[-1] == "INCOMPLETE"
+
+    def test_incremental_fallback_reads_a_stream_without_cursor_in_full(
+        self, source: SourceHarness, people: list[dict[str, Any]]
+    ) -> None:
+        """With ``incremental_fallback: full_refresh`` (in every SQL source's spec) such a stream is
+        read whole, with a WARN naming it, on every sync."""
+        properties = source.runner().spec().raise_on_failure().spec["connectionSpecification"]["properties"]
+        assert properties["incremental_fallback"]["enum"] == ["fail", "full_refresh"]
+        stream = self.discover_stream(source)
+        stream.pop("default_cursor_field", None)
+        catalog = self.pyairbyte_catalog(stream)
+        config = source.config(incremental_fallback="full_refresh", checkpoint_records=7)
+        first = source.runner().read(config, catalog).raise_on_failure()
+        self.assert_rows(first.records(PEOPLE), people)
+        assert first.statuses(PEOPLE) == ["STARTED", "COMPLETE"]
+        warnings = [m["log"]["message"] for m in first.of_type("LOG") if m["log"]["level"] == "WARN"]
+        assert any(PEOPLE in w and "full refresh" in w and "incremental_fallback" in w for w in warnings), (
+            warnings
+        )
+        again = source.runner().read(config, catalog, first.states(PEOPLE)[-1:]).raise_on_failure()
+        self.assert_rows(again.records(PEOPLE), people)  # a full refresh: the whole table again
 
     def test_a_missing_table_fails_only_its_stream(
         self, source: SourceHarness, people: list[dict[str, Any]]
