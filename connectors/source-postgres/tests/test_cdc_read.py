@@ -277,3 +277,58 @@ def test_postgres_rules_are_config_errors_before_reading(
     (error, *_) = source.runner().read(gone, catalog).errors()
     assert error["failure_type"] == "config_error"
     assert "CREATE PUBLICATION" in error["message"]
+
+
+def test_a_connection_moves_from_airbytes_cdc_state_without_a_resync(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """A GLOBAL state as Airbyte's source-postgres writes it (Debezium offset in shared_state,
+    finished streams as cursor-shaped states) resumes from the offset's commit LSN: no snapshot
+    record, every later change read, the table equal to the source's."""
+    import orjson
+
+    source = PostgresCdc(request, tmp_path)
+    people_table().create(source)
+    source.capture(PEOPLE)
+    catalog = people_catalog(source)
+    config = source.cdc_config()
+    first = source.runner().read(config, catalog).raise_on_failure()
+    ours = CdcSuite.last_state(first)["global"]
+    position = ours["shared_state"]["position"]["lsn"]
+    # Airbyte processed the transaction committed just before our position to its end
+    offset = {
+        "transaction_id": None,
+        "lsn_proc": position - 1,
+        "lsn_commit": position - 1,
+        "lsn": position - 1,
+        "txId": 1234,
+        "ts_usec": 1_700_000_000_000_000,
+    }
+    server = source.database.name
+    airbyte = {
+        "type": "GLOBAL",
+        "global": {
+            "shared_state": {
+                "state": {orjson.dumps([server, {"server": server}]).decode(): orjson.dumps(offset).decode()}
+            },
+            "stream_states": [
+                {
+                    "stream_descriptor": s["stream_descriptor"],
+                    "stream_state": {
+                        "stream_name": s["stream_descriptor"]["name"],
+                        "stream_namespace": s["stream_descriptor"].get("namespace"),
+                        "cursor_field": [],
+                    },
+                }
+                for s in ours["stream_states"]
+            ],
+        },
+    }
+    CdcSuite().change_everything(source, 1000)
+    second = source.runner().read(config, catalog, [airbyte]).raise_on_failure()
+    records = second.records(PEOPLE)
+    assert records, "the changes after Airbyte's offset were not read"
+    changed = {1, 2, 3, 4, 1100, *range(1000, 1005)}
+    assert {r["id"] for r in records} <= changed, "the stream was snapshotted again"
+    assert CdcSuite.last_state(second)["global"]["shared_state"]["position"]["lsn"] >= position
+    assert final_rows(source, [first, second]) == table_rows(source)

@@ -52,6 +52,8 @@ from dbkit.source import (
     Change,
     ChangeBatch,
     ColumnInfo,
+    FullRefreshState,
+    GlobalState,
     ImageEncoder,
     LogLag,
     Operation,
@@ -59,6 +61,7 @@ from dbkit.source import (
     TableInfo,
 )
 from source_postgres.catalog import type_rows
+from source_postgres.cdc.airbyte_state import airbyte_cdc_state, is_airbyte_shared_state
 from source_postgres.cdc.changes import (
     ChangeAssembler,
     RowChange,
@@ -210,6 +213,21 @@ class PostgresCdcReader(CdcReader[int]):
 
     def position_to_state(self, position: int) -> dict[str, Any]:
         return {"lsn": position, "lsn_text": format_lsn(position), "slot": self.slot}
+
+    def migrate_state(
+        self, shared: Mapping[str, Any], streams: Mapping[StreamDescriptor, Mapping[str, Any] | None]
+    ) -> GlobalState | None:
+        """Airbyte source-postgres's CDC state (Debezium offsets) as dbkit's, so a connection moves
+        without a resync (the mapping: :mod:`source_postgres.cdc.airbyte_state`). The LSN that
+        mapping resumes from is inclusive (every transaction committed at or before it is in the
+        destination) except for a snapshot's consistent point; this reader's positions are
+        exclusive, hence the ``+ 1`` for the commit cases."""
+        if not is_airbyte_shared_state(shared):
+            return None
+        state = airbyte_cdc_state(shared, streams)
+        position = state.resume_lsn if state.reason.startswith("lsn:") else state.resume_lsn + 1
+        done = {d: FullRefreshState.done() for d, complete in state.snapshots.items() if complete}
+        return GlobalState(position=self.position_to_state(position), streams=done)
 
     def current_position(self) -> int:
         """Checks wal_level and the publication, runs ``heartbeat_action_query``, then reads the WAL
@@ -384,6 +402,11 @@ class PostgresCdcReader(CdcReader[int]):
                             stream.acknowledge(reached)
                     continue
                 elif isinstance(event, TablesTruncated):
+                    if pending and any(by_name.get((t.namespace, t.name)) for t in event.tables):
+                        # a truncate starts a batch: a read stopping at it checkpoints just before
+                        # (this transaction's earlier changes may come again: at-least-once)
+                        yield ChangeBatch(pending, reached)
+                        pending = []
                     when = commit_time(event.commit_time)
                     meta = {LSN_COLUMN: event.commit_lsn}
                     for shape in event.tables:
