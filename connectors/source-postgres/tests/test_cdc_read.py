@@ -1,7 +1,8 @@
 """source-postgres CDC reads (logical replication on the throwaway wal_level=logical server): the
 CDC acceptance suite, the snapshot -> log handover race, a walsender terminated mid-read, a lost
 slot, idle syncs that confirm only acknowledged positions, the PostgreSQL rules (publication
-membership, REPLICA IDENTITY FULL) as config_errors before anything is read."""
+membership) as config_errors before anything is read, unchanged TOAST values under the default
+replica identity filled in by key."""
 
 from __future__ import annotations
 
@@ -255,14 +256,6 @@ def test_postgres_rules_are_config_errors_before_reading(
     people_table().create(source)
     source.capture(PEOPLE)
     catalog = people_catalog(source)
-    source.execute(f"ALTER TABLE {source.qualified(PEOPLE)} REPLICA IDENTITY DEFAULT")
-    failed = source.runner().read(source.cdc_config(), catalog)
-    (error, *_) = failed.errors()
-    assert error["failure_type"] == "config_error"
-    assert "REPLICA IDENTITY FULL" in error["message"]
-    assert "note" in error["message"]
-    assert failed.records(PEOPLE) == [], "the rule must fail the read before any record"
-    source.execute(f"ALTER TABLE {source.qualified(PEOPLE)} REPLICA IDENTITY FULL")
     source.execute(f"ALTER PUBLICATION {source.publication} DROP TABLE {source.qualified(PEOPLE)}")
     source.execute(f"CREATE TABLE {source.qualified('x')} (a int)")
     source.execute(f"ALTER PUBLICATION {source.publication} ADD TABLE {source.qualified('x')}")
@@ -332,3 +325,66 @@ def test_a_connection_moves_from_airbytes_cdc_state_without_a_resync(
     assert {r["id"] for r in records} <= changed, "the stream was snapshotted again"
     assert CdcSuite.last_state(second)["global"]["shared_state"]["position"]["lsn"] >= position
     assert final_rows(source, [first, second]) == table_rows(source)
+
+
+def test_unchanged_toast_values_under_the_default_identity_are_filled_in(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """REPLICA IDENTITY DEFAULT: an UPDATE that leaves a large value unchanged sends no copy of it.
+    The record carries the stored value: from the batch, from the table when nothing wrote it
+    since (exact), else the current value or NULL (row gone) with a WARN. Never a placeholder."""
+    source = PostgresCdc(request, tmp_path)
+    docs = source.qualified("docs")
+    big = "(SELECT string_agg(md5(i::text || {}), '') FROM generate_series(1, 300) AS i)"
+    source.execute(f"CREATE TABLE {docs} (id int PRIMARY KEY, doc text, n int)")
+    for i in range(1, 7):
+        source.execute(f"INSERT INTO {docs} VALUES ({i}, {big.format(i)}, 0)")
+    source.capture("docs")
+    source.execute(f"ALTER TABLE {docs} REPLICA IDENTITY DEFAULT")
+    stored = dict(source.connect().execute(f"SELECT id, doc FROM {docs}").fetchall())
+    assert all(len(v) == 9600 for v in stored.values())
+    catalog = CdcSuite().catalog(source, "docs")
+    config = source.cdc_config()
+    first = source.runner().read(config, catalog).raise_on_failure()
+    assert {r["id"]: r["doc"] for r in first.records("docs")} == stored
+    changed = "(SELECT string_agg(md5(i::text || 'new'), '') FROM generate_series(1, 300) AS i)"
+    for statement in (  # a transaction each
+        f"UPDATE {docs} SET n = 1 WHERE id = 1",  # nothing since: exact from the table
+        f"UPDATE {docs} SET n = 1 WHERE id = 2",
+        f"UPDATE {docs} SET n = 2 WHERE id = 2",  # the last change to it: both exact
+        f"INSERT INTO {docs} VALUES (7, {big.format(7)}, 0)",
+        f"UPDATE {docs} SET n = 1 WHERE id = 7",  # the insert carried it: exact from the batch
+        f"UPDATE {docs} SET n = 1 WHERE id = 4",
+        f"UPDATE {docs} SET doc = {changed} WHERE id = 4",  # written after: the current value
+        f"UPDATE {docs} SET n = 1 WHERE id = 5",
+        f"DELETE FROM {docs} WHERE id = 5",  # gone: NULL with a meta change
+    ):
+        source.execute(statement)
+    now = dict(source.connect().execute(f"SELECT id, doc FROM {docs}").fetchall())
+    second = source.runner().read(config, catalog, [CdcSuite.last_state(first)]).raise_on_failure()
+    records = second.records("docs")
+    updates = [(r["id"], r["n"], r["doc"]) for r in records if r["_ab_cdc_deleted_at"] is None]
+    assert updates == [
+        (1, 1, stored[1]),
+        (2, 1, stored[2]),
+        (2, 2, stored[2]),
+        (7, 0, now[7]),
+        (7, 1, now[7]),
+        (4, 1, now[4]),
+        (4, 1, now[4]),
+        (5, 1, None),
+    ]
+    assert now[4] != stored[4]
+    metas = [m.get("meta", {}).get("changes", []) for m in second.record_messages("docs")]
+    assert [c for cs in metas for c in cs] == [
+        {"field": "doc", "change": "NULLED", "reason": "SOURCE_RETRIEVAL_ERROR"}
+    ]
+    warnings = [line for line in second.logs() if "TOASTed value unchanged" in line]
+    assert len(warnings) == 1, second.logs()
+    assert "1 carry the row's current value, 1 NULL" in warnings[0]
+    assert "REPLICA IDENTITY FULL" in warnings[0]
+    assert not any("unavailable" in str(r) for r in records)
+    target: dict[Any, Any] = {}
+    apply_records(target, first.records("docs"), source.position_column)
+    apply_records(target, records, source.position_column)
+    assert {k: row["doc"] for k, (_, row) in target.items() if row is not None} == now

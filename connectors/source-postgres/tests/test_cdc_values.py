@@ -1,7 +1,8 @@
 """Values from the log equal values from a snapshot read: every type case of the acceptance suite
 inserted, then read both ways (the server-rendered record data of the snapshot path, and the
 change assembled from pgoutput through the walsender with the snapshot path's session settings).
-And unchanged TOAST values: exact under REPLICA IDENTITY FULL, a config_error otherwise."""
+And unchanged TOAST values: exact under REPLICA IDENTITY FULL; under the default identity left
+out by the assembler and filled in by key (exact while the row is unchanged since)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,9 @@ import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
-from dbkit import ConfigError
 from dbkit.testing.servers import TestDatabase
 from source_postgres import PostgresSourceConfig, PostgresSourceDialect
-from source_postgres.cdc import RowChange, toast_identity_problems
+from source_postgres.cdc import ReplicationConnection, RowChange, ToastFiller, toast_identity_problems
 from source_postgres.encoder import changes_sql, data_sql
 from source_postgres.types import SESSION_SETTINGS
 
@@ -158,7 +158,7 @@ def test_unchanged_toast_is_exact_under_replica_identity_full(
     assert len(event.data["doc"]) == 9600
 
 
-def test_unchanged_toast_under_default_identity_is_a_config_error(
+def test_unchanged_toast_under_default_identity_is_looked_up_by_key(
     postgres_db_logical: TestDatabase, cdc: Any
 ) -> None:
     db = postgres_db_logical
@@ -169,13 +169,44 @@ def test_unchanged_toast_under_default_identity_is_a_config_error(
         f"INSERT INTO dflt VALUES (1, {BIG}, 1)",
         "CREATE PUBLICATION pub FOR TABLE dflt, narrow",
     )
+    with psycopg.connect(**db.connection_params()) as conn:
+        row = conn.execute("SELECT doc FROM dflt").fetchone()
+    assert row is not None
+    stored = row[0]
     messages = cdc.capture(db, ["UPDATE dflt SET n = 2"])
-    with pytest.raises(
-        ConfigError,
-        match=r'public.dflt has REPLICA IDENTITY DEFAULT.*doc.*ALTER TABLE "public"."dflt" REPLICA IDENTITY'
-        " FULL",
-    ):
-        cdc.assemble(db, messages)
+    (event,) = cdc.assemble(db, messages)
+    assert isinstance(event, RowChange)
+    assert event.data == {"id": 1, "n": 2}, "the assembler leaves the unsent value out"
+    assert event.unresolved == ("doc",)
+    assert event.key_text == {"id": "1"}
+    logs: list[tuple[str, str]] = []
+    with ReplicationConnection.connect(cdc.params(db), replication=False) as plain:
+
+        def fill() -> tuple[dict[str, Any], list[Any]]:
+            image: dict[str, Any] = dict(event.data)
+            problems: list[Any] = []
+            filler = ToastFiller(
+                lambda q, p, t: plain.execute(q, params=p, types=t), lambda *line: logs.append(line)
+            )
+            filler.note(event, image, problems)
+            assert filler.active == {event.table.oid}
+            filler.fill()
+            assert not filler.active
+            return image, problems
+
+        assert fill() == ({"id": 1, "n": 2, "doc": stored}, [])
+        assert logs == [], "the row is as the update left it: exact, no warning"
+        cdc.run(db, "UPDATE dflt SET doc = 'later' WHERE id = 1")  # after the read's window
+        assert fill() == ({"id": 1, "n": 2, "doc": "later"}, [])
+        ((level, text),) = logs
+        assert level == "WARN"
+        assert "1 carry the row's current value, 0 NULL" in text
+        assert 'ALTER TABLE "public"."dflt" REPLICA IDENTITY FULL' in text
+        cdc.run(db, "DELETE FROM dflt")
+        assert fill() == (
+            {"id": 1, "n": 2, "doc": None},
+            [{"field": "doc", "change": "NULLED", "reason": "SOURCE_RETRIEVAL_ERROR"}],
+        )
     engine = sa.create_engine(db.url)
     with engine.connect() as conn:
         oids = [

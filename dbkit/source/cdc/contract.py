@@ -26,7 +26,7 @@ The rules a reader must keep, which make the read lose nothing (the argument is 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
@@ -172,6 +172,10 @@ class CdcReader(Generic[P]):
     def __init__(self, database: Database, options: CdcOptions) -> None:
         self.database = database
         self.options = options
+        self.log: Callable[[str, str], None] = _no_log
+        """Logs ``(level, text)`` to the read's output (the CDC read sets it before any other
+        call; ``WARN`` for what a person should know about the records, e.g. a value that could
+        not be read exactly)."""
 
     # ------------------------------------------------------------------ positions
     def position_from_state(self, raw: Mapping[str, Any]) -> P:
@@ -242,3 +246,7 @@ class CdcReader(Generic[P]):
 
     def close(self) -> None:
         """Release connections; called once, when the read ends in any way."""
+
+
+def _no_log(level: str, text: str) -> None:
+    """The log of a reader outside a CDC read: nowhere."""

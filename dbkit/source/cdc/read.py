@@ -190,6 +190,7 @@ class CdcRead:
     def __init__(self, reader: SourceReader, cdc: CdcReader[Any]) -> None:
         self.reader = reader
         self.cdc = cdc
+        cdc.log = self.log
         self.meta_names = [cdc.position_column, *cdc.meta_schema, UPDATED_AT, DELETED_AT]
         self.outcomes: dict[StreamDescriptor, StreamOutcome] = {}
 

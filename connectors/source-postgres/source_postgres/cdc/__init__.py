@@ -26,6 +26,7 @@ from source_postgres.cdc.changes import (
 )
 from source_postgres.cdc.lsn import INVALID_LSN, format_lsn, parse_lsn
 from source_postgres.cdc.pgoutput import UNCHANGED_TOAST, PgOutputDecoder, PgOutputError, PgOutputMessage
+from source_postgres.cdc.toast import ToastFiller
 from source_postgres.cdc.wire import (
     ReplicationConnection,
     ReplicationStream,
@@ -51,6 +52,7 @@ __all__ = [
     "SystemIdentity",
     "TableShape",
     "TablesTruncated",
+    "ToastFiller",
     "TransactionCommitted",
     "TypeSource",
     "XLogData",

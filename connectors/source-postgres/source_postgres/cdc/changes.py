@@ -14,9 +14,10 @@ returns at most one event per message:
 
 Unchanged TOAST values (``'u'`` in an Update's new tuple) are taken from the old tuple the server
 sends under ``REPLICA IDENTITY FULL`` (it is detoasted: the exact stored value). Under another
-replica identity the server sends no copy of the value, and the assembler raises a ConfigError
-naming the table and the fix (``ALTER TABLE ... REPLICA IDENTITY FULL``): never a placeholder or
-a NULL. :func:`toast_identity_problems` finds such tables before a read starts.
+replica identity the server sends no copy of the value: the RowChange leaves those columns out of
+``data`` and names them in ``unresolved`` (with the key's text in ``key_text``), and the reader
+fills them in (:mod:`source_postgres.cdc.toast`): never a placeholder or a NULL.
+:func:`toast_identity_problems` finds the tables where this can happen.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
 
-from dbkit import ConfigError
 from dbkit.db import Unrepresentable
 from dbkit.protocol import change
 from source_postgres.catalog import TypeResolver, TypeRow
@@ -114,7 +114,9 @@ class RowChange(NamedTuple):
     ``before``: an update's old key / old row when the server sent one, else None. ``changes``:
     the Airbyte ``meta.changes`` of values nulled for lack of a JSON form. ``lsn``: this change's
     WAL position; ``commit_lsn``, ``commit_time`` (microseconds since 2000-01-01 UTC), ``xid``:
-    its transaction's.
+    its transaction's. ``unresolved``: an update's columns whose unchanged TOASTed value the
+    server did not send (absent from ``data``); ``key_text``: then the key columns' values in
+    the server's text form, by column name (to look the row up), else None.
     """
 
     op: Literal["insert", "update", "delete"]
@@ -126,6 +128,8 @@ class RowChange(NamedTuple):
     commit_lsn: int
     commit_time: int
     xid: int
+    unresolved: tuple[str, ...] = ()
+    key_text: dict[str, str | None] | None = None
 
 
 class TablesTruncated(NamedTuple):
@@ -293,17 +297,40 @@ class ChangeAssembler:
                 f"a change at LSN {format_lsn(lsn)} names relation {oid}, which no Relation message described"
             )
         table, plan = shape
+        unresolved: tuple[str, ...] = ()
+        key_text = None
         if op == "delete":
-            data, changes = self._convert(table, plan, new, None, lsn, old_kind == _KEY)
+            data, changes = self._convert(table, plan, new, lsn, old_kind == _KEY)
         else:
-            data, changes = self._convert(table, plan, new, old if old_kind == _OLD else None, lsn, False)
+            if UNCHANGED_TOAST in new:
+                new = self._fill_toast(new, old if old_kind == _OLD else None)
+                if UNCHANGED_TOAST in new:
+                    unresolved = tuple(
+                        c.name for c, v in zip(table.columns, new, strict=True) if v is UNCHANGED_TOAST
+                    )
+                    key_text = {
+                        c.name: v if isinstance(v, str) else None
+                        for c, v in zip(table.columns, new, strict=True)
+                        if c.is_key
+                    }
+            data, changes = self._convert(table, plan, new, lsn, False)
         before = None
         if old is not None:
-            before, before_changes = self._convert(table, plan, old, None, lsn, old_kind == _KEY)
+            before, before_changes = self._convert(table, plan, old, lsn, old_kind == _KEY)
             changes.extend(c for c in before_changes if c not in changes)
         self._rows += 1
         return RowChange(
-            op, table, data, before, changes, lsn, self._commit_lsn, self._commit_time, self._xid
+            op,
+            table,
+            data,
+            before,
+            changes,
+            lsn,
+            self._commit_lsn,
+            self._commit_time,
+            self._xid,
+            unresolved,
+            key_text,
         )
 
     # -- relations and types -------------------------------------------------------------------------
@@ -353,19 +380,17 @@ class ChangeAssembler:
         table: TableShape,
         plan: _Plan,
         values: TupleData,
-        old_row: TupleData | None,
         lsn: int,
         sparse: bool,
     ) -> tuple[dict[str, Any], Changes]:
         """The tuple's JSON-ready values by column name; ``sparse``: a key-only old tuple, whose
-        NULLs are the columns the server did not send (left out)."""
+        NULLs are the columns the server did not send (left out). An unchanged TOAST value still
+        in ``values`` (no old row had it) is left out."""
         if len(values) != len(plan):
             raise PgOutputError(
                 f"a tuple of {len(values)} values for {table.qualified} ({len(plan)} columns) "
                 f"at LSN {format_lsn(lsn)}"
             )
-        if UNCHANGED_TOAST in values:
-            values = self._fill_toast(table, values, old_row, lsn)
         data: dict[str, Any] = {}
         changes: Changes = []
         for (name, convert, is_key), value in zip(plan, values):  # noqa: B905 - lengths checked
@@ -374,6 +399,8 @@ class ChangeAssembler:
                     data[name] = None
                 continue
             if value.__class__ is not str:
+                if value is UNCHANGED_TOAST:
+                    continue  # the RowChange names it in ``unresolved``
                 raise PgOutputError(
                     f"a binary value for {table.qualified}.{name} at LSN {format_lsn(lsn)}: "
                     "start replication without binary 'true'"
@@ -391,21 +418,15 @@ class ChangeAssembler:
                 changes.append(change(name, REASON))
         return data, changes
 
-    def _fill_toast(
-        self, table: TableShape, values: TupleData, old_row: TupleData | None, lsn: int
-    ) -> TupleData:
-        missing = [c.name for c, v in zip(table.columns, values, strict=True) if v is UNCHANGED_TOAST]
-        if old_row is None or any(
-            old_row[i] is UNCHANGED_TOAST for i, v in enumerate(values) if v is UNCHANGED_TOAST
-        ):
-            identity = _IDENTITY.get(table.replica_identity, "?")
-            raise ConfigError(
-                f"table {table.qualified} has REPLICA IDENTITY {identity}: an UPDATE at LSN "
-                f"{format_lsn(lsn)} left the large value(s) of {', '.join(missing)} unchanged and the "
-                f"server did not send them. Run ALTER TABLE {_quote(table.namespace)}.{_quote(table.name)} "
-                "REPLICA IDENTITY FULL, then resync the stream"
-            )
-        return tuple(old_row[i] if v is UNCHANGED_TOAST else v for i, v in enumerate(values))
+    @staticmethod
+    def _fill_toast(values: TupleData, old_row: TupleData | None) -> TupleData:
+        """``values`` with each unchanged TOAST value taken from ``old_row`` where it has one
+        (REPLICA IDENTITY FULL sends the old row detoasted); the others stay UNCHANGED_TOAST."""
+        if old_row is None:
+            return values
+        return tuple(
+            old_row[i] if v is UNCHANGED_TOAST and i < len(old_row) else v for i, v in enumerate(values)
+        )
 
 
 _IDENTITY = {"d": "DEFAULT", "n": "NOTHING", "f": "FULL", "i": "USING INDEX"}

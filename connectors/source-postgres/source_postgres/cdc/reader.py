@@ -25,10 +25,10 @@ at the start of the next read (``pg_replication_slot_advance``); with ``lsn_comm
 hold WAL: a read that reaches its upper bound saves it as the position even when nothing of ours
 changed, so the next read confirms it.
 
-**Rules**: every CDC table must be in the publication, and a table with a column that can be
-TOASTed must have ``REPLICA IDENTITY FULL`` (otherwise an UPDATE that leaves a large value
-unchanged does not carry it): both are checked before anything is read, as config_errors naming
-the fix.
+**Rules**: every CDC table must be in the publication (checked before anything is read, a
+config_error naming the fix). An UPDATE that leaves a large (TOASTed) value unchanged carries it
+only under ``REPLICA IDENTITY FULL``; under another identity the value is filled in by key
+(:mod:`source_postgres.cdc.toast`: exact unless the row changed again since, and then a WARN).
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ from source_postgres.cdc.changes import (
 from source_postgres.cdc.lsn import format_lsn, parse_lsn
 from source_postgres.cdc.pgoutput import Begin, PgOutputDecoder
 from source_postgres.cdc.settings import WHILE_READING, PostgresCdcReplication
+from source_postgres.cdc.toast import ToastFiller
 from source_postgres.cdc.wire import ReplicationConnection, quote_ident
 
 LSN_COLUMN = "_ab_cdc_lsn"
@@ -165,6 +166,10 @@ class PostgresCdcReader(CdcReader[int]):
     def _replication(self) -> ReplicationConnection:
         return ReplicationConnection.connect(self._params(), target=self._target)
 
+    def _plain(self) -> ReplicationConnection:
+        """A plain session whose values come in the stream's text forms (TOAST lookups)."""
+        return ReplicationConnection.connect(self._params(), target=self._target, replication=False)
+
     def _slot(self, conn: sa.Connection) -> Mapping[str, Any] | None:
         row = conn.execute(SLOT, {"slot": self.slot}).mappings().first()
         if row is None:
@@ -192,13 +197,16 @@ class PostgresCdcReader(CdcReader[int]):
                 f"would never arrive: ALTER PUBLICATION {quote_ident(self.publication)} ADD TABLE {names} "
                 "(or read them as full_refresh)"
             )
+
+    def _note_toast_tables(self, conn: sa.Connection, tables: Sequence[TableInfo]) -> None:
         oids = [int(t.extra["oid"]) for t in tables if t.extra.get("oid") is not None]
         problems = toast_identity_problems(conn, oids)
         if problems:
-            raise ConfigError(
-                "change data capture needs REPLICA IDENTITY FULL on tables with columns that can be "
-                "TOASTed (otherwise an UPDATE that leaves a large value unchanged does not carry it, "
-                "and the record would lack it): " + "; ".join(problems)
+            self.log(
+                "INFO",
+                "CDC: an UPDATE that leaves a large (TOASTed) value unchanged does not carry it under "
+                "these tables' replica identity; such values are looked up by key (exact unless the "
+                "row changed again since): " + "; ".join(problems),
             )
 
     # ------------------------------------------------------------------ positions
@@ -344,6 +352,7 @@ class PostgresCdcReader(CdcReader[int]):
         with ExitStack() as stack:
             conn = stack.enter_context(self.database.connect())
             self._check_tables(conn, list(tables.values()))
+            self._note_toast_tables(conn, list(tables.values()))
             if self._slot(conn) is None:
                 raise ConfigError(
                     f"replication slot {self.slot!r} does not exist: reset the connection's data (the "
@@ -358,6 +367,14 @@ class PostgresCdcReader(CdcReader[int]):
             stack.callback(_stop_quietly, stream)
             decoder = PgOutputDecoder()
             assembler = ChangeAssembler(lambda oids: type_rows(conn, oids))
+            lookups: list[ReplicationConnection] = []
+
+            def lookup(sql: str, params: Sequence[str | None], types: Sequence[int]) -> list[Any]:
+                if not lookups:
+                    lookups.append(stack.enter_context(self._plain()))
+                return lookups[0].execute(sql, params=params, types=types)
+
+            toast = ToastFiller(lookup, self.log)
             limit = self.method.queue_size
             wait = self.options.initial_waiting_seconds
             while_reading = self.method.lsn_commit_behaviour == WHILE_READING
@@ -388,7 +405,9 @@ class PostgresCdcReader(CdcReader[int]):
                 if isinstance(event, RowChange):
                     descriptor = by_name.get((event.table.namespace, event.table.name))
                     if descriptor is not None:
-                        _append(pending, descriptor, event)
+                        image = _append(pending, descriptor, event)
+                        if event.unresolved or event.table.oid in toast.active:
+                            toast.note(event, image, image.problems)
                 elif isinstance(event, TransactionCommitted):
                     in_transaction = False
                     if skipping:
@@ -396,6 +415,7 @@ class PostgresCdcReader(CdcReader[int]):
                         continue
                     reached = event.end_lsn
                     if len(pending) >= limit:
+                        toast.fill()
                         yield ChangeBatch(pending, reached)
                         pending = []
                         if while_reading:
@@ -405,6 +425,7 @@ class PostgresCdcReader(CdcReader[int]):
                     if pending and any(by_name.get((t.namespace, t.name)) for t in event.tables):
                         # a truncate starts a batch: a read stopping at it checkpoints just before
                         # (this transaction's earlier changes may come again: at-least-once)
+                        toast.fill()
                         yield ChangeBatch(pending, reached)
                         pending = []
                     when = commit_time(event.commit_time)
@@ -414,16 +435,20 @@ class PostgresCdcReader(CdcReader[int]):
                         if descriptor is not None:
                             pending.append(Change(descriptor, Operation.TRUNCATE, None, when, meta))
                 if len(pending) >= limit:
+                    toast.fill()
                     yield ChangeBatch(pending, None)  # inside a transaction: no point to resume from
                     pending = []
             if not in_transaction and stream.received_lsn >= upper:
                 reached = max(reached, upper)
+            toast.fill()
             yield ChangeBatch(pending, reached)
             if while_reading:
                 stream.acknowledge(reached)
 
 
-def _append(out: list[Change], descriptor: StreamDescriptor, row: RowChange) -> None:
+def _append(out: list[Change], descriptor: StreamDescriptor, row: RowChange) -> LogImage:
+    """Appends ``row``'s change(s) to ``out``; returns the image of the row after it (a delete's:
+    its before image)."""
     when = commit_time(row.commit_time)
     meta = {LSN_COLUMN: row.commit_lsn}
     image = LogImage(row.data)
@@ -439,6 +464,7 @@ def _append(out: list[Change], descriptor: StreamDescriptor, row: RowChange) -> 
             old.problems = []
             out.append(Change(descriptor, Operation.DELETE, old, when, meta))
         out.append(Change(descriptor, Operation.UPDATE, image, when, meta))
+    return image
 
 
 def _stop_quietly(stream: Any) -> None:

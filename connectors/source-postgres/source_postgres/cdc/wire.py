@@ -119,13 +119,18 @@ class ReplicationConnection:
         *,
         settings: Iterable[tuple[str, str]] = SESSION_SETTINGS,
         target: str | None = None,
+        replication: bool = True,
     ) -> ReplicationConnection:
         """Open a replication connection with libpq ``params`` (host, port, dbname, user, password,
         sslmode, ...). ``settings`` are set on the walsender session (appended to any ``options``
-        in ``params``). Raises ConfigError (login, grants, pg_hba) or TransientError (unreachable)."""
+        in ``params``). Raises ConfigError (login, grants, pg_hba) or TransientError (unreachable).
+        ``replication=False``: a plain session with the same settings (values come in the same
+        text forms as the stream's), for :meth:`execute` only."""
         options = walsender_options(settings)
         given = str(params.get("options") or "").strip()
-        merged = {**params, "replication": "database", "options": f"{given} {options}".strip()}
+        merged = {**params, "options": f"{given} {options}".strip()}
+        if replication:
+            merged["replication"] = "database"
         where = (
             target
             or f"{params.get('host', 'localhost')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
@@ -162,11 +167,27 @@ class ReplicationConnection:
             publications=publications,
         )
 
-    def execute(self, command: str, *, slot: str | None = None) -> list[tuple[str | None, ...]]:
-        """Run one command (a replication command or plain SQL) and return its rows as text."""
+    def execute(
+        self,
+        command: str,
+        *,
+        slot: str | None = None,
+        params: Sequence[str | None] = (),
+        types: Sequence[int] = (),
+    ) -> list[tuple[str | None, ...]]:
+        """Run one command (a replication command or plain SQL) and return its rows as text.
+        ``params``: the values of ``$1``, ``$2``... in text form, of type OIDs ``types`` (plain
+        SQL on a connection opened with ``replication=False``)."""
         if self._stream is not None:
             raise RuntimeError("the connection is streaming; stop the stream first")
-        result = self._pgconn.exec_(command.encode())
+        if params:
+            result = self._pgconn.exec_params(
+                command.encode(),
+                [None if p is None else p.encode() for p in params],
+                list(types),
+            )
+        else:
+            result = self._pgconn.exec_(command.encode())
         if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
             raise self._error(result, slot=slot)
         rows: list[tuple[str | None, ...]] = []
