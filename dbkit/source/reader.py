@@ -283,9 +283,28 @@ class SourceReader:
             self.options.incremental_fallback,
             lambda text: self.log("WARN", f"stream {descriptor}: {text}"),
         )
+        prior = parse_stream_state(self.state.for_stream(descriptor), str(descriptor))
+        return self.read_table(configured, table, columns, cursor, prior, sink)
+
+    def read_table(
+        self,
+        configured: ConfiguredStream,
+        table: TableInfo,
+        columns: list[ColumnInfo],
+        cursor: ColumnInfo | None,
+        prior: StreamState | None,
+        sink: StateSink | None,
+        *,
+        record_members: bytes = b"",
+        snapshot: Any = None,
+    ) -> int:
+        """Reads ``table`` as ``configured`` from ``prior`` (its saved state, parsed): the row
+        estimate, the state's values checked, then the dialect's job (or the default plan's) run
+        to the end. ``record_members`` and ``snapshot``: see :class:`ReadContext` (a CDC
+        snapshot). Returns the number of records."""
+        descriptor = configured.descriptor
         if table.row_estimate is not None or table.byte_estimate is not None:
             self.writer.write(msg.estimate(descriptor, table.row_estimate, table.byte_estimate))
-        prior = parse_stream_state(self.state.for_stream(descriptor), str(descriptor))
         if prior is not None:
             self._check_state_values(table, prior, cursor)
         context = ReadContext(
@@ -298,6 +317,8 @@ class SourceReader:
             prior_state=prior,
             checkpoint_records=self.options.checkpoint_records,
             cancelled=self.cancel.event,
+            record_members=record_members,
+            snapshot=snapshot,
         )
         job = self.dialect.read_job(context)
         if job is None:

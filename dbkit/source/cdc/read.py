@@ -61,9 +61,8 @@ from dbkit.source.cdc.contract import (
     Operation,
     SnapshotPoint,
 )
-from dbkit.source.jobs import Cancelled, ReadContext
+from dbkit.source.jobs import Cancelled
 from dbkit.source.model import ColumnInfo, TableInfo
-from dbkit.source.plan_job import PlanJob
 from dbkit.source.reader import SourceReader, StreamOutcome, missing_table
 from dbkit.source.records import append_members, json_members
 from dbkit.source.state import CDC_MODE, FullRefreshState, GlobalState, StreamState, parse_global_state
@@ -366,30 +365,16 @@ class CdcRead:
         try:
             columns = cdc_columns(table, configured, self.meta_names)
             members = json_members({**point.meta, UPDATED_AT: point.taken_at, DELETED_AT: None})
-            prior = states.parts.get(descriptor)
-            if table.row_estimate is not None or table.byte_estimate is not None:
-                r.writer.write(msg.estimate(descriptor, table.row_estimate, table.byte_estimate))
-            context = ReadContext(
-                database=r.db,
-                configured=configured,
-                table=table,
-                table_clause=r.dialect.table_clause(table),
-                columns=columns,
-                cursor=None,
-                prior_state=prior,
-                checkpoint_records=r.options.checkpoint_records,
-                cancelled=r.cancel.event,
+            outcome.records += r.read_table(
+                configured,
+                table,
+                columns,
+                None,
+                states.parts.get(descriptor),
+                SnapshotSink(states, descriptor),
                 record_members=members,
                 snapshot=point,
             )
-            if prior is not None:
-                r._check_state_values(table, prior, None)
-            job = r.dialect.read_job(context)
-            if job is None:
-                job = PlanJob(
-                    r.dialect, context, min(r.dialect.fetch_batch_rows, r.options.checkpoint_records)
-                )
-            outcome.records += r._run_job(job, descriptor, SnapshotSink(states, descriptor))
         except Exception as exc:
             outcome.error = r.failure(exc, descriptor)
 
