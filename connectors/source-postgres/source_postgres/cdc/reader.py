@@ -85,7 +85,7 @@ SLOT = sa.text(
            current_database()::text AS current, s.wal_status::text AS wal_status,
            s.confirmed_flush_lsn::text AS confirmed, s.temporary AS temporary,
            pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.restart_lsn)::bigint AS retained,
-           s.restart_lsn::text AS restart
+           s.restart_lsn::text AS restart, s.active AS active, s.active_pid AS active_pid
     FROM pg_replication_slots AS s WHERE s.slot_name = :slot
     """
 )
@@ -147,6 +147,8 @@ class PostgresCdcReader(CdcReader[int]):
 
     position_column = LSN_COLUMN
     meta_schema: ClassVar[Mapping[str, Mapping[str, Any]]] = {LSN_COLUMN: INTEGER_SCHEMA}
+    slot_wait: ClassVar[float] = 30.0
+    """Seconds to wait for another session to let go of the slot before using it."""
 
     def __init__(
         self,
@@ -181,6 +183,18 @@ class PostgresCdcReader(CdcReader[int]):
                 f"{row['database']!r}): set replication_slot to another name (the first sync creates it)"
             )
         return dict(row)
+
+    def _free_slot(self, conn: sa.Connection) -> Mapping[str, Any] | None:
+        """The slot, once no other session streams from it (or after :attr:`slot_wait` seconds:
+        the server's error then says who holds it). A reader killed a moment ago (SIGKILL, a
+        lost network) leaves its walsender running until the server notices the socket closed."""
+        deadline = time.monotonic() + self.slot_wait
+        while True:
+            slot = self._slot(conn)
+            conn.rollback()
+            if slot is None or not slot["active"] or time.monotonic() >= deadline:
+                return slot
+            time.sleep(0.1)
 
     def _check_tables(self, conn: sa.Connection, tables: Sequence[TableInfo]) -> None:
         """Every table is in the publication, and none can lose an unchanged TOAST value."""
@@ -294,6 +308,8 @@ class PostgresCdcReader(CdcReader[int]):
     def acknowledge(self, position: int) -> None:
         with self.database.connect() as conn:
             slot = self._slot(conn)
+            if slot is not None and parse_lsn(slot["confirmed"]) < position:
+                slot = self._free_slot(conn)
             if slot is None or parse_lsn(slot["confirmed"]) >= position:
                 return
             conn.execute(ADVANCE, {"slot": self.slot, "lsn": format_lsn(position)})
@@ -361,6 +377,7 @@ class PostgresCdcReader(CdcReader[int]):
             conn.rollback()
             if start >= upper:
                 return
+            self._free_slot(conn)
             by_name = {(t.namespace or "public", t.name): d for d, t in tables.items()}
             repl = stack.enter_context(self._replication())
             stream = repl.start(self.slot, start, publications=[self.publication])
