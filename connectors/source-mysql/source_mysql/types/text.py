@@ -4,14 +4,27 @@ registered (its text)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+import orjson
 
 from dbkit.db import AirbyteType
 from source_mysql.types.base import MySqlReadHandler, render_base64, text_form, to_base64
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
+_SHORT_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u00([0-9a-f]{2})")
+
+
 def _string(value: Any) -> Any:
-    return text_form(value)
+    """The text; a text with control characters as the server's JSON_QUOTE writes it (``\\u001F``:
+    upper-case hex, where orjson writes lower case), so that both paths give the same bytes."""
+    text = text_form(value)
+    if _CONTROL.search(text) is None:
+        return text
+    dumped = orjson.dumps(text).decode()
+    return orjson.Fragment(_SHORT_ESCAPE.sub(lambda m: m.group(1) + "\\u00" + m.group(2).upper(), dumped))
 
 
 def _r_text(x: str) -> str:
