@@ -99,5 +99,10 @@ class MySqlReadHandler(TypeHandler):
     select: Render = field(default=lambda x: x)
     type_name: str = ""
 
+    def json_schema(self, nullable: bool) -> dict[str, Any]:
+        """Nullable also for a NOT NULL column when the type has values without a JSON form (a
+        zero date in a NOT NULL DATE column is emitted as null)."""
+        return super().json_schema(nullable or self.problem is not None)
+
     def with_(self, **changes: Any) -> MySqlReadHandler:
         return replace(self, **changes)

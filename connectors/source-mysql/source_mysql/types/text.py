@@ -12,7 +12,6 @@ import orjson
 from dbkit.db import AirbyteType
 from source_mysql.types.base import MySqlReadHandler, render_base64, text_form, to_base64
 
-
 _CONTROL = re.compile(r"[\x00-\x1f]")
 _SHORT_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u00([0-9a-f]{2})")
 
