@@ -196,6 +196,9 @@ class MySqlSourceConfig(SourceSettings, TableSelection):
         return parse_jdbc_params(self.jdbc_url_params)
 
 
+FIXED_SESSION_VARIABLES = frozenset({"time_zone", "sql_mode", "max_sort_length", "character_set_results"})
+"""Session variables the records depend on (see ``source_mysql.types.SESSION_SETTINGS``)."""
+
 _SESSION_VARIABLE = re.compile(r"^\s*@{0,2}([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$", re.S)
 
 
@@ -213,6 +216,11 @@ def session_variables(text: str) -> list[tuple[str, str]]:
         if not re.fullmatch(r"-?[0-9.]+|[A-Za-z_][A-Za-z0-9_]*|'(?:[^'\\]|\\.|'')*'", value):
             raise ValueError(
                 f"sessionVariables: the value of {name} must be a number, a word or a 'quoted' text"
+            )
+        if name.lower() in FIXED_SESSION_VARIABLES:
+            raise ValueError(
+                f"sessionVariables: {name} is set by source-mysql itself (its values depend on it) "
+                "and cannot be changed"
             )
         out.append((name, value))
     return out

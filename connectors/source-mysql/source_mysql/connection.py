@@ -50,6 +50,7 @@ _UNKNOWN_HOST = 2005
 _LOST = frozenset({1040, 1053, 1077, 1078, 1079, 1080, 1152, 1153, 1184, 1927, 2006, 2013, 2055})
 _BUSY = frozenset({1205, 1213})
 _NO_SSL = 2026
+_BAD_VARIABLE = frozenset({1193, 1231, 1232, 1238})
 _NAME_RESOLUTION = re.compile(
     r"Name or service not known|nodename nor servname|Temporary failure in name resolution|"
     r"No address associated with hostname|getaddrinfo failed|\[Errno -[235]\]",
@@ -239,6 +240,8 @@ class MySqlConnectionMixin(Dialect[MySqlSourceConfig]):
                 "ssl_mode preferred",
                 internal=internal,
             )
+        if code in _BAD_VARIABLE:
+            return ConfigError(f"{text}: check sessionVariables in jdbc_url_params", internal=internal)
         if code in _UNREACHABLE:
             return TransientError(
                 f"cannot connect to {where}: {text} (check the host, port and firewall; the server may "
