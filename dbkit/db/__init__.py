@@ -15,6 +15,7 @@ from dbkit.db.temporal import (
     format_year,
     format_ymd,
 )
+from dbkit.db.tunnel import NoTunnel, SshTunnel, TunnelMethod, open_tunnel
 from dbkit.db.types import (
     AirbyteType,
     TypeHandler,
@@ -36,8 +37,11 @@ __all__ = [
     "Capabilities",
     "Database",
     "Dialect",
+    "NoTunnel",
     "PostgresConnection",
     "PostgresConnectionMixin",
+    "SshTunnel",
+    "TunnelMethod",
     "TypeHandler",
     "TypeRegistry",
     "Unrepresentable",
@@ -54,6 +58,7 @@ __all__ = [
     "format_year",
     "format_ymd",
     "json_schema_for",
+    "open_tunnel",
     "parse_json_text",
     "schema_type",
     "state_to_python",

@@ -177,6 +177,21 @@ class MysqlDatabase(ServerDatabase):
         super().setup(**fixtures)
         self.namespace = self.database.database
 
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        """The config of a connector with the usual MySQL connection fields (``host``, ``port``,
+        ``database``, ``username``, ``password``, as Airbyte's MySQL connectors spell them): the
+        fresh database, then ``overrides``."""
+        db = self.database
+        config: dict[str, Any] = {
+            "host": db.host,
+            "port": db.port,
+            "database": db.database,
+            "username": db.user,
+        }
+        if db.password:
+            config["password"] = db.password
+        return {**config, **overrides}
+
 
 class PostgresSourceHarness(PostgresDatabase, SourceHarness):
     """Subclass with ``command`` (and ``config`` when the connector's config is not
@@ -189,7 +204,8 @@ class PostgresDestinationHarness(PostgresDatabase, DestinationHarness):
 
 
 class MysqlSourceHarness(MysqlDatabase, SourceHarness):
-    """Subclass with ``command`` and a ``config`` mapping :attr:`database`."""
+    """Subclass with ``command`` (and ``config`` when the connector's config spells its
+    connection fields otherwise)."""
 
 
 class MysqlDestinationHarness(MysqlDatabase, DestinationHarness):
