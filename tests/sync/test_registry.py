@@ -61,8 +61,10 @@ def test_the_root_package_names_no_connector() -> None:
 
 def test_only_installed_connectors_are_known() -> None:
     names = {info.name for info in KNOWN}
-    assert {p.parent.name for p in PYPROJECTS} <= names
-    assert not {"source-mysql", "destination-mysql"} & names
+    shipped = {p.parent.name for p in PYPROJECTS}
+    assert shipped <= names
+    # a connector dbkit knows of but does not ship (yet) is not offered as if it were installed
+    assert not ({"source-mysql", "destination-mysql"} - shipped) & names
 
 
 def test_a_url_goes_to_the_connector_whose_config_declares_its_scheme() -> None:
