@@ -20,7 +20,8 @@ import importlib
 import shutil
 import sys
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -147,6 +148,19 @@ def register(info: ConnectorInfo) -> None:
 
 def unregister(name: str) -> None:
     KNOWN[:] = [k for k in KNOWN if k.name != name]
+
+
+@contextmanager
+def registered(*infos: ConnectorInfo) -> Iterator[None]:
+    """``register`` these for the block, then put back what was known before (an installed
+    connector a stand-in replaced comes back)."""
+    before = list(KNOWN)
+    for info in infos:
+        register(info)
+    try:
+        yield
+    finally:
+        KNOWN[:] = before
 
 
 def lookup(name: str) -> ConnectorInfo | None:

@@ -33,7 +33,7 @@ from dbkit.sync import (
     run_sync,
 )
 from dbkit.sync.display import Reporter
-from dbkit.sync.registry import ConnectorInfo, lookup, register, resolve, unregister
+from dbkit.sync.registry import ConnectorInfo, lookup, registered, resolve
 from dbkit.sync.state import StreamEntry, SyncState
 from dbkit.urls import server_url_config, url_query
 
@@ -309,17 +309,16 @@ def test_a_damaged_state_file_is_a_config_error(tmp_path: Path) -> None:
 
 @pytest.fixture
 def mysql_stand_ins() -> Iterator[None]:
-    """No MySQL connector ships yet: stand-ins that take mysql:// URLs, as one will."""
+    """No MySQL destination ships yet: a stand-in that takes mysql:// URLs, as one will (the
+    installed connectors it may replace come back afterwards)."""
 
     def mysql_url_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:
         return {**server_url_config(parts, 3306), **url_query(parts)}
 
-    for name in ("source-mysql", "destination-mysql"):
-        kind = name.split("-", 1)[0]
-        register(ConnectorInfo(name, kind, schemes=("mysql", "mariadb"), url_config=mysql_url_config))
-    yield
-    for name in ("source-mysql", "destination-mysql"):
-        unregister(name)
+    schemes = ("mysql", "mariadb")
+    info = ConnectorInfo("destination-mysql", "destination", schemes=schemes, url_config=mysql_url_config)
+    with registered(info):
+        yield
 
 
 @pytest.mark.usefixtures("mysql_stand_ins")

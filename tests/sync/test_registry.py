@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dbkit.sync.registry import KNOWN, lookup, resolve
+from dbkit.sync.registry import KNOWN, ConnectorInfo, lookup, registered, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECTS = sorted((ROOT / "connectors").glob("*/pyproject.toml"))
@@ -70,3 +70,19 @@ def test_only_installed_connectors_are_known() -> None:
 def test_a_url_goes_to_the_connector_whose_config_declares_its_scheme() -> None:
     assert resolve("sqlite:///a.db", "source").info.name == "source-sqlite"
     assert resolve("postgresql://h/db", "destination").info.name == "destination-postgres"
+
+
+def test_a_stand_in_registered_for_a_block_gives_the_installed_connector_back() -> None:
+    installed = lookup("source-sqlite")
+    assert installed is not None
+    assert installed.module is not None
+    with registered(ConnectorInfo("source-sqlite", "source", schemes=("nothing",))):
+        assert lookup("source-sqlite") != installed
+    assert lookup("source-sqlite") == installed
+
+
+def test_mysql_urls_go_to_the_mysql_source() -> None:
+    found = resolve("mysql://root:pw@127.0.0.1/app", "source")
+    assert found.info.name == "source-mysql"
+    assert found.url_config is not None
+    assert found.url_config["database"] == "app"
