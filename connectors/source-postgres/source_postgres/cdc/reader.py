@@ -99,6 +99,22 @@ PUBLISHED = sa.text(
     "SELECT schemaname::text AS schema, tablename::text AS name FROM pg_publication_tables"
     " WHERE pubname = :pub"
 )
+ROLE = sa.text(
+    """
+    SELECT current_user::text AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
+           EXISTS (SELECT FROM pg_roles WHERE rolname = 'rds_replication')
+             AND pg_has_role(current_user, 'rds_replication', 'member') AS rds_replication
+    FROM pg_roles AS r WHERE r.rolname = current_user
+    """
+)
+PUBLICATION_FLAGS = sa.text(
+    """
+    SELECT p.puballtables AS all_tables, p.pubinsert AS inserts, p.pubupdate AS updates,
+           p.pubdelete AS deletes, p.pubtruncate AS truncates,
+           (SELECT count(*) FROM pg_publication_tables AS t WHERE t.pubname = p.pubname) AS tables
+    FROM pg_publication AS p WHERE p.pubname = :pub
+    """
+)
 ADVANCE = sa.text("SELECT pg_replication_slot_advance(:slot, CAST(:lsn AS pg_lsn))")
 INSERT_LSN = sa.text("SELECT pg_current_wal_insert_lsn()::text")
 
@@ -221,6 +237,127 @@ class PostgresCdcReader(CdcReader[int]):
                 "CDC: an UPDATE that leaves a large (TOASTed) value unchanged does not carry it under "
                 "these tables' replica identity; such values are looked up by key (exact unless the "
                 "row changed again since): " + "; ".join(problems),
+            )
+
+    # ------------------------------------------------------------------ check
+    def check(self, tables: Sequence[TableInfo]) -> None:
+        """``wal_level``, the user's REPLICATION attribute and a replication connection, the
+        publication (present, publishing inserts, updates and deletes, holding tables this
+        connection reads), the slot (pgoutput, this database, WAL not lost). Without a state it
+        cannot tell a slot the first sync will create from one lost after a sync: a missing slot
+        is a WARN."""
+        with self.database.connect() as conn:
+            self._check_server(conn)
+            self._check_publication(conn, tables)
+            self._check_slot(conn)
+        with self._replication():
+            pass  # pg_hba.conf and max_wal_senders let a replication connection in (ConfigError if not)
+
+    def _check_server(self, conn: sa.Connection) -> None:
+        row = conn.execute(PUBLICATION, {"pub": self.publication}).mappings().one()
+        if row["wal_level"] != "logical":
+            raise ConfigError(
+                f"wal_level is {row['wal_level']!r} on {self._target}: change data capture needs "
+                "wal_level = logical (set it in postgresql.conf or the provider's parameter "
+                "group and restart the server)"
+            )
+        role = conn.execute(ROLE).mappings().one()
+        if not (role["superuser"] or role["replication"] or role["rds_replication"]):
+            raise ConfigError(
+                f"user {role['name']!r} may not read the WAL: it needs the REPLICATION attribute "
+                f"(ALTER ROLE {quote_ident(role['name'])} WITH REPLICATION; on Amazon RDS: GRANT "
+                f"rds_replication TO {quote_ident(role['name'])})"
+            )
+
+    def _check_publication(self, conn: sa.Connection, tables: Sequence[TableInfo]) -> None:
+        pub = quote_ident(self.publication)
+        flags = conn.execute(PUBLICATION_FLAGS, {"pub": self.publication}).mappings().first()
+        if flags is None:
+            raise ConfigError(
+                f"publication {self.publication!r} does not exist: CREATE PUBLICATION {pub} FOR "
+                "TABLE <the tables to read>"
+            )
+        unpublished = [op for op in ("inserts", "updates", "deletes") if not flags[op]]
+        if unpublished:
+            raise ConfigError(
+                f"publication {self.publication!r} does not publish {', '.join(unpublished)}, so "
+                f"those changes would never arrive: ALTER PUBLICATION {pub} SET (publish = "
+                "'insert, update, delete, truncate')"
+            )
+        if not flags["truncates"]:
+            self.log(
+                "WARN",
+                f"publication {self.publication!r} does not publish truncates: a TRUNCATE leaves the "
+                f"rows in the destination (ALTER PUBLICATION {pub} SET (publish = 'insert, update, "
+                "delete, truncate'))",
+            )
+        if not flags["tables"]:
+            raise ConfigError(
+                f"publication {self.publication!r} has no tables: ALTER PUBLICATION {pub} ADD TABLE "
+                "<the tables to read>"
+            )
+        published = {
+            (r["schema"], r["name"]) for r in conn.execute(PUBLISHED, {"pub": self.publication}).mappings()
+        }
+        candidates = [t for t in tables if t.primary_key and t.extra.get("relkind", "r") in ("r", "p")]
+        missing = [t for t in candidates if (t.namespace or "public", t.name) not in published]
+        if not missing:
+            return
+        names = [f"{quote_ident(t.namespace or 'public')}.{quote_ident(t.name)}" for t in missing]
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        if len(missing) == len(candidates):
+            raise ConfigError(
+                f"publication {self.publication!r} holds none of the {len(candidates)} table(s) with a "
+                f"primary key this connection reads ({shown}), so no change could be read: "
+                f"ALTER PUBLICATION {pub} ADD TABLE <the tables to read>"
+            )
+        self.log(
+            "WARN",
+            f"table(s) {shown} are not in publication {self.publication!r}: a CDC sync of them fails "
+            f"until you ALTER PUBLICATION {pub} ADD TABLE them (or read them as full_refresh)",
+        )
+
+    def _check_slot(self, conn: sa.Connection) -> None:
+        slot = self._slot(conn)  # a slot of another plugin, kind or database: ConfigError
+        resync = self.options.resync_on_invalid_position
+        if slot is None:
+            self.log(
+                "WARN",
+                f"replication slot {self.slot!r} does not exist: the first sync creates it. If a sync "
+                "ran before, the slot was lost (dropped, or the server restored or failed over) and "
+                + (
+                    "the next sync reads every table again (invalid_cdc_cursor_position_behavior)"
+                    if resync
+                    else "the next sync fails: reset the connection's data, or set "
+                    "invalid_cdc_cursor_position_behavior to 'Re-sync data'"
+                ),
+            )
+            return
+        status = slot["wal_status"]
+        if status == "lost":
+            text = (
+                f"replication slot {self.slot!r} lost the WAL it needed (wal_status lost: "
+                "max_slot_wal_keep_size was exceeded)"
+            )
+            if not resync:
+                raise ConfigError(
+                    f"{text}: the changes since the last sync are gone; reset the connection's data "
+                    "(or set invalid_cdc_cursor_position_behavior to 'Re-sync data'), and raise "
+                    "max_slot_wal_keep_size or sync more often"
+                )
+            self.log("WARN", f"{text}: the next sync drops it and reads every table again")
+        elif status == "unreserved":
+            self.log(
+                "WARN",
+                f"replication slot {self.slot!r} is about to lose WAL it needs (wal_status unreserved: "
+                f"it retains {slot['retained']} bytes, past max_slot_wal_keep_size): sync now, or "
+                "raise max_slot_wal_keep_size",
+            )
+        if slot["active"]:
+            self.log(
+                "WARN",
+                f"replication slot {self.slot!r} is in use by server process {slot['active_pid']}: "
+                "a sync waits for it, then fails; one slot serves one connection",
             )
 
     # ------------------------------------------------------------------ positions
