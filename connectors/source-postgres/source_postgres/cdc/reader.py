@@ -64,6 +64,7 @@ from source_postgres.catalog import type_rows
 from source_postgres.cdc.airbyte_state import airbyte_cdc_state, is_airbyte_shared_state
 from source_postgres.cdc.changes import (
     ChangeAssembler,
+    RelationChanged,
     RowChange,
     TablesTruncated,
     TransactionCommitted,
@@ -133,13 +134,23 @@ class LogImage(dict[str, Any]):
 
 
 class LogImageEncoder(ImageEncoder):
-    """Images whose values are already JSON-ready (:class:`LogImage`) -> record data. A column the
-    stream was configured without is dropped; a column the table did not have when the read
-    started (``ALTER TABLE ... ADD`` mid-stream) is kept, so records follow the table's new shape."""
+    """Images whose values are already JSON-ready (:class:`LogImage`) -> record data, with the
+    configured catalog's columns only (a column the image lacks stays absent: a column dropped
+    or added mid-stream). A column the table did not have when the read started (the WAL's
+    older shape: dropped or renamed since) is left out too and named once in a WARN through
+    ``log``; one the stream was merely configured without is left out silently."""
 
-    def __init__(self, table: TableInfo, columns: Sequence[ColumnInfo]) -> None:
+    def __init__(
+        self,
+        table: TableInfo,
+        columns: Sequence[ColumnInfo],
+        log: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._wanted = frozenset(c.name for c in columns)
         self._known = frozenset(c.name for c in table.columns)
+        self._table = f"{table.namespace or 'public'}.{table.name}"
+        self._log = log
+        self._reported: set[str] = set()
 
     def encode(self, images: Sequence[Mapping[str, Any]]) -> tuple[list[bytes], dict[int, Any]]:
         wanted = self._wanted
@@ -150,11 +161,46 @@ class LogImageEncoder(ImageEncoder):
             if wanted.issuperset(image):
                 out.append(orjson.dumps(image))
             else:
-                out.append(orjson.dumps({k: v for k, v in image.items() if k in wanted or k not in known}))
+                out.append(orjson.dumps({k: v for k, v in image.items() if k in wanted}))
+                if not known.issuperset(image):
+                    self._report(image)
             found = getattr(image, "problems", None)
             if found:
                 problems[i] = found
         return out, problems
+
+    def _report(self, image: Mapping[str, Any]) -> None:
+        new = sorted(k for k in image if k not in self._known and k not in self._reported)
+        if not new or self._log is None:
+            return
+        self._reported.update(new)
+        self._log(
+            "WARN",
+            f"CDC: changes of {self._table} from before an ALTER TABLE carry column(s) "
+            f"{', '.join(map(repr, new))}, which the table no longer has (dropped or renamed): left "
+            "out of the records, which follow the configured catalog",
+        )
+
+
+def relation_change_text(event: RelationChanged) -> str:
+    """What an ALTER TABLE seen mid-stream changed, for the read's log."""
+    old = {c.name: (c.type_oid, c.typmod) for c in event.previous.columns}
+    new = {c.name: (c.type_oid, c.typmod) for c in event.table.columns}
+    parts = []
+    for label, names in (
+        ("added", [n for n in new if n not in old]),
+        ("dropped or renamed", [n for n in old if n not in new]),
+        ("retyped", [n for n in new if n in old and new[n] != old[n]]),
+    ):
+        if names:
+            parts.append(f"{label} {', '.join(map(repr, names))}")
+    what = "; ".join(parts) or "described anew"
+    return (
+        f"CDC: table {event.table.qualified} changed mid-stream (ALTER TABLE): column(s) {what}. "
+        "Records carry the configured catalog's columns with the values each change wrote; rows "
+        "not changed since keep their earlier values in the destination (refresh the stream after "
+        "a RENAME or an ADD COLUMN with a default)"
+    )
 
 
 class PostgresCdcReader(CdcReader[int]):
@@ -238,6 +284,11 @@ class PostgresCdcReader(CdcReader[int]):
                 "these tables' replica identity; such values are looked up by key (exact unless the "
                 "row changed again since): " + "; ".join(problems),
             )
+
+    def _relation_changed(self, event: RelationChanged, read: Mapping[tuple[str, str], Any]) -> None:
+        """Logs an ALTER TABLE of a table the read reads, once per change."""
+        if (event.table.namespace, event.table.name) in read:
+            self.log("INFO", relation_change_text(event))
 
     # ------------------------------------------------------------------ check
     def check(self, tables: Sequence[TableInfo]) -> None:
@@ -497,7 +548,7 @@ class PostgresCdcReader(CdcReader[int]):
 
     # ------------------------------------------------------------------ changes
     def encoder(self, table: TableInfo, columns: Sequence[ColumnInfo]) -> ImageEncoder:
-        return LogImageEncoder(table, columns)
+        return LogImageEncoder(table, columns, self.log)
 
     def changes(
         self, start: int, upper: int, tables: Mapping[StreamDescriptor, TableInfo]
@@ -516,6 +567,7 @@ class PostgresCdcReader(CdcReader[int]):
                 return
             self._free_slot(conn)
             by_name = {(t.namespace or "public", t.name): d for d, t in tables.items()}
+            keys = {d: t.primary_key for d, t in tables.items()}
             repl = stack.enter_context(self._replication())
             stream = repl.start(self.slot, start, publications=[self.publication])
             stack.callback(_stop_quietly, stream)
@@ -559,7 +611,7 @@ class PostgresCdcReader(CdcReader[int]):
                 if isinstance(event, RowChange):
                     descriptor = by_name.get((event.table.namespace, event.table.name))
                     if descriptor is not None:
-                        image = _append(pending, descriptor, event)
+                        image = _append(pending, descriptor, event, keys[descriptor])
                         if event.unresolved or event.table.oid in toast.active:
                             toast.note(event, image, image.problems)
                 elif isinstance(event, TransactionCommitted):
@@ -575,6 +627,8 @@ class PostgresCdcReader(CdcReader[int]):
                         if while_reading:
                             stream.acknowledge(reached)
                     continue
+                elif isinstance(event, RelationChanged):
+                    self._relation_changed(event, by_name)
                 elif isinstance(event, TablesTruncated):
                     if pending and any(by_name.get((t.namespace, t.name)) for t in event.tables):
                         # a truncate starts a batch: a read stopping at it checkpoints just before
@@ -600,9 +654,14 @@ class PostgresCdcReader(CdcReader[int]):
                 stream.acknowledge(reached)
 
 
-def _append(out: list[Change], descriptor: StreamDescriptor, row: RowChange) -> LogImage:
+def _append(
+    out: list[Change], descriptor: StreamDescriptor, row: RowChange, key: Sequence[str] = ()
+) -> LogImage:
     """Appends ``row``'s change(s) to ``out``; returns the image of the row after it (a delete's:
-    its before image)."""
+    its before image). ``key``: the stream's primary key; an update whose old row (the server
+    sends one when the replica identity's columns changed, and always under REPLICA IDENTITY
+    FULL, where every column counts as the identity) has another primary key value also
+    deletes the old key's row."""
     when = commit_time(row.commit_time)
     meta = {LSN_COLUMN: row.commit_lsn}
     image = LogImage(row.data)
@@ -613,12 +672,26 @@ def _append(out: list[Change], descriptor: StreamDescriptor, row: RowChange) -> 
         out.append(Change(descriptor, Operation.DELETE, image, when, meta))
     else:
         before = row.before
-        if before is not None and any(before.get(k) != row.data.get(k) for k in row.table.key):
+        if before is not None and _key_changed(before, row.data, key or row.table.key):
             old = LogImage(before)  # the key changed: the old key's row is gone
             old.problems = []
             out.append(Change(descriptor, Operation.DELETE, old, when, meta))
         out.append(Change(descriptor, Operation.UPDATE, image, when, meta))
     return image
+
+
+def _key_changed(before: Mapping[str, Any], after: Mapping[str, Any], key: Sequence[str]) -> bool:
+    """Whether an update moved the row to another key: the old row carries every key column
+    (an old identity index without the primary key's columns tells nothing about it) and one
+    of them differs from the new row's. Values are compared as the JSON they become: some
+    (numeric's) are ``orjson.Fragment`` s, which compare by identity."""
+    if not all(k in before for k in key):
+        return False
+    for k in key:
+        old, new = before[k], after.get(k)
+        if old != new and orjson.dumps(old) != orjson.dumps(new):
+            return True
+    return False
 
 
 def _stop_quietly(stream: Any) -> None:
