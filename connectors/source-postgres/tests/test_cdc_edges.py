@@ -6,6 +6,8 @@ publication later, and both ``lsn_commit_behaviour`` values."""
 from __future__ import annotations
 
 import importlib.util
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +155,87 @@ def test_an_update_keeping_its_key_deletes_nothing(request: pytest.FixtureReques
     # the identity index's old key tells nothing about the primary key: no delete either way
     # (a primary key change under an identity that does not cover it is not seen as one)
     assert changes(run, "idx_k") == [("u", {"id": 1, "u": 11, "v": 0}), ("u", {"id": 2, "u": 11, "v": 0})]
+
+
+def test_alter_table_between_and_during_syncs(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """ADD, DROP, ALTER TYPE and RENAME COLUMN in the WAL a sync reads: records carry the
+    configured catalog's columns with the values each change wrote (a column the change did not
+    have is absent, one the table no longer has is left out with one WARN); a catalog naming a
+    column that is gone is a config_error saying to refresh; one that lacks a new column reads on
+    without it; an ALTER while a sync streams waits for the next sync, which reads it the same."""
+    rig = Rig(request, tmp_path)
+    t = rig.q("alt")
+    rig.sql(f"CREATE TABLE {t} (id int PRIMARY KEY, a int, b text, c int, d text)")
+    rig.sql(f"INSERT INTO {t} VALUES (1, 1, 'b1', 1, 'd1')")
+    rig.source.capture("alt")
+    stale = rig.discover("alt")
+    rig.sync()
+    rig.sql(
+        f"INSERT INTO {t} VALUES (10, 10, 'b10', 10, 'd10')",
+        f"ALTER TABLE {t} ADD COLUMN e text",
+        f"INSERT INTO {t} VALUES (11, 11, 'b11', 11, 'd11', 'e11')",
+        f"UPDATE {t} SET e = 'e1' WHERE id = 1",
+        f"ALTER TABLE {t} DROP COLUMN d",
+        f"INSERT INTO {t} VALUES (12, 12, 'b12', 12, 'e12')",
+        f"ALTER TABLE {t} ALTER COLUMN c TYPE text USING c::text || '!'",
+        f"UPDATE {t} SET a = 2 WHERE id = 10",
+        f"ALTER TABLE {t} RENAME COLUMN b TO bb",
+        f"UPDATE {t} SET a = 3 WHERE id = 11",
+        f"DELETE FROM {t} WHERE id = 12",
+    )
+    gone = rig.read(stale)
+    (error, *_) = gone.errors()
+    assert error["failure_type"] == "config_error", error
+    assert "'b', 'd'" in error["message"]
+    assert "refresh the source schema" in error["message"]
+    assert gone.records("alt") == []
+
+    fresh = rig.discover("alt")
+    assert set(fresh["streams"][0]["stream"]["json_schema"]["properties"]) >= {"id", "a", "bb", "c", "e"}
+    run = rig.sync(fresh)
+    assert changes(run, "alt") == [
+        ("u", {"id": 10, "a": 10, "c": "10"}),  # b, d: gone by now; e: not yet added; c: as text
+        ("u", {"id": 11, "a": 11, "c": "11", "e": "e11"}),
+        ("u", {"id": 1, "a": 1, "c": "1", "e": "e1"}),
+        ("u", {"id": 12, "a": 12, "c": "12", "e": "e12"}),
+        ("u", {"id": 10, "a": 2, "c": "10!", "e": None}),  # c retyped: the new type's value
+        ("u", {"id": 11, "a": 3, "bb": "b11", "c": "11!", "e": "e11"}),
+        ("d", {"id": 12, "a": 12, "bb": "b12", "c": "12!", "e": "e12"}),
+    ]
+    left_out = [line for line in run.logs() if "no longer has" in line]
+    assert len(left_out) == 1, run.logs()
+    assert "'b', 'd'" in left_out[0]
+    assert any("changed mid-stream" in line and "retyped 'c'" in line for line in run.logs()), run.logs()
+
+    # during a sync: the read's upper bound is fixed when it starts, so an ALTER and the changes
+    # after it are the next sync's; that sync's catalog (not refreshed) lacks the new column
+    rig.sql(f"INSERT INTO {t} SELECT i, i, 'x', 'y', 'z' FROM generate_series(100, 60099) AS i")
+    deadline = time.monotonic() + 60
+    while _slot_active(rig):  # the last read's walsender may still be on its way out
+        assert time.monotonic() < deadline, "the slot stays active"
+        time.sleep(0.05)
+    runs: list[RunResult] = []
+    reader = threading.Thread(target=lambda: runs.append(rig.read(fresh)))
+    reader.start()
+    while not _slot_active(rig):  # streaming: the read's upper bound is fixed
+        assert time.monotonic() < deadline, "the read never started streaming"
+        time.sleep(0.05)
+    rig.sql(f"ALTER TABLE {t} ADD COLUMN f int", f"UPDATE {t} SET f = 7, a = -1 WHERE id = 1")
+    reader.join(300)
+    during = runs[0].raise_on_failure()
+    extra = [r for r in during.records("alt") if not 100 <= r["id"] < 60100]
+    assert extra == [], extra
+    assert len(during.records("alt")) == 60000
+    assert all("f" not in r for r in during.records("alt"))
+    rig.state = CdcSuite.last_state(during)
+    after = rig.sync(fresh)
+    assert changes(after, "alt") == [("u", {"id": 1, "a": -1, "c": "1!", "e": "e1", "bb": "b1"})]
+
+
+def _slot_active(rig: Rig) -> bool:
+    row = (
+        rig.source.connect()
+        .execute("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (rig.source.slot,))
+        .fetchone()
+    )
+    return bool(row and row[0])

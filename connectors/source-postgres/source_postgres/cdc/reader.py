@@ -63,9 +63,11 @@ from dbkit.source import (
 from source_postgres.catalog import type_rows
 from source_postgres.cdc.airbyte_state import airbyte_cdc_state, is_airbyte_shared_state
 from source_postgres.cdc.changes import (
+    Adapter,
     ChangeAssembler,
     RelationChanged,
     RowChange,
+    TableShape,
     TablesTruncated,
     TransactionCommitted,
     toast_identity_problems,
@@ -182,6 +184,79 @@ class LogImageEncoder(ImageEncoder):
         )
 
 
+def _json_type(handler: Any) -> str | None:
+    """The JSON type (not null) a type handler's values have; None when it declares none."""
+    try:
+        kind = handler.json_schema(False).get("type")
+    except AttributeError:
+        return None
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    return kind if isinstance(kind, str) else None
+
+
+def _as_string(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def _as_integer(value: Any) -> Any:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str | orjson.Fragment):
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        return int(text.strip())
+    raise ValueError(f"not an integer: {value!r}")
+
+
+def _as_number(value: Any) -> Any:
+    if value is None or isinstance(value, orjson.Fragment):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return float(value)
+    raise ValueError(f"not a number: {value!r}")
+
+
+def _as_boolean(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("t", "true", "1", "yes", "on"):
+        return True
+    if text in ("f", "false", "0", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _as(kind: type) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if value is None or isinstance(value, kind):
+            return value
+        raise ValueError(f"not a {kind.__name__}: {value!r}")
+
+    return check
+
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "string": _as_string,
+    "integer": _as_integer,
+    "number": _as_number,
+    "boolean": _as_boolean,
+    "object": _as(dict),
+    "array": _as(list),
+}
+
+
+def coerce_to(kind: str) -> Callable[[Any], Any]:
+    """A value of another JSON type as one of ``kind`` (ValueError when it has no such form)."""
+    return _COERCE.get(kind, _as(object))
+
+
 def relation_change_text(event: RelationChanged) -> str:
     """What an ALTER TABLE seen mid-stream changed, for the read's log."""
     old = {c.name: (c.type_oid, c.typmod) for c in event.previous.columns}
@@ -284,6 +359,38 @@ class PostgresCdcReader(CdcReader[int]):
                 "these tables' replica identity; such values are looked up by key (exact unless the "
                 "row changed again since): " + "; ".join(problems),
             )
+
+    def _adapter(self, tables: Mapping[StreamDescriptor, TableInfo]) -> Adapter:
+        """Values of a column whose WAL type is not the catalog's (changes written before an ALTER
+        COLUMN ... TYPE, or after one the catalog has not caught up with) are coerced to the
+        catalog's JSON type, so every record fits the stream's schema (logged once a column)."""
+        by_name = {(t.namespace or "public", t.name): t for t in tables.values()}
+        told: set[tuple[str, str]] = set()
+
+        def adapt(shape: TableShape) -> dict[str, Callable[[Any], Any]] | None:
+            table = by_name.get((shape.namespace, shape.name))
+            if table is None:
+                return None
+            fixes: dict[str, Callable[[Any], Any]] = {}
+            for column, handler in zip(shape.columns, shape.handlers, strict=True):
+                info = table.column(column.name)
+                if info is None:
+                    continue
+                want, got = _json_type(info.handler), _json_type(handler)
+                if want == got or want is None:
+                    continue
+                fixes[column.name] = coerce_to(want)
+                if (shape.qualified, column.name) not in told:
+                    told.add((shape.qualified, column.name))
+                    self.log(
+                        "WARN",
+                        f"CDC: changes of {shape.qualified} carry column {column.name!r} as {got}, the "
+                        f"catalog declares {want} (ALTER COLUMN ... TYPE): those values are converted to "
+                        f"{want} (NULL with a meta change where they cannot be)",
+                    )
+            return fixes or None
+
+        return adapt
 
     def _relation_changed(self, event: RelationChanged, read: Mapping[tuple[str, str], Any]) -> None:
         """Logs an ALTER TABLE of a table the read reads, once per change."""
@@ -572,7 +679,7 @@ class PostgresCdcReader(CdcReader[int]):
             stream = repl.start(self.slot, start, publications=[self.publication])
             stack.callback(_stop_quietly, stream)
             decoder = PgOutputDecoder()
-            assembler = ChangeAssembler(lambda oids: type_rows(conn, oids))
+            assembler = ChangeAssembler(lambda oids: type_rows(conn, oids), self._adapter(tables))
             lookups: list[ReplicationConnection] = []
 
             def lookup(sql: str, params: Sequence[str | None], types: Sequence[int]) -> list[Any]:
