@@ -11,10 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from dbkit.testing.runner import RunResult, configured_catalog
-from dbkit.testing.suites import CdcSuite
+from dbkit.testing.suites import CdcSuite, apply_records
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -38,9 +39,16 @@ Harness = _read_module().PostgresCdc
 class Rig:
     """One CDC connection: its source, catalog, config and the state the destination echoed."""
 
-    def __init__(self, request: pytest.FixtureRequest, tmp_path: Path, **config: Any) -> None:
+    def __init__(
+        self,
+        request: pytest.FixtureRequest,
+        tmp_path: Path,
+        method: dict[str, Any] | None = None,
+        **config: Any,
+    ) -> None:
         self.source = Harness(request, tmp_path)
         self.overrides = config
+        self.method = method or {}
         self.state: dict[str, Any] | None = None
         self.catalog: dict[str, Any] = {}
 
@@ -52,7 +60,7 @@ class Rig:
 
     def config(self, **method: Any) -> dict[str, Any]:
         config = self.source.cdc_config(**self.overrides)
-        config["replication_method"].update(method)
+        config["replication_method"].update({**self.method, **method})
         return dict(config)
 
     def discover(self, *tables: str) -> dict[str, Any]:
@@ -239,3 +247,77 @@ def _slot_active(rig: Rig) -> bool:
         .fetchone()
     )
     return bool(row and row[0])
+
+
+def single_row_transactions(rig: Rig, table: str, first: int, count: int) -> None:
+    """``count`` inserts into ``table``, a transaction each (ids from ``first``)."""
+    with psycopg.connect(**rig.source.database.connection_params(), autocommit=True) as conn:
+        conn.execute(
+            f"DO $$ BEGIN FOR i IN {first}..{first + count - 1} LOOP "
+            f"INSERT INTO {rig.q(table)} (id, v) VALUES (i, 0); COMMIT; END LOOP; END $$"
+        )
+
+
+def test_a_transaction_larger_than_the_queue_killed_mid_way(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """One transaction of 10,500 changes over two tables (queue_size 1000: many batches without a
+    point to resume from), between small ones. A read killed inside it resumes from the state
+    after the small transactions before it: that transaction comes again whole (at-least-once),
+    nothing before it does, nothing is lost."""
+    rig = Rig(request, tmp_path, method={"queue_size": 1000}, checkpoint_records=100)
+    rig.sql(*(f"CREATE TABLE {rig.q(t)} (id int PRIMARY KEY, v int)" for t in ("big1", "big2")))
+    rig.source.capture("big1", "big2")
+    rig.discover("big1", "big2")
+    rig.sync()
+    single_row_transactions(rig, "big1", 1, 300)
+    rig.sql(
+        f"""BEGIN;
+        INSERT INTO {rig.q("big1")} SELECT i, 1 FROM generate_series(1001, 6000) AS i;
+        INSERT INTO {rig.q("big2")} SELECT i, 1 FROM generate_series(1, 3000) AS i;
+        UPDATE {rig.q("big1")} SET v = 2 WHERE id > 1000 AND id % 2 = 0;
+        COMMIT"""
+    )
+    single_row_transactions(rig, "big2", 5001, 300)
+    start = rig.state
+    killed = rig.source.runner().read(rig.config(), rig.catalog, [start], kill_after_records=300 + 6000)
+    assert killed.killed
+    assert len(killed.records("big1")) + len(killed.records("big2")) >= 6300
+    big = max(r["_ab_cdc_lsn"] for r in killed.records("big2"))  # the big transaction's commit
+    assert killed.states(), "no state after the small transactions before the big one"
+    rig.state = killed.states()[-1]
+    resumed = rig.sync()
+    again = [r for t in ("big1", "big2") for r in resumed.records(t)]
+    assert min(r["_ab_cdc_lsn"] for r in again) == big, "a change before the big transaction came again"
+    assert sum(r["_ab_cdc_lsn"] == big for r in again) == 10500, "the big transaction must come again whole"
+    assert sum(r["_ab_cdc_lsn"] > big for r in again) == 300
+    for table in ("big1", "big2"):
+        target: dict[Any, Any] = {}
+        for run in (killed, resumed):
+            apply_records(target, run.records(table), "_ab_cdc_lsn")
+        want = dict(rig.source.connect().execute(f"SELECT id, v FROM {rig.q(table)}").fetchall())
+        assert {k: row["v"] for k, (_, row) in target.items() if row is not None} == want
+
+
+def test_many_small_transactions_checkpoint_as_they_go(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """50,000 single-row transactions: states every checkpoint_records records, not only at the end."""
+    rig = Rig(request, tmp_path, method={"queue_size": 1000}, checkpoint_records=5000)
+    rig.sql(f"CREATE TABLE {rig.q('small')} (id int PRIMARY KEY, v int)")
+    rig.source.capture("small")
+    rig.discover("small")
+    rig.sync()
+    single_row_transactions(rig, "small", 1, 50_000)
+    run = rig.sync()
+    assert len(run.records("small")) == 50_000
+    between = []
+    count = 0
+    for message in run.messages:
+        if message["type"] == "RECORD":
+            count += 1
+        elif message["type"] == "STATE":
+            between.append(count)
+            count = 0
+    assert len(between) >= 10, between
+    assert max(between) <= 5000 + 1000, between  # an interval, plus at most one queue's worth

@@ -692,6 +692,7 @@ class PostgresCdcReader(CdcReader[int]):
             wait = self.options.initial_waiting_seconds
             while_reading = self.method.lsn_commit_behaviour == WHILE_READING
             pending: list[Change] = []
+            committed = 0
             in_transaction = False
             skipping = False
             reached = start
@@ -712,6 +713,7 @@ class PostgresCdcReader(CdcReader[int]):
                         break  # committed after the read started: the next read's
                     in_transaction = True
                     skipping = message.final_lsn < start  # already read (at or before the position)
+                    committed = len(pending)  # the changes of transactions read to their end
                 event = assembler.feed(message, data.data_start)
                 if event is None or (skipping and not isinstance(event, TransactionCommitted)):
                     continue
@@ -743,6 +745,7 @@ class PostgresCdcReader(CdcReader[int]):
                         toast.fill()
                         yield ChangeBatch(pending, reached)
                         pending = []
+                        committed = 0
                     when = commit_time(event.commit_time)
                     meta = {LSN_COLUMN: event.commit_lsn}
                     for shape in event.tables:
@@ -751,8 +754,9 @@ class PostgresCdcReader(CdcReader[int]):
                             pending.append(Change(descriptor, Operation.TRUNCATE, None, when, meta))
                 if len(pending) >= limit:
                     toast.fill()
-                    yield ChangeBatch(pending, None)  # inside a transaction: no point to resume from
+                    yield from _split_at_commit(pending, committed, reached)
                     pending = []
+                    committed = 0
             if not in_transaction and stream.received_lsn >= upper:
                 reached = max(reached, upper)
             toast.fill()
@@ -785,6 +789,18 @@ def _append(
             out.append(Change(descriptor, Operation.DELETE, old, when, meta))
         out.append(Change(descriptor, Operation.UPDATE, image, when, meta))
     return image
+
+
+def _split_at_commit(pending: list[Change], committed: int, reached: int) -> Iterator[ChangeBatch[int]]:
+    """A full queue inside a transaction: the changes of the transactions before it (the first
+    ``committed``) with the position after them, so a read that stops inside a big transaction
+    resumes at its start, not before the small ones that preceded it; then the rest, with no
+    position (inside a transaction there is no point to resume from)."""
+    if committed:
+        yield ChangeBatch(pending[:committed], reached)
+        yield ChangeBatch(pending[committed:], None)
+    else:
+        yield ChangeBatch(pending, None)
 
 
 def _key_changed(before: Mapping[str, Any], after: Mapping[str, Any], key: Sequence[str]) -> bool:
