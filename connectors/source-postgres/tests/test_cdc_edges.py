@@ -321,3 +321,77 @@ def test_many_small_transactions_checkpoint_as_they_go(
             count = 0
     assert len(between) >= 10, between
     assert max(between) <= 5000 + 1000, between  # an interval, plus at most one queue's worth
+
+
+def test_a_table_added_to_the_publication_later(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A table added to the publication and the catalog after CDC started: the next sync
+    snapshots it (and streams the first table on), the one after streams its changes."""
+    rig = Rig(request, tmp_path)
+    first, later = rig.q("first_t"), rig.q("later_t")
+    rig.sql(f"CREATE TABLE {first} (id int PRIMARY KEY, v int)", f"INSERT INTO {first} VALUES (1, 0)")
+    rig.source.capture("first_t")
+    rig.discover("first_t")
+    rig.sync()
+    rig.sql(
+        f"CREATE TABLE {later} (id int PRIMARY KEY, v int)",
+        f"INSERT INTO {later} SELECT i, 0 FROM generate_series(1, 500) AS i",
+        f"UPDATE {first} SET v = 1",
+    )
+    rig.source.capture("later_t")
+    rig.sql(f"UPDATE {later} SET v = 1 WHERE id <= 10", f"INSERT INTO {first} VALUES (2, 0)")
+    rig.discover("first_t", "later_t")
+    added = rig.sync()
+    assert changes(added, "first_t") == [("u", {"id": 1, "v": 1}), ("u", {"id": 2, "v": 0})]
+    target: dict[Any, Any] = {}
+    apply_records(target, added.records("later_t"), "_ab_cdc_lsn")
+    want = dict(rig.source.connect().execute(f"SELECT id, v FROM {later}").fetchall())
+    assert {k: row["v"] for k, (_, row) in target.items() if row is not None} == want
+    assert len(want) == 500
+    rig.sql(f"DELETE FROM {later} WHERE id = 500", f"UPDATE {later} SET v = 2 WHERE id = 1")
+    streamed = rig.sync()
+    assert changes(streamed, "later_t") == [("d", {"id": 500, "v": 0}), ("u", {"id": 1, "v": 2})]
+    assert streamed.records("first_t") == []
+
+
+@pytest.mark.parametrize("behaviour", ["After loading Data in the destination", "While reading Data"])
+def test_lsn_commit_behaviour(behaviour: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Where the slot's confirmed_flush_lsn is after a sync, and after a sync whose states the
+    destination never echoed (a failed load: the next sync starts from the state before)."""
+    rig = Rig(request, tmp_path, method={"lsn_commit_behaviour": behaviour})
+    t = rig.q("acked")
+    rig.sql(f"CREATE TABLE {t} (id int PRIMARY KEY, v int)", f"INSERT INTO {t} VALUES (1, 0)")
+    rig.source.capture("acked")
+    rig.discover("acked")
+    rig.sync()
+    echoed = rig.position()
+    rig.sql(f"UPDATE {t} SET v = 1", f"INSERT INTO {t} VALUES (2, 0)")
+    loaded = rig.sync()  # the destination echoed its states: the next sync starts from them
+    assert len(loaded.records("acked")) == 2
+    read_to = rig.position()
+    assert read_to > echoed
+    if behaviour == "While reading Data":
+        assert rig.confirmed() >= read_to - 1, "confirmed as read"
+    else:
+        assert rig.confirmed() == echoed, "confirmed only the state the sync started from"
+
+    # a sync whose load fails: its states never come back; the next starts from the state before
+    rig.sql(f"UPDATE {t} SET v = 2 WHERE id = 1")
+    failed_load = rig.read().raise_on_failure()
+    assert changes(failed_load, "acked") == [("u", {"id": 1, "v": 2})]
+    lost_position = CdcSuite.last_state(failed_load)["global"]["shared_state"]["position"]["lsn"]
+    if behaviour == "While reading Data":
+        assert rig.confirmed() >= lost_position - 1
+        retry = rig.read()
+        (error, *_) = retry.errors()
+        assert error["failure_type"] == "config_error", error
+        assert "past the saved position" in error["message"]
+        assert "While reading Data" in error["message"]
+        assert retry.records("acked") == []
+        resync = rig.read(catalog=None, invalid_cdc_cursor_position_behavior="Re-sync data")
+        resync.raise_on_failure()
+        assert sorted(r["id"] for r in resync.records("acked")) == [1, 2], "a resync reads every row"
+    else:
+        assert rig.confirmed() == read_to, "the position the failed sync started from, no further"
+        retry = rig.sync()
+        assert changes(retry, "acked") == [("u", {"id": 1, "v": 2})], "the lost load's changes come again"
+        assert rig.confirmed() == read_to

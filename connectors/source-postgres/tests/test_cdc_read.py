@@ -56,7 +56,11 @@ class PostgresCdc(PostgresSourceHarness, CdcHarness):
         for t in tables:
             conn.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY FULL").format(sql.Identifier("public", t)))
         exists = conn.execute("SELECT FROM pg_publication WHERE pubname = %s", (self.publication,)).fetchone()
-        verb = "ALTER PUBLICATION {} ADD TABLE {}" if exists else "CREATE PUBLICATION {} FOR TABLE {}"
+        verb = (
+            "ALTER PUBLICATION {} ADD TABLE {}"
+            if exists is not None
+            else "CREATE PUBLICATION {} FOR TABLE {}"
+        )
         conn.execute(sql.SQL(verb).format(sql.Identifier(self.publication), names))
         if self.precreate_slot and self.slot_row() is None:
             # as Airbyte's setup guide has users do: the slot exists before the first sync
