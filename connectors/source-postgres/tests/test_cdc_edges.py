@@ -395,3 +395,35 @@ def test_lsn_commit_behaviour(behaviour: str, request: pytest.FixtureRequest, tm
         retry = rig.sync()
         assert changes(retry, "acked") == [("u", {"id": 1, "v": 2})], "the lost load's changes come again"
         assert rig.confirmed() == read_to
+
+
+def test_unchanged_toast_of_a_column_renamed_or_dropped_since(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """REPLICA IDENTITY DEFAULT: an update left TOASTed values unchanged, then the columns were
+    renamed and dropped before the sync. Their values cannot be looked up by key any more: the
+    read goes on, leaves them out with a WARN, and fills in the columns that still exist."""
+    rig = Rig(request, tmp_path)
+    t = rig.q("toasty")
+    rig.sql(
+        f"CREATE TABLE {t} (id int PRIMARY KEY, doc text, old text, keep text, n int)",
+        f"INSERT INTO {t} VALUES (1, {BIG}, {BIG}, {BIG}, 0)",
+    )
+    rig.source.capture("toasty")
+    rig.sql(f"ALTER TABLE {t} REPLICA IDENTITY DEFAULT")
+    rig.discover("toasty")
+    rig.sync()
+    rig.sql(
+        f"UPDATE {t} SET n = 1",
+        f"ALTER TABLE {t} RENAME COLUMN doc TO body",
+        f"ALTER TABLE {t} DROP COLUMN old",
+    )
+    rig.discover("toasty")
+    run = rig.sync()
+    ((op, data),) = changes(run, "toasty")
+    assert op == "u"
+    assert data == {"id": 1, "n": 1, "keep": data["keep"]}
+    assert len(data["keep"]) == 9600
+    warned = [line for line in run.logs() if "could not be looked up" in line]
+    assert len(warned) == 1, run.logs()
+    assert "'doc', 'old'" in warned[0]
