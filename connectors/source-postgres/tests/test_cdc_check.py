@@ -126,6 +126,18 @@ def test_publication_and_slot_problems(
     run(db, "SELECT pg_create_logical_replication_slot('s_check', 'pgoutput')")
     assert succeeded(tmp_path, cfg) == []
 
+    run(
+        db,
+        "ALTER TABLE b ADD COLUMN u int NOT NULL DEFAULT 0",
+        "CREATE UNIQUE INDEX b_u ON b (u)",
+        "ALTER TABLE b REPLICA IDENTITY USING INDEX b_u",
+        "ALTER TABLE a REPLICA IDENTITY NOTHING",
+    )
+    warnings = succeeded(tmp_path, cfg)
+    assert len(warnings) == 2, warnings
+    assert 'table "public"."a" has REPLICA IDENTITY NOTHING' in warnings[0]
+    assert 'table "public"."b" has a replica identity index without the primary key' in warnings[1]
+
 
 def test_user_without_replication(postgres_db_logical: TestDatabase, tmp_path: Path) -> None:
     db = postgres_db_logical

@@ -118,6 +118,18 @@ PUBLICATION_FLAGS = sa.text(
     FROM pg_publication AS p WHERE p.pubname = :pub
     """
 )
+IDENTITY_GAPS = sa.text(
+    """
+    SELECT n.nspname::text AS schema, c.relname::text AS name, c.relreplident::text AS identity
+    FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.oid = ANY(CAST(:oids AS oid[]))
+      AND (c.relreplident = 'n' OR (c.relreplident = 'i' AND NOT EXISTS (
+            SELECT FROM pg_index AS ri JOIN pg_index AS pk ON pk.indrelid = ri.indrelid AND pk.indisprimary
+            WHERE ri.indrelid = c.oid AND ri.indisreplident
+              AND CAST(pk.indkey AS int2[]) <@ CAST(ri.indkey AS int2[]))))
+    ORDER BY 1, 2
+    """
+)
 ADVANCE = sa.text("SELECT pg_replication_slot_advance(:slot, CAST(:lsn AS pg_lsn))")
 INSERT_LSN = sa.text("SELECT pg_current_wal_insert_lsn()::text")
 
@@ -459,6 +471,7 @@ class PostgresCdcReader(CdcReader[int]):
         }
         candidates = [t for t in tables if t.primary_key and t.extra.get("relkind", "r") in ("r", "p")]
         missing = [t for t in candidates if (t.namespace or "public", t.name) not in published]
+        self._check_identities(conn, [t for t in candidates if t not in missing])
         if not missing:
             return
         names = [f"{quote_ident(t.namespace or 'public')}.{quote_ident(t.name)}" for t in missing]
@@ -474,6 +487,24 @@ class PostgresCdcReader(CdcReader[int]):
             f"table(s) {shown} are not in publication {self.publication!r}: a CDC sync of them fails "
             f"until you ALTER PUBLICATION {pub} ADD TABLE them (or read them as full_refresh)",
         )
+
+    def _check_identities(self, conn: sa.Connection, tables: Sequence[TableInfo]) -> None:
+        """WARNs for published tables whose replica identity cannot carry their primary key."""
+        oids = [int(t.extra["oid"]) for t in tables if t.extra.get("oid") is not None]
+        if not oids:
+            return
+        for row in conn.execute(IDENTITY_GAPS, {"oids": oids}).mappings():
+            name = f"{quote_ident(row['schema'])}.{quote_ident(row['name'])}"
+            if row["identity"] == "n":
+                problem = "REPLICA IDENTITY NOTHING: the server refuses its UPDATEs and DELETEs"
+            else:
+                problem = (
+                    "a replica identity index without the primary key's columns: an UPDATE of the "
+                    "primary key alone leaves the old row in the destination"
+                )
+            self.log(
+                "WARN", f"table {name} has {problem} (ALTER TABLE {name} REPLICA IDENTITY DEFAULT or FULL)"
+            )
 
     def _check_slot(self, conn: sa.Connection) -> None:
         slot = self._slot(conn)  # a slot of another plugin, kind or database: ConfigError
