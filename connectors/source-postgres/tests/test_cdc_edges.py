@@ -239,6 +239,9 @@ def test_alter_table_between_and_during_syncs(request: pytest.FixtureRequest, tm
     rig.state = CdcSuite.last_state(during)
     after = rig.sync(fresh)
     assert changes(after, "alt") == [("u", {"id": 1, "a": -1, "c": "1!", "e": "e1", "bb": "b1"})]
+    unlisted = [line for line in after.logs() if "not in the configured catalog" in line]
+    assert len(unlisted) == 1, after.logs()
+    assert "'f' of public.alt" in unlisted[0]
 
 
 def _slot_active(rig: Rig) -> bool:

@@ -686,6 +686,15 @@ class PostgresCdcReader(CdcReader[int]):
 
     # ------------------------------------------------------------------ changes
     def encoder(self, table: TableInfo, columns: Sequence[ColumnInfo]) -> ImageEncoder:
+        chosen = {c.name for c in columns}
+        unlisted = [c.name for c in table.columns if c.name not in chosen]
+        if unlisted:
+            self.log(
+                "INFO",
+                f"CDC: column(s) {', '.join(map(repr, unlisted))} of {table.namespace or 'public'}."
+                f"{table.name} are not in the configured catalog: left out of its records (refresh "
+                "the source schema to read them)",
+            )
         return LogImageEncoder(table, columns, self.log)
 
     def changes(
