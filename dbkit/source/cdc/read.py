@@ -487,13 +487,37 @@ class CdcRead:
                 continue  # a table this read does not want: the reader should have skipped it
             prefix, suffix = msg.record_envelope(first.stream, now)
             datas, problems = encoder.encode([c.image or {} for c in run])
+            # the meta members are the same for every change of a transaction (and kind): rendered
+            # once for a run of equal ones
+            last: tuple[Mapping[str, Any], str, bool] | None = None
+            members = b""
             for i, (change, data) in enumerate(zip(run, datas, strict=True)):
-                deleted = change.committed_at if change.operation is Operation.DELETE else None
-                members = json_members({**change.meta, UPDATED_AT: change.committed_at, DELETED_AT: deleted})
+                is_delete = change.operation is Operation.DELETE
+                if (
+                    last is None
+                    or last[2] is not is_delete
+                    or last[1] != change.committed_at
+                    or not _same_values(last[0], change.meta)
+                ):
+                    last = (change.meta, change.committed_at, is_delete)
+                    deleted = change.committed_at if is_delete else None
+                    values = {**change.meta, UPDATED_AT: change.committed_at, DELETED_AT: deleted}
+                    members = json_members(values)
                 row_problems = problems.get(i)
                 tail = msg.record_suffix_with_changes(row_problems) if row_problems else suffix
                 out.append(prefix + append_members(data, members) + tail)
         return out
+
+
+def _same_values(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two meta mappings surely render the same JSON: equal, with values of the same
+    scalar types (1 equals 1.0 and True but is written otherwise; other values are not compared)."""
+    if a is b:
+        return True
+    return a == b and all(type(v) is type(b[k]) and type(v) in _SCALARS for k, v in a.items())
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def _runs(changes: Sequence[Change]) -> Iterator[list[Change]]:
