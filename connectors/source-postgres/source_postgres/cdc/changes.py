@@ -296,6 +296,8 @@ class ChangeAssembler:
             return self._slow_row(decoder, payload, lsn)
         sparse = marker == _KEY
         encoding = decoder.encoding
+        # an ASCII message (most are) is decoded once: its str has the bytes' offsets
+        text = payload.decode("ascii") if payload.isascii() and decoder.ascii_compatible else None
         unpack = _U32.unpack_from
         data: dict[str, Any] = {}
         changes: Changes = []
@@ -306,7 +308,7 @@ class ChangeAssembler:
                 if value_kind == _TEXT:
                     start = pos + 5
                     pos = start + unpack(payload, pos + 1)[0]
-                    value = payload[start:pos].decode(encoding)
+                    value = text[start:pos] if text is not None else payload[start:pos].decode(encoding)
                     if convert is None:
                         data[name] = value
                         continue

@@ -134,7 +134,11 @@ def array_of(element: PgReadHandler, dims: int = 1, delimiter: str = ",") -> PgR
         ):
             # one dimension, no quoted element (the common case): what parse_array and walk
             # make of it, without the character loop
-            tokens = [t.strip() for t in inner.split(delimiter)] if inner else []
+            if not inner:
+                return []
+            if fast_element is int and "n" not in inner and "N" not in inner:
+                return [int(t) for t in inner.split(delimiter)]  # int() strips what strip() would
+            tokens = [t.strip() for t in inner.split(delimiter)]
             if fast_element is None:
                 return [None if t.upper() == "NULL" else t for t in tokens]
             try:
