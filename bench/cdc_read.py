@@ -145,6 +145,7 @@ class Run:
     output_bytes: int
     records: int = -1
     deletes: int = -1
+    tail: bytes = b""  # the last 1 MB of a counted output
 
 
 class Sampler:
@@ -232,7 +233,7 @@ def timed(argv: list[str], server_params: dict[str, Any], *, count: bool) -> Run
     if os.waitstatus_to_exitcode(status) != 0:
         text = b"".join(errors).decode(errors="replace")
         raise SystemExit(f"{argv[0]} failed with status {status}: {text[-3000:]}")
-    run = Run(
+    return Run(
         seconds,
         sampler.peak_kb / 1024 if sampler.peak_kb else usage.ru_maxrss / 1024,
         usage.ru_utime + usage.ru_stime,
@@ -240,9 +241,8 @@ def timed(argv: list[str], server_params: dict[str, Any], *, count: bool) -> Run
         total,
         records if count else -1,
         deletes if count else -1,
+        tail,
     )
-    run.tail = tail  # type: ignore[attr-defined]
-    return run
 
 
 def floor_argv(bindir: Path, params: dict[str, Any], slot: str, end: int, out: str) -> list[str]:
@@ -306,8 +306,7 @@ def last_state(output: bytes) -> dict[str, Any]:
 def check_connector(run: Run, want_records: int, want_deletes: int, end: int) -> None:
     """Every change once (RECORD and delete counts), a final GLOBAL STATE at or past the end
     position, the stream COMPLETE."""
-    tail: bytes = run.tail  # type: ignore[attr-defined]
-    lines = tail.splitlines()[1:]  # the first may be cut
+    lines = run.tail.splitlines()[1:]  # the first may be cut
     problems = []
     if run.records != want_records:
         problems.append(f"{run.records} RECORD lines for {want_records} row changes")
@@ -356,7 +355,7 @@ def main() -> None:
         workdir = Path(tmp)
         db = server.create_database(prefix="cdcbench")
         params = dict(db.connection_params())
-        admin = {**params}
+        admin = params
         with psycopg.connect(**params, autocommit=True) as pg:
             version = pg.execute("SHOW server_version").fetchone()
             pg.execute(TABLE)
