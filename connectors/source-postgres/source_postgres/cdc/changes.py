@@ -22,6 +22,7 @@ fills them in (:mod:`source_postgres.cdc.toast`): never a placeholder or a NULL.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -84,7 +85,11 @@ _BEGIN_END = 1 + _BEGIN.size
 _COMMIT_END = 1 + _COMMIT.size
 _HOT = frozenset(b"BCIUD")
 _OPS: dict[int, Literal["insert", "update", "delete"]] = {0x49: "insert", 0x55: "update", 0x44: "delete"}
-_KEY, _OLD = ord("K"), ord("O")
+_KEY, _OLD, _NEW = ord("K"), ord("O"), ord("N")
+_TEXT, _NULL = ord("t"), ord("n")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_new_row_change = tuple.__new__  # a RowChange from a tuple, without the NamedTuple's Python __new__
 
 
 @dataclass(frozen=True)
@@ -272,6 +277,88 @@ class ChangeAssembler:
         if kind == 0x43:
             return self._commit(commit_lsn, end_lsn, commit_time)
         return self._row_change(_OPS[kind], oid, old_kind, old, new, lsn)
+
+    def feed_row(self, decoder: PgOutputDecoder, payload: bytes, lsn: int) -> RowChange:
+        """The RowChange of an Insert, Update or Delete outside a streamed block (``payload``:
+        the whole message as bytes): ``self.feed_payload(decoder, payload, lsn)``, the same event
+        and the same errors.
+
+        An Insert, a Delete and an Update without an old tuple whose values are all text or NULL
+        (nearly every change) are parsed and converted in one pass over the bytes, straight into
+        the row's dict; anything else (an old tuple, an unchanged TOAST value, a binary value, a
+        tuple of another size than the table's, bytes that do not parse) goes through
+        :meth:`feed_payload`, which raises what the general path raises."""
+        kind = payload[0]
+        try:
+            (oid,) = _U32.unpack_from(payload, 1)
+            marker = payload[5]
+            (count,) = _U16.unpack_from(payload, 6)
+        except DECODE_ERRORS:
+            return self._slow_row(decoder, payload, lsn)
+        shape = self._plans.get(oid)
+        if shape is None or (marker != _NEW if kind != 0x44 else marker not in (_KEY, _OLD)):
+            return self._slow_row(decoder, payload, lsn)
+        table, plan = shape
+        if count != len(plan):
+            return self._slow_row(decoder, payload, lsn)
+        sparse = marker == _KEY
+        encoding = decoder.encoding
+        # an ASCII message (most are) is decoded once: its str has the bytes' offsets
+        text = payload.decode("ascii") if payload.isascii() and decoder.ascii_compatible else None
+        unpack = _U32.unpack_from
+        data: dict[str, Any] = {}
+        changes: Changes = []
+        pos = 8
+        try:
+            for name, convert, is_key in plan:
+                value_kind = payload[pos]
+                if value_kind == _TEXT:
+                    start = pos + 5
+                    pos = start + unpack(payload, pos + 1)[0]
+                    value = text[start:pos] if text is not None else payload[start:pos].decode(encoding)
+                    if convert is None:
+                        data[name] = value
+                        continue
+                    try:
+                        data[name] = convert(value)
+                    except Unrepresentable as exc:
+                        data[name] = exc.replacement
+                        changes.append(change(name, exc.reason))
+                    except (TypeError, ValueError, OverflowError):
+                        data[name] = None
+                        changes.append(change(name, REASON))
+                elif value_kind == _NULL:
+                    pos += 1
+                    if not sparse or is_key:
+                        data[name] = None
+                else:  # an unchanged TOAST value or a binary one: the general path
+                    return self._slow_row(decoder, payload, lsn)
+        except DECODE_ERRORS:
+            return self._slow_row(decoder, payload, lsn)
+        if pos != len(payload):
+            return self._slow_row(decoder, payload, lsn)
+        self._rows += 1
+        return _new_row_change(
+            RowChange,
+            (
+                _OPS[kind],
+                table,
+                data,
+                None,
+                changes,
+                lsn,
+                self._commit_lsn,
+                self._commit_time,
+                self._xid,
+                (),
+                None,
+            ),
+        )
+
+    def _slow_row(self, decoder: PgOutputDecoder, payload: bytes, lsn: int) -> RowChange:
+        event = self.feed_payload(decoder, payload, lsn)
+        assert type(event) is RowChange
+        return event
 
     # -- transactions and rows -----------------------------------------------------------------------
 

@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import orjson
@@ -65,6 +66,7 @@ from source_postgres.cdc.airbyte_state import airbyte_cdc_state, is_airbyte_shar
 from source_postgres.cdc.changes import (
     Adapter,
     ChangeAssembler,
+    ChangeEvent,
     RelationChanged,
     RowChange,
     TableShape,
@@ -81,6 +83,7 @@ from source_postgres.cdc.wire import ReplicationConnection, quote_ident
 LSN_COLUMN = "_ab_cdc_lsn"
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _POLL = 0.5
+_FAST = frozenset(b"CIUD")  # Commit, Insert, Update, Delete: assembled straight from the payload
 
 SLOT = sa.text(
     """
@@ -134,6 +137,7 @@ ADVANCE = sa.text("SELECT pg_replication_slot_advance(:slot, CAST(:lsn AS pg_lsn
 INSERT_LSN = sa.text("SELECT pg_current_wal_insert_lsn()::text")
 
 
+@lru_cache(maxsize=256)  # every change of a transaction has its commit time
 def commit_time(pg_us: int) -> str:
     """A commit time (microseconds since 2000-01-01 UTC) in ISO-8601 UTC."""
     moment = _PG_EPOCH + timedelta(microseconds=pg_us)
@@ -737,9 +741,14 @@ class PostgresCdcReader(CdcReader[int]):
             skipping = False
             reached = start
             last_message = time.monotonic()
-            while True:
-                data = stream.read(timeout=_POLL)
-                if data is None:
+            # per relation OID: the table shape last seen and its stream (None: not read)
+            streams_of: dict[int, tuple[TableShape, StreamDescriptor | None]] = {}
+            feed_payload = assembler.feed_payload
+            feed_row = assembler.feed_row
+            stopped = False
+            while not stopped:
+                got = stream.read_many(_POLL, 1000, None if in_transaction else upper)
+                if not got:
                     if not in_transaction and stream.received_lsn >= upper:
                         break
                     if time.monotonic() - last_message >= wait:
@@ -747,56 +756,72 @@ class PostgresCdcReader(CdcReader[int]):
                     stream.send_status(reply=True)  # ask for a keepalive: how far the server got
                     continue
                 last_message = time.monotonic()
-                message = decoder.decode(data.payload, data.data_start)
-                if isinstance(message, Begin):
-                    if message.final_lsn >= upper:
-                        break  # committed after the read started: the next read's
-                    in_transaction = True
-                    skipping = message.final_lsn < start  # already read (at or before the position)
-                    committed = len(pending)  # the changes of transactions read to their end
-                event = assembler.feed(message, data.data_start)
-                if event is None or (skipping and not isinstance(event, TransactionCommitted)):
-                    continue
-                if isinstance(event, RowChange):
-                    descriptor = by_name.get((event.table.namespace, event.table.name))
-                    if descriptor is not None:
-                        image = _append(pending, descriptor, event, keys[descriptor])
-                        if event.unresolved or event.table.oid in toast.active:
-                            toast.note(event, image, image.problems)
-                elif isinstance(event, TransactionCommitted):
-                    in_transaction = False
-                    if skipping:
-                        skipping = False
+                for data in got:
+                    lsn = data.data_start
+                    payload = bytes(data.payload)
+                    kind = payload[0] if payload else 0
+                    event: ChangeEvent | None
+                    if kind not in _FAST or decoder.in_stream:
+                        message = decoder.decode(payload, lsn)
+                        if isinstance(message, Begin):
+                            if message.final_lsn >= upper:
+                                stopped = True  # committed after the read started: the next read's
+                                break
+                            in_transaction = True
+                            skipping = message.final_lsn < start  # already read (at or before the position)
+                            committed = len(pending)  # the changes of transactions read to their end
+                        event = assembler.feed(message, lsn)
+                    elif kind == 0x43:  # Commit
+                        event = feed_payload(decoder, payload, lsn)
+                    else:  # Insert, Update, Delete
+                        event = feed_row(decoder, payload, lsn)
+                    if event is None or (skipping and type(event) is not TransactionCommitted):
                         continue
-                    reached = event.end_lsn
+                    if type(event) is RowChange:
+                        shape = event.table
+                        known = streams_of.get(shape.oid)
+                        if known is None or known[0] is not shape:
+                            wanted = by_name.get((shape.namespace, shape.name))
+                            known = streams_of[shape.oid] = (shape, wanted)
+                        descriptor = known[1]
+                        if descriptor is not None:
+                            image = _append(pending, descriptor, event, keys[descriptor])
+                            if event.unresolved or shape.oid in toast.active:
+                                toast.note(event, image, image.problems)
+                    elif type(event) is TransactionCommitted:
+                        in_transaction = False
+                        if skipping:
+                            skipping = False
+                            continue
+                        reached = event.end_lsn
+                        if len(pending) >= limit:
+                            toast.fill()
+                            yield ChangeBatch(pending, reached)
+                            pending = []
+                            if while_reading:
+                                stream.acknowledge(reached)
+                        continue
+                    elif type(event) is RelationChanged:
+                        self._relation_changed(event, by_name)
+                    elif type(event) is TablesTruncated:
+                        if pending and any(by_name.get((t.namespace, t.name)) for t in event.tables):
+                            # a truncate starts a batch: a read stopping at it checkpoints just before
+                            # (this transaction's earlier changes may come again: at-least-once)
+                            toast.fill()
+                            yield ChangeBatch(pending, reached)
+                            pending = []
+                            committed = 0
+                        when = commit_time(event.commit_time)
+                        meta = {LSN_COLUMN: event.commit_lsn}
+                        for truncated in event.tables:
+                            descriptor = by_name.get((truncated.namespace, truncated.name))
+                            if descriptor is not None:
+                                pending.append(Change(descriptor, Operation.TRUNCATE, None, when, meta))
                     if len(pending) >= limit:
                         toast.fill()
-                        yield ChangeBatch(pending, reached)
-                        pending = []
-                        if while_reading:
-                            stream.acknowledge(reached)
-                    continue
-                elif isinstance(event, RelationChanged):
-                    self._relation_changed(event, by_name)
-                elif isinstance(event, TablesTruncated):
-                    if pending and any(by_name.get((t.namespace, t.name)) for t in event.tables):
-                        # a truncate starts a batch: a read stopping at it checkpoints just before
-                        # (this transaction's earlier changes may come again: at-least-once)
-                        toast.fill()
-                        yield ChangeBatch(pending, reached)
+                        yield from _split_at_commit(pending, committed, reached)
                         pending = []
                         committed = 0
-                    when = commit_time(event.commit_time)
-                    meta = {LSN_COLUMN: event.commit_lsn}
-                    for shape in event.tables:
-                        descriptor = by_name.get((shape.namespace, shape.name))
-                        if descriptor is not None:
-                            pending.append(Change(descriptor, Operation.TRUNCATE, None, when, meta))
-                if len(pending) >= limit:
-                    toast.fill()
-                    yield from _split_at_commit(pending, committed, reached)
-                    pending = []
-                    committed = 0
             if not in_transaction and stream.received_lsn >= upper:
                 reached = max(reached, upper)
             toast.fill()
