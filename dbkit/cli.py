@@ -31,6 +31,7 @@ from dbkit.sync.display import Reporter
 from dbkit.sync.registry import is_url, lookup, resolve
 from dbkit.sync.state import SyncState
 from dbkit.validate_cli import validate_command
+from dbkit.version import version_text
 
 DEFAULT_STATE_FILE = "dbkit-state.json"
 DEFAULT_DEMO_DIR = "dbkit-demo"
@@ -123,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dbkit", description="dbkit: run and check Airbyte-protocol database connectors"
     )
+    parser.add_argument("--version", action="version", version=version_text("dbkit"))
     sub = parser.add_subparsers(dest="command", required=True, metavar="{sync,validate}")
     fmt = argparse.RawDescriptionHelpFormatter
 

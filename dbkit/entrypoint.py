@@ -42,6 +42,7 @@ from dbkit.protocol import (
 )
 from dbkit.protocol import messages as msg
 from dbkit.protocol.jsonio import read_json_file as protocol_read_json_file
+from dbkit.version import version_text
 
 Log = Callable[[str, str], None]
 """``log(level, text)``: a LOG message of the running command (masked)."""
@@ -221,6 +222,7 @@ def _failure(exc: BaseException) -> DbkitError:
 
 def _parser(kind: str, name: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=name, description=f"dbkit {kind} connector (Airbyte protocol)")
+    parser.add_argument("--version", action="version", version=version_text(name))
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("spec", help="print the connector's specification")
     for command, helptext in (("check", "test the connection"), ("discover", "print the catalog")):
