@@ -6,17 +6,13 @@ what a sync copes with is a WARN (a missing slot: the first sync creates it)."""
 from __future__ import annotations
 
 import secrets
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psycopg
 import pytest
 
-from dbkit.entrypoint import launch
-from dbkit.testing.servers import DatabaseServer, TestDatabase
-from source_postgres import PostgresSource
+from dbkit.testing import ConnectorRunner, DatabaseServer, TestDatabase
 
 pytestmark = [pytest.mark.postgres]
 
@@ -35,14 +31,10 @@ def config(db: TestDatabase, **method: Any) -> dict[str, Any]:
 
 
 def check(tmp_path: Path, cfg: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """The CONNECTION_STATUS and the LOG texts of a ``check`` run in-process."""
-    path = tmp_path / f"config-{secrets.token_hex(4)}.json"
-    path.write_bytes(orjson.dumps(cfg))
-    out = BytesIO()
-    assert launch(PostgresSource(), ["check", "--config", str(path)], stdout=out) == 0
-    messages = [orjson.loads(line) for line in out.getvalue().splitlines()]
-    (status,) = [m["connectionStatus"] for m in messages if m["type"] == "CONNECTION_STATUS"]
-    return status, [m["log"]["message"] for m in messages if m["type"] == "LOG"]
+    """The CONNECTION_STATUS and the LOG texts of a ``check`` run."""
+    result = ConnectorRunner("source-postgres", workdir=tmp_path).check(cfg)
+    assert result.exit_code == 0, result.output_text()
+    return result.connection_status, result.logs()
 
 
 def failed(tmp_path: Path, cfg: dict[str, Any], *expected: str) -> str:

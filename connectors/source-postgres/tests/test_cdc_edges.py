@@ -14,7 +14,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from dbkit.testing.runner import RunResult, configured_catalog
+from dbkit.testing import RunResult, configured_catalog
 from dbkit.testing.suites import CdcSuite, apply_records
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
