@@ -17,6 +17,7 @@ snapshot path.
 from __future__ import annotations
 
 import codecs
+import ipaddress
 import re
 import struct
 from collections.abc import Callable, Sequence
@@ -261,12 +262,37 @@ class ColumnSpec:
 
 Decoder = Callable[[Cursor], Any]
 
+
+def _uuid(raw: bytes) -> str:
+    h = raw.ljust(16, b"\x00").hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _inet6(raw: bytes) -> str:
+    address = ipaddress.IPv6Address(raw.ljust(16, b"\x00"))
+    mapped = address.ipv4_mapped
+    if mapped is not None:
+        return f"::ffff:{mapped}"
+    return address.compressed
+
+
+def _inet4(raw: bytes) -> str:
+    return str(ipaddress.IPv4Address(raw.ljust(4, b"\x00")))
+
+
+_SPECIAL: dict[str, Callable[[bytes], str]] = {"uuid": _uuid, "inet6": _inet6, "inet4": _inet4}
+"""MariaDB's UUID, INET6 and INET4: fixed binary in the binlog, text in a SELECT."""
+
 _INT_TYPES = {1: 1, 2: 2, 9: 3, 3: 4, 8: 8}
 
 
 def decoder(type_code: int, meta: int, spec: ColumnSpec) -> Decoder:
     """How one column's value is read from a row image (the cursor at its first byte)."""
     t = type_code
+    if spec.data_type in _SPECIAL and t in (254, 15, 253):
+        prefix = 1 if (meta & 0xFFFF if t == 254 else meta) < 256 else 2
+        render = _SPECIAL[spec.data_type]
+        return lambda c: render(c.take(c.uint(prefix)))
     if t in _INT_TYPES:
         width = _INT_TYPES[t]
         signed = not spec.unsigned
