@@ -507,6 +507,9 @@ class MySqlCdcReader(CdcReader[BinlogPosition]):
                     created = event.header.timestamp or created
                 continue
             if header.type == HEARTBEAT:
+                if pending and not in_txn:  # the log is idle: hand over what was read
+                    yield ChangeBatch(pending, reached)
+                    pending = []
                 if not in_txn and here(header.next_pos) >= upper:
                     reached = max(reached, upper)
                     break
@@ -626,18 +629,23 @@ class MySqlCdcReader(CdcReader[BinlogPosition]):
 
 
 class _GtidState:
-    """The GTID state as the read moves: MariaDB's per-domain last GTID; MySQL's set is carried
-    from the start and only extended by the transactions read (``uuid:n`` appended)."""
+    """The GTID state as the read moves: MariaDB's last GTID per domain (``0-1-45,1-2-7``); MySQL's
+    executed set (``uuid:1-45:47,uuid2:1-3``), each transaction read added to it."""
 
     def __init__(self, text: str) -> None:
         self._mariadb: dict[int, str] = {}
-        self._mysql: list[str] = []
+        self._mysql: dict[str, list[list[int]]] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             bits = part.split("-")
             if len(bits) == 3 and all(b.isdigit() for b in bits):
                 self._mariadb[int(bits[0])] = part
-            else:
-                self._mysql.append(part)
+                continue
+            uuid, _, ranges = part.partition(":")
+            intervals = self._mysql.setdefault(uuid.lower(), [])
+            for r in filter(None, ranges.split(":")):
+                low, _, high = r.partition("-")
+                if low.isdigit() and (not high or high.isdigit()):
+                    intervals.append([int(low), int(high or low)])
 
     def reset(self, gtids: Sequence[tuple[int, int, int]]) -> None:
         for domain, server, seq in gtids:
@@ -646,10 +654,27 @@ class _GtidState:
     def add(self, event: Gtid) -> None:
         if event.domain is not None:
             self._mariadb[event.domain] = event.text
-        else:
-            self._mysql_last = event.text
+            return
+        uuid, _, number = event.text.partition(":")
+        self.add_mysql(uuid, int(number))
+
+    def add_mysql(self, uuid: str, n: int) -> None:
+        intervals = self._mysql.setdefault(uuid.lower(), [])
+        intervals.append([n, n])
+        intervals.sort()
+        merged: list[list[int]] = []
+        for low, high in intervals:
+            if merged and low <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], high)
+            else:
+                merged.append([low, high])
+        self._mysql[uuid.lower()] = merged
 
     def text(self) -> str:
         if self._mariadb:
             return ",".join(self._mariadb[d] for d in sorted(self._mariadb))
-        return ",".join(self._mysql)
+        return ",".join(
+            uuid + "".join(f":{a}" if a == b else f":{a}-{b}" for a, b in ranges)
+            for uuid, ranges in sorted(self._mysql.items())
+            if ranges
+        )
