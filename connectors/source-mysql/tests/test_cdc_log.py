@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pymysql
 import pytest
 
-from dbkit import ConfigError, Database
+from dbkit import ConfigError, Database, TransientError
 from dbkit.protocol import StreamDescriptor
 from dbkit.source import TableInfo
 from source_mysql import MySqlSourceConfig, MySqlSourceDialect
@@ -163,7 +162,7 @@ def test_a_dropped_dump_connection_is_an_error_not_a_silent_reconnect(source: My
             for batch in reader.changes(start, upper, tables):
                 seen.extend(batch.changes)
 
-        with pytest.raises((pymysql.err.OperationalError, pymysql.err.InterfaceError)):
+        with pytest.raises(TransientError, match="lost the binlog connection"):
             consume()
         killer.join()
         assert time.monotonic() - began < 30
@@ -234,3 +233,18 @@ def test_a_bad_saved_position_is_a_config_error() -> None:
     reader = MySqlCdcReader(None, None, lambda: None, "x")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="reset"):
         reader.position_from_state({"lsn": 5})
+
+
+def test_a_position_inside_an_event_is_a_config_error(source: MySqlCdc) -> None:
+    """The server refuses a dump from a position that is no event boundary (1236): a config_error,
+    never records decoded from the middle of an event."""
+    table = source.qualified("dbkit_inside")
+    source.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY)")
+    with open_db(source) as db:
+        reader = reader_for(source, db)
+        now = reader.current_position()
+        source.execute(f"INSERT INTO {table} VALUES (1)")
+        upper = reader.current_position()
+        inside = now.__class__(now.index, 5, now.file, now.gtids, now.server, now.created)
+        with pytest.raises(ConfigError, match="can no longer be read"):
+            list(reader.changes(inside, upper, table_of(db, "dbkit_inside")))

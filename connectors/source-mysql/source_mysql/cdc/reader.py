@@ -46,7 +46,7 @@ from typing import Any, ClassVar
 import orjson
 import pymysql  # type: ignore[import-untyped]
 
-from dbkit import ConfigError, Database
+from dbkit import ConfigError, Database, TransientError
 from dbkit.protocol import StreamDescriptor
 from dbkit.source import (
     GENERIC_CURSOR,
@@ -82,6 +82,7 @@ FILE_COLUMN = "_ab_cdc_log_file"
 POS_COLUMN = "_ab_cdc_log_pos"
 BATCH = 5000
 _DENIED = (1227, 1045, 1142, 1044)
+_BINLOG_GONE = 1236  # ER_MASTER_FATAL_ERROR_READING_BINLOG: purged, or a position that is no event
 _DDL = re.compile(r"^\s*(?:/\*.*?\*/\s*)*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\b", re.IGNORECASE | re.DOTALL)
 _TRUNCATE = re.compile(
     r"^\s*(?:/\*.*?\*/\s*)*TRUNCATE\s+(?:TABLE\s+)?((?:`(?:[^`]|``)+`|[\w$]+)(?:\s*\.\s*(?:`(?:[^`]|``)+`|[\w$]+))?)\s*;?\s*$",
@@ -492,6 +493,22 @@ class MySqlCdcReader(CdcReader[BinlogPosition]):
                 event = stream.read()
             except BinlogError as exc:
                 raise ConfigError(f"CDC: {exc}") from None
+            except pymysql.err.OperationalError as exc:
+                if exc.args and exc.args[0] == _BINLOG_GONE:
+                    raise ConfigError(
+                        f"the binlog can no longer be read from {here(reached.pos).describe()}: "
+                        f"{exc.args[1] if len(exc.args) > 1 else exc}; reset the connection's data",
+                        internal=repr(exc),
+                    ) from None
+                raise TransientError(
+                    f"lost the binlog connection to {self._target} after {reached.describe()}: {exc}",
+                    internal=repr(exc),
+                ) from None
+            except (pymysql.err.InterfaceError, OSError) as exc:
+                raise TransientError(
+                    f"lost the binlog connection to {self._target} after {reached.describe()}: {exc!r}",
+                    internal=repr(exc),
+                ) from None
             if event is None:
                 break
             header = event.header
