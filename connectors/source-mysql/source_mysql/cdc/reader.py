@@ -39,7 +39,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -97,10 +97,10 @@ class BinlogPosition:
 
     index: int
     pos: int
-    file: str
-    gtids: str = ""
-    server: str = ""
-    created: int = 0
+    file: str = field(compare=False)
+    gtids: str = field(default="", compare=False)
+    server: str = field(default="", compare=False)
+    created: int = field(default=0, compare=False)
     """The creation time of ``file`` (its format description event): another file of that name
     (after ``RESET MASTER``) has another one. 0: not known."""
 

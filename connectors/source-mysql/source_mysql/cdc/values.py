@@ -92,6 +92,9 @@ def double_text(value: float) -> str:
     more than 15 right of it with no fraction (``1e15``, ``1.2345678901234568e16``, ``1e-15``)."""
     if value == 0:
         return "0"
+    if 1e-4 <= abs(value) < 1e15:  # Python's repr is fixed notation here, with the same digits
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
     sign, digits_t, exp = Decimal(repr(value)).as_tuple()
     digits = "".join(map(str, digits_t))
     stripped = digits.rstrip("0")
@@ -429,15 +432,18 @@ class RowDecoder:
             decoder(t, m, s) for t, m, s in zip(table_map.types, table_map.metadata, specs, strict=True)
         ]
 
-    def _image(self, cur: Cursor, present: bytes) -> dict[str, Any]:
-        columns = [i for i in range(len(self.names)) if present[i >> 3] >> (i & 7) & 1]
+    def _present(self, present: bytes) -> list[tuple[int, str, Decoder]]:
+        """(null-bitmap index, name, decoder) of each column a row image holds."""
+        names, decoders = self.names, self.decoders
+        columns = [i for i in range(len(names)) if present[i >> 3] >> (i & 7) & 1]
+        return [(j, names[i], decoders[i]) for j, i in enumerate(columns)]
+
+    @staticmethod
+    def _image(cur: Cursor, columns: list[tuple[int, str, Decoder]]) -> dict[str, Any]:
         nulls = cur.take((len(columns) + 7) // 8)
         image: dict[str, Any] = {}
-        for j, i in enumerate(columns):
-            if nulls[j >> 3] >> (j & 7) & 1:
-                image[self.names[i]] = None
-            else:
-                image[self.names[i]] = self.decoders[i](cur)
+        for j, name, decode in columns:
+            image[name] = None if nulls[j >> 3] >> (j & 7) & 1 else decode(cur)
         return image
 
     def rows(self, event: Rows) -> list[tuple[dict[str, Any] | None, dict[str, Any]]]:
@@ -451,11 +457,14 @@ class RowDecoder:
         cur = Cursor(event.body, event.start)
         out: list[tuple[dict[str, Any] | None, dict[str, Any]]] = []
         end = len(event.body)
-        while cur.pos < end:
-            first = self._image(cur, event.present)
-            if event.kind == "update":
-                assert event.present_after is not None
-                out.append((first, self._image(cur, event.present_after)))
-            else:
-                out.append((None, first))
+        columns = self._present(event.present)
+        if event.kind == "update":
+            assert event.present_after is not None
+            after = self._present(event.present_after)
+            while cur.pos < end:
+                before = self._image(cur, columns)
+                out.append((before, self._image(cur, after)))
+        else:
+            while cur.pos < end:
+                out.append((None, self._image(cur, columns)))
         return out
