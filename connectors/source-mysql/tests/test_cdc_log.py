@@ -248,3 +248,21 @@ def test_a_position_inside_an_event_is_a_config_error(source: MySqlCdc) -> None:
         inside = now.__class__(now.index, 5, now.file, now.gtids, now.server, now.created)
         with pytest.raises(ConfigError, match="can no longer be read"):
             list(reader.changes(inside, upper, table_of(db, "dbkit_inside")))
+
+
+def test_a_transaction_larger_than_a_batch_has_no_position_inside(source: MySqlCdc) -> None:
+    """12,000 rows in one transaction: batches inside it carry no position (a read cannot resume
+    in the middle of a transaction), the one that ends it does, and every row comes once."""
+    table = source.qualified("dbkit_big")
+    source.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(20))")
+    with open_db(source) as db:
+        reader = reader_for(source, db)
+        start = reader.current_position()
+        source.execute(f"INSERT INTO {table} SELECT seq, CONCAT('v', seq) FROM seq_1_to_12000")
+        upper = reader.current_position()
+        batches = list(reader.changes(start, upper, table_of(db, "dbkit_big")))
+    assert [b.position is None for b in batches[:-1]] == [True] * (len(batches) - 1)
+    assert len(batches) >= 3
+    assert batches[-1].position == upper
+    ids = [int(c.image["id"]) for b in batches for c in b.changes]
+    assert sorted(ids) == list(range(1, 12001))
