@@ -68,6 +68,12 @@ TypeSource = Callable[[Sequence[int]], Mapping[int, TypeRow]]
 
 Changes = list[dict[str, Any]]
 
+Adapter = Callable[["TableShape"], Mapping[str, Callable[[Any], Any]] | None]
+"""Called once per Relation message: for some columns of the table as described, a function
+applied to each converted value (e.g. the reader's coercion of values written before an ALTER
+COLUMN ... TYPE to the configured catalog's type); raising ValueError nulls the value with a
+``meta.changes`` entry."""
+
 REASON = "SOURCE_SERIALIZATION_ERROR"
 
 _Plan = tuple[tuple[str, Converter | None, bool], ...]
@@ -170,8 +176,9 @@ class ChangeAssembler:
     :meth:`feed` takes decoded messages; :meth:`feed_payload` takes the payloads themselves and
     gives the same events faster (the read path's way)."""
 
-    def __init__(self, types: TypeSource) -> None:
+    def __init__(self, types: TypeSource, adapt: Adapter | None = None) -> None:
         self._types = types
+        self._adapt = adapt
         self._type_rows: dict[int, TypeRow] = {}
         self._resolver = TypeResolver(self._type_rows)
         self._tables: dict[int, TableShape] = {}
@@ -363,10 +370,12 @@ class ChangeAssembler:
         )
         previous = self._tables.get(message.oid)
         self._tables[message.oid] = table
+        fix = self._adapt(table) if self._adapt is not None else None
         self._plans[message.oid] = (
             table,
             tuple(
-                (c.name, converter(h), c.is_key) for c, h in zip(table.columns, table.handlers, strict=True)
+                (c.name, _then(converter(h), fix.get(c.name) if fix else None), c.is_key)
+                for c, h in zip(table.columns, table.handlers, strict=True)
             ),
         )
         if previous is not None and (previous.columns != table.columns or previous.name != table.name):
@@ -427,6 +436,15 @@ class ChangeAssembler:
         return tuple(
             old_row[i] if v is UNCHANGED_TOAST and i < len(old_row) else v for i, v in enumerate(values)
         )
+
+
+def _then(convert: Converter | None, after: Callable[[Any], Any] | None) -> Converter | None:
+    """``convert`` followed by ``after`` (an :data:`Adapter`'s fix of one column)."""
+    if after is None:
+        return convert
+    if convert is None:
+        return after
+    return lambda text: after(convert(text))
 
 
 _IDENTITY = {"d": "DEFAULT", "n": "NOTHING", "f": "FULL", "i": "USING INDEX"}
