@@ -74,13 +74,6 @@ class MySqlSourceDialect(MySqlConnectionMixin, SourceDialect[MySqlSourceConfig])
                 for t in group
             )
             conn.execute(sa.text(probe)).all()
-        method = self.config.replication_method
-        if isinstance(method, CdcMethod):
-            reader = MySqlCdcReader(
-                self.database_for_cdc(), _options(method), self.binlog_connection, self.describe_target()
-            )
-            reader.requirements()
-            reader.check_dump()
 
     # ------------------------------------------------------------------ reading
     def record_encoder(
@@ -134,10 +127,6 @@ class MySqlSourceDialect(MySqlConnectionMixin, SourceDialect[MySqlSourceConfig])
         if not isinstance(method, CdcMethod):
             return None
         return MySqlCdcReader(database, _options(method), self.binlog_connection, self.describe_target())
-
-    def database_for_cdc(self) -> Any:
-        """check has no :class:`Database` at hand; the reader's checks do not use it."""
-        return None
 
     def binlog_connection(self) -> Any:
         """A plain PyMySQL connection with the dialect's arguments (SSL, tunnel, timeouts): the

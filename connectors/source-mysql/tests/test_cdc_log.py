@@ -79,8 +79,10 @@ def test_reset_master_and_another_server_are_lost_positions(source: MySqlCdc) ->
 def test_check_names_what_cdc_needs(source: MySqlCdc) -> None:
     runner = source.runner()
     source.execute(f"CREATE TABLE {source.qualified('dbkit_check')} (id INT PRIMARY KEY)")
-    first = runner.check(source.cdc_config()).connection_status
+    checked = runner.check(source.cdc_config())
+    first = checked.connection_status
     assert first["status"] == "SUCCEEDED", first
+    assert any("binlog_row_metadata = FULL" in line for line in checked.logs()), checked.logs()
 
     def failed(config: dict[str, Any], *parts: str) -> None:
         status = runner.check(config).connection_status

@@ -260,6 +260,20 @@ class MySqlCdcReader(CdcReader[BinlogPosition]):
                 ) from None
             raise
 
+    # ------------------------------------------------------------------ check
+    def check(self, tables: Sequence[TableInfo]) -> None:
+        """The binlog settings, REPLICATION CLIENT (the binlog position) and REPLICATION SLAVE (a
+        dump starts); a WARN when rows cannot be decoded across ALTER TABLE."""
+        self.requirements()
+        self.check_dump()
+        metadata = self.server()["row_metadata"]
+        if metadata and metadata.upper() != "FULL":
+            self.log(
+                "WARN",
+                f"binlog_row_metadata is {metadata}: an ALTER TABLE between a change and the sync "
+                "that reads it stops that sync; set binlog_row_metadata = FULL to read across it",
+            )
+
     # ------------------------------------------------------------------ positions
     def position_from_state(self, raw: Mapping[str, Any]) -> BinlogPosition:
         file, pos = raw.get("file"), raw.get("pos")
