@@ -150,6 +150,47 @@ def decimal_text(raw: bytes, precision: int, scale: int) -> tuple[str, int]:
     return text, size
 
 
+def decimal_decoder(precision: int, scale: int) -> Decoder:
+    """:func:`decimal_text` with the layout worked out once: the value read as one big-endian
+    integer, its 9-digit groups taken off from the right."""
+    intg0, intg0x = divmod(precision - scale, 9)
+    frac0, frac0x = divmod(scale, 9)
+    # (bytes, digits) of each group, least significant first
+    fraction = [(_DIG2BYTES[frac0x], frac0x)] if frac0x else []
+    fraction += [(4, 9)] * frac0
+    integer = [(4, 9)] * intg0 + ([(_DIG2BYTES[intg0x], intg0x)] if intg0x else [])
+    size = sum(b for b, _ in fraction) + sum(b for b, _ in integer)
+    bits = size * 8
+    sign_bit = 1 << (bits - 1)
+    full = (1 << bits) - 1
+
+    def decode(c: Cursor) -> str:
+        value = int.from_bytes(c.take(size), "big")
+        negative = not value & sign_bit
+        value ^= sign_bit
+        if negative:
+            value ^= full
+        parts: list[str] = []
+        for nbytes, digits in fraction:
+            group = value & ((1 << (nbytes * 8)) - 1)
+            value >>= nbytes * 8
+            parts.append(f"{group:0{digits}d}")
+        frac_text = "".join(reversed(parts))
+        whole = 0
+        groups: list[int] = []
+        for nbytes, _digits in integer:
+            groups.append(value & ((1 << (nbytes * 8)) - 1))
+            value >>= nbytes * 8
+        for group in reversed(groups):
+            whole = whole * 1_000_000_000 + group
+        text = str(whole) + ("." + frac_text if scale else "")
+        if negative and (whole or frac_text.strip("0")):
+            text = "-" + text
+        return text
+
+    return decode
+
+
 def _fraction(cur: Cursor, fsp: int) -> tuple[int, str]:
     """The fractional seconds of a ``*2`` temporal value: (microseconds, digits as SELECT shows)."""
     if fsp <= 0:
@@ -309,14 +350,7 @@ def decoder(type_code: int, meta: int, spec: ColumnSpec) -> Decoder:
     if t == 5:
         return lambda c: double_text(struct.unpack("<d", c.take(8))[0])
     if t == 246:
-        precision, scale = meta >> 8, meta & 0xFF
-
-        def dec(c: Cursor) -> str:
-            text, size = decimal_text(c.buf[c.pos : c.pos + 40], precision, scale)
-            c.pos += size
-            return text
-
-        return dec
+        return decimal_decoder(meta >> 8, meta & 0xFF)
     if t in (10, 14):  # DATE
         return lambda c: f"{(v := c.uint(3)) >> 9:04d}-{(v >> 5) & 15:02d}-{v & 31:02d}"
     if t == 18:
