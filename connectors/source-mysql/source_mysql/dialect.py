@@ -23,13 +23,15 @@ from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
+import pymysql  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.types import NullType
 
 from dbkit import ConfigError
 from dbkit.db import Capabilities, Database, TypeRegistry
-from dbkit.source import CdcReader, ColumnInfo, RecordEncoder, SourceDialect, TableInfo
+from dbkit.source import CdcOptions, CdcReader, ColumnInfo, RecordEncoder, SourceDialect, TableInfo
 from source_mysql.catalog import list_relations
+from source_mysql.cdc import MySqlCdcReader
 from source_mysql.config import CdcMethod, MySqlSourceConfig
 from source_mysql.connection import MySqlConnectionMixin
 from source_mysql.encoder import ServerRecordEncoder, handler_of
@@ -37,11 +39,6 @@ from source_mysql.types import TYPES, quote_identifier
 
 _INTEGER = re.compile(r"^-?\d+$")
 _PROBE_TABLES = 200  # tables per probe statement in check
-
-CDC_NOT_YET = (
-    "replication_method CDC (binlog change data capture) is not supported by source-mysql yet: "
-    "choose replication_method STANDARD (full refresh and cursor incremental)"
-)
 
 
 class MySqlSourceDialect(MySqlConnectionMixin, SourceDialect[MySqlSourceConfig]):
@@ -59,8 +56,6 @@ class MySqlSourceDialect(MySqlConnectionMixin, SourceDialect[MySqlSourceConfig])
         return [t for t in tables if self.include(t.namespace, t.name)]
 
     def check_readable(self, conn: sa.Connection) -> None:
-        if isinstance(self.config.replication_method, CdcMethod):
-            raise ConfigError(CDC_NOT_YET)
         tables = self.list_tables(conn)
         if not tables:
             patterns = self.config.include_tables or self.config.exclude_tables
@@ -127,6 +122,33 @@ class MySqlSourceDialect(MySqlConnectionMixin, SourceDialect[MySqlSourceConfig])
 
     # ------------------------------------------------------------------ change data capture
     def cdc_reader(self, database: Database) -> CdcReader[Any] | None:
-        if isinstance(self.config.replication_method, CdcMethod):
-            raise ConfigError(CDC_NOT_YET)
-        return None
+        """The binlog (:mod:`source_mysql.cdc`) when ``replication_method`` is CDC."""
+        method = self.config.replication_method
+        if not isinstance(method, CdcMethod):
+            return None
+        return MySqlCdcReader(database, _options(method), self.binlog_connection, self.describe_target())
+
+    def binlog_connection(self) -> Any:
+        """A plain PyMySQL connection with the dialect's arguments (SSL, tunnel, timeouts): the
+        binlog dump and the reader's own queries."""
+        host, port = self.endpoint()
+        c = self.config
+        params: dict[str, Any] = {
+            **self.connect_args(),
+            "host": host,
+            "port": port,
+            "user": c.username,
+            "password": c.password.get_secret_value(),
+            "autocommit": True,
+        }
+        params.pop("conv", None)
+        params.setdefault("read_timeout", 120)
+        connection = self._connect(None, None, (), params)
+        return connection if connection is not None else pymysql.connect(**params)
+
+
+def _options(method: CdcMethod) -> CdcOptions:
+    return CdcOptions(
+        initial_waiting_seconds=float(method.initial_waiting_seconds),
+        invalid_cdc_cursor_position_behavior=method.invalid_cdc_cursor_position_behavior,
+    )

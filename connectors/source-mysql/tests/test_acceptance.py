@@ -264,8 +264,8 @@ class MySql(MysqlSourceHarness):
             "nothing_to_read": BadConfig(
                 self.config(include_tables=["dbkit_no_such_table*"]), ["no table or view", "include/exclude"]
             ),
-            "cdc_not_yet": BadConfig(
-                self.config(replication_method={"method": "CDC"}), ["CDC", "not supported", "STANDARD"]
+            "cdc_without_binlog": BadConfig(
+                self.config(replication_method={"method": "CDC"}), ["binlog is off", "log_bin"]
             ),
         }
 
