@@ -11,7 +11,7 @@ import orjson
 import pymysql
 import pytest
 
-from dbkit.testing.runner import ConnectorRunner, RunResult
+from dbkit.testing import ConnectorRunner, RunResult
 from dbkit.testing.suites import CdcHarness, CdcSuite, MysqlSourceHarness
 from source_mysql.cdc.reader import ACKNOWLEDGED
 

@@ -174,7 +174,7 @@ def test_a_dropped_dump_connection_is_an_error_not_a_silent_reconnect(source: My
 def test_airbyte_state_resumes_from_its_offset(source: MySqlCdc) -> None:
     """Airbyte source-mysql's GLOBAL state: its offset's file/pos is where the read resumes, and
     streams whose snapshot Airbyte finished are not snapshotted again."""
-    from dbkit.testing.runner import configured_catalog
+    from dbkit.testing import configured_catalog
 
     table = source.qualified("dbkit_moved")
     source.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(10))")
