@@ -58,6 +58,7 @@ class Run:
     seconds: float
     peaks_mb: dict[str, float] = field(default_factory=dict)
     server_cpu: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds of the command's processes
 
 
 def recreate(database: str) -> None:
@@ -78,6 +79,7 @@ class Sampler:
         self.root = root
         self.markers = [f" {d} ".encode() for d in databases]
         self.peaks: dict[str, float] = {}
+        self.pid_cpu: dict[int, tuple[str, float]] = {}
         self.backend_cpu: dict[int, float] = {}
         self.before = self._backends()
         self._stop = threading.Event()
@@ -126,6 +128,18 @@ class Sampler:
             if pid in rss:
                 label = names[pid]
                 self.peaks[label] = max(self.peaks.get(label, 0.0), rss[pid])
+                try:
+                    with open(f"/proc/{pid}/stat") as f:
+                        stat = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                self.pid_cpu[pid] = (label, (int(stat[11]) + int(stat[12])) / TICK)
+
+    def cpu(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for label, seconds in self.pid_cpu.values():
+            out[label] = out.get(label, 0.0) + seconds
+        return out
 
     def _poll(self) -> None:
         while not self._stop.is_set():
@@ -157,7 +171,7 @@ def timed(command: str | list[str], databases: list[str]) -> Run:
     server = sampler.stop()
     if code != 0:
         raise SystemExit(f"{command} failed ({code}): {errors.decode(errors='replace')[-3000:]}")
-    return Run(seconds, sampler.peaks, server)
+    return Run(seconds, sampler.peaks, server, sampler.cpu())
 
 
 def floor_command(table: str) -> str:
@@ -268,7 +282,11 @@ def main() -> None:
                 )
                 run = timed(command, [DATABASE, TARGETS[path]])
                 results[path].append(run)
-                shown = ", ".join(f"{k} {v:.0f} MB" for k, v in sorted(run.peaks_mb.items()) if v >= 5)
+                shown = ", ".join(
+                    f"{k} {v:.0f} MB / {run.cpu.get(k, 0.0):.1f} CPU s"
+                    for k, v in sorted(run.peaks_mb.items())
+                    if v >= 5
+                )
                 print(
                     f"round {round_no + 1} {path:>5}: {run.seconds:6.2f} s, server CPU {run.server_cpu:5.1f} s,"
                     f" load {load()}; peak RSS: {shown}",

@@ -22,21 +22,16 @@ mix up.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 FRAME_PREFIX = b"#ARROW "
 """The first bytes of a frame's header line."""
 TRANSPORTS = ("json", "arrow")
-SEPARATOR = b"\x1f"
-"""Between a record's ``meta`` and ``data`` in a block of :func:`batch_from_lines` (a control
-character: JSON text never holds it unescaped)."""
 
 SCHEMA = pa.schema([pa.field("data", pa.binary(), nullable=False), pa.field("meta", pa.binary())])
 
@@ -113,26 +108,3 @@ def decode_body(header: FrameHeader, body: bytes | memoryview) -> pa.RecordBatch
     if batches[0].num_rows != header.records:
         raise FrameError(f"a frame of {header.records} records holds {batches[0].num_rows}")
     return batches[0]
-
-
-def batch_from_lines(blocks: Sequence[bytes | memoryview]) -> pa.RecordBatch:
-    """A record batch (:data:`SCHEMA`) from blocks of newline-terminated lines ``meta<US>data``
-    (``meta`` empty when the record has none), parsed in C."""
-    data = b"".join(blocks)
-    if not data:
-        return pa.RecordBatch.from_pylist([], SCHEMA)
-    table = pacsv.read_csv(
-        pa.py_buffer(data),
-        read_options=pacsv.ReadOptions(column_names=["meta", "data"], use_threads=False, block_size=1 << 26),
-        parse_options=pacsv.ParseOptions(
-            delimiter=SEPARATOR.decode(), quote_char=False, escape_char=False, ignore_empty_lines=False
-        ),
-        convert_options=pacsv.ConvertOptions(
-            column_types={"meta": pa.binary(), "data": pa.binary()},
-            null_values=[""],
-            strings_can_be_null=True,
-            check_utf8=False,
-        ),
-    )
-    table = table.select(["data", "meta"]).cast(SCHEMA).combine_chunks()
-    return table.to_batches()[0]
