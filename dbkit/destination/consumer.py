@@ -317,16 +317,40 @@ class Consumer:
         values = memoryview(data.buffers()[2])
         metas: list[Any] = [None] * n if meta.null_count == n else meta.to_pylist()
         stream, namespace, emitted_at = header.stream, header.namespace, header.emitted_at
-        add, raw = self._add, msgspec.Raw
+        raw = msgspec.Raw
+        records: list[RawRecord] = []
         for i in range(n):
             start, end = offsets[i], offsets[i + 1]
             if end == start or values[start] != _OPEN_BRACE:
                 raise self._fail(f"an Arrow frame of {buffer.descriptor} whose record {i} has no data object")
             m = metas[i]
-            record = RawRecord(
-                stream, raw(values[start:end]), namespace, emitted_at, NO_META if m is None else raw(m)
+            records.append(
+                RawRecord(
+                    stream, raw(values[start:end]), namespace, emitted_at, NO_META if m is None else raw(m)
+                )
             )
-            add(buffer, record, end - start + _ENVELOPE_BYTES)
+        size = (offsets[n] - offsets[0]) // n + _ENVELOPE_BYTES  # per record, about
+        policy = self.policy
+        i = 0
+        while i < n:  # in runs up to the batch size, each buffered as its lines would be
+            if (
+                buffer.status is None
+                and buffer.first_line is not None
+                and len(buffer.records) != buffer.covered
+            ):
+                take = max(1, min(n - i, policy.batch_records - len(buffer.records)))
+                buffer.records.extend(records[i : i + take])
+                buffer.bytes += take * size
+                buffer.added += take
+                self.buffered_bytes += take * size
+                i += take
+                if len(buffer.records) >= policy.batch_records or buffer.bytes >= policy.batch_bytes:
+                    self._full(buffer)
+                elif self.buffered_bytes >= policy.memory_bytes:
+                    self._flush(max(self.buffers.values(), key=lambda b: b.bytes), everything=True)
+            else:
+                self._add(buffer, records[i], size)
+                i += 1
 
     def _record(self, record: Any, size: int) -> None:
         """A RECORD the general path read: checked, then buffered as a :class:`RawRecord`."""
