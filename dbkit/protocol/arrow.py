@@ -22,18 +22,32 @@ mix up.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FRAME_PREFIX = b"#ARROW "
 """The first bytes of a frame's header line."""
 TRANSPORTS = ("json", "arrow")
+SEPARATOR = b"\x1f"
+"""Between a record's ``meta`` and ``data`` in a block of :func:`batch_from_lines` (a control
+character: JSON text never holds it unescaped)."""
 
-SCHEMA = pa.schema([pa.field("data", pa.binary(), nullable=False), pa.field("meta", pa.binary())])
+
+@cache
+def frame_schema() -> pa.Schema:
+    """The columns of a frame's batch (pyarrow is imported only by a command that uses frames)."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field("data", pa.binary(), nullable=False), pa.field("meta", pa.binary())])
+
 
 TRANSPORT: ContextVar[str] = ContextVar("dbkit_transport", default="json")
 """The transport of the running connector command (set by the entrypoint from ``--transport``)."""
@@ -58,7 +72,9 @@ class FrameHeader:
 
 
 def encode_frame(stream: str, namespace: str | None, emitted_at: int, batch: pa.RecordBatch) -> bytes:
-    """The frame (header line and body) of ``batch`` (columns as :data:`SCHEMA`)."""
+    """The frame (header line and body) of ``batch`` (columns as :func:`frame_schema`)."""
+    import pyarrow as pa
+
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as ipc:
         ipc.write_batch(batch)
@@ -93,6 +109,9 @@ def parse_header(line: bytes | memoryview) -> FrameHeader:
 
 def decode_body(header: FrameHeader, body: bytes | memoryview) -> pa.RecordBatch:
     """The record batch of a frame's body, checked against its header."""
+    import pyarrow as pa
+
+    schema = frame_schema()
     if len(body) != header.bytes:
         raise FrameError(f"a frame of {header.bytes} bytes ended after {len(body)}")
     try:
@@ -100,11 +119,38 @@ def decode_body(header: FrameHeader, body: bytes | memoryview) -> pa.RecordBatch
         batches = list(reader)
     except pa.ArrowException as exc:
         raise FrameError(f"a frame body that is not an Arrow IPC stream ({exc})") from None
-    if not reader.schema.equals(SCHEMA):
+    if not reader.schema.equals(schema):
         raise FrameError(f"a frame with columns {reader.schema.names}, not data and meta")
     if len(batches) != 1:
-        batch = pa.Table.from_batches(batches, SCHEMA).combine_chunks().to_batches()
-        batches = batch or [pa.RecordBatch.from_pylist([], SCHEMA)]
+        batch = pa.Table.from_batches(batches, schema).combine_chunks().to_batches()
+        batches = batch or [pa.RecordBatch.from_pylist([], schema)]
     if batches[0].num_rows != header.records:
         raise FrameError(f"a frame of {header.records} records holds {batches[0].num_rows}")
     return batches[0]
+
+
+def batch_from_lines(blocks: Sequence[bytes | memoryview]) -> pa.RecordBatch:
+    """A record batch (:func:`frame_schema`) from blocks of newline-terminated lines ``meta<US>data``
+    (``meta`` empty when the record has none), parsed in C."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    schema = frame_schema()
+    data = b"".join(blocks)
+    if not data:
+        return pa.RecordBatch.from_pylist([], schema)
+    table = pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(column_names=["meta", "data"], use_threads=False, block_size=1 << 20),
+        parse_options=pacsv.ParseOptions(
+            delimiter=SEPARATOR.decode(), quote_char=False, escape_char=False, ignore_empty_lines=False
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={"meta": pa.binary(), "data": pa.binary()},
+            null_values=[""],
+            strings_can_be_null=True,
+            check_utf8=False,
+        ),
+    )
+    table = table.select(["data", "meta"]).cast(schema).combine_chunks()
+    return table.to_batches()[0]

@@ -16,8 +16,16 @@ import pytest
 
 from dbkit import cli
 from dbkit.destination.input import InputError, InputReader
-from dbkit.protocol import DestinationSyncMode, StreamDescriptor, SyncMode
-from dbkit.protocol.arrow import SCHEMA, FrameError, decode_body, encode_frame, parse_header
+from dbkit.protocol import (
+    DestinationSyncMode,
+    FrameError,
+    StreamDescriptor,
+    SyncMode,
+    decode_body,
+    encode_frame,
+    frame_schema,
+    parse_header,
+)
 from dbkit.sync import Pump, QuietObserver, StreamProgress, SyncProgress
 from dbkit.sync.registry import ConnectorInfo, registered
 from destination_sqlite import SqliteDestination
@@ -25,7 +33,8 @@ from destination_sqlite import SqliteDestination
 
 def frame(stream: str, datas: list[bytes], metas: list[bytes | None] | None = None) -> bytes:
     batch = pa.RecordBatch.from_arrays(
-        [pa.array(datas, pa.binary()), pa.array(metas or [None] * len(datas), pa.binary())], schema=SCHEMA
+        [pa.array(datas, pa.binary()), pa.array(metas or [None] * len(datas), pa.binary())],
+        schema=frame_schema(),
     )
     return encode_frame(stream, "ns", 1700000000000, batch)
 

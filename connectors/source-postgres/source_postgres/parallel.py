@@ -139,9 +139,6 @@ class SnapshotGroup:
         self.workers = max(0, workers)
         self.cancelled = cancelled
         self.stats = ChunkStats()
-        self.frames: Any = None
-        """A :class:`source_postgres.frames.FrameReader` when chunks are read as CSV columns
-        into Arrow frames (each chunk's "lines" are then one frame), None for RECORD lines."""
         self._raws: list[Any] = []
         self._free: queue.Queue[psycopg.Connection[Any]] = queue.Queue()
         self._pool: ThreadPoolExecutor | None = None
@@ -237,12 +234,6 @@ class SnapshotGroup:
     def _read_chunk(self, chunk: Chunk) -> tuple[list[Any], int]:
         conn = self._free.get()
         try:
-            if self.frames is not None:  # columns in CSV, made into a frame here (in C, mostly)
-                statement = sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(chunk.query)
-                with conn.cursor() as cur, cur.copy(statement) as copy:
-                    data = b"".join(copy)
-                frame, rows = self.frames.frame(data)
-                return ([frame] if rows else []), rows
             statement = sql.SQL(BLOCK_QUERY).format(chunk.query)
             with conn.cursor() as cur, cur.copy(statement) as copy:
                 return parse_blocks(iter(copy))

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 
-from dbkit.destination.records import decode_envelope
-from dbkit.protocol.arrow import FRAME_PREFIX, decode_body, parse_header
+from dbkit.protocol import FRAME_PREFIX, decode_body, parse_header
 from dbkit.testing.servers import DatabaseServer, TestDatabase
 
 from .test_acceptance import TYPE_CASES
@@ -55,6 +55,19 @@ def create_type_table(db: TestDatabase, rows: int) -> None:
             f"INSERT INTO {TABLE} SELECT g, {names} FROM {TABLE}, generate_series(3, {rows}) AS g"  # type: ignore[arg-type]
             " WHERE id = 1"
         )
+
+
+class _Record(msgspec.Struct):
+    data: msgspec.Raw
+    meta: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Envelope(msgspec.Struct):
+    type: str
+    record: _Record | None = None
+
+
+decode_envelope = msgspec.json.Decoder(_Envelope).decode
 
 
 def read(tmp: Path, db: TestDatabase, transport: str, **extra: Any) -> bytes:
@@ -110,18 +123,39 @@ def messages(output: bytes) -> tuple[list[tuple[bytes, bytes | None]], list[Any]
 
 
 def test_frames_carry_the_bytes_of_the_json_path(tmp_path: Path, postgres_db: TestDatabase) -> None:
-    create_type_table(postgres_db, 1200)
-    settings = {"checkpoint_records": 250, "max_parallel_chunks": 2}
-    json_records, json_others, none = messages(read(tmp_path, postgres_db, "json", **settings))
-    arrow_records, arrow_others, frames = messages(read(tmp_path, postgres_db, "arrow", **settings))
-    assert none == 0
-    assert frames >= 4, "the table is read in several chunks, each a frame"
-    assert len(json_records) == 1200
+    create_type_table(postgres_db, 3)
+    json_records, json_others, none = messages(read(tmp_path, postgres_db, "json"))
+    arrow_records, arrow_others, frames = messages(read(tmp_path, postgres_db, "arrow"))
+    assert (none, frames) == (0, 1)
+    assert len(json_records) == 3
     for i, (want, got) in enumerate(zip(json_records, arrow_records, strict=True)):
         assert got == want, f"record {i}: {got!r} != {want!r}"
-    assert arrow_others == json_others, "the same states after the same records, the same statuses"
+    assert arrow_others == json_others, "the same states and statuses"
     assert any(b'"changes"' in (meta or b"") for _, meta in arrow_records), "the type table has changes"
     assert b"\\u0001" in json_records[0][0], "the type table has text that needs escapes"
+
+
+def test_many_chunks_give_the_same_records_and_states(tmp_path: Path, postgres_db: TestDatabase) -> None:
+    with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, t text, n numeric(12,3), d double precision,"  # type: ignore[arg-type]
+            " at timestamptz, j jsonb, b bytea, a integer[])"
+        )
+        conn.execute(
+            f"INSERT INTO {TABLE} SELECT g,"  # type: ignore[arg-type]
+            " CASE WHEN g % 3 = 0 THEN NULL ELSE E'q\"\\\\\t\n\u00e9 ' || g END,"
+            " g / 7.0, CASE WHEN g % 5 = 0 THEN 'NaN' ELSE g / 3.0 END, now() - g * interval '1 s',"
+            " jsonb_build_object('g', g), decode(md5(g::text), 'hex'), ARRAY[g, NULL]"
+            " FROM generate_series(1, 3000) AS g"
+        )
+    settings = {"checkpoint_records": 250, "max_parallel_chunks": 2}
+    json_records, json_others, _ = messages(read(tmp_path, postgres_db, "json", **settings))
+    arrow_records, arrow_others, frames = messages(read(tmp_path, postgres_db, "arrow", **settings))
+    assert frames >= 10, "the table is read in several chunks, each a frame"
+    assert len(json_records) == 3000
+    assert arrow_records == json_records
+    assert arrow_others == json_others, "the same states after the same records"
+    assert sum(1 for m in arrow_others if m["type"] == "STATE") >= 10
 
 
 def _dest(server: DatabaseServer, request: pytest.FixtureRequest) -> TestDatabase:
@@ -162,12 +196,12 @@ def _table(db: TestDatabase) -> list[tuple[Any, ...]]:
 def test_a_sync_gives_the_same_table_on_both_paths(
     tmp_path: Path, postgres_db: TestDatabase, postgres_server: DatabaseServer, request: pytest.FixtureRequest
 ) -> None:
-    create_type_table(postgres_db, 300)
+    create_type_table(postgres_db, 3)
     by_json, by_arrow = _dest(postgres_server, request), _dest(postgres_server, request)
     _finished(_sync(tmp_path, postgres_db, by_json, "json", checkpoint_records=100))
     _finished(_sync(tmp_path, postgres_db, by_arrow, "arrow", checkpoint_records=100))
     want, got = _table(by_json), _table(by_arrow)
-    assert len(want) == 300
+    assert len(want) == 3
     assert got == want
 
 
