@@ -297,7 +297,6 @@ def main() -> None:
         "| path | seconds (median) | rows/s | MB/s | ratio to floor | runs (s) | peak RSS | CPU s: server |"
     )
     print("|---|---:|---:|---:|---:|---|---|---:|")
-    floor = statistics.median(r.seconds for r in results["floor"]) if "floor" in results else None
     for path, runs in results.items():
         seconds = statistics.median(r.seconds for r in runs)
         ratios = ""
@@ -314,7 +313,6 @@ def main() -> None:
             f" {' / '.join(f'{r.seconds:.2f}' for r in runs)} | {peak_text} |"
             f" {statistics.median(r.server_cpu for r in runs):.1f} |"
         )
-    del floor
     print(f"\nload after {load()}")
     if args.no_check:
         return
