@@ -167,6 +167,14 @@ def _parser() -> argparse.ArgumentParser:
         help="run the connectors in threads of this process (over OS pipes) instead of subprocesses",
     )
     s.add_argument(
+        "--protocol",
+        choices=("auto", "arrow", "json"),
+        default="auto",
+        help="how records travel from the source to the destination: arrow (Arrow record batches, "
+        "when both connectors are dbkit connectors that can), json (Airbyte JSON lines, what any "
+        "other client sees), or auto (arrow when both ends can, else json; the default)",
+    )
+    s.add_argument(
         "--no-progress",
         action="store_true",
         help="no live display; print one line per stream status change instead",
@@ -251,6 +259,7 @@ def sync_command(args: argparse.Namespace) -> int:
     request.full_refresh = args.full_refresh
     request.refresh = [s.strip() for s in args.refresh.split(",") if s.strip()] if args.refresh else None
     request.in_process = args.in_process
+    request.protocol = args.protocol
     try:
         with _sigterm_interrupts():
             progress = run_sync(request, reporter)

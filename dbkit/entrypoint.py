@@ -41,6 +41,7 @@ from dbkit.protocol import (
     parse_state,
 )
 from dbkit.protocol import messages as msg
+from dbkit.protocol.arrow import TRANSPORT, TRANSPORTS
 from dbkit.protocol.jsonio import read_json_file as protocol_read_json_file
 from dbkit.version import version_text
 
@@ -239,6 +240,13 @@ def _parser(kind: str, name: str) -> argparse.ArgumentParser:
         p = sub.add_parser("write", help="load records from stdin")
         p.add_argument("--config", required=True)
         p.add_argument("--catalog", required=True)
+    p.add_argument(
+        "--transport",
+        choices=TRANSPORTS,
+        default="json",
+        help="json: Airbyte JSON lines (the protocol); arrow: records in Arrow frames between two "
+        "dbkit connectors (dbkit sync sets it; see dbkit.protocol.arrow)",
+    )
     return parser
 
 
@@ -256,6 +264,7 @@ def launch(
         if logging.getLogger(noisy).level == logging.NOTSET:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     token = _CURRENT_EMITTER.set(emitter)
+    transport = TRANSPORT.set(getattr(args, "transport", "json"))
     _ROUTER.enter(emitter)
     try:
         return _run(connector, args, writer, emitter, stdin)
@@ -267,6 +276,7 @@ def launch(
         return 1
     finally:
         _ROUTER.leave(emitter)
+        TRANSPORT.reset(transport)
         _CURRENT_EMITTER.reset(token)
         with contextlib.suppress(OutputClosedError):
             writer.flush()

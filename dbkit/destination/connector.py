@@ -31,6 +31,9 @@ class SqlDestination(Generic[ConfigT]):
     config_model: ClassVar[type[DestinationSettings]]
     dialect_class: ClassVar[type[DestinationDialect[Any]]]
     documentation_url: ClassVar[str] = "https://github.com/dbkit/dbkit#readme"
+    arrow_transport: ClassVar[bool] = True
+    """Takes ``--transport arrow`` (:mod:`dbkit.protocol.arrow`); ``dbkit sync`` then lets records
+    travel in Arrow frames when the other end declares it too."""
     consumer_class: ClassVar[type[Consumer]] = Consumer
 
     def spec(self) -> dict[str, Any]:

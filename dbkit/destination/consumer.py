@@ -49,14 +49,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+import msgspec
+
 from dbkit.destination.executor import POLL_SECONDS, LoadExecutor
 from dbkit.destination.input import BadLine, InputError, InputReader, parse_message, shown
 from dbkit.destination.ledger import StateLedger
 from dbkit.destination.loader import StreamLoader
 from dbkit.destination.prefetch import Prefetcher
-from dbkit.destination.records import DECODE_ERRORS, Envelope, RawRecord, as_raw_record, decode_envelope
+from dbkit.destination.records import (
+    DECODE_ERRORS,
+    NO_META,
+    Envelope,
+    RawRecord,
+    as_raw_record,
+    decode_envelope,
+)
 from dbkit.errors import DbkitError, TransientError
 from dbkit.protocol import MessageWriter, StreamDescriptor
+from dbkit.protocol.arrow import FRAME_PREFIX, FrameError, arrow_transport, decode_body, parse_header
 
 __all__ = ["Consumer", "FlushPolicy", "InputError"]
 
@@ -64,6 +74,7 @@ IGNORED_TYPES = frozenset({"LOG", "SPEC", "CATALOG", "CONNECTION_STATUS", "CONTR
 TIME_CHECK_EVERY = 1000
 SWITCH_SECONDS = 0.0005  # the GIL's switch interval while loads run in the background
 _OPEN_BRACE = ord("{")
+_ENVELOPE_BYTES = 100  # what a RECORD line holds around its data, about (for the buffer's size)
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,7 @@ class Consumer:
         self.buffered_bytes = 0
         self.loads = LoadExecutor(background)
         self.prefetch = Prefetcher() if background else None
+        self.frames = arrow_transport()  # the input may hold Arrow frames (dbkit.protocol.arrow)
 
     # ------------------------------------------------------------------ main loop
     def run(self, source: BinaryIO) -> None:
@@ -129,7 +141,7 @@ class Consumer:
             sys.setswitchinterval(min(switch, SWITCH_SECONDS))
         try:
             try:
-                for chunk in InputReader(source).chunks(self._wait_seconds):
+                for chunk in InputReader(source, self.frames).chunks(self._wait_seconds):
                     if chunk is not None:
                         self._consume(chunk)
                     self._collect()
@@ -195,7 +207,10 @@ class Consumer:
                     records = buffer.records
             else:
                 key = None
-                self._handle_message(line)
+                if self.frames and line.startswith(FRAME_PREFIX):
+                    self._frame(line)
+                else:
+                    self._handle_message(line)
             if self.line_no % TIME_CHECK_EVERY == 0:
                 self._collect()
                 self._flush_if_old()
@@ -283,6 +298,59 @@ class Consumer:
             f"as the catalog's only stream of that name, {buffer.descriptor}",
         )
         return buffer
+
+    def _frame(self, item: bytes) -> None:
+        """An Arrow frame (its header line, newline and body): its records, in order, buffered
+        exactly as the RECORD lines it stands for would be."""
+        newline = item.find(b"\n")
+        try:
+            header = parse_header(item[:newline])
+            batch = decode_body(header, memoryview(item)[newline + 1 :])
+        except FrameError as exc:
+            raise self._fail(str(exc)) from None
+        buffer = self._buffer_for(header.stream, header.namespace, "RECORD")
+        data, meta = batch.column(0), batch.column(1)
+        n = len(data)
+        if n == 0:
+            return
+        offsets = memoryview(data.buffers()[1]).cast("i")[data.offset : data.offset + n + 1]
+        values = memoryview(data.buffers()[2])
+        metas: list[Any] = [None] * n if meta.null_count == n else meta.to_pylist()
+        stream, namespace, emitted_at = header.stream, header.namespace, header.emitted_at
+        raw = msgspec.Raw
+        records: list[RawRecord] = []
+        for i in range(n):
+            start, end = offsets[i], offsets[i + 1]
+            if end == start or values[start] != _OPEN_BRACE:
+                raise self._fail(f"an Arrow frame of {buffer.descriptor} whose record {i} has no data object")
+            m = metas[i]
+            records.append(
+                RawRecord(
+                    stream, raw(values[start:end]), namespace, emitted_at, NO_META if m is None else raw(m)
+                )
+            )
+        size = (offsets[n] - offsets[0]) // n + _ENVELOPE_BYTES  # per record, about
+        policy = self.policy
+        i = 0
+        while i < n:  # in runs up to the batch size, each buffered as its lines would be
+            if (
+                buffer.status is None
+                and buffer.first_line is not None
+                and len(buffer.records) != buffer.covered
+            ):
+                take = max(1, min(n - i, policy.batch_records - len(buffer.records)))
+                buffer.records.extend(records[i : i + take])
+                buffer.bytes += take * size
+                buffer.added += take
+                self.buffered_bytes += take * size
+                i += take
+                if len(buffer.records) >= policy.batch_records or buffer.bytes >= policy.batch_bytes:
+                    self._full(buffer)
+                elif self.buffered_bytes >= policy.memory_bytes:
+                    self._flush(max(self.buffers.values(), key=lambda b: b.bytes), everything=True)
+            else:
+                self._add(buffer, records[i], size)
+                i += 1
 
     def _record(self, record: Any, size: int) -> None:
         """A RECORD the general path read: checked, then buffered as a :class:`RawRecord`."""

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from dbkit.destination.records import loads_lenient
 from dbkit.errors import SystemFailure
+from dbkit.protocol.arrow import FRAME_PREFIX, FrameError, parse_header
 from dbkit.protocol.jsonio import loads_exact
 
 CHUNK_BYTES = 1 << 20
@@ -73,10 +74,14 @@ def _lenient_record(line: bytes) -> dict[str, Any] | None:
 
 
 class InputReader:
-    """Reads ``source`` on a thread; :meth:`chunks` hands the lines over as they arrive."""
+    """Reads ``source`` on a thread; :meth:`chunks` hands the lines over as they arrive.
 
-    def __init__(self, source: BinaryIO) -> None:
+    With ``frames`` (the Arrow transport, :mod:`dbkit.protocol.arrow`) a frame is handed over as
+    one item: its header line, the newline, and its body."""
+
+    def __init__(self, source: BinaryIO, frames: bool = False) -> None:
         self.source = source
+        self.frames = frames
 
     def chunks(self, timeout: Callable[[], float | None]) -> Iterator[list[bytes] | None]:
         """Lists of input lines as they arrive; None whenever nothing arrived within
@@ -85,7 +90,8 @@ class InputReader:
         closed."""
         lines: queue.Queue[Any] = queue.Queue(maxsize=QUEUED_CHUNKS)
         stop = threading.Event()
-        reader = threading.Thread(target=_read_chunks, args=(self.source, lines, stop), daemon=True)
+        target = _read_frames if self.frames else _read_chunks
+        reader = threading.Thread(target=target, args=(self.source, lines, stop), daemon=True)
         reader.start()
         try:
             while True:
@@ -146,3 +152,77 @@ def _read_chunks(source: BinaryIO, out: queue.Queue[Any], stop: threading.Event)
         put(exc)
         return
     put(_END)
+
+
+_FRAME_AFTER_LINE = b"\n" + FRAME_PREFIX
+
+
+def _read_frames(source: BinaryIO, out: queue.Queue[Any], stop: threading.Event) -> None:
+    """Reader thread of an input with Arrow frames: lists of whole lines and whole frames."""
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                out.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    read1 = getattr(source, "read1", source.read)
+    try:
+        buffer = b""
+        while True:
+            data = read1(CHUNK_BYTES)
+            if not data:
+                break
+            buffer = buffer + data if buffer else data
+            items: list[bytes] = []
+            pos = 0
+            while True:
+                if buffer.startswith(FRAME_PREFIX, pos):
+                    start = pos
+                else:
+                    hit = buffer.find(_FRAME_AFTER_LINE, pos)
+                    if hit < 0:  # whole lines only
+                        end = buffer.rfind(b"\n", pos)
+                        if end >= pos:
+                            items.extend(buffer[pos:end].split(b"\n"))
+                            pos = end + 1
+                        break
+                    items.extend(buffer[pos:hit].split(b"\n"))  # the lines before the frame
+                    start = pos = hit + 1
+                newline = buffer.find(b"\n", start)
+                if newline < 0:
+                    pos = start
+                    break  # the header goes on in the next read
+                size = parse_header(buffer[start:newline]).bytes
+                end = newline + 1 + size
+                if end > len(buffer):  # the rest of the body, at once
+                    rest = _read_exactly(source, end - len(buffer))
+                    buffer = buffer + rest
+                items.append(buffer[start:end])
+                pos = end
+            buffer = buffer[pos:]
+            if items and not put(items):
+                return
+        if buffer and not put([buffer]):
+            return
+    except FrameError as exc:
+        put(InputError(f"an Arrow frame of the input: {exc}; nothing after it was loaded"))
+        return
+    except BaseException as exc:  # handed to the consumer thread
+        put(exc)
+        return
+    put(_END)
+
+
+def _read_exactly(source: BinaryIO, size: int) -> bytes:
+    parts = []
+    while size > 0:
+        part = source.read(size)
+        if not part:
+            raise FrameError(f"the input ended inside a frame ({size} bytes missing)")
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)

@@ -3,6 +3,18 @@
 This package imports nothing else of dbkit's.
 """
 
+from dbkit.protocol.arrow import (
+    FRAME_PREFIX,
+    SEPARATOR,
+    FrameError,
+    FrameHeader,
+    arrow_transport,
+    batch_from_lines,
+    decode_body,
+    encode_frame,
+    frame_schema,
+    parse_header,
+)
 from dbkit.protocol.catalog import (
     AirbyteStream,
     ConfiguredCatalog,
@@ -21,10 +33,14 @@ from dbkit.protocol.state import InputState, parse_state
 from dbkit.protocol.validate import Problem, StreamValidator, record_validator, validate_lines
 
 __all__ = [
+    "FRAME_PREFIX",
+    "SEPARATOR",
     "AirbyteStream",
     "ConfiguredCatalog",
     "ConfiguredStream",
     "DestinationSyncMode",
+    "FrameError",
+    "FrameHeader",
     "InputState",
     "MessageWriter",
     "OutputClosedError",
@@ -33,11 +49,17 @@ __all__ = [
     "StreamDescriptor",
     "StreamValidator",
     "SyncMode",
+    "arrow_transport",
+    "batch_from_lines",
     "change",
+    "decode_body",
+    "encode_frame",
+    "frame_schema",
     "loads_exact",
     "now_ms",
     "parse_airbyte_stream",
     "parse_configured_catalog",
+    "parse_header",
     "parse_state",
     "record_envelope",
     "record_suffix_with_changes",

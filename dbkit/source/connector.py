@@ -34,6 +34,9 @@ class SqlSource(Generic[ConfigT]):
     config_model: ClassVar[type[SourceSettings]]
     dialect_class: ClassVar[type[SourceDialect[Any]]]
     documentation_url: ClassVar[str] = "https://github.com/dbkit/dbkit#readme"
+    arrow_transport: ClassVar[bool] = True
+    """Takes ``--transport arrow`` (:mod:`dbkit.protocol.arrow`); ``dbkit sync`` then lets records
+    travel in Arrow frames when the other end declares it too."""
 
     def spec(self) -> dict[str, Any]:
         return {

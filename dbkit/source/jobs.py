@@ -50,6 +50,10 @@ class ReadContext:
     """The CDC snapshot (a :class:`dbkit.source.cdc.SnapshotPoint`) this read belongs to: a job
     reads inside it when its ``token`` says how (PostgreSQL's exported snapshot); None for
     standard reads."""
+    arrow: bool = False
+    """The output may carry records in Arrow frames (:mod:`dbkit.protocol.arrow`): the command
+    runs with ``--transport arrow``. A job may then yield a chunk whose ``lines`` is one frame
+    (:func:`dbkit.protocol.arrow.encode_frame`) instead of RECORD lines; JSON lines stay valid."""
 
     @property
     def descriptor(self) -> StreamDescriptor:

@@ -31,6 +31,7 @@ from dbkit.protocol import (
     SyncMode,
 )
 from dbkit.protocol import messages as msg
+from dbkit.protocol.arrow import arrow_transport
 from dbkit.source.dialect import SourceDialect
 from dbkit.source.jobs import Cancelled, ReadContext, ReadJob
 from dbkit.source.model import ColumnInfo, TableInfo
@@ -319,6 +320,7 @@ class SourceReader:
             cancelled=self.cancel.event,
             record_members=record_members,
             snapshot=snapshot,
+            arrow=arrow_transport(),
         )
         job = self.dialect.read_job(context)
         if job is None:

@@ -15,8 +15,10 @@ from typing import IO, Any
 import orjson
 
 from dbkit.protocol import StreamDescriptor
+from dbkit.protocol.arrow import FRAME_PREFIX, FrameError, parse_header
+from dbkit.sync.errors import SyncError
 from dbkit.sync.output import read_message, report_trace_error, show_log
-from dbkit.sync.progress import StreamProgress, SyncObserver, SyncProgress
+from dbkit.sync.progress import StreamProgress, SyncObserver, SyncProgress, report_error
 
 _RECORD_PREFIX = b'{"type":"RECORD"'
 _RECORD_HEAD = re.compile(
@@ -33,6 +35,9 @@ class Pump:
 
     ``source_out`` yields the source's stdout lines; ``dest_in`` receives RECORD, STATE and
     STREAM_STATUS lines unchanged. Counting a record costs one regex match and a dict lookup.
+    With ``frames`` (the Arrow transport, :mod:`dbkit.protocol.arrow`) a line that starts a
+    frame is forwarded with its body (read from ``source_out``, which must then be a binary
+    file), and counts as the records its header says.
     """
 
     def __init__(
@@ -41,7 +46,9 @@ class Pump:
         dest_in: IO[bytes],
         progress: SyncProgress,
         observer: SyncObserver,
+        frames: bool = False,
     ) -> None:
+        self.frames = frames
         self.source_out = source_out
         self.dest_in = dest_in
         self.progress = progress
@@ -49,6 +56,7 @@ class Pump:
         self.by_descriptor = {s.descriptor: s for s in progress.streams}
         self.by_head: dict[bytes, StreamProgress | None] = {}
         self.destination_gone = False
+        self.broken = False
 
     def run(self) -> None:
         write = self.dest_in.write
@@ -68,9 +76,30 @@ class Pump:
                             stream.records_read += 1
                         write(line)
                         continue
+                elif self.frames and line.startswith(FRAME_PREFIX):
+                    self._frame(line)
+                    continue
                 self._other(line)
         except (BrokenPipeError, ConnectionResetError, _DestinationGone):
             self.destination_gone = True  # the destination stopped reading its input
+        except FrameError as exc:  # the source's output cannot be read on: stop the source
+            self.broken = True
+            report_error(self.progress, self.observer, SyncError("source", f"unreadable output: {exc}"))
+
+    def _frame(self, line: bytes) -> None:
+        """A frame: its header line and body go to the destination as they are."""
+        header = parse_header(line)
+        read = getattr(self.source_out, "read", None)
+        if read is None:
+            raise FrameError("frames need a binary file as the source's output")
+        body = read(header.bytes)
+        if len(body) != header.bytes:
+            raise FrameError(f"the source's output ended inside a frame of {header.bytes} bytes")
+        stream = self.by_descriptor.get(StreamDescriptor(header.stream, header.namespace))
+        if stream is not None:
+            stream.records_read += header.records
+        self.dest_in.write(line)
+        self.dest_in.write(body)
 
     def _stream_for_head(self, m: re.Match[bytes]) -> StreamProgress | None:
         name = orjson.loads(m.group(1))

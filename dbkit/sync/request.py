@@ -71,6 +71,9 @@ class SyncRequest:
     in_process: bool = False
     refresh: Sequence[str] | None = None
     """Streams to refresh (a new generation replacing their rows, their state dropped)."""
+    protocol: str = "auto"
+    """How records travel: ``arrow``, ``json`` or ``auto`` (arrow when both connectors can;
+    see :func:`dbkit.sync.runner.transport`)."""
 
 
 def register_config_secrets(info: ConnectorInfo, config: Mapping[str, Any]) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from dbkit.config import MASKER
 from dbkit.protocol.messages import dumps_exact
 from dbkit.sync.acknowledge import Acknowledger
-from dbkit.sync.errors import SyncError, command_errors
+from dbkit.sync.errors import SyncAborted, SyncError, command_errors
 from dbkit.sync.launch import Launcher, Running, close_quietly, write_private
 from dbkit.sync.prepare import prepare
 from dbkit.sync.progress import QuietObserver, StreamProgress, SyncObserver, SyncProgress, report_error
@@ -34,6 +34,7 @@ def run_sync(request: SyncRequest, observer: SyncObserver | None = None) -> Sync
         workdir = Path(tmp)
         os.chmod(workdir, 0o700)
         source, destination, state, catalog = prepare(request, observer, workdir)
+        arrow = transport(request.protocol, source, destination) == "arrow"
         progress = SyncProgress(
             sync_id=state.sync_count,
             streams=[
@@ -49,12 +50,36 @@ def run_sync(request: SyncRequest, observer: SyncObserver | None = None) -> Sync
         observer.phase("reading and writing")
         observer.started(progress)
         try:
-            _transfer(source, destination, catalog_path, state_path, state, progress, observer)
+            _transfer(source, destination, catalog_path, state_path, state, progress, observer, arrow)
         finally:
             progress.ended_at = time.monotonic()
             _finish(state, progress)
         observer.finished(progress)
         return progress
+
+
+def transport(protocol: str, source: Launcher, destination: Launcher) -> str:
+    """How records travel: ``arrow`` when asked (``auto`` or ``arrow``) and both connectors
+    declare ``arrow_transport``, else ``json``; ``arrow`` asked of a connector that cannot take
+    it is an error (:class:`SyncAborted`)."""
+    if protocol == "json":
+        return "json"
+    if protocol not in ("auto", "arrow"):
+        raise SyncAborted(f"unknown protocol {protocol!r}: auto, arrow or json")
+    unable = [launcher.endpoint.name for launcher in (source, destination) if not _takes_arrow(launcher)]
+    if not unable:
+        return "arrow"
+    if protocol == "arrow":
+        raise SyncAborted(f"--protocol arrow: {' and '.join(unable)} cannot exchange Arrow frames")
+    return "json"
+
+
+def _takes_arrow(launcher: Launcher) -> bool:
+    """Whether the connector declares it reads (destination) or may write (source) Arrow frames."""
+    try:
+        return getattr(launcher.endpoint.info.connector_class(), "arrow_transport", False) is True
+    except Exception:  # not importable here (a command only): it speaks JSON lines
+        return False
 
 
 def _transfer(
@@ -65,26 +90,29 @@ def _transfer(
     state: SyncState,
     progress: SyncProgress,
     observer: SyncObserver,
+    arrow: bool = False,
 ) -> None:
     """Run ``read`` piped into ``write`` to their end (or to Ctrl-C/SIGTERM); exit codes go to
     ``progress`` and every problem to ``progress.errors``."""
-    dest = destination.start("write", "--catalog", str(catalog_path), with_stdin=True)
+    flags = ("--transport", "arrow") if arrow else ()
+    observer.log("sync", "DEBUG", f"records travel as {'Arrow frames' if arrow else 'JSON lines'}")
+    dest = destination.start("write", "--catalog", str(catalog_path), *flags, with_stdin=True)
     acknowledger = Acknowledger(dest.stdout, state, progress, observer)
     ack_thread = threading.Thread(target=acknowledger.run, name="dbkit-sync-acks", daemon=True)
     ack_thread.start()
     assert dest.stdin is not None
     try:
-        src = source.start("read", "--catalog", str(catalog_path), "--state", str(state_path))
+        src = source.start("read", "--catalog", str(catalog_path), "--state", str(state_path), *flags)
     except BaseException:
         dest.stop()
         raise
-    pump = Pump(src.stdout, dest.stdin, progress, observer)
+    pump = Pump(src.stdout, dest.stdin, progress, observer, frames=arrow)
     interrupted = False
     try:
         pump.run()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop reading, let the destination commit
         interrupted = True
-    stopped_source = pump.destination_gone or interrupted
+    stopped_source = pump.destination_gone or interrupted or pump.broken
     if stopped_source:
         src.stop()
     close_quietly(src.stdout, dest.stdin)  # end of input: the destination commits what it got and exits

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from psycopg import sql
 from psycopg.types.string import TextLoader
 
-from dbkit.protocol import StreamDescriptor, change, record_envelope, record_suffix_with_changes
+from dbkit.protocol import SEPARATOR, StreamDescriptor, change, record_envelope, record_suffix_with_changes
 from dbkit.source import Changes, ColumnInfo
 from source_postgres.types import OTHER, PgReadHandler, Sql, compose, json_string, text_literal
 
@@ -123,6 +123,19 @@ def line_sql(
         "coalesce({} || {} || '}}}}}}', {})", text_literal(meta_head), changes, text_literal(tail)
     )
     return concatenation([prefix.decode(), *_data_parts(columns, members), ending])
+
+
+def frame_row_sql(columns: Sequence[ColumnInfo], members: bytes = b"") -> Sql:
+    """A record as a row of an Arrow frame (:func:`dbkit.protocol.arrow.batch_from_lines`): its
+    ``meta`` object (empty when it has none), the separator, its ``data`` object; the same JSON
+    texts :func:`line_sql` puts in the RECORD line."""
+    data = _data_parts(columns, members)
+    changes = changes_sql(columns)
+    separator = SEPARATOR.decode()
+    if changes is None:
+        return concatenation([separator, *data])
+    meta = compose("coalesce({} || {} || '}}', '')", text_literal('{"changes":'), changes)
+    return concatenation([meta, separator, *data])
 
 
 def as_text(composed: Sql) -> str:

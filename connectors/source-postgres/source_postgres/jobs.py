@@ -20,10 +20,10 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.string import ByteaBinaryLoader
 
-from dbkit.protocol import now_ms
+from dbkit.protocol import batch_from_lines, encode_frame, now_ms
 from dbkit.source import ColumnInfo, FullRefreshState, ReadChunk, ReadContext, StreamState
 from source_postgres.ctid import CtidPlan
-from source_postgres.encoder import line_sql
+from source_postgres.encoder import frame_row_sql, line_sql
 from source_postgres.keyset import KeysetPlan
 from source_postgres.parallel import SnapshotGroup
 from source_postgres.types import Sql, compose
@@ -44,6 +44,7 @@ class _Job:
     def __init__(self, context: ReadContext) -> None:
         self.context = context
         self.warnings: list[str] = []
+        self.frames = context.arrow  # chunks in Arrow frames (dbkit.protocol.arrow)
         table = context.table
         self.relation = sql.Identifier(table.namespace or "public", table.name)
         # bytes per row before anything is measured: the heap's, doubled for the JSON around it
@@ -53,7 +54,20 @@ class _Job:
 
     def line(self) -> Sql:
         context = self.context
+        if self.frames:
+            return frame_row_sql(context.columns, context.record_members)
         return line_sql(context.descriptor, now_ms(), context.columns, context.record_members)
+
+    def chunk(self, blocks: list[Any], records: int, checkpoint: StreamState | None) -> ReadChunk:
+        """A chunk of the read: its RECORD lines, or in Arrow frames one frame of them."""
+        if not self.frames or records == 0:
+            return ReadChunk(blocks if records else [], records, checkpoint)
+        descriptor = self.context.descriptor
+        batch = batch_from_lines(blocks)
+        if batch.num_rows != records:
+            raise ValueError(f"a chunk of {records} records gave {batch.num_rows} frame rows")
+        frame = encode_frame(descriptor.name, descriptor.namespace, now_ms(), batch)
+        return ReadChunk([frame], records, checkpoint)
 
     @property
     def imported(self) -> str | None:
@@ -130,10 +144,11 @@ class ChunkedJob(_Job):
                     "some partitions cannot be read by tuple id (foreign, or not readable directly): "
                     "the table is read in one query, resumable only as a whole"
                 )
+                self.frames = False  # one streamed query: RECORD lines
                 yield from stream_whole(group.coordinator, self.relation, self.line())
                 return
         for chunk, blocks, records in group.read(plan.chunks()):
-            yield ReadChunk(blocks, records, chunk.checkpoint)
+            yield self.chunk(blocks, records, chunk.checkpoint)
 
 
 def stream_whole(conn: Any, relation: Sql, line: Sql) -> Iterator[ReadChunk]:
@@ -150,6 +165,7 @@ class WholeJob(_Job):
     """Views and foreign tables: one query, streamed, a STATE only at the end."""
 
     def chunks(self) -> Iterator[ReadChunk]:
+        self.frames = False  # one streamed query: RECORD lines
         # a view is locked (with the tables under it) before the snapshot; a foreign table cannot be
         lock = self.relation if self.context.table.extra.get("relkind") == "v" else None
         with SnapshotGroup(self.context.database, 0, self.context.cancelled, lock, self.imported) as group:
