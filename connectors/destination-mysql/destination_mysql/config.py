@@ -16,12 +16,10 @@ from typing import Any, Literal
 
 from pydantic import SecretStr, field_validator
 
-from dbkit import ConfigError, DestinationSettings, field, secret_field, server_url_config
+from dbkit import DestinationSettings, field, secret_field, server_url_config, url_query
 from dbkit.db import NoTunnel, TunnelMethod
 
 _PARAM = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
-_TRUE = frozenset({"1", "true", "yes", "on", "required", "require"})
-_FALSE = frozenset({"0", "false", "no", "off", "disabled", "disable"})
 
 
 def parse_jdbc_params(text: str) -> dict[str, str]:
@@ -41,15 +39,10 @@ def parse_jdbc_params(text: str) -> dict[str, str]:
 
 
 def mysql_url_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:
-    """``mysql://user:pass@host:port/database[?ssl=true]`` (``dbkit sync --destination URL``).
-    A URL connects without SSL unless it says ``ssl=true``."""
-    config = server_url_config(parts, 3306)
-    query = urllib.parse.parse_qs(parts.query)
-    ssl = (query.get("ssl") or query.get("ssl_mode") or ["false"])[-1].lower()
-    if ssl not in _TRUE | _FALSE:
-        raise ConfigError(f"the {parts.scheme} URL's ssl parameter must be true or false, not {ssl!r}")
-    config["ssl"] = ssl in _TRUE
-    return config
+    """``mysql://user:pass@host:port/database[?ssl=true&batch_records=...]`` (``dbkit sync
+    --destination URL``): the query's parameters are config keys. A URL connects without SSL
+    unless it says ``ssl=true`` (as the mysql client does with a server that has none)."""
+    return {**server_url_config(parts, 3306), "ssl": False, **url_query(parts)}
 
 
 class MySqlDestinationConfig(DestinationSettings):

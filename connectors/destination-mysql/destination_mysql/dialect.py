@@ -40,6 +40,7 @@ class MySqlDestinationDialect(MySqlConnectionMixin, DestinationDialect[MySqlDest
         json_nul_bytes=True,
         json_depth=JSON_DEPTH,
         number_digits=NUMBER_DIGITS,
+        json_number_digits=False,
         background_loading=False,
     )
     type_mapping: ClassVar[type[TypeMapping]] = MySqlTypes

@@ -3,7 +3,7 @@
 ==========================  =================================================================
 Airbyte type                column type
 ==========================  =================================================================
-string                      LONGTEXT (utf8mb4; no row-size cost: the 65,535-byte row limit
+string                      LONGTEXT (utf8mb4_bin; no row-size cost: the 65,535-byte row limit
                             counts a LONGTEXT as 12 bytes)
 boolean                     BOOLEAN (TINYINT(1))
 integer                     BIGINT (past int64: NULL with DESTINATION_FIELD_SIZE_LIMITATION;
@@ -47,6 +47,8 @@ from dbkit.destination import (
 
 COMMENT_PREFIX = "airbyte_type="
 NUMBER_DIGITS = (35, 30)
+TEXT_CHARSET = "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+"""Every character (whatever the database's default), compared exactly (a dedup key 'A' is not 'a')."""
 
 
 def _commented(sql_type: str, airbyte_type: AirbyteType) -> str:
@@ -54,13 +56,13 @@ def _commented(sql_type: str, airbyte_type: AirbyteType) -> str:
 
 
 COLUMN_TYPES: Mapping[AirbyteType, str] = {
-    AirbyteType.STRING: "LONGTEXT",
+    AirbyteType.STRING: f"LONGTEXT {TEXT_CHARSET}",
     AirbyteType.BOOLEAN: "BOOLEAN",
     AirbyteType.INTEGER: "BIGINT",
     AirbyteType.NUMBER: f"DECIMAL(65,{NUMBER_DIGITS[1]})",
     AirbyteType.DATE: "DATE",
     AirbyteType.TIME_WITHOUT_TIMEZONE: "TIME(6)",
-    AirbyteType.TIME_WITH_TIMEZONE: _commented("VARCHAR(32)", AirbyteType.TIME_WITH_TIMEZONE),
+    AirbyteType.TIME_WITH_TIMEZONE: _commented(f"VARCHAR(32) {TEXT_CHARSET}", AirbyteType.TIME_WITH_TIMEZONE),
     AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE: "DATETIME(6)",
     AirbyteType.TIMESTAMP_WITH_TIMEZONE: _commented("DATETIME(6)", AirbyteType.TIMESTAMP_WITH_TIMEZONE),
     AirbyteType.BINARY: "LONGBLOB",
