@@ -117,7 +117,9 @@ def row(key: int, version: int) -> dict[str, Any]:
         "paid": None if g % 31 == 0 else bool(h % 2),
         "birth_date": None if g % 7 == 0 else f"{1950 + h % 60}-{1 + h % 12:02d}-{1 + h % 28:02d}",
         "local_time": f"2024-{1 + g % 12:02d}-{1 + h % 28:02d}T{h % 24:02d}:{g % 60:02d}:00.{micros:06d}",
-        "address": None if g % 5 == 0 else {"city": NAMES[g % len(NAMES)], "zip": f"{h % 100000:05d}", "n": g},
+        "address": None
+        if g % 5 == 0
+        else {"city": NAMES[g % len(NAMES)], "zip": f"{h % 100000:05d}", "n": g},
         "status": STATUSES[h % 4],
     }
 
@@ -128,7 +130,7 @@ def _csv(value: Any, kind: str) -> str:
     if kind == "bool":
         return "1" if value else "0"
     if kind == "ts":
-        return value.replace("T", " ").rstrip("Z")
+        return str(value).replace("T", " ").rstrip("Z")
     if kind == "json":
         value = orjson.dumps(value).decode()
     text = str(value).replace("\\", "\\\\")
@@ -160,7 +162,11 @@ def generate(records: int, second: bool) -> tuple[Path, Path]:
                 key, version = n, 1
             data = row(key, version)
             emitted = base + n
-            out.write(orjson.dumps({"type": "RECORD", "record": {"stream": STREAM, "data": data, "emitted_at": emitted}}))
+            out.write(
+                orjson.dumps(
+                    {"type": "RECORD", "record": {"stream": STREAM, "data": data, "emitted_at": emitted}}
+                )
+            )
             out.write(b"\n")
             fields = ",".join(_csv(data[name], KINDS.get(name, "")) for name, _, _ in COLUMNS)
             meta = '"' + EMPTY_META.replace('"', '""') + '"'
@@ -204,7 +210,9 @@ def catalog(mode: str) -> dict[str, Any]:
 
 
 def connect(database: str | None = DATABASE) -> Any:
-    return pymysql.connect(host=HOST, port=PORT, user=USER, database=database, local_infile=True, autocommit=True)
+    return pymysql.connect(
+        host=HOST, port=PORT, user=USER, database=database, local_infile=True, autocommit=True
+    )
 
 
 def sql(*statements: str, database: str | None = DATABASE) -> list[tuple[Any, ...]]:
@@ -245,7 +253,9 @@ def timed(argv: list[str], stdin: Path | None = None, stdout: Path | None = None
 def floor(csv: Path, table: str) -> Run:
     create_floor(table)
     statement = LOAD.format(path=csv, table=table)
-    run = timed(["mysql", "--local-infile=1", f"-h{HOST}", f"-P{PORT}", f"-u{USER}", DATABASE, "-e", statement])
+    run = timed(
+        ["mysql", "--local-infile=1", f"-h{HOST}", f"-P{PORT}", f"-u{USER}", DATABASE, "-e", statement]
+    )
     (warnings,) = sql(f"SELECT COUNT(*) FROM `{table}`")
     print(f"  floor table {table}: {warnings[0]} rows", file=sys.stderr)
     return run
@@ -260,12 +270,18 @@ def write(mode: str, messages: Path, workdir: Path) -> Run:
     return timed(argv, messages, workdir / f"out-{mode}.jsonl")
 
 
-CHECK_COLUMNS = [n for n, _, _ in COLUMNS] + ["_airbyte_extracted_at", "_airbyte_meta", "_airbyte_generation_id"]
+CHECK_COLUMNS = [n for n, _, _ in COLUMNS] + [
+    "_airbyte_extracted_at",
+    "_airbyte_meta",
+    "_airbyte_generation_id",
+]
 
 
 def checksum(source: str) -> tuple[int, int, int]:
     cols = ", ".join(f"COALESCE(CAST(`{c}` AS CHAR), '~')" for c in CHECK_COLUMNS)
-    ((count, keys, crc),) = sql(f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(CRC32(CONCAT_WS('|', {cols}))) FROM {source}")
+    ((count, keys, crc),) = sql(
+        f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(CRC32(CONCAT_WS('|', {cols}))) FROM {source}"
+    )
     return int(count), int(keys), int(crc)
 
 
@@ -279,7 +295,9 @@ def expect(table: str, source: str) -> None:
 def report(label: str, run: Run, records: int, megabytes: float, floor_rate: float | None) -> None:
     rate = records / run.seconds
     ratio = f"{rate / floor_rate:.2f}" if floor_rate else "1.00"
-    print(f"| {label} | {run.seconds:.2f} | {rate:,.0f} | {megabytes / run.seconds:.1f} | {ratio} | {run.peak_mb:.0f} |")
+    print(
+        f"| {label} | {run.seconds:.2f} | {rate:,.0f} | {megabytes / run.seconds:.1f} | {ratio} | {run.peak_mb:.0f} |"
+    )
 
 
 # ---------------------------------------------------------------------------- INSERT vs LOAD DATA
@@ -289,10 +307,14 @@ def insert_compare(rows: int) -> None:
     """The connector's LOAD DATA path vs multi-row INSERTs, in this process, same rows."""
     import pyarrow as pa
 
+    here = Path(__file__).resolve().parent  # this script's name shadows the package
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     from destination_mysql.connection import StreamingConnection, load_stream
     from destination_mysql.loading import to_csv
 
-    conn = StreamingConnection(host=HOST, port=PORT, user=USER, database=DATABASE, local_infile=True, charset="utf8mb4")
+    conn = StreamingConnection(
+        host=HOST, port=PORT, user=USER, database=DATABASE, local_infile=True, charset="utf8mb4"
+    )
     names = [n for n, _, _ in COLUMNS] + [n for n, _ in META]
     with conn.cursor() as cursor:
         cursor.execute(f"SELECT {', '.join(f'`{n}`' for n in names)} FROM floor LIMIT {rows}")
@@ -328,7 +350,9 @@ def insert_compare(rows: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--insert-compare", action="store_true")
     parser.add_argument("--skip-dedup", action="store_true")
@@ -359,7 +383,9 @@ def main() -> None:
         floor(second_csv, "floor2")
         run = write("append_dedup", second, workdir)
         report("append_dedup, second file (10% updates)", run, records, megabytes, floor_rate)
-        expected = "(SELECT * FROM floor2 UNION ALL SELECT * FROM floor WHERE id NOT IN (SELECT id FROM floor2)) e"
+        expected = (
+            "(SELECT * FROM floor2 UNION ALL SELECT * FROM floor WHERE id NOT IN (SELECT id FROM floor2)) e"
+        )
         expect(STREAM, expected)
     print(f"load average after: {os.getloadavg()[0]:.2f}", file=sys.stderr)
     if args.insert_compare:

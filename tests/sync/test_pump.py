@@ -337,7 +337,7 @@ def test_urls_become_connector_configs() -> None:
             "ssl": False,
         },
     )
-    assert resolve("mariadb://u@h/d?ssl=true", "destination").url_config["ssl"] is True
+    assert (resolve("mariadb://u@h/d?ssl=true", "destination").url_config or {})["ssl"] is True
     for bad, problem in (
         ("oracle://x/y", "no source connector handles oracle:// URLs"),
         ("postgresql:///shop", "names no host"),

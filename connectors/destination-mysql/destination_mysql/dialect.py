@@ -4,8 +4,8 @@ key, refreshes swapped in with one RENAME TABLE.
 - Names keep their case and are cut to 64 bytes with a hash of the original name; colliding
   names (MySQL compares column names without case) get hash suffixes. Namespaces are databases.
 - Roles: types :mod:`destination_mysql.types`, tables :mod:`destination_mysql.tables`, bulk
-  loading :mod:`destination_mysql.loading`; merge: the framework's portable statements
-  (delete the superseded rows, insert the newest), in the batch's transaction.
+  loading :mod:`destination_mysql.loading`, merge :mod:`destination_mysql.dedup` (``INSERT ...
+  SELECT ... ON DUPLICATE KEY UPDATE`` guarded per column), in the batch's transaction.
 - Values: numbers exact in DECIMAL(65,30) (past it: NULL with a change), integers past int64
   NULL with a change, timestamps with a zone in UTC, dates and timestamps of years 1..9999.
 """
@@ -15,9 +15,17 @@ from __future__ import annotations
 from typing import ClassVar
 
 from dbkit.db import Capabilities
-from dbkit.destination import BulkLoader, DestinationDialect, TableOperations, TypeMapping, WriteOptions
+from dbkit.destination import (
+    BulkLoader,
+    DestinationDialect,
+    MergeSql,
+    TableOperations,
+    TypeMapping,
+    WriteOptions,
+)
 from destination_mysql.config import MySqlDestinationConfig
 from destination_mysql.connection import MySqlConnectionMixin
+from destination_mysql.dedup import MySqlMerge
 from destination_mysql.loading import MySqlBulkLoader
 from destination_mysql.tables import MySqlTables
 from destination_mysql.types import NUMBER_DIGITS, MySqlTypes
@@ -46,6 +54,7 @@ class MySqlDestinationDialect(MySqlConnectionMixin, DestinationDialect[MySqlDest
     type_mapping: ClassVar[type[TypeMapping]] = MySqlTypes
     table_operations: ClassVar[type[TableOperations]] = MySqlTables
     bulk_loader: ClassVar[type[BulkLoader]] = MySqlBulkLoader
+    merge_sql: ClassVar[type[MergeSql]] = MySqlMerge
 
     def default_namespace(self) -> str | None:
         database: str = self.config.database

@@ -23,7 +23,15 @@ import sqlalchemy as sa
 
 from dbkit import TransientError
 from dbkit.db import AirbyteType
-from dbkit.destination import DeclaredType, TableOperations, WriteContext, short_hash
+from dbkit.destination import (
+    EXTRACTED_AT,
+    RAW_ID,
+    DeclaredType,
+    DedupPlan,
+    TableOperations,
+    WriteContext,
+    short_hash,
+)
 
 LOCK_SECONDS = 3600
 _PREFIXED = (
@@ -139,6 +147,29 @@ class MySqlTables(TableOperations):
     def drop_index(self, conn: sa.Connection, table: sa.Table, name: str) -> None:
         if any(i.name == name for i in self.key_indexes(conn, table)):
             conn.exec_driver_sql(f"DROP INDEX {quote(conn, name)} ON {table_sql(conn, table)}")
+
+    def collapse_duplicates(
+        self, conn: sa.Connection, table: sa.Table, plan: DedupPlan, write: WriteContext
+    ) -> bool:
+        """Keep the newest row of each key (cursor, then extraction time; rows with a NULL in the
+        key stay): one ranking of the whole table, once, when a stream turns dedup. True: the
+        loader then makes its key index unique."""
+        keys = [quote(conn, k) for k in plan.key]
+        if not keys:
+            return False
+        order = []
+        if plan.cursor is not None:
+            cursor = quote(conn, plan.cursor)
+            order += [f"{cursor} IS NULL", f"{cursor} DESC"]
+        order.append(f"{quote(conn, EXTRACTED_AT)} DESC")
+        raw_id = quote(conn, RAW_ID)
+        present = " AND ".join(f"{k} IS NOT NULL" for k in keys)
+        conn.exec_driver_sql(
+            f"DELETE t FROM {table_sql(conn, table)} t JOIN (SELECT r.rid FROM (SELECT {raw_id} AS rid, "
+            f"ROW_NUMBER() OVER (PARTITION BY {', '.join(keys)} ORDER BY {', '.join(order)}) AS rn "
+            f"FROM {table_sql(conn, table)} WHERE {present}) r WHERE r.rn > 1) l ON t.{raw_id} = l.rid"
+        )
+        return True
 
     def swap(self, conn: sa.Connection, tmp: sa.Table, final: sa.Table, write: WriteContext) -> None:
         """One atomic ``RENAME TABLE`` (the old table out, the new one in), then the old one dropped."""
