@@ -49,7 +49,7 @@ class MySqlDestinationDialect(MySqlConnectionMixin, DestinationDialect[MySqlDest
         json_depth=JSON_DEPTH,
         number_digits=NUMBER_DIGITS,
         json_number_digits=False,
-        background_loading=False,
+        background_loading=True,
     )
     type_mapping: ClassVar[type[TypeMapping]] = MySqlTypes
     table_operations: ClassVar[type[TableOperations]] = MySqlTables

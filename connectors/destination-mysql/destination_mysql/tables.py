@@ -144,6 +144,20 @@ class MySqlTables(TableOperations):
             f"CREATE {kind} {quote(conn, name)} ON {table_sql(conn, table)} ({', '.join(parts)})"
         )
 
+    def create_unique_index(
+        self, conn: sa.Connection, table: sa.Table, name: str, columns: Sequence[str], replace: bool
+    ) -> None:
+        """A unique index; where the server cannot build one over a whole LONGTEXT key (MySQL 8:
+        error 1170), a prefix index instead, and the merge falls back to its portable statements."""
+        if replace:
+            self.drop_index(conn, table, name)
+        try:
+            self.create_index(conn, table, name, columns, unique=True)
+        except sa.exc.DBAPIError as exc:
+            if getattr(exc.orig, "args", (None,))[0] != 1170:
+                raise
+            self.create_index(conn, table, name, columns)
+
     def drop_index(self, conn: sa.Connection, table: sa.Table, name: str) -> None:
         if any(i.name == name for i in self.key_indexes(conn, table)):
             conn.exec_driver_sql(f"DROP INDEX {quote(conn, name)} ON {table_sql(conn, table)}")
