@@ -9,7 +9,7 @@ every 10,000 records and a final COMPLETE, and renders the very same rows (with 
 ``_airbyte_*`` values) as the CSV that ``LOAD DATA`` reads. Also a second file of the same size
 for a second dedup run: 10% updates of the first file's keys (cursor a day later), 90% new keys.
 
-Then, in the database ``dbkit_bench_mysql`` of the local service (127.0.0.1:3306, root), it times
+Then, in the database ``bench_destination_mysql`` of the local service (127.0.0.1:3306, root), it times
 as whole processes:
 
 (a) the floor: ``mysql --local-infile -e "LOAD DATA LOCAL INFILE 'rows.csv' ..."`` into a table
@@ -44,7 +44,7 @@ from typing import Any
 import orjson
 import pymysql  # type: ignore[import-untyped]
 
-HOST, PORT, USER, DATABASE = "127.0.0.1", 3306, "root", "dbkit_bench_mysql"
+HOST, PORT, USER, DATABASE = "127.0.0.1", 3306, "root", "bench_destination_mysql"
 BIN = Path(sys.executable).parent
 DATA = Path(__file__).resolve().parent / "data"
 STREAM = "orders"
