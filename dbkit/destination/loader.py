@@ -166,6 +166,7 @@ class StreamLoader:
                         conn, target, f"_dbkit_tomb_{tag}", merge.tombstone_columns(self.dedup_plan)
                     )
                     self.dedup_plan = replace(self.dedup_plan, tombstones=self.tombstones)
+                self.merger.prepare_staging(conn, self.staging, self.tombstones, self.dedup_plan)
 
     @property
     def hard_delete(self) -> bool:

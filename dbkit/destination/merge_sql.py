@@ -29,6 +29,16 @@ class MergeSql:
         connector's count is merged without ranking it. The default vouches for no column."""
         return False
 
+    def prepare_staging(
+        self, conn: sa.Connection, staging: sa.Table, tombstones: sa.Table | None, plan: merge.DedupPlan
+    ) -> None:
+        """Called once per dedup stream, after the staging (and tombstone) table is made: the
+        default indexes their key columns, so :meth:`dedup`'s per-key probes cost a lookup each
+        and a batch's merge is linear in the batch, not in the target."""
+        for table in (staging, tombstones):
+            if table is not None and plan.key:  # (their names are short: "<name>_key" fits)
+                self.tables.create_index(conn, table, f"{table.name}_key", list(plan.key))
+
     def dedup(
         self,
         conn: sa.Connection,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -14,6 +15,15 @@ from dbkit.source.discover import CdcCatalog, catalog_streams
 from dbkit.source.reader import ReadOptions, SourceReader, StreamOutcome
 
 ConfigT = TypeVar("ConfigT", bound=SourceSettings)
+
+_LOG = logging.getLogger("dbkit.source.check")
+_LEVELS = {"ERROR": logging.ERROR, "WARN": logging.WARNING, "INFO": logging.INFO, "DEBUG": logging.DEBUG}
+
+
+def _check_log(level: str, text: str) -> None:
+    """A CDC reader's log during ``check``: LOG messages of the check (the entry point turns
+    Python logging into LOG messages)."""
+    _LOG.log(_LEVELS.get(level, logging.INFO), "%s", text)
 
 
 class SqlSource(Generic[ConfigT]):
@@ -44,6 +54,13 @@ class SqlSource(Generic[ConfigT]):
         dialect = self.dialect(config)
         with Database(dialect) as db, db.connect() as conn:
             dialect.check_readable(conn)
+            cdc = dialect.cdc_reader(db)
+            if cdc is not None:
+                cdc.log = _check_log
+                try:
+                    cdc.check(dialect.list_tables(conn))
+                finally:
+                    cdc.close()
 
     def discover(self, config: ConfigT) -> list[AirbyteStream]:
         dialect = self.dialect(config)

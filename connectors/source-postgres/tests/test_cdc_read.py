@@ -56,7 +56,11 @@ class PostgresCdc(PostgresSourceHarness, CdcHarness):
         for t in tables:
             conn.execute(sql.SQL("ALTER TABLE {} REPLICA IDENTITY FULL").format(sql.Identifier("public", t)))
         exists = conn.execute("SELECT FROM pg_publication WHERE pubname = %s", (self.publication,)).fetchone()
-        verb = "ALTER PUBLICATION {} ADD TABLE {}" if exists else "CREATE PUBLICATION {} FOR TABLE {}"
+        verb = (
+            "ALTER PUBLICATION {} ADD TABLE {}"
+            if exists is not None
+            else "CREATE PUBLICATION {} FOR TABLE {}"
+        )
         conn.execute(sql.SQL(verb).format(sql.Identifier(self.publication), names))
         if self.precreate_slot and self.slot_row() is None:
             # as Airbyte's setup guide has users do: the slot exists before the first sync
@@ -195,8 +199,17 @@ def test_terminated_walsender_mid_read_is_transient_and_resumes(
     errors = broken.errors()
     assert errors, "a TRACE error must explain the failure"
     assert errors[0]["failure_type"] == "transient_error", errors
-    resumed = source.runner().read(config, catalog, [broken.states()[-1] if broken.states() else state])
+    last = broken.states()[-1] if broken.states() else state
+    resumed = source.runner().read(config, catalog, [last])
     resumed.raise_on_failure()
+    # exactly from the last good state: nothing it covers comes again (positions are exclusive)
+    position = last["global"]["shared_state"]["position"]["lsn"]
+    assert min(r["_ab_cdc_lsn"] for r in resumed.records(PEOPLE)) >= position
+    ahead = [m for m in broken.messages if m["type"] in ("RECORD", "STATE")]
+    after_last = (
+        ahead[max(i for i, m in enumerate(ahead) if m["type"] == "STATE") + 1 :] if broken.states() else ahead
+    )
+    assert all(m["record"]["data"]["_ab_cdc_lsn"] >= position for m in after_last)
     got = final_rows(source, [first, broken, resumed])
     assert got == table_rows(source)
 

@@ -294,7 +294,12 @@ def test_dbkit_sync_stays_equal_through_every_scenario(
     def terminate() -> None:
         conn = source.connect()
         while not stop.is_set():
-            row = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication").fetchone()
+            row = conn.execute(  # the read's walsender (check's replication connection is another)
+                "SELECT count(pg_terminate_backend(s.active_pid)) FROM pg_replication_slots AS s "
+                "JOIN pg_stat_activity AS a ON a.pid = s.active_pid "
+                "WHERE s.slot_name = %s AND a.backend_type = 'walsender'",
+                (source.slot,),
+            ).fetchone()
             if row and row[0]:
                 return
             time.sleep(0.01)

@@ -158,7 +158,8 @@ class ImageEncoder:
 
 class CdcReader(Generic[P]):
     """A database's change log, for one read (made by ``SourceDialect.cdc_reader``; constructing
-    it does no I/O). Methods are called from one thread, in this order: ``migrate_state`` (only for a
+    it does no I/O). ``check`` is called alone, by the connector's ``check``. Otherwise methods
+    are called from one thread, in this order: ``migrate_state`` (only for a
     shared state dbkit did not write), ``position_from_state``,
     ``position_problem``, ``acknowledge``, ``current_position``, ``lag``, ``snapshot``,
     ``changes``, ``close`` (always, last).
@@ -176,6 +177,14 @@ class CdcReader(Generic[P]):
         """Logs ``(level, text)`` to the read's output (the CDC read sets it before any other
         call; ``WARN`` for what a person should know about the records, e.g. a value that could
         not be read exactly)."""
+
+    # ------------------------------------------------------------------ check
+    def check(self, tables: Sequence[TableInfo]) -> None:
+        """For the connector's ``check`` (no state, no catalog): raise ConfigError, saying what
+        to do, when a sync could not read the change log as configured; log (``WARN``) what a
+        person should know but a sync may still cope with (e.g. a slot the first sync creates).
+        ``tables``: what discovery finds, the tables a connection could read with CDC among
+        them. The default: nothing to check."""
 
     # ------------------------------------------------------------------ positions
     def position_from_state(self, raw: Mapping[str, Any]) -> P:

@@ -22,6 +22,7 @@ fills them in (:mod:`source_postgres.cdc.toast`): never a placeholder or a NULL.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -68,6 +69,12 @@ TypeSource = Callable[[Sequence[int]], Mapping[int, TypeRow]]
 
 Changes = list[dict[str, Any]]
 
+Adapter = Callable[["TableShape"], Mapping[str, Callable[[Any], Any]] | None]
+"""Called once per Relation message: for some columns of the table as described, a function
+applied to each converted value (e.g. the reader's coercion of values written before an ALTER
+COLUMN ... TYPE to the configured catalog's type); raising ValueError nulls the value with a
+``meta.changes`` entry."""
+
 REASON = "SOURCE_SERIALIZATION_ERROR"
 
 _Plan = tuple[tuple[str, Converter | None, bool], ...]
@@ -78,7 +85,11 @@ _BEGIN_END = 1 + _BEGIN.size
 _COMMIT_END = 1 + _COMMIT.size
 _HOT = frozenset(b"BCIUD")
 _OPS: dict[int, Literal["insert", "update", "delete"]] = {0x49: "insert", 0x55: "update", 0x44: "delete"}
-_KEY, _OLD = ord("K"), ord("O")
+_KEY, _OLD, _NEW = ord("K"), ord("O"), ord("N")
+_TEXT, _NULL = ord("t"), ord("n")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_new_row_change = tuple.__new__  # a RowChange from a tuple, without the NamedTuple's Python __new__
 
 
 @dataclass(frozen=True)
@@ -170,8 +181,9 @@ class ChangeAssembler:
     :meth:`feed` takes decoded messages; :meth:`feed_payload` takes the payloads themselves and
     gives the same events faster (the read path's way)."""
 
-    def __init__(self, types: TypeSource) -> None:
+    def __init__(self, types: TypeSource, adapt: Adapter | None = None) -> None:
         self._types = types
+        self._adapt = adapt
         self._type_rows: dict[int, TypeRow] = {}
         self._resolver = TypeResolver(self._type_rows)
         self._tables: dict[int, TableShape] = {}
@@ -265,6 +277,88 @@ class ChangeAssembler:
         if kind == 0x43:
             return self._commit(commit_lsn, end_lsn, commit_time)
         return self._row_change(_OPS[kind], oid, old_kind, old, new, lsn)
+
+    def feed_row(self, decoder: PgOutputDecoder, payload: bytes, lsn: int) -> RowChange:
+        """The RowChange of an Insert, Update or Delete outside a streamed block (``payload``:
+        the whole message as bytes): ``self.feed_payload(decoder, payload, lsn)``, the same event
+        and the same errors.
+
+        An Insert, a Delete and an Update without an old tuple whose values are all text or NULL
+        (nearly every change) are parsed and converted in one pass over the bytes, straight into
+        the row's dict; anything else (an old tuple, an unchanged TOAST value, a binary value, a
+        tuple of another size than the table's, bytes that do not parse) goes through
+        :meth:`feed_payload`, which raises what the general path raises."""
+        kind = payload[0]
+        try:
+            (oid,) = _U32.unpack_from(payload, 1)
+            marker = payload[5]
+            (count,) = _U16.unpack_from(payload, 6)
+        except DECODE_ERRORS:
+            return self._slow_row(decoder, payload, lsn)
+        shape = self._plans.get(oid)
+        if shape is None or (marker != _NEW if kind != 0x44 else marker not in (_KEY, _OLD)):
+            return self._slow_row(decoder, payload, lsn)
+        table, plan = shape
+        if count != len(plan):
+            return self._slow_row(decoder, payload, lsn)
+        sparse = marker == _KEY
+        encoding = decoder.encoding
+        # an ASCII message (most are) is decoded once: its str has the bytes' offsets
+        text = payload.decode("ascii") if payload.isascii() and decoder.ascii_compatible else None
+        unpack = _U32.unpack_from
+        data: dict[str, Any] = {}
+        changes: Changes = []
+        pos = 8
+        try:
+            for name, convert, is_key in plan:
+                value_kind = payload[pos]
+                if value_kind == _TEXT:
+                    start = pos + 5
+                    pos = start + unpack(payload, pos + 1)[0]
+                    value = text[start:pos] if text is not None else payload[start:pos].decode(encoding)
+                    if convert is None:
+                        data[name] = value
+                        continue
+                    try:
+                        data[name] = convert(value)
+                    except Unrepresentable as exc:
+                        data[name] = exc.replacement
+                        changes.append(change(name, exc.reason))
+                    except (TypeError, ValueError, OverflowError):
+                        data[name] = None
+                        changes.append(change(name, REASON))
+                elif value_kind == _NULL:
+                    pos += 1
+                    if not sparse or is_key:
+                        data[name] = None
+                else:  # an unchanged TOAST value or a binary one: the general path
+                    return self._slow_row(decoder, payload, lsn)
+        except DECODE_ERRORS:
+            return self._slow_row(decoder, payload, lsn)
+        if pos != len(payload):
+            return self._slow_row(decoder, payload, lsn)
+        self._rows += 1
+        return _new_row_change(
+            RowChange,
+            (
+                _OPS[kind],
+                table,
+                data,
+                None,
+                changes,
+                lsn,
+                self._commit_lsn,
+                self._commit_time,
+                self._xid,
+                (),
+                None,
+            ),
+        )
+
+    def _slow_row(self, decoder: PgOutputDecoder, payload: bytes, lsn: int) -> RowChange:
+        event = self.feed_payload(decoder, payload, lsn)
+        assert type(event) is RowChange
+        return event
 
     # -- transactions and rows -----------------------------------------------------------------------
 
@@ -363,10 +457,12 @@ class ChangeAssembler:
         )
         previous = self._tables.get(message.oid)
         self._tables[message.oid] = table
+        fix = self._adapt(table) if self._adapt is not None else None
         self._plans[message.oid] = (
             table,
             tuple(
-                (c.name, converter(h), c.is_key) for c, h in zip(table.columns, table.handlers, strict=True)
+                (c.name, _then(converter(h), fix.get(c.name) if fix else None), c.is_key)
+                for c, h in zip(table.columns, table.handlers, strict=True)
             ),
         )
         if previous is not None and (previous.columns != table.columns or previous.name != table.name):
@@ -427,6 +523,15 @@ class ChangeAssembler:
         return tuple(
             old_row[i] if v is UNCHANGED_TOAST and i < len(old_row) else v for i, v in enumerate(values)
         )
+
+
+def _then(convert: Converter | None, after: Callable[[Any], Any] | None) -> Converter | None:
+    """``convert`` followed by ``after`` (an :data:`Adapter`'s fix of one column)."""
+    if after is None:
+        return convert
+    if convert is None:
+        return after
+    return lambda text: after(convert(text))
 
 
 _IDENTITY = {"d": "DEFAULT", "n": "NOTHING", "f": "FULL", "i": "USING INDEX"}

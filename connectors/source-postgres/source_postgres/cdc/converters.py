@@ -10,6 +10,8 @@ convert. For the most common types a shorter function gives the same result:
 - integers: ``int(text)`` (the handler's ``int(text_form(text))``);
 - numeric and floats: a JSON number fragment of the text, the handler itself for NaN/infinities;
 - boolean: ``t``/``f`` looked up, the handler for anything else;
+- bytea: hex text straight to base64; jsonb: its text as a JSON fragment (the handler's own
+  result, without its type checks);
 - timestamptz, timestamp, date: the common shape (a four-digit year 0001-9999, the UTC offset
   ``+00`` the session's TimeZone gives) is rearranged by slicing; any other text (BC, years past
   9999, infinities, another offset) goes to the handler. For such text with a valid calendar date
@@ -22,13 +24,25 @@ The tests compare every shortcut with its handler on edge values and on random o
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from source_postgres.types import BOOLEAN, DATE, INTEGER, NUMERIC, TEXT, TIMESTAMP, TIMESTAMPTZ, PgReadHandler
+from source_postgres.types import (
+    BOOLEAN,
+    BYTEA,
+    DATE,
+    INTEGER,
+    JSONB,
+    NUMERIC,
+    TEXT,
+    TIMESTAMP,
+    TIMESTAMPTZ,
+    PgReadHandler,
+)
 
 Converter = Callable[[str], Any]
 
@@ -47,6 +61,8 @@ _BOOLEAN = _convert_of(BOOLEAN)
 _TIMESTAMPTZ = _convert_of(TIMESTAMPTZ)
 _TIMESTAMP = _convert_of(TIMESTAMP)
 _DATE = _convert_of(DATE)
+_BYTEA = _convert_of(BYTEA)
+_BASE64 = binascii.b2a_base64  # what base64.b64encode calls
 _NON_FINITE = frozenset({"NaN", "Infinity", "-Infinity", "inf", "-inf", "nan"})
 _BOOLEANS = {"t": True, "f": False}
 _FRAGMENT = orjson.Fragment
@@ -90,6 +106,13 @@ def timestamp(text: str) -> Any:
     return f"{day}T{clock}.{(fraction or '').ljust(6, '0')}"
 
 
+def bytea(text: str) -> Any:
+    """``\\x0aff`` (hex, the session's ``bytea_output``) -> its bytes in base64."""
+    if text[:2] != "\\x":
+        return _BYTEA(text)
+    return _BASE64(bytes.fromhex(text[2:]), newline=False).decode("ascii")
+
+
 def date(text: str) -> Any:
     """``2024-05-01`` is its own form."""
     return text if _DATE_COMMON(text) is not None else _DATE(text)
@@ -103,6 +126,8 @@ _SHORTCUTS: dict[Any, Converter | None] = {
     TIMESTAMPTZ.convert: timestamptz,
     TIMESTAMP.convert: timestamp,
     DATE.convert: date,
+    BYTEA.convert: bytea,
+    JSONB.convert: _FRAGMENT,  # jsonb's text is its JSON
 }
 
 

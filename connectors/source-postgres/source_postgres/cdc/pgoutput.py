@@ -13,6 +13,7 @@ raises :class:`PgOutputError` naming the message type byte and the LSN.
 
 from __future__ import annotations
 
+import codecs
 import struct
 from typing import Final, NamedTuple
 
@@ -181,6 +182,7 @@ _STREAM_START = struct.Struct(">IB")
 _STREAM_COMMIT = struct.Struct(">IBQQq")
 _STREAM_ABORT = struct.Struct(">II")
 
+_ASCII_COMPATIBLE = frozenset({"utf-8", "ascii", "iso8859-1"})  # ASCII bytes are the same characters
 _T, _N, _U, _B = ord("t"), ord("n"), ord("u"), ord("b")
 _NEW, _KEY, _OLD = ord("N"), ord("K"), ord("O")
 # messages that carry a transaction id first when sent inside a streamed block
@@ -199,6 +201,8 @@ class PgOutputDecoder:
             raise ValueError(f"pgoutput protocol version {proto_version} is not supported (1 or 2)")
         self.proto_version = proto_version
         self.encoding = encoding
+        self.ascii_compatible = codecs.lookup(encoding).name in _ASCII_COMPATIBLE
+        """Whether ASCII bytes decode to the same characters in ``encoding``."""
         self.in_stream = False
 
     def decode(self, payload: bytes | memoryview, lsn: int) -> PgOutputMessage:

@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import orjson
@@ -63,8 +64,12 @@ from dbkit.source import (
 from source_postgres.catalog import type_rows
 from source_postgres.cdc.airbyte_state import airbyte_cdc_state, is_airbyte_shared_state
 from source_postgres.cdc.changes import (
+    Adapter,
     ChangeAssembler,
+    ChangeEvent,
+    RelationChanged,
     RowChange,
+    TableShape,
     TablesTruncated,
     TransactionCommitted,
     toast_identity_problems,
@@ -78,6 +83,7 @@ from source_postgres.cdc.wire import ReplicationConnection, quote_ident
 LSN_COLUMN = "_ab_cdc_lsn"
 _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _POLL = 0.5
+_FAST = frozenset(b"CIUD")  # Commit, Insert, Update, Delete: assembled straight from the payload
 
 SLOT = sa.text(
     """
@@ -99,10 +105,39 @@ PUBLISHED = sa.text(
     "SELECT schemaname::text AS schema, tablename::text AS name FROM pg_publication_tables"
     " WHERE pubname = :pub"
 )
+ROLE = sa.text(
+    """
+    SELECT current_user::text AS name, r.rolsuper AS superuser, r.rolreplication AS replication,
+           EXISTS (SELECT FROM pg_roles WHERE rolname = 'rds_replication')
+             AND pg_has_role(current_user, 'rds_replication', 'member') AS rds_replication
+    FROM pg_roles AS r WHERE r.rolname = current_user
+    """
+)
+PUBLICATION_FLAGS = sa.text(
+    """
+    SELECT p.puballtables AS all_tables, p.pubinsert AS inserts, p.pubupdate AS updates,
+           p.pubdelete AS deletes, p.pubtruncate AS truncates,
+           (SELECT count(*) FROM pg_publication_tables AS t WHERE t.pubname = p.pubname) AS tables
+    FROM pg_publication AS p WHERE p.pubname = :pub
+    """
+)
+IDENTITY_GAPS = sa.text(
+    """
+    SELECT n.nspname::text AS schema, c.relname::text AS name, c.relreplident::text AS identity
+    FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.oid = ANY(CAST(:oids AS oid[]))
+      AND (c.relreplident = 'n' OR (c.relreplident = 'i' AND NOT EXISTS (
+            SELECT FROM pg_index AS ri JOIN pg_index AS pk ON pk.indrelid = ri.indrelid AND pk.indisprimary
+            WHERE ri.indrelid = c.oid AND ri.indisreplident
+              AND CAST(pk.indkey AS int2[]) <@ CAST(ri.indkey AS int2[]))))
+    ORDER BY 1, 2
+    """
+)
 ADVANCE = sa.text("SELECT pg_replication_slot_advance(:slot, CAST(:lsn AS pg_lsn))")
 INSERT_LSN = sa.text("SELECT pg_current_wal_insert_lsn()::text")
 
 
+@lru_cache(maxsize=256)  # every change of a transaction has its commit time
 def commit_time(pg_us: int) -> str:
     """A commit time (microseconds since 2000-01-01 UTC) in ISO-8601 UTC."""
     moment = _PG_EPOCH + timedelta(microseconds=pg_us)
@@ -117,13 +152,23 @@ class LogImage(dict[str, Any]):
 
 
 class LogImageEncoder(ImageEncoder):
-    """Images whose values are already JSON-ready (:class:`LogImage`) -> record data. A column the
-    stream was configured without is dropped; a column the table did not have when the read
-    started (``ALTER TABLE ... ADD`` mid-stream) is kept, so records follow the table's new shape."""
+    """Images whose values are already JSON-ready (:class:`LogImage`) -> record data, with the
+    configured catalog's columns only (a column the image lacks stays absent: a column dropped
+    or added mid-stream). A column the table did not have when the read started (the WAL's
+    older shape: dropped or renamed since) is left out too and named once in a WARN through
+    ``log``; one the stream was merely configured without is left out silently."""
 
-    def __init__(self, table: TableInfo, columns: Sequence[ColumnInfo]) -> None:
+    def __init__(
+        self,
+        table: TableInfo,
+        columns: Sequence[ColumnInfo],
+        log: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._wanted = frozenset(c.name for c in columns)
         self._known = frozenset(c.name for c in table.columns)
+        self._table = f"{table.namespace or 'public'}.{table.name}"
+        self._log = log
+        self._reported: set[str] = set()
 
     def encode(self, images: Sequence[Mapping[str, Any]]) -> tuple[list[bytes], dict[int, Any]]:
         wanted = self._wanted
@@ -134,11 +179,119 @@ class LogImageEncoder(ImageEncoder):
             if wanted.issuperset(image):
                 out.append(orjson.dumps(image))
             else:
-                out.append(orjson.dumps({k: v for k, v in image.items() if k in wanted or k not in known}))
+                out.append(orjson.dumps({k: v for k, v in image.items() if k in wanted}))
+                if not known.issuperset(image):
+                    self._report(image)
             found = getattr(image, "problems", None)
             if found:
                 problems[i] = found
         return out, problems
+
+    def _report(self, image: Mapping[str, Any]) -> None:
+        new = sorted(k for k in image if k not in self._known and k not in self._reported)
+        if not new or self._log is None:
+            return
+        self._reported.update(new)
+        self._log(
+            "WARN",
+            f"CDC: changes of {self._table} from before an ALTER TABLE carry column(s) "
+            f"{', '.join(map(repr, new))}, which the table no longer has (dropped or renamed): left "
+            "out of the records, which follow the configured catalog",
+        )
+
+
+def _json_type(handler: Any) -> str | None:
+    """The JSON type (not null) a type handler's values have; None when it declares none."""
+    try:
+        kind = handler.json_schema(False).get("type")
+    except AttributeError:
+        return None
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    return kind if isinstance(kind, str) else None
+
+
+def _as_string(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def _as_integer(value: Any) -> Any:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str | orjson.Fragment):
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        return int(text.strip())
+    raise ValueError(f"not an integer: {value!r}")
+
+
+def _as_number(value: Any) -> Any:
+    if value is None or isinstance(value, orjson.Fragment):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return float(value)
+    raise ValueError(f"not a number: {value!r}")
+
+
+def _as_boolean(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("t", "true", "1", "yes", "on"):
+        return True
+    if text in ("f", "false", "0", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _as(kind: type) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if value is None or isinstance(value, kind):
+            return value
+        raise ValueError(f"not a {kind.__name__}: {value!r}")
+
+    return check
+
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "string": _as_string,
+    "integer": _as_integer,
+    "number": _as_number,
+    "boolean": _as_boolean,
+    "object": _as(dict),
+    "array": _as(list),
+}
+
+
+def coerce_to(kind: str) -> Callable[[Any], Any]:
+    """A value of another JSON type as one of ``kind`` (ValueError when it has no such form)."""
+    return _COERCE.get(kind, _as(object))
+
+
+def relation_change_text(event: RelationChanged) -> str:
+    """What an ALTER TABLE seen mid-stream changed, for the read's log."""
+    old = {c.name: (c.type_oid, c.typmod) for c in event.previous.columns}
+    new = {c.name: (c.type_oid, c.typmod) for c in event.table.columns}
+    parts = []
+    for label, names in (
+        ("added", [n for n in new if n not in old]),
+        ("dropped or renamed", [n for n in old if n not in new]),
+        ("retyped", [n for n in new if n in old and new[n] != old[n]]),
+    ):
+        if names:
+            parts.append(f"{label} {', '.join(map(repr, names))}")
+    what = "; ".join(parts) or "described anew"
+    return (
+        f"CDC: table {event.table.qualified} changed mid-stream (ALTER TABLE): column(s) {what}. "
+        "Records carry the configured catalog's columns with the values each change wrote; rows "
+        "not changed since keep their earlier values in the destination (refresh the stream after "
+        "a RENAME or an ADD COLUMN with a default)"
+    )
 
 
 class PostgresCdcReader(CdcReader[int]):
@@ -221,6 +374,183 @@ class PostgresCdcReader(CdcReader[int]):
                 "CDC: an UPDATE that leaves a large (TOASTed) value unchanged does not carry it under "
                 "these tables' replica identity; such values are looked up by key (exact unless the "
                 "row changed again since): " + "; ".join(problems),
+            )
+
+    def _adapter(self, tables: Mapping[StreamDescriptor, TableInfo]) -> Adapter:
+        """Values of a column whose WAL type is not the catalog's (changes written before an ALTER
+        COLUMN ... TYPE, or after one the catalog has not caught up with) are coerced to the
+        catalog's JSON type, so every record fits the stream's schema (logged once a column)."""
+        by_name = {(t.namespace or "public", t.name): t for t in tables.values()}
+        told: set[tuple[str, str]] = set()
+
+        def adapt(shape: TableShape) -> dict[str, Callable[[Any], Any]] | None:
+            table = by_name.get((shape.namespace, shape.name))
+            if table is None:
+                return None
+            fixes: dict[str, Callable[[Any], Any]] = {}
+            for column, handler in zip(shape.columns, shape.handlers, strict=True):
+                info = table.column(column.name)
+                if info is None:
+                    continue
+                want, got = _json_type(info.handler), _json_type(handler)
+                if want == got or want is None:
+                    continue
+                fixes[column.name] = coerce_to(want)
+                if (shape.qualified, column.name) not in told:
+                    told.add((shape.qualified, column.name))
+                    self.log(
+                        "WARN",
+                        f"CDC: changes of {shape.qualified} carry column {column.name!r} as {got}, the "
+                        f"catalog declares {want} (ALTER COLUMN ... TYPE): those values are converted to "
+                        f"{want} (NULL with a meta change where they cannot be)",
+                    )
+            return fixes or None
+
+        return adapt
+
+    def _relation_changed(self, event: RelationChanged, read: Mapping[tuple[str, str], Any]) -> None:
+        """Logs an ALTER TABLE of a table the read reads, once per change."""
+        if (event.table.namespace, event.table.name) in read:
+            self.log("INFO", relation_change_text(event))
+
+    # ------------------------------------------------------------------ check
+    def check(self, tables: Sequence[TableInfo]) -> None:
+        """``wal_level``, the user's REPLICATION attribute and a replication connection, the
+        publication (present, publishing inserts, updates and deletes, holding tables this
+        connection reads), the slot (pgoutput, this database, WAL not lost). Without a state it
+        cannot tell a slot the first sync will create from one lost after a sync: a missing slot
+        is a WARN."""
+        with self.database.connect() as conn:
+            self._check_server(conn)
+            self._check_publication(conn, tables)
+            self._check_slot(conn)
+        with self._replication():
+            pass  # pg_hba.conf and max_wal_senders let a replication connection in (ConfigError if not)
+
+    def _check_server(self, conn: sa.Connection) -> None:
+        row = conn.execute(PUBLICATION, {"pub": self.publication}).mappings().one()
+        if row["wal_level"] != "logical":
+            raise ConfigError(
+                f"wal_level is {row['wal_level']!r} on {self._target}: change data capture needs "
+                "wal_level = logical (set it in postgresql.conf or the provider's parameter "
+                "group and restart the server)"
+            )
+        role = conn.execute(ROLE).mappings().one()
+        if not (role["superuser"] or role["replication"] or role["rds_replication"]):
+            raise ConfigError(
+                f"user {role['name']!r} may not read the WAL: it needs the REPLICATION attribute "
+                f"(ALTER ROLE {quote_ident(role['name'])} WITH REPLICATION; on Amazon RDS: GRANT "
+                f"rds_replication TO {quote_ident(role['name'])})"
+            )
+
+    def _check_publication(self, conn: sa.Connection, tables: Sequence[TableInfo]) -> None:
+        pub = quote_ident(self.publication)
+        flags = conn.execute(PUBLICATION_FLAGS, {"pub": self.publication}).mappings().first()
+        if flags is None:
+            raise ConfigError(
+                f"publication {self.publication!r} does not exist: CREATE PUBLICATION {pub} FOR "
+                "TABLE <the tables to read>"
+            )
+        unpublished = [op for op in ("inserts", "updates", "deletes") if not flags[op]]
+        if unpublished:
+            raise ConfigError(
+                f"publication {self.publication!r} does not publish {', '.join(unpublished)}, so "
+                f"those changes would never arrive: ALTER PUBLICATION {pub} SET (publish = "
+                "'insert, update, delete, truncate')"
+            )
+        if not flags["truncates"]:
+            self.log(
+                "WARN",
+                f"publication {self.publication!r} does not publish truncates: a TRUNCATE leaves the "
+                f"rows in the destination (ALTER PUBLICATION {pub} SET (publish = 'insert, update, "
+                "delete, truncate'))",
+            )
+        if not flags["tables"]:
+            raise ConfigError(
+                f"publication {self.publication!r} has no tables: ALTER PUBLICATION {pub} ADD TABLE "
+                "<the tables to read>"
+            )
+        published = {
+            (r["schema"], r["name"]) for r in conn.execute(PUBLISHED, {"pub": self.publication}).mappings()
+        }
+        candidates = [t for t in tables if t.primary_key and t.extra.get("relkind", "r") in ("r", "p")]
+        missing = [t for t in candidates if (t.namespace or "public", t.name) not in published]
+        self._check_identities(conn, [t for t in candidates if t not in missing])
+        if not missing:
+            return
+        names = [f"{quote_ident(t.namespace or 'public')}.{quote_ident(t.name)}" for t in missing]
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        if len(missing) == len(candidates):
+            raise ConfigError(
+                f"publication {self.publication!r} holds none of the {len(candidates)} table(s) with a "
+                f"primary key this connection reads ({shown}), so no change could be read: "
+                f"ALTER PUBLICATION {pub} ADD TABLE <the tables to read>"
+            )
+        self.log(
+            "WARN",
+            f"table(s) {shown} are not in publication {self.publication!r}: a CDC sync of them fails "
+            f"until you ALTER PUBLICATION {pub} ADD TABLE them (or read them as full_refresh)",
+        )
+
+    def _check_identities(self, conn: sa.Connection, tables: Sequence[TableInfo]) -> None:
+        """WARNs for published tables whose replica identity cannot carry their primary key."""
+        oids = [int(t.extra["oid"]) for t in tables if t.extra.get("oid") is not None]
+        if not oids:
+            return
+        for row in conn.execute(IDENTITY_GAPS, {"oids": oids}).mappings():
+            name = f"{quote_ident(row['schema'])}.{quote_ident(row['name'])}"
+            if row["identity"] == "n":
+                problem = "REPLICA IDENTITY NOTHING: the server refuses its UPDATEs and DELETEs"
+            else:
+                problem = (
+                    "a replica identity index without the primary key's columns: an UPDATE of the "
+                    "primary key alone leaves the old row in the destination"
+                )
+            self.log(
+                "WARN", f"table {name} has {problem} (ALTER TABLE {name} REPLICA IDENTITY DEFAULT or FULL)"
+            )
+
+    def _check_slot(self, conn: sa.Connection) -> None:
+        slot = self._slot(conn)  # a slot of another plugin, kind or database: ConfigError
+        resync = self.options.resync_on_invalid_position
+        if slot is None:
+            self.log(
+                "WARN",
+                f"replication slot {self.slot!r} does not exist: the first sync creates it. If a sync "
+                "ran before, the slot was lost (dropped, or the server restored or failed over) and "
+                + (
+                    "the next sync reads every table again (invalid_cdc_cursor_position_behavior)"
+                    if resync
+                    else "the next sync fails: reset the connection's data, or set "
+                    "invalid_cdc_cursor_position_behavior to 'Re-sync data'"
+                ),
+            )
+            return
+        status = slot["wal_status"]
+        if status == "lost":
+            text = (
+                f"replication slot {self.slot!r} lost the WAL it needed (wal_status lost: "
+                "max_slot_wal_keep_size was exceeded)"
+            )
+            if not resync:
+                raise ConfigError(
+                    f"{text}: the changes since the last sync are gone; reset the connection's data "
+                    "(or set invalid_cdc_cursor_position_behavior to 'Re-sync data'), and raise "
+                    "max_slot_wal_keep_size or sync more often"
+                )
+            self.log("WARN", f"{text}: the next sync drops it and reads every table again")
+        elif status == "unreserved":
+            self.log(
+                "WARN",
+                f"replication slot {self.slot!r} is about to lose WAL it needs (wal_status unreserved: "
+                f"it retains {slot['retained']} bytes, past max_slot_wal_keep_size): sync now, or "
+                "raise max_slot_wal_keep_size",
+            )
+        if slot["active"]:
+            self.log(
+                "WARN",
+                f"replication slot {self.slot!r} is in use by server process {slot['active_pid']}: "
+                "a sync waits for it, then fails; one slot serves one connection",
             )
 
     # ------------------------------------------------------------------ positions
@@ -360,7 +690,16 @@ class PostgresCdcReader(CdcReader[int]):
 
     # ------------------------------------------------------------------ changes
     def encoder(self, table: TableInfo, columns: Sequence[ColumnInfo]) -> ImageEncoder:
-        return LogImageEncoder(table, columns)
+        chosen = {c.name for c in columns}
+        unlisted = [c.name for c in table.columns if c.name not in chosen]
+        if unlisted:
+            self.log(
+                "INFO",
+                f"CDC: column(s) {', '.join(map(repr, unlisted))} of {table.namespace or 'public'}."
+                f"{table.name} are not in the configured catalog: left out of its records (refresh "
+                "the source schema to read them)",
+            )
+        return LogImageEncoder(table, columns, self.log)
 
     def changes(
         self, start: int, upper: int, tables: Mapping[StreamDescriptor, TableInfo]
@@ -379,11 +718,12 @@ class PostgresCdcReader(CdcReader[int]):
                 return
             self._free_slot(conn)
             by_name = {(t.namespace or "public", t.name): d for d, t in tables.items()}
+            keys = {d: t.primary_key for d, t in tables.items()}
             repl = stack.enter_context(self._replication())
             stream = repl.start(self.slot, start, publications=[self.publication])
             stack.callback(_stop_quietly, stream)
             decoder = PgOutputDecoder()
-            assembler = ChangeAssembler(lambda oids: type_rows(conn, oids))
+            assembler = ChangeAssembler(lambda oids: type_rows(conn, oids), self._adapter(tables))
             lookups: list[ReplicationConnection] = []
 
             def lookup(sql: str, params: Sequence[str | None], types: Sequence[int]) -> list[Any]:
@@ -396,13 +736,19 @@ class PostgresCdcReader(CdcReader[int]):
             wait = self.options.initial_waiting_seconds
             while_reading = self.method.lsn_commit_behaviour == WHILE_READING
             pending: list[Change] = []
+            committed = 0
             in_transaction = False
             skipping = False
             reached = start
             last_message = time.monotonic()
-            while True:
-                data = stream.read(timeout=_POLL)
-                if data is None:
+            # per relation OID: the table shape last seen and its stream (None: not read)
+            streams_of: dict[int, tuple[TableShape, StreamDescriptor | None]] = {}
+            feed_payload = assembler.feed_payload
+            feed_row = assembler.feed_row
+            stopped = False
+            while not stopped:
+                got = stream.read_many(_POLL, 1000, None if in_transaction else upper)
+                if not got:
                     if not in_transaction and stream.received_lsn >= upper:
                         break
                     if time.monotonic() - last_message >= wait:
@@ -410,51 +756,72 @@ class PostgresCdcReader(CdcReader[int]):
                     stream.send_status(reply=True)  # ask for a keepalive: how far the server got
                     continue
                 last_message = time.monotonic()
-                message = decoder.decode(data.payload, data.data_start)
-                if isinstance(message, Begin):
-                    if message.final_lsn >= upper:
-                        break  # committed after the read started: the next read's
-                    in_transaction = True
-                    skipping = message.final_lsn < start  # already read (at or before the position)
-                event = assembler.feed(message, data.data_start)
-                if event is None or (skipping and not isinstance(event, TransactionCommitted)):
-                    continue
-                if isinstance(event, RowChange):
-                    descriptor = by_name.get((event.table.namespace, event.table.name))
-                    if descriptor is not None:
-                        image = _append(pending, descriptor, event)
-                        if event.unresolved or event.table.oid in toast.active:
-                            toast.note(event, image, image.problems)
-                elif isinstance(event, TransactionCommitted):
-                    in_transaction = False
-                    if skipping:
-                        skipping = False
+                for data in got:
+                    lsn = data.data_start
+                    payload = bytes(data.payload)
+                    kind = payload[0] if payload else 0
+                    event: ChangeEvent | None
+                    if kind not in _FAST or decoder.in_stream:
+                        message = decoder.decode(payload, lsn)
+                        if isinstance(message, Begin):
+                            if message.final_lsn >= upper:
+                                stopped = True  # committed after the read started: the next read's
+                                break
+                            in_transaction = True
+                            skipping = message.final_lsn < start  # already read (at or before the position)
+                            committed = len(pending)  # the changes of transactions read to their end
+                        event = assembler.feed(message, lsn)
+                    elif kind == 0x43:  # Commit
+                        event = feed_payload(decoder, payload, lsn)
+                    else:  # Insert, Update, Delete
+                        event = feed_row(decoder, payload, lsn)
+                    if event is None or (skipping and type(event) is not TransactionCommitted):
                         continue
-                    reached = event.end_lsn
+                    if type(event) is RowChange:
+                        shape = event.table
+                        known = streams_of.get(shape.oid)
+                        if known is None or known[0] is not shape:
+                            wanted = by_name.get((shape.namespace, shape.name))
+                            known = streams_of[shape.oid] = (shape, wanted)
+                        descriptor = known[1]
+                        if descriptor is not None:
+                            image = _append(pending, descriptor, event, keys[descriptor])
+                            if event.unresolved or shape.oid in toast.active:
+                                toast.note(event, image, image.problems)
+                    elif type(event) is TransactionCommitted:
+                        in_transaction = False
+                        if skipping:
+                            skipping = False
+                            continue
+                        reached = event.end_lsn
+                        if len(pending) >= limit:
+                            toast.fill()
+                            yield ChangeBatch(pending, reached)
+                            pending = []
+                            if while_reading:
+                                stream.acknowledge(reached)
+                        continue
+                    elif type(event) is RelationChanged:
+                        self._relation_changed(event, by_name)
+                    elif type(event) is TablesTruncated:
+                        if pending and any(by_name.get((t.namespace, t.name)) for t in event.tables):
+                            # a truncate starts a batch: a read stopping at it checkpoints just before
+                            # (this transaction's earlier changes may come again: at-least-once)
+                            toast.fill()
+                            yield ChangeBatch(pending, reached)
+                            pending = []
+                            committed = 0
+                        when = commit_time(event.commit_time)
+                        meta = {LSN_COLUMN: event.commit_lsn}
+                        for truncated in event.tables:
+                            descriptor = by_name.get((truncated.namespace, truncated.name))
+                            if descriptor is not None:
+                                pending.append(Change(descriptor, Operation.TRUNCATE, None, when, meta))
                     if len(pending) >= limit:
                         toast.fill()
-                        yield ChangeBatch(pending, reached)
+                        yield from _split_at_commit(pending, committed, reached)
                         pending = []
-                        if while_reading:
-                            stream.acknowledge(reached)
-                    continue
-                elif isinstance(event, TablesTruncated):
-                    if pending and any(by_name.get((t.namespace, t.name)) for t in event.tables):
-                        # a truncate starts a batch: a read stopping at it checkpoints just before
-                        # (this transaction's earlier changes may come again: at-least-once)
-                        toast.fill()
-                        yield ChangeBatch(pending, reached)
-                        pending = []
-                    when = commit_time(event.commit_time)
-                    meta = {LSN_COLUMN: event.commit_lsn}
-                    for shape in event.tables:
-                        descriptor = by_name.get((shape.namespace, shape.name))
-                        if descriptor is not None:
-                            pending.append(Change(descriptor, Operation.TRUNCATE, None, when, meta))
-                if len(pending) >= limit:
-                    toast.fill()
-                    yield ChangeBatch(pending, None)  # inside a transaction: no point to resume from
-                    pending = []
+                        committed = 0
             if not in_transaction and stream.received_lsn >= upper:
                 reached = max(reached, upper)
             toast.fill()
@@ -463,9 +830,14 @@ class PostgresCdcReader(CdcReader[int]):
                 stream.acknowledge(reached)
 
 
-def _append(out: list[Change], descriptor: StreamDescriptor, row: RowChange) -> LogImage:
+def _append(
+    out: list[Change], descriptor: StreamDescriptor, row: RowChange, key: Sequence[str] = ()
+) -> LogImage:
     """Appends ``row``'s change(s) to ``out``; returns the image of the row after it (a delete's:
-    its before image)."""
+    its before image). ``key``: the stream's primary key; an update whose old row (the server
+    sends one when the replica identity's columns changed, and always under REPLICA IDENTITY
+    FULL, where every column counts as the identity) has another primary key value also
+    deletes the old key's row."""
     when = commit_time(row.commit_time)
     meta = {LSN_COLUMN: row.commit_lsn}
     image = LogImage(row.data)
@@ -476,12 +848,38 @@ def _append(out: list[Change], descriptor: StreamDescriptor, row: RowChange) -> 
         out.append(Change(descriptor, Operation.DELETE, image, when, meta))
     else:
         before = row.before
-        if before is not None and any(before.get(k) != row.data.get(k) for k in row.table.key):
+        if before is not None and _key_changed(before, row.data, key or row.table.key):
             old = LogImage(before)  # the key changed: the old key's row is gone
             old.problems = []
             out.append(Change(descriptor, Operation.DELETE, old, when, meta))
         out.append(Change(descriptor, Operation.UPDATE, image, when, meta))
     return image
+
+
+def _split_at_commit(pending: list[Change], committed: int, reached: int) -> Iterator[ChangeBatch[int]]:
+    """A full queue inside a transaction: the changes of the transactions before it (the first
+    ``committed``) with the position after them, so a read that stops inside a big transaction
+    resumes at its start, not before the small ones that preceded it; then the rest, with no
+    position (inside a transaction there is no point to resume from)."""
+    if committed:
+        yield ChangeBatch(pending[:committed], reached)
+        yield ChangeBatch(pending[committed:], None)
+    else:
+        yield ChangeBatch(pending, None)
+
+
+def _key_changed(before: Mapping[str, Any], after: Mapping[str, Any], key: Sequence[str]) -> bool:
+    """Whether an update moved the row to another key: the old row carries every key column
+    (an old identity index without the primary key's columns tells nothing about it) and one
+    of them differs from the new row's. Values are compared as the JSON they become: some
+    (numeric's) are ``orjson.Fragment`` s, which compare by identity."""
+    if not all(k in before for k in key):
+        return False
+    for k in key:
+        old, new = before[k], after.get(k)
+        if old != new and orjson.dumps(old) != orjson.dumps(new):
+            return True
+    return False
 
 
 def _stop_quietly(stream: Any) -> None:

@@ -40,6 +40,8 @@ from source_postgres.cdc.wire import quote_ident
 
 RETRIEVAL = "SOURCE_RETRIEVAL_ERROR"
 INT4 = 23
+OID = 26
+COLUMNS_NOW = "SELECT attname::text FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped"
 _CHUNK = 1000
 
 Lookup = Callable[[str, Sequence[str | None], Sequence[int]], list[tuple[str | None, ...]]]
@@ -136,17 +138,29 @@ class ToastFiller:
         columns = {c.name: i for i, c in enumerate(table.columns)}
         wanted = sorted({n for t in tracks for w in t.waiting for n in w.missing}, key=columns.__getitem__)
         key = list(table.key)
+        present = {r[0] for r in self._lookup(COLUMNS_NOW, [str(table.oid)], [OID])}
+        renamed = [n for n in wanted if n not in present]
+        if renamed:  # dropped or renamed since the change (ALTER TABLE): its value is gone
+            wanted = [n for n in wanted if n in present]
+            self._log(
+                "WARN",
+                f"table {table.qualified}: unchanged TOASTed value(s) of column(s) "
+                f"{', '.join(map(repr, renamed))} could not be looked up: the table no longer has "
+                "them (dropped or renamed since the change); left out of the records",
+            )
         found: dict[int, tuple[str | None, ...]] = {}
-        for start in range(0, len(tracks), _CHUNK):
-            chunk = tracks[start : start + _CHUNK]
-            found.update(self._rows(table, key, wanted, chunk, start))
+        if all(k in present for k in key):
+            for start in range(0, len(tracks), _CHUNK):
+                chunk = tracks[start : start + _CHUNK]
+                found.update(self._rows(table, key, wanted, chunk, start))
         approximate = gone = 0
         for n, track in enumerate(tracks):
             row = found.get(n)
             for waiting in track.waiting:
+                missing = [name for name in waiting.missing if name in present]
                 if row is None:
                     gone += 1
-                    for name in waiting.missing:
+                    for name in missing:
                         waiting.image[name] = None
                         waiting.problems.append(change(name, RETRIEVAL))
                     continue
@@ -154,10 +168,10 @@ class ToastFiller:
                 exact = (
                     not track.deleted_after
                     and xmin == str(track.xid)
-                    and not waiting.written_after.intersection(waiting.missing)
+                    and not waiting.written_after.intersection(missing)
                 )
                 approximate += not exact
-                for name in waiting.missing:
+                for name in missing:
                     self._set(table, waiting, name, values[wanted.index(name)], columns[name])
         if approximate or gone:
             self._log(

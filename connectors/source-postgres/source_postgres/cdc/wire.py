@@ -346,9 +346,11 @@ class ReplicationStream:
         got = self.read_many(timeout, 1)
         return got[0] if got else None
 
-    def read_many(self, timeout: float = 1.0, limit: int = 1000) -> list[XLogData]:
+    def read_many(self, timeout: float = 1.0, limit: int = 1000, until: int | None = None) -> list[XLogData]:
         """The XLogData messages that have arrived, in order, at most ``limit`` of them; it waits
-        (up to ``timeout`` seconds) only while none has. An empty list: none came in time.
+        (up to ``timeout`` seconds) only while none has. An empty list: none came in time, or
+        (with ``until``) none is waiting and the server said it sent the WAL up to ``until``
+        (:attr:`received_lsn`), so a caller reading up to there need not wait for more.
 
         What the connection has buffered is taken without waiting on the socket, so a busy
         stream costs one call per batch, not per message. Keepalives, status updates and errors
@@ -398,6 +400,8 @@ class ReplicationStream:
                         polled = True
                         pgconn.consume_input()
                         continue
+                    if until is not None and received >= until:
+                        return out
                     if not deadline:
                         deadline = now + timeout
                     remaining = deadline - now

@@ -17,6 +17,7 @@ from source_postgres.types.base import (
     compose,
     text_form,
 )
+from source_postgres.types.numeric import INTEGER
 
 
 def parse_array(text: str, delimiter: str = ",") -> list[Any]:
@@ -117,9 +118,34 @@ def array_of(element: PgReadHandler, dims: int = 1, delimiter: str = ",") -> PgR
             return compose("EXISTS (SELECT FROM unnest({}) AS {} WHERE {})", a, e, element_problem(e))
 
     convert_element = element.convert
+    # the fast path's elements are str: an integer's handler is int() of it
+    fast_element = int if convert_element is INTEGER.convert else convert_element
 
     def convert(value: Any) -> Any:
-        nested = parse_array(text_form(value), delimiter)
+        text = text_form(value)
+        inner = text[1:-1]
+        if (
+            text[:1] == "{"
+            and text[-1:] == "}"
+            and "{" not in inner
+            and '"' not in inner
+            and "}" not in inner
+            and "\\" not in inner
+        ):
+            # one dimension, no quoted element (the common case): what parse_array and walk
+            # make of it, without the character loop
+            if not inner:
+                return []
+            if fast_element is int and "n" not in inner and "N" not in inner:
+                return [int(t) for t in inner.split(delimiter)]  # int() strips what strip() would
+            tokens = [t.strip() for t in inner.split(delimiter)]
+            if fast_element is None:
+                return [None if t.upper() == "NULL" else t for t in tokens]
+            try:
+                return [None if t.upper() == "NULL" else fast_element(t) for t in tokens]
+            except Unrepresentable:
+                pass  # walk nulls the element and says so
+        nested = parse_array(text, delimiter)
         nulled = False
 
         def walk(node: Any) -> Any:
