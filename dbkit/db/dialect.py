@@ -59,6 +59,9 @@ class Capabilities:
     number_digits: tuple[int, int] | None = None
     """Most digits a number may have before and after the decimal point (PostgreSQL's numeric:
     (131072, 16383)); None: no limit."""
+    json_number_digits: bool = True
+    """Numbers inside JSON values obey ``number_digits`` too (PostgreSQL's jsonb stores them as
+    numeric); False: a JSON column keeps any number as its text (MariaDB's JSON is text)."""
     max_zone_seconds: int = 24 * 3600 - 1
     """Largest time zone offset a ``time with time zone`` value may carry (PostgreSQL: 15:59:59)."""
     # --- destination: loading

@@ -105,6 +105,8 @@ class Limits:
     number_digits: tuple[int, int] | None = Capabilities.number_digits
     """Most digits a number (also one inside a JSON value) may have before and after the decimal
     point, e.g. PostgreSQL's numeric: (131072, 16383); None: no limit."""
+    json_number_digits: bool = Capabilities.json_number_digits
+    """Numbers inside JSON values obey ``number_digits`` too."""
     max_zone_seconds: int = Capabilities.max_zone_seconds
     """Largest time zone offset a ``time with time zone`` value may carry (PostgreSQL: 15:59:59)."""
 
@@ -120,6 +122,7 @@ class Limits:
             nul_in_json=capabilities.json_nul_bytes,
             json_depth=capabilities.json_depth,
             number_digits=capabilities.number_digits,
+            json_number_digits=capabilities.json_number_digits,
             max_zone_seconds=capabilities.max_zone_seconds,
         )
 
@@ -567,7 +570,11 @@ class ColumnCaster:
         if limits.float_json_numbers and type(value) in (int, Decimal):
             # a bare number is stored as a number by such a database (SQLite's JSON columns)
             return self._json_number(_decimal_text(value))
-        if limits.number_digits is not None and not _json_numbers_fit(value, limits):
+        if (
+            limits.number_digits is not None
+            and limits.json_number_digits
+            and not _json_numbers_fit(value, limits)
+        ):
             raise Rejected(SIZE)
         try:
             text = to_json_text(value)

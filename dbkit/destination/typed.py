@@ -141,7 +141,7 @@ class TypedDecoder:
                 suspects.append(pc.match_substring(array, "\\u0000"))
             if limits.float_json_numbers:
                 suspects.append(pc.match_substring_regex(array, _NUMBER_START))
-            if limits.number_digits is not None:
+            if limits.number_digits is not None and limits.json_number_digits:
                 suspects.append(pc.match_substring_regex(array, _BIG_EXPONENT))
             if limits.json_depth is not None:  # each level takes two characters
                 longest = pa.scalar(2 * limits.json_depth, pa.int32())

@@ -7,8 +7,6 @@ import json
 import os
 import sqlite3
 import time
-import urllib.parse
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -33,9 +31,8 @@ from dbkit.sync import (
     run_sync,
 )
 from dbkit.sync.display import Reporter
-from dbkit.sync.registry import ConnectorInfo, lookup, registered, resolve
+from dbkit.sync.registry import ConnectorInfo, lookup, resolve
 from dbkit.sync.state import StreamEntry, SyncState
-from dbkit.urls import server_url_config, url_query
 
 
 class Recorder:
@@ -307,21 +304,6 @@ def test_a_damaged_state_file_is_a_config_error(tmp_path: Path) -> None:
 # ============================================================================ URLs
 
 
-@pytest.fixture
-def mysql_stand_ins() -> Iterator[None]:
-    """No MySQL destination ships yet: a stand-in that takes mysql:// URLs, as one will (the
-    installed connectors it may replace come back afterwards)."""
-
-    def mysql_url_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:
-        return {**server_url_config(parts, 3306), **url_query(parts)}
-
-    schemes = ("mysql", "mariadb")
-    info = ConnectorInfo("destination-mysql", "destination", schemes=schemes, url_config=mysql_url_config)
-    with registered(info):
-        yield
-
-
-@pytest.mark.usefixtures("mysql_stand_ins")
 def test_urls_become_connector_configs() -> None:
     sqlite = resolve("sqlite:///data/shop.db?checkpoint_records=500&include_tables=[%22a*%22]", "source")
     assert sqlite.info.name == "source-sqlite"
@@ -346,8 +328,16 @@ def test_urls_become_connector_configs() -> None:
     mysql = resolve("mysql://root:pw@127.0.0.1/app", "destination")
     assert (mysql.info.name, mysql.url_config) == (
         "destination-mysql",
-        {"host": "127.0.0.1", "port": 3306, "database": "app", "username": "root", "password": "pw"},
+        {
+            "host": "127.0.0.1",
+            "port": 3306,
+            "database": "app",
+            "username": "root",
+            "password": "pw",
+            "ssl": False,
+        },
     )
+    assert (resolve("mariadb://u@h/d?ssl=true", "destination").url_config or {})["ssl"] is True
     for bad, problem in (
         ("oracle://x/y", "no source connector handles oracle:// URLs"),
         ("postgresql:///shop", "names no host"),

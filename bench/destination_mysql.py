@@ -1,0 +1,396 @@
+"""Benchmark: ``destination-mysql write`` against MySQL's own bulk load, in the same run.
+
+    .venv/bin/python bench/destination_mysql.py [--records 1000000] [--runs 1] [--insert-compare]
+
+Generates (once, cached under ``bench/data/``) ``--records`` RECORD messages of one stream
+``orders`` (integers, exact decimals, strings with quotes, commas, backslashes, newlines and
+non-ASCII text, booleans, dates, timestamps with and without a zone, objects, NULLs), a STATE
+every 10,000 records and a final COMPLETE, and renders the very same rows (with the four
+``_airbyte_*`` values) as the CSV that ``LOAD DATA`` reads. Also a second file of the same size
+for a second dedup run: 10% updates of the first file's keys (cursor a day later), 90% new keys.
+
+Then, in the database ``bench_destination_mysql`` of the local service (127.0.0.1:3306, root), it times
+as whole processes:
+
+(a) the floor: ``mysql --local-infile -e "LOAD DATA LOCAL INFILE 'rows.csv' ..."`` into a table
+    with the columns and types the destination creates;
+(b) ``destination-mysql write`` in append mode (stdin from the messages file);
+(c) append_dedup (key ``id``, cursor ``updated_at``) into an empty table;
+(d) append_dedup of the second file into the table (c) left.
+
+It prints seconds, rows/s, MB/s (of the CSV), the ratio of rows/s to the floor's and the peak RSS
+of the connector process (``wait4``), and checks every result before believing its time: the
+row count, one row per key for dedup, and a checksum of every data column and
+``_airbyte_extracted_at`` / ``_airbyte_meta`` / ``_airbyte_generation_id`` against the floor's
+tables (for (d): the second file's rows over the first's).
+
+``--insert-compare`` also times, in this process, the connector's loading path (Arrow batch ->
+CSV -> LOAD DATA LOCAL from a stream) against PyMySQL ``executemany`` of multi-row INSERTs of the
+same rows (10,000 per statement), on 200,000 rows of the floor table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pymysql  # type: ignore[import-untyped]
+
+HOST, PORT, USER, DATABASE = "127.0.0.1", 3306, "root", "bench_destination_mysql"
+BIN = Path(sys.executable).parent
+DATA = Path(__file__).resolve().parent / "data"
+STREAM = "orders"
+FORMAT_VERSION = 2
+EMITTED_AT = 1_764_000_000_000
+SYNC_ID = 7
+GENERATION = 1
+EMPTY_META = '{"changes":[],"sync_id":7}'
+TEXT = "LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+UTC_COMMENT = "COMMENT 'airbyte_type=timestamp_with_timezone'"
+
+# (field, JSON schema, MySQL type the destination gives it)
+COLUMNS: list[tuple[str, dict[str, Any], str]] = [
+    ("id", {"type": "integer"}, "BIGINT"),
+    (
+        "updated_at",
+        {"type": "string", "format": "date-time", "airbyte_type": "timestamp_with_timezone"},
+        f"DATETIME(6) {UTC_COMMENT}",
+    ),
+    ("customer_id", {"type": ["null", "integer"]}, "BIGINT"),
+    ("amount", {"type": ["null", "number"]}, "DECIMAL(65,30)"),
+    ("quantity", {"type": ["null", "integer"]}, "BIGINT"),
+    ("name", {"type": ["null", "string"]}, TEXT),
+    ("email", {"type": ["null", "string"]}, TEXT),
+    ("note", {"type": ["null", "string"]}, TEXT),
+    ("paid", {"type": ["null", "boolean"]}, "BOOLEAN"),
+    ("birth_date", {"type": ["null", "string"], "format": "date"}, "DATE"),
+    (
+        "local_time",
+        {"type": ["null", "string"], "format": "date-time", "airbyte_type": "timestamp_without_timezone"},
+        "DATETIME(6)",
+    ),
+    ("address", {"type": ["null", "object"], "properties": {}}, "JSON"),
+    ("status", {"type": ["null", "string"]}, TEXT),
+]
+META = [
+    ("_airbyte_raw_id", "VARCHAR(36) NOT NULL"),
+    ("_airbyte_extracted_at", f"DATETIME(6) NOT NULL {UTC_COMMENT}"),
+    ("_airbyte_meta", "JSON NOT NULL"),
+    ("_airbyte_generation_id", "BIGINT"),
+]
+NAMES = ["José Álvarez", "Zoë O'Brien", "李雷", 'Say "hi" Ltd', "emoji 😀 shop", "comma, inc", "back\\slash",
+         "line\nbreak", "Ελένη", "Владимир"]  # fmt: skip
+STATUSES = ["new", "paid", "shipped", "cancelled"]
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_mb: float
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def row(key: int, version: int) -> dict[str, Any]:
+    h = (key * 2654435761 + version * 40503) % 4294967296
+    g = (key * 97 + version * 13) % 1000
+    seconds = 1_600_000_000 + key * 37 + version * 86400
+    micros = (key * 7919) % 1_000_000
+    return {
+        "id": key,
+        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z",
+        "customer_id": None if g % 17 == 0 else h * 1_000_003 + key,
+        "amount": None if g % 13 == 0 else float(f"{h % 10_000_000}.{h % 100:02d}"),
+        "quantity": None if g % 11 == 0 else (h % 200) - 20,
+        "name": None if g % 23 == 0 else f"{NAMES[h % len(NAMES)]} {key}" + (" v2" if version == 2 else ""),
+        "email": None if g % 29 == 0 else f"user{key}@example.com",
+        "note": None if g % 3 == 0 else f"Note {h}: " + "lorem ipsum dolor sit amet " * (h % 4),
+        "paid": None if g % 31 == 0 else bool(h % 2),
+        "birth_date": None if g % 7 == 0 else f"{1950 + h % 60}-{1 + h % 12:02d}-{1 + h % 28:02d}",
+        "local_time": f"2024-{1 + g % 12:02d}-{1 + h % 28:02d}T{h % 24:02d}:{g % 60:02d}:00.{micros:06d}",
+        "address": None
+        if g % 5 == 0
+        else {"city": NAMES[g % len(NAMES)], "zip": f"{h % 100000:05d}", "n": g},
+        "status": STATUSES[h % 4],
+    }
+
+
+def _csv(value: Any, kind: str) -> str:
+    if value is None:
+        return "\\N"
+    if kind == "bool":
+        return "1" if value else "0"
+    if kind == "ts":
+        return str(value).replace("T", " ").rstrip("Z")
+    if kind == "json":
+        value = orjson.dumps(value).decode()
+    text = str(value).replace("\\", "\\\\")
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+KINDS = {"paid": "bool", "updated_at": "ts", "local_time": "ts", "address": "json"}
+
+
+def _extracted(millis: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}000"
+
+
+def generate(records: int, second: bool) -> tuple[Path, Path]:
+    stem = f"mysql_{'second' if second else 'first'}_{records}_v{FORMAT_VERSION}"
+    messages, csv = DATA / f"{stem}.jsonl", DATA / f"{stem}.csv"
+    if messages.exists() and csv.exists():
+        return messages, csv
+    DATA.mkdir(exist_ok=True)
+    started = time.monotonic()
+    base = EMITTED_AT + (86_400_000 if second else 0)
+    with messages.open("wb") as out, csv.open("w", encoding="utf-8", newline="") as rows:
+        for n in range(records):
+            if second:
+                key, version = (n * 10, 2) if n < records // 10 else (records + n, 1)
+            else:
+                key, version = n, 1
+            data = row(key, version)
+            emitted = base + n
+            out.write(
+                orjson.dumps(
+                    {"type": "RECORD", "record": {"stream": STREAM, "data": data, "emitted_at": emitted}}
+                )
+            )
+            out.write(b"\n")
+            fields = ",".join(_csv(data[name], KINDS.get(name, "")) for name, _, _ in COLUMNS)
+            meta = '"' + EMPTY_META.replace('"', '""') + '"'
+            rows.write(f"{fields},{n:036d},{_extracted(emitted)},{meta},{GENERATION}\n")
+            if (n + 1) % 10_000 == 0 or n == records - 1:
+                state = {"type": "STREAM", "stream": {"stream_descriptor": {"name": STREAM},
+                         "stream_state": {"n": n}}, "sourceStats": {"recordCount": float(10_000 if (n + 1) % 10_000 == 0 else (n + 1) % 10_000)}}  # fmt: skip
+                out.write(orjson.dumps({"type": "STATE", "state": state}) + b"\n")
+        status = {"stream_descriptor": {"name": STREAM}, "status": "COMPLETE"}
+        out.write(orjson.dumps({"type": "TRACE", "trace": {"type": "STREAM_STATUS", "emitted_at": 1.0, "stream_status": status}}))  # fmt: skip
+        out.write(b"\n")
+    print(f"  generated {messages.name} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    return messages, csv
+
+
+def catalog(mode: str) -> dict[str, Any]:
+    props = {name: schema for name, schema, _ in COLUMNS}
+    dedup = mode == "append_dedup"
+    return {
+        "streams": [
+            {
+                "stream": {
+                    "name": STREAM,
+                    "json_schema": {"type": "object", "properties": props},
+                    "supported_sync_modes": ["full_refresh", "incremental"],
+                    "source_defined_primary_key": [["id"]],
+                },
+                "sync_mode": "incremental",
+                "destination_sync_mode": mode,
+                "cursor_field": ["updated_at"] if dedup else [],
+                "primary_key": [["id"]] if dedup else [],
+                "generation_id": GENERATION,
+                "minimum_generation_id": 0,
+                "sync_id": SYNC_ID,
+            }
+        ]
+    }
+
+
+# ---------------------------------------------------------------------------- database
+
+
+def connect(database: str | None = DATABASE) -> Any:
+    return pymysql.connect(
+        host=HOST, port=PORT, user=USER, database=database, local_infile=True, autocommit=True
+    )
+
+
+def sql(*statements: str, database: str | None = DATABASE) -> list[tuple[Any, ...]]:
+    conn = connect(database)
+    try:
+        with conn.cursor() as cursor:
+            out: list[tuple[Any, ...]] = []
+            for statement in statements:
+                cursor.execute(statement)
+                out = list(cursor.fetchall())
+            return out
+    finally:
+        conn.close()
+
+
+def create_floor(name: str) -> None:
+    columns = [f"`{n}` {t}" for n, _, t in COLUMNS] + [f"`{n}` {t}" for n, t in META]
+    sql(f"DROP TABLE IF EXISTS `{name}`", f"CREATE TABLE `{name}` ({', '.join(columns)})")
+
+
+LOAD = (
+    "LOAD DATA LOCAL INFILE '{path}' INTO TABLE `{table}` CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' "
+    "OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n'"
+)
+
+
+def timed(argv: list[str], stdin: Path | None = None, stdout: Path | None = None) -> Run:
+    started = time.monotonic()
+    with open(stdin or os.devnull, "rb") as inp, open(stdout or os.devnull, "wb") as out:
+        proc = subprocess.Popen(argv, stdin=inp, stdout=out)
+        _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{argv[0]} failed ({status}); output in {stdout}")
+    return Run(seconds, usage.ru_maxrss / 1024)
+
+
+def floor(csv: Path, table: str) -> Run:
+    create_floor(table)
+    statement = LOAD.format(path=csv, table=table)
+    run = timed(
+        ["mysql", "--local-infile=1", f"-h{HOST}", f"-P{PORT}", f"-u{USER}", DATABASE, "-e", statement]
+    )
+    (warnings,) = sql(f"SELECT COUNT(*) FROM `{table}`")
+    print(f"  floor table {table}: {warnings[0]} rows", file=sys.stderr)
+    return run
+
+
+def write(mode: str, messages: Path, workdir: Path) -> Run:
+    config = {"host": HOST, "port": PORT, "database": DATABASE, "username": USER, "ssl": False}
+    (workdir / "config.json").write_text(json.dumps(config))
+    (workdir / "catalog.json").write_text(json.dumps(catalog(mode)))
+    argv = [str(BIN / "destination-mysql"), "write", "--config", str(workdir / "config.json"),
+            "--catalog", str(workdir / "catalog.json")]  # fmt: skip
+    return timed(argv, messages, workdir / f"out-{mode}.jsonl")
+
+
+CHECK_COLUMNS = [n for n, _, _ in COLUMNS] + [
+    "_airbyte_extracted_at",
+    "_airbyte_meta",
+    "_airbyte_generation_id",
+]
+
+
+def checksum(source: str) -> tuple[int, int, int]:
+    cols = ", ".join(f"COALESCE(CAST(`{c}` AS CHAR), '~')" for c in CHECK_COLUMNS)
+    ((count, keys, crc),) = sql(
+        f"SELECT COUNT(*), COUNT(DISTINCT id), SUM(CRC32(CONCAT_WS('|', {cols}))) FROM {source}"
+    )
+    return int(count), int(keys), int(crc)
+
+
+def expect(table: str, source: str) -> None:
+    got, want = checksum(f"`{table}`"), checksum(source)
+    if got != want:
+        raise SystemExit(f"{table}: (rows, keys, checksum) {got} != expected {want}")
+    print(f"  checked {table}: {got[0]:,} rows, {got[1]:,} keys, checksum equal", file=sys.stderr)
+
+
+def report(label: str, run: Run, records: int, megabytes: float, floor_rate: float | None) -> None:
+    rate = records / run.seconds
+    ratio = f"{rate / floor_rate:.2f}" if floor_rate else "1.00"
+    print(
+        f"| {label} | {run.seconds:.2f} | {rate:,.0f} | {megabytes / run.seconds:.1f} | {ratio} | {run.peak_mb:.0f} |"
+    )
+
+
+# ---------------------------------------------------------------------------- INSERT vs LOAD DATA
+
+
+def insert_compare(rows: int) -> None:
+    """The connector's LOAD DATA path vs multi-row INSERTs, in this process, same rows."""
+    import pyarrow as pa
+
+    here = Path(__file__).resolve().parent  # this script's name shadows the package
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    from destination_mysql.connection import StreamingConnection, load_stream
+    from destination_mysql.loading import to_csv
+
+    conn = StreamingConnection(
+        host=HOST, port=PORT, user=USER, database=DATABASE, local_infile=True, charset="utf8mb4"
+    )
+    names = [n for n, _, _ in COLUMNS] + [n for n, _ in META]
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(f'`{n}`' for n in names)} FROM floor LIMIT {rows}")
+        values = list(cursor.fetchall())
+    table = pa.Table.from_pylist([dict(zip(names, v, strict=True)) for v in values])
+    for name in ("cmp_insert", "cmp_load"):
+        create_floor(name)
+    quoted = ", ".join(f"`{n}`" for n in names)
+    started = time.monotonic()
+    with conn.cursor() as cursor:
+        for start in range(0, len(values), 10_000):
+            cursor.executemany(
+                f"INSERT INTO cmp_insert ({quoted}) VALUES ({', '.join(['%s'] * len(names))})",
+                values[start : start + 10_000],
+            )
+    conn.commit()
+    insert_seconds = time.monotonic() - started
+    started = time.monotonic()
+    with conn.cursor() as cursor:
+        chunks = (to_csv(table.slice(s, 10_000)) for s in range(0, table.num_rows, 10_000))
+        load_stream(cursor, f"LOAD DATA LOCAL INFILE {{file}} INTO TABLE cmp_load CHARACTER SET utf8mb4 "
+                    "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '\\\\' "
+                    f"LINES TERMINATED BY '\\n' ({quoted})", chunks)  # fmt: skip
+    conn.commit()
+    load_seconds = time.monotonic() - started
+    conn.close()
+    for name in ("cmp_insert", "cmp_load"):
+        (count,) = sql(f"SELECT COUNT(*) FROM {name}")
+        assert count[0] == len(values), (name, count)
+    print(f"\n{len(values):,} rows in this process: executemany multi-row INSERT {len(values) / insert_seconds:,.0f} "
+          f"rows/s ({insert_seconds:.2f} s); Arrow CSV -> LOAD DATA LOCAL stream {len(values) / load_seconds:,.0f} "
+          f"rows/s ({load_seconds:.2f} s): x{insert_seconds / load_seconds:.1f}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--insert-compare", action="store_true")
+    parser.add_argument("--skip-dedup", action="store_true")
+    args = parser.parse_args()
+    records = args.records
+    first, first_csv = generate(records, second=False)
+    second, second_csv = (None, None) if args.skip_dedup else generate(records, second=True)
+    sql(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}`", database=None)
+    workdir = DATA / "mysql_runs"
+    workdir.mkdir(exist_ok=True)
+    megabytes = first_csv.stat().st_size / 1e6
+    print(f"{records:,} records; CSV {megabytes:.0f} MB; messages {first.stat().st_size / 1e6:.0f} MB; "
+          f"load average {os.getloadavg()[0]:.2f}", file=sys.stderr)  # fmt: skip
+    print("| run | seconds | rows/s | MB/s (CSV) | x floor | peak RSS MB |")
+    print("|---|---|---|---|---|---|")
+    base = floor(first_csv, "floor")
+    report("floor: mysql LOAD DATA LOCAL INFILE", base, records, megabytes, None)
+    floor_rate = records / base.seconds
+    sql(f"DROP TABLE IF EXISTS `{STREAM}`")
+    run = write("append", first, workdir)
+    report("destination-mysql append", run, records, megabytes, floor_rate)
+    expect(STREAM, "floor")
+    if second is not None and second_csv is not None:
+        sql(f"DROP TABLE IF EXISTS `{STREAM}`")
+        run = write("append_dedup", first, workdir)
+        report("append_dedup, empty table", run, records, megabytes, floor_rate)
+        expect(STREAM, "floor")
+        floor(second_csv, "floor2")
+        run = write("append_dedup", second, workdir)
+        report("append_dedup, second file (10% updates)", run, records, megabytes, floor_rate)
+        expected = (
+            "(SELECT * FROM floor2 UNION ALL SELECT * FROM floor WHERE id NOT IN (SELECT id FROM floor2)) e"
+        )
+        expect(STREAM, expected)
+    print(f"load average after: {os.getloadavg()[0]:.2f}", file=sys.stderr)
+    if args.insert_compare:
+        insert_compare(min(200_000, records))
+
+
+if __name__ == "__main__":
+    main()

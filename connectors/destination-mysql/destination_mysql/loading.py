@@ -1,0 +1,162 @@
+"""The bulk-loading role of destination-mysql: every part of a load through one
+``LOAD DATA LOCAL INFILE``, fed from a stream (no file on disk).
+
+Each typed Arrow part becomes CSV in Arrow's C++ writer, in the form LOAD DATA reads exactly as
+meant: ``\\N`` for NULL, backslashes doubled (``ESCAPED BY '\\\\'``), fields quoted where needed
+(a doubled quote inside), timestamps with a zone as naive UTC (the session's time zone is UTC),
+booleans as 0/1, binary as hex (``UNHEX`` on the server). The parts are sent as they are built,
+so memory stays at one part plus the batch.
+
+LOAD DATA LOCAL cannot stop the client mid-stream, so MySQL reports a value that does not fit
+its column as a warning (and stores it cut or converted) instead of failing. The loader reads
+the warnings: one that names a row and a column becomes a
+:class:`~dbkit.destination.ValueRefused` (the transaction is rolled back; the framework stores
+NULL there with a change and loads again); a duplicate key of a user's unique index is a
+config_error; any other warning fails the load, so nothing is stored changed without a record.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import sqlalchemy as sa
+
+from dbkit import ConfigError, SystemFailure
+from dbkit.destination import SIZE, TYPECAST, Batch, BulkLoader, ValueRefused, WriteContext
+from destination_mysql.connection import load_stream
+from destination_mysql.tables import quote, table_sql
+
+_WRITE_OPTIONS = pcsv.WriteOptions(include_header=False, quoting_style="needed", batch_size=1 << 16)
+_NULL = pa.scalar("\\N", pa.string())
+_WHERE = re.compile(r"column [`'](?:[^`']*[`']\.[`'])*([^`']+)[`'] at row (\d+)", re.IGNORECASE)
+_SIZE_CODES = frozenset({1264, 1406, 1690})
+_DUPLICATE = 1062
+
+
+def driver_cursor(conn: sa.Connection) -> Any:
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+class MySqlBulkLoader(BulkLoader):
+    """The bulk-loading role of destination-mysql (see the module doc)."""
+
+    def load_batches(
+        self, conn: sa.Connection, table: sa.Table, batches: Iterable[Batch], write: WriteContext
+    ) -> None:
+        batches = iter(batches)
+        first = next(batches, None)
+        if first is None:
+            return
+        names = [c for c in first.table.column_names if c in table.c]
+        binary = {n for n in names if _is_binary(first.table.schema.field(n).type)}
+        targets = [f"@{_var(i)}" if n in binary else quote(conn, n) for i, n in enumerate(names)]
+        sets = [f"{quote(conn, n)} = UNHEX(@{_var(i)})" for i, n in enumerate(names) if n in binary]
+        statement = (
+            f"LOAD DATA LOCAL INFILE {{file}} INTO TABLE {table_sql(conn, table)} CHARACTER SET utf8mb4 "
+            "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '\\\\' "
+            f"LINES TERMINATED BY '\\n' ({', '.join(targets)})" + (f" SET {', '.join(sets)}" if sets else "")
+        )
+        offsets: list[tuple[int, int]] = []  # (part index, first line of the part)
+        chunks = _csv_chunks(_chain(first, batches), names, offsets)
+        cursor = driver_cursor(conn)
+        try:
+            warnings = load_stream(cursor, statement, chunks)
+            if warnings:
+                self._check_warnings(cursor, names, offsets)
+        finally:
+            cursor.close()
+
+    def _check_warnings(self, cursor: Any, names: Sequence[str], offsets: list[tuple[int, int]]) -> None:
+        cursor.execute("SHOW WARNINGS")
+        rows = [(str(level), int(code), str(message)) for level, code, message in cursor.fetchall()]
+        for level, code, message in rows:
+            if level.lower() == "note":
+                continue
+            if code == _DUPLICATE:
+                raise ConfigError(f"a unique index of a destination table refuses the rows: {message}")
+            found = _WHERE.search(message)
+            if found is not None:
+                column, line = found.group(1), int(found.group(2))
+                located = _locate(offsets, line)
+                if located is not None and column.casefold() in {n.casefold() for n in names}:
+                    column = next(n for n in names if n.casefold() == column.casefold())
+                    part, row = located
+                    raise ValueRefused(part, row, column, SIZE if code in _SIZE_CODES else TYPECAST, message)
+            raise SystemFailure(f"MySQL changed loaded data: {message} (warning {code})")
+
+    def clear_staging(self, conn: sa.Connection, staging: sa.Table) -> None:
+        """TRUNCATE: the first statement of the batch's transaction, so its implicit commit
+        commits nothing (a DELETE of the last batch's rows costs as much as loading them)."""
+        conn.exec_driver_sql(f"TRUNCATE TABLE {table_sql(conn, staging)}")
+
+
+def _var(i: int) -> str:
+    return f"v{i}"
+
+
+def _is_binary(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_binary(kind) or pa.types.is_large_binary(kind))
+
+
+def _chain(first: Batch, rest: Iterator[Batch]) -> Iterator[Batch]:
+    yield first
+    yield from rest
+
+
+def _locate(offsets: list[tuple[int, int]], line: int) -> tuple[int, int] | None:
+    for part, first in reversed(offsets):
+        if line >= first:
+            return part, line - first
+    return None
+
+
+def _csv_chunks(
+    batches: Iterable[Batch], names: Sequence[str], offsets: list[tuple[int, int]]
+) -> Iterator[bytes]:
+    line = 1
+    for k, batch in enumerate(batches):
+        table = batch.table
+        if not table.num_rows:
+            continue
+        offsets.append((k, line))
+        line += table.num_rows
+        yield to_csv(table.select(list(names)))
+
+
+def to_csv(table: pa.Table) -> bytes:
+    """CSV that LOAD DATA (``ESCAPED BY '\\\\'``) reads as the table's typed values."""
+    columns = [_mysql_text(table.column(i).combine_chunks()) for i in range(table.num_columns)]
+    buffer = io.BytesIO()
+    pcsv.write_csv(pa.Table.from_arrays(columns, names=table.column_names), buffer, _WRITE_OPTIONS)
+    return buffer.getvalue()
+
+
+def _mysql_text(array: pa.Array) -> pa.Array:
+    kind = array.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        text = pc.replace_substring(array, "\\", "\\\\") if _has_backslash(array) else array
+    elif pa.types.is_timestamp(kind):
+        text = (
+            array.cast(pa.timestamp("us")).cast(pa.string())
+            if kind.tz is not None
+            else array.cast(pa.string())
+        )
+    elif pa.types.is_boolean(kind):
+        text = array.cast(pa.int8()).cast(pa.string())
+    elif _is_binary(kind):
+        text = pa.array([None if v is None else v.hex() for v in array.to_pylist()], pa.string())
+    elif pa.types.is_null(kind):
+        text = pa.nulls(len(array), pa.string())
+    else:
+        text = array.cast(pa.string())
+    return pc.fill_null(text, _NULL) if text.null_count else text
+
+
+def _has_backslash(array: pa.Array) -> bool:
+    return bool(pc.any(pc.match_substring(array, "\\")).as_py())

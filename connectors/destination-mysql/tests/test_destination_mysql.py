@@ -1,0 +1,225 @@
+"""destination-mysql beyond the shared suite: bad configs, values exactly as stored, a value the
+database still refuses, names, and the LOAD DATA LOCAL handler."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import sqlalchemy as sa
+
+from dbkit import load_config
+from dbkit.db import AirbyteType, json_schema_for
+from dbkit.destination import plan_tables
+from dbkit.protocol import parse_configured_catalog
+from dbkit.testing import configured_catalog
+from dbkit.testing.suites import MysqlDestinationHarness
+from dbkit.testing.suites.destination import record, state, status, stream, sync_messages
+from destination_mysql import MySqlDestination
+from destination_mysql.connection import StreamingConnection, load_stream
+
+pytestmark = pytest.mark.mysql
+
+
+class Mysql(MysqlDestinationHarness):
+    command: ClassVar[str] = "destination-mysql"
+    connector_class: ClassVar[type[Any]] = MySqlDestination
+
+    def config(self, **overrides: Any) -> dict[str, Any]:
+        return super().config(**{"ssl": False, **overrides})
+
+    def plan(self, catalog: dict[str, Any], name: str) -> Any:
+        dialect = MySqlDestination.dialect_class(load_config(MySqlDestination.config_model, self.config()))
+        (plan,) = [
+            p for d, p in plan_tables(dialect, parse_configured_catalog(catalog)).items() if d.name == name
+        ]
+        return plan
+
+    def query(self, text: str, **params: Any) -> list[tuple[Any, ...]]:
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(text), params)]
+
+
+@pytest.fixture
+def my(request: pytest.FixtureRequest, tmp_path: Path) -> Mysql:
+    return Mysql(request, tmp_path)
+
+
+def catalog(
+    props: dict[str, Any], name: str = "t", mode: str = "append", pk: list[str] | None = None
+) -> dict[str, Any]:
+    return configured_catalog(
+        [stream(name, props)],
+        sync_mode="incremental" if pk else "full_refresh",
+        destination_sync_mode=mode,
+        cursor_field=None,
+        primary_key=[[k] for k in pk] if pk else None,
+        generation_id=1,
+        minimum_generation_id=1 if mode == "overwrite" else 0,
+        sync_id=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"password": "wrong-password-123"}, "check the username and password"),
+        ({"database": "dbkit_no_such_database_xyz"}, "does not exist"),
+        ({"host": "no-such-host.invalid"}, "does not resolve"),
+        ({"ssl": True}, "enable SSL on the server, or turn ssl off"),
+    ],
+    ids=["wrong_password", "missing_database", "unknown_host", "ssl_without_server_ssl"],
+)
+def test_bad_configs_are_config_errors_a_person_can_act_on(
+    my: Mysql, overrides: dict[str, Any], expected: str
+) -> None:
+    config = my.config(**overrides)
+    if "password" in overrides:
+        config["username"] = "dbkit_nobody"
+    result = my.runner().check(config)
+    status_ = result.connection_status
+    assert status_["status"] == "FAILED"
+    assert expected in status_["message"], status_["message"]
+    assert "wrong-password-123" not in result.output_text(), "the password is never printed"
+
+
+def test_values_are_stored_exactly(my: Mysql) -> None:
+    props = {
+        "id": json_schema_for(AirbyteType.INTEGER),
+        "big": {"type": "integer", "airbyte_type": "big_integer"},
+        "x": json_schema_for(AirbyteType.NUMBER),
+        "ts": json_schema_for(AirbyteType.TIMESTAMP_WITH_TIMEZONE),
+        "naive": json_schema_for(AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE),
+        "d": json_schema_for(AirbyteType.DATE),
+        "t": json_schema_for(AirbyteType.TIME_WITHOUT_TIMEZONE),
+        "tz": json_schema_for(AirbyteType.TIME_WITH_TIMEZONE),
+        "s": json_schema_for(AirbyteType.STRING),
+        "j": json_schema_for(AirbyteType.OBJECT),
+        "b": json_schema_for(AirbyteType.BOOLEAN),
+        "bin": json_schema_for(AirbyteType.BINARY),
+    }
+    text = 'ü 😀 \\N \\ "q", \t\n\r \x00 end'
+    row = {
+        "id": 1,
+        "big": 2**100,
+        "x": Decimal("12345678901234567890123456789012345.123456789012345678901234567890"),
+        "ts": "2024-03-10T23:30:00.123456-05:00",
+        "naive": "0001-01-01T00:00:00",
+        "d": "9999-12-31",
+        "t": "23:59:59.999999",
+        "tz": "12:00:00+02:00",
+        "s": text,
+        "j": {"n": Decimal("0.1000000000000000000000000000001"), "s": "ü\\"},
+        "b": False,
+        "bin": "AAEC/w==",
+    }
+    cat = catalog(props)
+    my.runner().write(my.config(), cat, sync_messages("t", [row])).raise_on_failure()
+    plan = my.plan(cat, "t")
+    (stored,) = my.read_table(plan.name, plan.namespace)
+    assert stored["big"] == Decimal(2**100)
+    assert stored["x"] == row["x"]
+    assert stored["ts"] == dt.datetime(2024, 3, 11, 4, 30, 0, 123456), "UTC"
+    assert stored["naive"] == dt.datetime(1, 1, 1)
+    assert stored["d"] == dt.date(9999, 12, 31)
+    assert stored["t"] == dt.timedelta(hours=23, minutes=59, seconds=59, microseconds=999999)
+    assert stored["tz"] == "12:00:00.000000+02:00"
+    assert stored["s"] == text
+    assert json.loads(stored["j"], parse_float=Decimal) == row["j"]
+    assert stored["b"] == 0
+    assert stored["bin"] == b"\x00\x01\x02\xff"
+    assert json.loads(stored["_airbyte_meta"])["changes"] == []
+
+
+def test_a_value_the_column_cannot_hold_is_nulled_with_a_change_and_the_row_kept(my: Mysql) -> None:
+    """A user narrowed the columns; LOAD DATA LOCAL would cut the values with a warning: each such
+    value is NULL instead, with a change, and every row is kept."""
+    props = {
+        "id": json_schema_for(AirbyteType.INTEGER),
+        "s": json_schema_for(AirbyteType.STRING),
+        "n": json_schema_for(AirbyteType.INTEGER),
+    }
+    cat = catalog(props)
+    my.runner().write(my.config(), cat, sync_messages("t", [{"id": 0, "s": "x", "n": 1}])).raise_on_failure()
+    plan = my.plan(cat, "t")
+    my.execute(f"ALTER TABLE `{plan.name}` MODIFY `s` VARCHAR(5), MODIFY `n` INT")
+    rows = [{"id": 1, "s": "short", "n": 2**40}, {"id": 2, "s": "much too long", "n": 5}]
+    my.runner().write(my.config(), cat, sync_messages("t", rows)).raise_on_failure()
+    by_id = {r["id"]: r for r in my.read_table(plan.name, plan.namespace)}
+    assert (by_id[1]["s"], by_id[1]["n"]) == ("short", None)
+    assert (by_id[2]["s"], by_id[2]["n"]) == (None, 5)
+    assert json.loads(by_id[1]["_airbyte_meta"])["changes"] == [
+        {"field": "n", "change": "NULLED", "reason": "DESTINATION_FIELD_SIZE_LIMITATION"}
+    ]
+    assert [c["field"] for c in json.loads(by_id[2]["_airbyte_meta"])["changes"]] == ["s"]
+
+
+def test_long_and_reserved_names(my: Mysql) -> None:
+    long_name = "a_very_long_stream_name_" * 5
+    props = {"select": json_schema_for(AirbyteType.STRING), "x" * 100: json_schema_for(AirbyteType.INTEGER)}
+    cat = catalog(props, name=long_name)
+    messages = [record(long_name, {"select": "s", "x" * 100: 1}), state(long_name, {}, 1), status(long_name)]
+    my.runner().write(my.config(), cat, messages).raise_on_failure()
+    plan = my.plan(cat, long_name)
+    assert len(plan.name.encode()) <= 64
+    assert all(len(c.name.encode()) <= 64 for c in plan.columns)
+    assert plan.name == my.plan(cat, long_name).name, "deterministic"
+    (row,) = my.read_table(plan.name, plan.namespace)
+    assert row["select"] == "s"
+
+
+def test_the_local_infile_handler_serves_only_its_stream(my: Mysql) -> None:
+    """A server that asks for another file (here: told to by the statement) gets an empty one."""
+    db = my.database
+    conn = StreamingConnection(
+        host=db.host,
+        port=db.port,
+        user=db.user,
+        password=db.password or "",
+        database=db.database,
+        local_infile=True,
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("CREATE TABLE got (v LONGTEXT)")
+            load_stream(cursor, "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE got", [b"root:x:0:0\n"])
+            load_stream(cursor, "LOAD DATA LOCAL INFILE {file} INTO TABLE got", [b"mine\n"])
+            cursor.execute("SELECT v FROM got")
+            assert cursor.fetchall() == (("mine",),)
+    finally:
+        conn.close()
+
+
+def test_dbkit_sync_from_sqlite_by_url(my: Mysql, tmp_path: Path) -> None:
+    """``dbkit sync --source sqlite:///... --destination mysql://...``: the URL finds this
+    connector; a second run after a new source row holds every row once."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    source = tmp_path / "shop.db"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price NUMERIC)")
+        conn.executemany("INSERT INTO items VALUES (?, ?, ?)", [(1, "ü 😀", "12.345"), (2, "b", None)])
+    db = my.database
+    url = f"mysql://{db.user}{':' + db.password if db.password else ''}@{db.host}:{db.port}/{db.database}"
+    dbkit = str(Path(sys.executable).parent / "dbkit")
+
+    def sync() -> None:
+        argv = [dbkit, "sync", "--source", f"sqlite:///{source}", "--destination", url, "--no-progress"]
+        done = subprocess.run(
+            [*argv, "--state-file", str(tmp_path / "state.json")], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    sync()
+    rows = sorted((r["id"], r["name"], r["price"]) for r in my.read_table("items", db.database))
+    assert rows == [(1, "ü 😀", Decimal("12.345")), (2, "b", None)]
+    with sqlite3.connect(source) as conn:
+        conn.execute("INSERT INTO items VALUES (3, 'c', 1)")
+    sync()
+    assert sorted(r["id"] for r in my.read_table("items", db.database)) == [1, 2, 3]
