@@ -2,6 +2,7 @@
 
 from dbkit.db.database import Database
 from dbkit.db.dialect import Capabilities, Dialect
+from dbkit.db.mysql import MySqlConnectionMixin, classify_mysql_error, mysql_code, mysql_reason
 from dbkit.db.postgres import PostgresConnection, PostgresConnectionMixin
 from dbkit.db.sqlite import classify_sqlite_error
 from dbkit.db.temporal import (
@@ -37,6 +38,7 @@ __all__ = [
     "Capabilities",
     "Database",
     "Dialect",
+    "MySqlConnectionMixin",
     "NoTunnel",
     "PostgresConnection",
     "PostgresConnectionMixin",
@@ -47,6 +49,7 @@ __all__ = [
     "Unrepresentable",
     "base64_bytes",
     "civil_from_days",
+    "classify_mysql_error",
     "classify_sqlite_error",
     "days_from_civil",
     "days_in_month",
@@ -58,6 +61,8 @@ __all__ = [
     "format_year",
     "format_ymd",
     "json_schema_for",
+    "mysql_code",
+    "mysql_reason",
     "open_tunnel",
     "parse_json_text",
     "schema_type",

@@ -24,7 +24,7 @@ from dbkit.destination import (
     WriteOptions,
 )
 from destination_mysql.config import MySqlDestinationConfig
-from destination_mysql.connection import MySqlConnectionMixin
+from destination_mysql.connection import MySqlDestinationConnection
 from destination_mysql.dedup import MySqlMerge
 from destination_mysql.loading import MySqlBulkLoader
 from destination_mysql.tables import MySqlTables
@@ -35,7 +35,7 @@ JSON_DEPTH = 32
 100); a deeper value is NULL with a change (a string column holds it as text at any depth)."""
 
 
-class MySqlDestinationDialect(MySqlConnectionMixin, DestinationDialect[MySqlDestinationConfig]):
+class MySqlDestinationDialect(MySqlDestinationConnection, DestinationDialect[MySqlDestinationConfig]):
     name = "mysql"
     capabilities = Capabilities(
         namespaces=True,

@@ -17,8 +17,7 @@ from dbkit.db import AirbyteType, json_schema_for
 from dbkit.destination import plan_tables
 from dbkit.protocol import parse_configured_catalog
 from dbkit.testing import configured_catalog
-from dbkit.testing.suites import MysqlDestinationHarness
-from dbkit.testing.suites.destination import record, state, status, stream, sync_messages
+from dbkit.testing.suites import MysqlDestinationHarness, record, state, status, stream, sync_messages
 from destination_mysql import MySqlDestination
 from destination_mysql.connection import StreamingConnection, load_stream
 

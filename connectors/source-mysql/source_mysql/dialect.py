@@ -1,7 +1,7 @@
 """MySQL and MariaDB as a source: catalog discovery, server-rendered records, exact state values.
 
 The connection part (URL, SSL, SSH tunnel, error classification) is
-:class:`source_mysql.connection.MySqlConnectionMixin`; this dialect adds what a source needs:
+:class:`source_mysql.connection.MySqlSourceConnection`; this dialect adds what a source needs:
 
 - discovery by a few catalog queries for the whole database (:mod:`.catalog`);
 - records rendered by the server (:mod:`.encoder`), read by the toolkit's plans: full refreshes
@@ -33,7 +33,7 @@ from dbkit.source import CdcOptions, CdcReader, ColumnInfo, RecordEncoder, Sourc
 from source_mysql.catalog import list_relations
 from source_mysql.cdc import MySqlCdcReader
 from source_mysql.config import CdcMethod, MySqlSourceConfig
-from source_mysql.connection import MySqlConnectionMixin
+from source_mysql.connection import MySqlSourceConnection
 from source_mysql.encoder import ServerRecordEncoder, handler_of
 from source_mysql.types import TYPES, quote_identifier
 
@@ -41,7 +41,7 @@ _INTEGER = re.compile(r"^-?\d+$")
 _PROBE_TABLES = 200  # tables per probe statement in check
 
 
-class MySqlSourceDialect(MySqlConnectionMixin, SourceDialect[MySqlSourceConfig]):
+class MySqlSourceDialect(MySqlSourceConnection, SourceDialect[MySqlSourceConfig]):
     name = "mysql"
     capabilities = Capabilities(concurrent_reads=True, max_identifier_bytes=64)
     types: ClassVar[TypeRegistry] = TYPES
