@@ -184,6 +184,7 @@ EXPORTS: dict[str, list[str]] = {
         "delete_old_generations",
         "held",
         "index_name",
+        "int64_airbyte_type",
         "is_current",
         "loads_lenient",
         "normalize",

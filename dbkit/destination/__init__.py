@@ -32,7 +32,7 @@ from dbkit.destination.naming import NamingRules, allocate, normalize, short_has
 from dbkit.destination.records import RawRecord, loads_lenient
 from dbkit.destination.schema import CDC_DELETED_AT, TMP_SUFFIX, TablePlan, index_name, plan_tables
 from dbkit.destination.table_ops import KeyIndex, TableOperations
-from dbkit.destination.type_mapping import DeclaredType, TypeMapping
+from dbkit.destination.type_mapping import DeclaredType, TypeMapping, int64_airbyte_type
 from dbkit.destination.write import Log, WriteContext, WriteOptions
 
 __all__ = [
@@ -82,6 +82,7 @@ __all__ = [
     "delete_old_generations",
     "held",
     "index_name",
+    "int64_airbyte_type",
     "is_current",
     "loads_lenient",
     "normalize",

@@ -3,6 +3,7 @@ existing column holds (for schema evolution)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,6 +11,7 @@ from sqlalchemy.types import UserDefinedType
 
 from dbkit.db.dialect import Dialect
 from dbkit.db.types import AirbyteType, schema_type
+from dbkit.destination.casting import INT64_MAX, INT64_MIN
 
 JSON_TYPES = frozenset({AirbyteType.OBJECT, AirbyteType.ARRAY, AirbyteType.UNKNOWN})
 
@@ -28,6 +30,25 @@ class DeclaredType(UserDefinedType[Any]):
 
     def __repr__(self) -> str:
         return f"DeclaredType({self.name!r})"
+
+
+def int64_airbyte_type(schema: Any) -> AirbyteType:
+    """A property's Airbyte type for a database whose integer columns hold 64 bits: integers that
+    may not fit (``airbyte_type: big_integer``, or ``minimum``/``maximum`` past int64) get
+    NUMBER, whose column keeps every digit. For :meth:`TypeMapping.airbyte_type` overrides."""
+    found = schema_type(schema).airbyte_type
+    if found is AirbyteType.INTEGER and isinstance(schema, Mapping) and _wider_than_int64(schema):
+        return AirbyteType.NUMBER
+    return found
+
+
+def _wider_than_int64(schema: Mapping[str, Any]) -> bool:
+    if schema.get("airbyte_type") == "big_integer":
+        return True
+    low, high = schema.get("minimum"), schema.get("maximum")
+    return (isinstance(high, int | float) and high > INT64_MAX) or (
+        isinstance(low, int | float) and low < INT64_MIN
+    )
 
 
 class TypeMapping:

@@ -29,16 +29,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dbkit.db import AirbyteType, schema_type
+from dbkit.db import AirbyteType
 from dbkit.destination import (
     EXTRACTED_AT,
     GENERATION_ID,
-    INT64_MAX,
-    INT64_MIN,
     META,
     RAW_ID,
     DeclaredType,
     TypeMapping,
+    int64_airbyte_type,
 )
 from destination_postgres.driver import PG
 
@@ -97,29 +96,11 @@ def stored_type(type_name: str) -> AirbyteType:
     return _STORED.get(key, AirbyteType.STRING)
 
 
-def airbyte_type(schema: Any) -> AirbyteType:
-    """A property's Airbyte type, except that integers that may not fit 64 bits (``airbyte_type:
-    big_integer``, or bounds past int64) get a numeric column, which holds every digit."""
-    found = schema_type(schema).airbyte_type
-    if found is AirbyteType.INTEGER and isinstance(schema, Mapping) and _wider_than_int64(schema):
-        return AirbyteType.NUMBER
-    return found
-
-
-def _wider_than_int64(schema: Mapping[str, Any]) -> bool:
-    if schema.get("airbyte_type") == "big_integer":
-        return True
-    low, high = schema.get("minimum"), schema.get("maximum")
-    return (isinstance(high, int | float) and high > INT64_MAX) or (
-        isinstance(low, int | float) and low < INT64_MIN
-    )
-
-
 class PostgresTypes(TypeMapping):
     """The type-mapping role of destination-postgres (the table in the module doc)."""
 
     def airbyte_type(self, schema: Any) -> AirbyteType:
-        return airbyte_type(schema)
+        return int64_airbyte_type(schema)
 
     def column_type(self, airbyte_type: AirbyteType) -> sa.types.TypeEngine[Any]:
         return column_type(airbyte_type)
