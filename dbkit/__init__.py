@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         mysql_code,
         mysql_reason,
         open_tunnel,
+        parse_jdbc_params,
         parse_json_text,
         schema_type,
         state_to_python,
@@ -140,6 +141,7 @@ _EXPORTS: dict[str, str] = {
     "format_timestamp": "dbkit.db",
     "format_year": "dbkit.db",
     "format_ymd": "dbkit.db",
+    "parse_jdbc_params": "dbkit.db",
     "parse_json_text": "dbkit.db",
     "state_to_python": "dbkit.db",
 }
@@ -197,6 +199,7 @@ __all__ = [
     "mysql_code",
     "mysql_reason",
     "open_tunnel",
+    "parse_jdbc_params",
     "parse_json_text",
     "postgres_url_config",
     "schema_type",

@@ -2,7 +2,13 @@
 
 from dbkit.db.database import Database
 from dbkit.db.dialect import Capabilities, Dialect
-from dbkit.db.mysql import MySqlConnectionMixin, classify_mysql_error, mysql_code, mysql_reason
+from dbkit.db.mysql import (
+    MySqlConnectionMixin,
+    classify_mysql_error,
+    mysql_code,
+    mysql_reason,
+    parse_jdbc_params,
+)
 from dbkit.db.postgres import PostgresConnection, PostgresConnectionMixin
 from dbkit.db.sqlite import classify_sqlite_error
 from dbkit.db.temporal import (
@@ -64,6 +70,7 @@ __all__ = [
     "mysql_code",
     "mysql_reason",
     "open_tunnel",
+    "parse_jdbc_params",
     "parse_json_text",
     "schema_type",
     "state_to_python",

@@ -12,6 +12,7 @@ the rest to :func:`classify_mysql_error`.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from typing import Any
 
 import pymysql  # type: ignore[import-untyped]
@@ -34,6 +35,26 @@ _NAME_RESOLUTION = re.compile(
     r"No address associated with hostname|getaddrinfo failed|\[Errno -[235]\]",
     re.IGNORECASE,
 )
+
+
+_JDBC_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
+
+
+def parse_jdbc_params(text: str) -> dict[str, str]:
+    """``key1=value1&key2=value2`` (Airbyte's ``jdbc_url_params``) -> a dict; values percent-decoded.
+    A part that is not ``key=value`` raises ValueError (a config validator's message)."""
+    out: dict[str, str] = {}
+    for part in text.split("&"):
+        if not part.strip():
+            continue
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not eq or not _JDBC_KEY.match(key):
+            raise ValueError(
+                f"{part.split('=', 1)[0]!r} is not a key=value pair; write key1=value1&key2=value2"
+            )
+        out[key] = urllib.parse.unquote(value.strip())
+    return out
 
 
 def mysql_code(exc: BaseException) -> int | None:

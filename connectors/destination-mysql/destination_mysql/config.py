@@ -10,32 +10,13 @@ when missing).
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from typing import Any, Literal
 
 from pydantic import SecretStr, field_validator
 
 from dbkit import DestinationSettings, field, secret_field, server_url_config, url_query
-from dbkit.db import NoTunnel, TunnelMethod
-
-_PARAM = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
-
-
-def parse_jdbc_params(text: str) -> dict[str, str]:
-    """``key1=value1&key2=value2`` (Airbyte's ``jdbc_url_params``) -> a dict; values percent-decoded."""
-    out: dict[str, str] = {}
-    for part in text.split("&"):
-        if not part.strip():
-            continue
-        key, eq, value = part.partition("=")
-        key = key.strip()
-        if not eq or not _PARAM.match(key):
-            raise ValueError(
-                f"{part.split('=', 1)[0]!r} is not a key=value pair; write key1=value1&key2=value2"
-            )
-        out[key] = urllib.parse.unquote(value.strip())
-    return out
+from dbkit.db import NoTunnel, TunnelMethod, parse_jdbc_params
 
 
 def mysql_url_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:

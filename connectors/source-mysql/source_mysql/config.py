@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from dbkit import ConnectorConfig, SourceSettings, TableSelection, field, secret_field, server_url_config
-from dbkit.db import NoTunnel, TunnelMethod
+from dbkit.db import NoTunnel, TunnelMethod, parse_jdbc_params
 
 # ---------------------------------------------------------------------------------- SSL
 
@@ -114,24 +114,6 @@ class CdcMethod(ConnectorConfig):
 ReplicationMethod = Annotated[StandardMethod | CdcMethod, Field(discriminator="method")]
 
 # ---------------------------------------------------------------------------------- the config
-
-_PARAM = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
-
-
-def parse_jdbc_params(text: str) -> dict[str, str]:
-    """``key1=value1&key2=value2`` (Airbyte's ``jdbc_url_params``) -> a dict; values percent-decoded."""
-    out: dict[str, str] = {}
-    for part in text.split("&"):
-        if not part.strip():
-            continue
-        key, eq, value = part.partition("=")
-        key = key.strip()
-        if not eq or not _PARAM.match(key):
-            raise ValueError(
-                f"{part.split('=', 1)[0]!r} is not a key=value pair; write key1=value1&key2=value2"
-            )
-        out[key] = urllib.parse.unquote(value.strip())
-    return out
 
 
 def mysql_url_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:
