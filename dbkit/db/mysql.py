@@ -42,7 +42,8 @@ _JDBC_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
 
 def parse_jdbc_params(text: str) -> dict[str, str]:
     """``key1=value1&key2=value2`` (Airbyte's ``jdbc_url_params``) -> a dict; values percent-decoded.
-    A part that is not ``key=value`` raises ValueError (a config validator's message)."""
+    A part that is not ``key=value``, or a ``connectTimeout``/``socketTimeout`` that is not a number
+    of milliseconds, raises ValueError (a config validator's message)."""
     out: dict[str, str] = {}
     for part in text.split("&"):
         if not part.strip():
@@ -54,6 +55,9 @@ def parse_jdbc_params(text: str) -> dict[str, str]:
                 f"{part.split('=', 1)[0]!r} is not a key=value pair; write key1=value1&key2=value2"
             )
         out[key] = urllib.parse.unquote(value.strip())
+    for name in ("connectTimeout", "socketTimeout"):
+        if name in out and not out[name].isdigit():
+            raise ValueError(f"{name} must be a number of milliseconds")
     return out
 
 

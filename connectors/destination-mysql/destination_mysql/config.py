@@ -75,10 +75,7 @@ class MySqlDestinationConfig(DestinationSettings):
     @field_validator("jdbc_url_params")
     @classmethod
     def _valid_params(cls, value: str) -> str:
-        params = parse_jdbc_params(value)
-        for name in ("connectTimeout", "socketTimeout"):
-            if name in params and not params[name].isdigit():
-                raise ValueError(f"{name} must be a number of milliseconds")
+        parse_jdbc_params(value)
         return value
 
     def jdbc_params(self) -> dict[str, str]:

@@ -158,8 +158,8 @@ class MySqlSourceConfig(SourceSettings, TableSelection):
     replication_method: ReplicationMethod = field(
         default_factory=StandardMethod,
         title="Update Method",
-        description="Standard reads (full refresh and cursor incremental); CDC from the binlog is "
-        "accepted in the config but not read yet.",
+        description="Standard reads (full refresh and cursor incremental), or CDC from the binlog "
+        "(ROW format, FULL row image; see the README).",
         order=8,
     )
 
@@ -167,9 +167,6 @@ class MySqlSourceConfig(SourceSettings, TableSelection):
     @classmethod
     def _valid_params(cls, value: str) -> str:
         params = parse_jdbc_params(value)
-        for name in ("connectTimeout", "socketTimeout"):
-            if name in params and not params[name].isdigit():
-                raise ValueError(f"{name} must be a number of milliseconds")
         if "sessionVariables" in params:
             session_variables(params["sessionVariables"])
         return value
