@@ -1,9 +1,13 @@
 """dbkit: a toolkit for database source and destination connectors that speak the Airbyte protocol.
 
-This module is the public API a connector author needs, with the packages ``dbkit.source``,
-``dbkit.destination``, ``dbkit.db``, ``dbkit.protocol`` and ``dbkit.testing`` (each exports its
-own in its ``__init__``). Nothing else of dbkit's is stable: import only from these.
+This module is the public API of a Python user and of a connector author, with the packages
+``dbkit.source``, ``dbkit.destination``, ``dbkit.db``, ``dbkit.protocol`` and ``dbkit.testing``
+(each exports its own in its ``__init__``). Nothing else of dbkit's is stable: import only from
+these.
 
+- running connectors from Python (what ``dbkit sync`` does): :func:`sync` -> :class:`SyncResult`
+  (per stream a :class:`StreamResult`; :class:`SyncFailed` when it fails), :func:`read` -> a
+  ``pyarrow.Table``, :func:`read_batches` -> a :class:`BatchReader` of record batches;
 - config models and their fields: :class:`SourceSettings`, :class:`DestinationSettings`,
   :class:`TableSelection`, :func:`field`, :func:`secret_field`, :func:`load_config`;
 - URL forms of a config, for ``dbkit sync``: :func:`sqlite_url_config`,
@@ -25,6 +29,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from dbkit.api import BatchReader, StreamResult, SyncFailed, SyncResult, read, read_batches, sync
     from dbkit.config import (
         MASKER,
         ConnectorConfig,
@@ -83,6 +88,13 @@ if TYPE_CHECKING:
 
 # name -> the module that defines it (imported on first use of the name)
 _EXPORTS: dict[str, str] = {
+    "BatchReader": "dbkit.api",
+    "StreamResult": "dbkit.api",
+    "SyncFailed": "dbkit.api",
+    "SyncResult": "dbkit.api",
+    "read": "dbkit.api",
+    "read_batches": "dbkit.api",
+    "sync": "dbkit.api",
     "MASKER": "dbkit.config",
     "ConnectorConfig": "dbkit.config",
     "DestinationSettings": "dbkit.config",
@@ -150,6 +162,7 @@ __all__ = [
     "DAY_MICROS",
     "MASKER",
     "AirbyteType",
+    "BatchReader",
     "Capabilities",
     "ConfigError",
     "Connector",
@@ -170,6 +183,9 @@ __all__ = [
     "SqlDestination",
     "SqlSource",
     "SshTunnel",
+    "StreamResult",
+    "SyncFailed",
+    "SyncResult",
     "SystemFailure",
     "TableSelection",
     "TransientError",
@@ -202,11 +218,14 @@ __all__ = [
     "parse_jdbc_params",
     "parse_json_text",
     "postgres_url_config",
+    "read",
+    "read_batches",
     "schema_type",
     "secret_field",
     "server_url_config",
     "sqlite_url_config",
     "state_to_python",
+    "sync",
     "url_query",
     "wide_int",
 ]

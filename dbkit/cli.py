@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import signal
 import sys
 import threading
@@ -18,17 +19,17 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
+import orjson
 from rich.console import Console
 
-from dbkit.config import MASKER, register_url_secrets
-from dbkit.errors import DbkitError
-from dbkit.protocol import ProtocolInputError
-from dbkit.protocol.jsonio import read_json_file
-from dbkit.runner import Endpoint, SyncAborted, SyncRequest, register_config_secrets, run_sync
+from dbkit.config import MASKER
+from dbkit.errors import ConfigError, DbkitError, SystemFailure
+from dbkit.runner import Endpoint, SyncAborted, SyncRequest, run_sync
 from dbkit.runner.display import Reporter
-from dbkit.runner.registry import is_url, lookup, resolve
+from dbkit.runner.endpoints import make_endpoint
+from dbkit.runner.registry import lookup
+from dbkit.runner.result import SyncResult
 from dbkit.runner.state import SyncState
 from dbkit.validate_cli import validate_command
 from dbkit.version import version_text
@@ -95,7 +96,9 @@ output:
 exit status:
   0 when every stream completed and was acknowledged; 1 when a connector failed, reported an
   error, or a stream did not finish (the state file still holds everything acknowledged: run
-  again to resume); 2 for a usage error.
+  again to resume); 2 for a usage error; 130 when interrupted before any data moved. With
+  --json, stdout holds only the result document (status succeeded/partial/failed), whatever
+  the exit status.
 
 examples:
   dbkit sync
@@ -184,6 +187,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help=f"directory of the embedded demo (default ./{DEFAULT_DEMO_DIR}); only without --source",
     )
+    s.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document on stdout at the end (per stream: mode, status, records read "
+        "and acknowledged, seconds, errors; totals; the state file), for schedulers and CI; "
+        "nothing else goes to stdout (the JSON schema: dbkit/runner/sync_result.schema.json)",
+    )
     s.add_argument("-v", "--verbose", action="store_true", help="show stack traces and debug logs")
 
     v = sub.add_parser(
@@ -212,48 +222,32 @@ class UsageError(Exception):
     """A mistake on the command line (exit status 2)."""
 
 
-def _load_json_file(path: str, what: str) -> dict[str, Any]:
-    try:
-        doc = read_json_file(path, what)
-    except ProtocolInputError as exc:
-        raise UsageError(str(exc)) from None
-    if not isinstance(doc, dict):
-        raise UsageError(f"{what} file {path} must hold a JSON object")
-    return doc
-
-
 def endpoint(name_or_url: str, config_file: str | None, kind: str) -> Endpoint:
     """The connector named on the command line with its config (file, URL, or file + URL)."""
-    if is_url(name_or_url):
-        register_url_secrets(name_or_url)  # before anything can print it, whatever its shape
-    resolved = resolve(name_or_url, kind)
-    config: dict[str, Any] = {}
-    if config_file:
-        config = _load_json_file(config_file, f"{kind} config")
-    if resolved.url_config is not None:
-        config = {**config, **resolved.url_config}
-    elif not config_file:
-        raise UsageError(f"--{kind} {name_or_url}: give its config with --{kind}-config FILE, or use a URL")
-    register_config_secrets(resolved.info, config)
-    label = MASKER.mask(name_or_url) if is_url(name_or_url) else resolved.info.name
-    return Endpoint(resolved.info, config, label)
+    return make_endpoint(
+        name_or_url, config_file or None, kind, f"give its config with --{kind}-config FILE, or use a URL"
+    )
 
 
 def sync_command(args: argparse.Namespace) -> int:
     """``dbkit sync``: 0 when every stream finished, 1 when not (or it could not start), 2 for a
-    usage error, 130 when interrupted before any data moved."""
+    usage error, 130 when interrupted before any data moved. With ``--json`` the result document
+    goes to stdout whatever the outcome."""
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     if not console.is_terminal:
         console.width = max(console.width, 110)
     reporter = Reporter(console, live=console.is_terminal and not args.no_progress, verbose=args.verbose)
     demo = args.source is None and args.destination is None
+    started = dt.datetime.now(dt.UTC)
     try:
         request = _demo_request(args, reporter) if demo else _request(args)
-    except UsageError as exc:
-        reporter.fail(str(exc))
-        return 2
-    except DbkitError as exc:
-        reporter.fail(exc.message)
+    except (UsageError, DbkitError) as exc:
+        error = exc if isinstance(exc, DbkitError) else ConfigError(str(exc))
+        reporter.fail(error.message)
+        if args.json:
+            sides = (MASKER.mask(args.source or ""), MASKER.mask(args.destination or ""))
+            state_path = Path(args.state_file or DEFAULT_STATE_FILE)
+            _print_json(SyncResult.not_started((*sides, state_path), error, started, _now()))
         return 2
     request.streams = [s.strip() for s in args.streams.split(",") if s.strip()] if args.streams else None
     request.full_refresh = args.full_refresh
@@ -265,21 +259,41 @@ def sync_command(args: argparse.Namespace) -> int:
             progress = run_sync(request, reporter)
     except SyncAborted as exc:
         reporter.aborted(exc)
-        return 1
+        return _not_started(args, request, exc, started, 1)
     except DbkitError as exc:
         reporter.fail(exc.message)
-        return 1
+        return _not_started(args, request, exc, started, 1)
     except KeyboardInterrupt:
         reporter.fail("interrupted before any data moved")
-        return 130
+        return _not_started(args, request, SystemFailure("interrupted before any data moved"), started, 130)
     finally:
         reporter.close()
     reporter.summary(progress, request)
+    if args.json:
+        _print_json(SyncResult.of(progress, request, started, _now()))
     if progress.ok and demo:
         reporter.say(
             "Run `dbkit sync` again: it simulates new activity in the source and syncs only the changes."
         )
     return 0 if progress.ok else 1
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _print_json(result: SyncResult) -> None:
+    """``--json``: the result document, the only thing this command writes to stdout."""
+    sys.stdout.write(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    sys.stdout.flush()
+
+
+def _not_started(
+    args: argparse.Namespace, request: SyncRequest, error: DbkitError, started: dt.datetime, code: int
+) -> int:
+    if args.json:
+        _print_json(SyncResult.not_started(request, error, started, _now()))
+    return code
 
 
 def _request(args: argparse.Namespace) -> SyncRequest:

@@ -14,6 +14,13 @@ import pytest
 
 EXPORTS: dict[str, list[str]] = {
     "dbkit": [
+        "BatchReader",
+        "StreamResult",
+        "SyncFailed",
+        "SyncResult",
+        "read",
+        "read_batches",
+        "sync",
         "DAY_MICROS",
         "MASKER",
         "AirbyteType",
@@ -383,6 +390,7 @@ def test_an_unknown_name_is_an_attribute_error() -> None:
         ("import dbkit.protocol", ["dbkit.config", "dbkit.db", "pydantic", "sqlalchemy"]),
         ("from dbkit import SqlSource, main_for, field", ["dbkit.destination", "pyarrow"]),
         ("import dbkit.testing", ["dbkit.testing.suites", "dbkit.testing.servers", "pyarrow"]),
+        ("from dbkit import sync, SyncResult", ["dbkit.destination", "pyarrow"]),
     ],
 )
 def test_imports_load_only_what_they_need(statement: str, not_loaded: list[str]) -> None:

@@ -82,8 +82,10 @@ def prepare(
     ``workdir``. The state file then counts this sync and holds its plan. Raises SyncAborted."""
     state = SyncState.load(request.state_path)
     _same_endpoints(state, request)
-    source = Launcher(request.source, workdir, request.in_process)
-    destination = Launcher(request.destination, workdir, request.in_process)
+    source, destination = (
+        Launcher(side, workdir, request.in_process if side.in_process is None else side.in_process)
+        for side in (request.source, request.destination)
+    )
     observer.phase("checking connections and discovering streams")
     with ContextThreadPoolExecutor(max_workers=3, thread_name_prefix="dbkit-prepare") as pool:
         source_check = pool.submit(_check, source, "source")

@@ -32,6 +32,10 @@ class Endpoint:
     info: ConnectorInfo
     config: dict[str, Any]
     label: str = ""
+    in_process: bool | None = None
+    """Run this side in a thread of this process (True) or as a subprocess (False); None: as the
+    request says (:attr:`SyncRequest.in_process`). A connector with no console script of its own
+    (``dbkit.read``'s Arrow collector) says True."""
 
     @property
     def name(self) -> str:
