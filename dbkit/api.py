@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from dbkit.errors import DbkitError
 from dbkit.runner.endpoints import ConfigSource, make_endpoint
@@ -209,7 +209,7 @@ class BatchReader:
         self.result: SyncResult | None = None
 
     @property
-    def state(self) -> dict[str, object]:
+    def state(self) -> dict[str, Any]:
         """The state file's content after the read (empty before it ends)."""
         return self.result.state if self.result is not None else {}
 
@@ -287,7 +287,8 @@ def _read(
 
 
 def _endpoint(name_or_url: str, config: ConfigSource, kind: str, parameter: str) -> Endpoint:
-    return make_endpoint(name_or_url, config, kind, f"give its config with {parameter}=..., or use a URL")
+    hint = f"{kind}={name_or_url!r}: give its config with {parameter}=..., or use a URL"
+    return make_endpoint(name_or_url, config, kind, hint)
 
 
 def _names(streams: Streams) -> list[str] | None:

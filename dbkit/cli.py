@@ -225,7 +225,10 @@ class UsageError(Exception):
 def endpoint(name_or_url: str, config_file: str | None, kind: str) -> Endpoint:
     """The connector named on the command line with its config (file, URL, or file + URL)."""
     return make_endpoint(
-        name_or_url, config_file or None, kind, f"give its config with --{kind}-config FILE, or use a URL"
+        name_or_url,
+        config_file or None,
+        kind,
+        f"--{kind} {name_or_url}: give its config with --{kind}-config FILE, or use a URL",
     )
 
 

@@ -4,9 +4,10 @@ the connectors in threads (``in_process=True``): real connectors, real state fil
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import pyarrow as pa
 import pytest
 
 import dbkit
+from dbkit.errors import TransientError
+from dbkit.protocol import MessageWriter
 from dbkit.runner.registry import ConnectorInfo, registered
 from source_sqlite import SqliteSource, SqliteSourceConfig
 
@@ -55,7 +58,7 @@ def shop(tmp_path: Path) -> Path:
 
 def test_the_sync_function_is_not_shadowed_by_the_runner_package() -> None:
     """``dbkit.sync`` was a subpackage: importing it set ``dbkit.sync`` to the module."""
-    import dbkit.runner  # noqa: F401
+    import dbkit.runner
 
     assert callable(dbkit.sync)
     assert dbkit.sync.__module__ == "dbkit.api"
@@ -78,7 +81,8 @@ def test_a_sync_returns_its_result_and_the_next_one_reads_only_the_changes(
     assert (orders.records_read, orders.records_acknowledged) == (5, 5)
     assert first.stream("customers").mode == "full refresh overwrite"
     assert (first.records_read, first.records_acknowledged) == (7, 7)
-    assert first.started_at <= first.ended_at and first.seconds > 0
+    assert first.started_at <= first.ended_at
+    assert first.seconds > 0
     assert first.state == json.loads(state.read_text())
     assert first.state_file == state
 
@@ -101,7 +105,8 @@ def test_a_failed_sync_raises_with_its_failure_type_and_no_secret(tmp_path: Path
             in_process=True,
         )
     error = caught.value
-    assert isinstance(error, dbkit.ConfigError) and error.failure_type == "config_error"
+    assert isinstance(error, dbkit.ConfigError)
+    assert error.failure_type == "config_error"
     assert "connection check failed: cannot open SQLite database" in str(error)
     result = error.result
     assert (result.status, result.sync_id, result.streams) == ("failed", None, ())
@@ -125,7 +130,7 @@ def test_raise_on_failure_false_returns_the_failed_result(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"source": "source-sqlite"}, "source source-sqlite: give its config with source_config=..."),
+        ({"source": "source-sqlite"}, "source='source-sqlite': give its config with source_config=..."),
         ({"source": "nosuch://x"}, "no source connector handles nosuch:// URLs"),
         ({"source": "destination-sqlite"}, "destination-sqlite is a destination connector, not a source"),
         ({"source_config": "{missing}"}, "source config"),
@@ -195,27 +200,31 @@ class FailingSource(SqliteSource):
     config_model = FailingConfig
 
     def read(self, config: Any, catalog: Any, state: Any, writer: Any, log: Any) -> Any:
-        from dbkit.errors import TransientError
+        cut = Cut(writer, config.fail_after)
+        return super().read(config.model_copy(update={"checkpoint_records": 1}), catalog, state, cut, log)
 
-        class Cut:
-            def __init__(self) -> None:
-                self.records = 0
 
-            def write(self, line: bytes) -> None:
-                if line.startswith(b'{"type":"RECORD"'):
-                    self.records += 1
-                    if self.records > config.fail_after:
-                        raise TransientError("connection lost (planted)")
-                writer.write(line)
+class Cut(MessageWriter):
+    """A writer that raises a TransientError at the RECORD after the first ``records``."""
 
-            def write_lines(self, lines: Any) -> None:
-                for line in lines:
-                    self.write(line)
+    def __init__(self, writer: MessageWriter, records: int) -> None:
+        super().__init__(io.BytesIO())  # unused: every line goes to ``writer``
+        self.writer = writer
+        self.left = records
 
-            def __getattr__(self, name: str) -> Any:
-                return getattr(writer, name)
+    def write(self, line: bytes) -> None:
+        if line.startswith(b'{"type":"RECORD"'):
+            if self.left == 0:
+                raise TransientError("connection lost (planted)")
+            self.left -= 1
+        self.writer.write(line)
 
-        return super().read(config.model_copy(update={"checkpoint_records": 1}), catalog, state, Cut(), log)
+    def write_lines(self, lines: Iterable[bytes]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self.writer.flush()
 
 
 @pytest.fixture
@@ -248,11 +257,17 @@ def test_read_batches_saves_the_state_of_what_was_taken(
     config = {"path": str(shop), "fail_after": 3}
     taken: list[int] = []
     reader = dbkit.read_batches(failing_source, config, streams="orders", state=state, in_process=True)
-    with pytest.raises(dbkit.SyncFailed, match="connection lost"), reader:
-        for batch in reader:
-            assert batch.schema.metadata == {b"dbkit.stream": b"orders"}
-            taken += batch.column("id").to_pylist()
-    assert reader.result is not None and reader.result.status == "failed"
+
+    def take_all() -> None:
+        with reader:
+            for batch in reader:
+                assert batch.schema.metadata == {b"dbkit.stream": b"orders"}
+                taken.extend(batch.column("id").to_pylist())
+
+    with pytest.raises(dbkit.SyncFailed, match="connection lost"):
+        take_all()
+    assert reader.result is not None
+    assert reader.result.status == "failed"
     assert taken[:3] == [1, 2, 3]
     saved = reader.state["streams"][0]["state"]
     assert saved is not None
@@ -261,7 +276,8 @@ def test_read_batches_saves_the_state_of_what_was_taken(
     with dbkit.read_batches(failing_source, whole, streams="orders", state=state, in_process=True) as again:
         for batch in again:
             rest += batch.column("id").to_pylist()
-    assert again.result is not None and again.result.ok
+    assert again.result is not None
+    assert again.result.ok
     # a STATE follows every record (checkpoint_records=1): each row exactly once over both reads
     assert (taken, rest) == ([1, 2, 3], [4, 5])
 
@@ -270,11 +286,13 @@ def test_read_batches_of_several_streams_and_an_early_stop(shop: Path, tmp_path:
     with dbkit.read_batches(f"sqlite:///{shop}", in_process=True) as reader:
         streams = {batch.schema.metadata[b"dbkit.stream"]: batch.num_rows for batch in reader}
     assert streams == {b"customers": 2, b"orders": 5}
-    assert reader.result is not None and reader.result.ok
+    assert reader.result is not None
+    assert reader.result.ok
 
     state = tmp_path / "s.json"
     with dbkit.read_batches(f"sqlite:///{shop}", streams="customers", state=state, in_process=True) as early:
         for _ in early:
             break
-    assert early.result is not None and not early.result.ok  # stopped: the next read starts over
+    assert early.result is not None
+    assert not early.result.ok  # stopped: the next read starts over
     assert dbkit.read(f"sqlite:///{shop}", streams="customers", state=state, in_process=True).num_rows == 2

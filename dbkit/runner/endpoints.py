@@ -32,8 +32,8 @@ def load_json_object(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
 
 def make_endpoint(name_or_url: str, config: ConfigSource, kind: str, missing_config: str) -> Endpoint:
     """The connector ``name_or_url`` with its config: ``config`` (a dict or a JSON file), with the
-    parts of a URL on top. ConfigError (with ``missing_config`` as the hint when a name comes
-    without a config) for an unknown connector, a bad URL or an unreadable config file."""
+    parts of a URL on top. ConfigError for an unknown connector, a bad URL, an unreadable config
+    file, or (with ``missing_config`` as its message) a name given without a config."""
     if not isinstance(name_or_url, str):
         raise ConfigError(
             f"{kind}: expected a connector name or URL (a string), got {type(name_or_url).__name__}"
@@ -49,7 +49,7 @@ def make_endpoint(name_or_url: str, config: ConfigSource, kind: str, missing_con
     if resolved.url_config is not None:
         given = {**given, **resolved.url_config}
     elif config is None:
-        raise ConfigError(f"{kind} {name_or_url}: {missing_config}")
+        raise ConfigError(missing_config)
     register_config_secrets(resolved.info, given)
     label = MASKER.mask(name_or_url) if is_url(name_or_url) else resolved.info.name
     return Endpoint(resolved.info, given, label)
