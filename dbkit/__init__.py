@@ -6,8 +6,9 @@ This module is the public API of a Python user and of a connector author, with t
 these.
 
 - running connectors from Python (what ``dbkit sync`` does): :func:`sync` -> :class:`SyncResult`
-  (per stream a :class:`StreamResult`; :class:`SyncFailed` when it fails), :func:`read` -> a
-  ``pyarrow.Table``, :func:`read_batches` -> a :class:`BatchReader` of record batches;
+  (per stream a :class:`StreamResult`, errors as :class:`ErrorInfo`; :class:`SyncFailed` when it
+  fails), :func:`read` -> a ``pyarrow.Table``, :func:`read_batches` -> a :class:`BatchReader`
+  of record batches;
 - config models and their fields: :class:`SourceSettings`, :class:`DestinationSettings`,
   :class:`TableSelection`, :func:`field`, :func:`secret_field`, :func:`load_config`;
 - URL forms of a config, for ``dbkit sync``: :func:`sqlite_url_config`,
@@ -29,7 +30,16 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dbkit.api import BatchReader, StreamResult, SyncFailed, SyncResult, read, read_batches, sync
+    from dbkit.api import (
+        BatchReader,
+        ErrorInfo,
+        StreamResult,
+        SyncFailed,
+        SyncResult,
+        read,
+        read_batches,
+        sync,
+    )
     from dbkit.config import (
         MASKER,
         ConnectorConfig,
@@ -89,6 +99,7 @@ if TYPE_CHECKING:
 # name -> the module that defines it (imported on first use of the name)
 _EXPORTS: dict[str, str] = {
     "BatchReader": "dbkit.api",
+    "ErrorInfo": "dbkit.api",
     "StreamResult": "dbkit.api",
     "SyncFailed": "dbkit.api",
     "SyncResult": "dbkit.api",
@@ -173,6 +184,7 @@ __all__ = [
     "DestinationDialect",
     "DestinationSettings",
     "Dialect",
+    "ErrorInfo",
     "MySqlConnectionMixin",
     "NoTunnel",
     "PostgresConnection",

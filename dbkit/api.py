@@ -32,7 +32,7 @@ from dbkit.runner.endpoints import ConfigSource, make_endpoint
 from dbkit.runner.progress import SyncProgress
 from dbkit.runner.registry import ConnectorInfo
 from dbkit.runner.request import Endpoint, SyncRequest
-from dbkit.runner.result import StreamResult, SyncFailed, SyncResult
+from dbkit.runner.result import ErrorInfo, StreamResult, SyncFailed, SyncResult
 from dbkit.runner.runner import run_sync
 
 if TYPE_CHECKING:  # the read functions import them (pyarrow, the destination framework) on use
@@ -40,7 +40,16 @@ if TYPE_CHECKING:  # the read functions import them (pyarrow, the destination fr
 
     from dbkit.runner.collector import Sink, StreamingSink
 
-__all__ = ["BatchReader", "StreamResult", "SyncFailed", "SyncResult", "read", "read_batches", "sync"]
+__all__ = [
+    "BatchReader",
+    "ErrorInfo",
+    "StreamResult",
+    "SyncFailed",
+    "SyncResult",
+    "read",
+    "read_batches",
+    "sync",
+]
 
 DEFAULT_STATE_FILE = "dbkit-state.json"
 Protocol = Literal["auto", "arrow", "json"]

@@ -15,6 +15,7 @@ import pytest
 EXPORTS: dict[str, list[str]] = {
     "dbkit": [
         "BatchReader",
+        "ErrorInfo",
         "StreamResult",
         "SyncFailed",
         "SyncResult",

@@ -10,6 +10,7 @@ The modules, in the order a sync uses them:
 
 - :mod:`~dbkit.runner.request`: what to sync (:class:`Endpoint`, :class:`SyncRequest`), secrets
   of a config masked; :mod:`~dbkit.runner.registry`: connectors by name, URLs -> configs;
+  :mod:`~dbkit.runner.endpoints`: a name or URL and a config file or dict -> an Endpoint;
 - :mod:`~dbkit.runner.state`: the state file kept between runs;
 - :mod:`~dbkit.runner.prepare`: check, discover, and :mod:`~dbkit.runner.plan`: the configured
   catalog, with the sync-mode and generation rules;
@@ -20,6 +21,9 @@ The modules, in the order a sync uses them:
 - :mod:`~dbkit.runner.progress`: live counters and the observer interface;
   :mod:`~dbkit.runner.errors`: problems told to people; :mod:`~dbkit.runner.display`: the ``rich``
   display of the ``dbkit sync`` command;
+- :mod:`~dbkit.runner.result`: the finished sync as a :class:`~dbkit.runner.result.SyncResult`
+  (what :func:`dbkit.sync` returns and ``dbkit sync --json`` prints);
+- :mod:`~dbkit.runner.collector`: the in-process Arrow destination behind :func:`dbkit.read`;
 - :mod:`~dbkit.runner.demo` and :mod:`~dbkit.runner.demo_activity`: the embedded demo database.
 """
 
