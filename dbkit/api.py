@@ -107,11 +107,11 @@ def sync(
         in_process=in_process,
         protocol=protocol,
     )
-    result = run_request(request, started)
+    result = _run_request(request, started)
     return result.raise_for_status() if raise_on_failure else result
 
 
-def run_request(
+def _run_request(
     request: SyncRequest, started: dt.datetime | None = None, sink: Sink | None = None
 ) -> SyncResult:
     """Run ``request`` (quietly) to its :class:`SyncResult`; never raises for a failed sync. With
@@ -292,7 +292,7 @@ def _read(
             full_refresh=full_refresh,
             in_process=in_process,
         )
-        return run_request(request, started, sink)
+        return _run_request(request, started, sink)
 
 
 def _endpoint(name_or_url: str, config: ConfigSource, kind: str, parameter: str) -> Endpoint:
