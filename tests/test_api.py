@@ -133,7 +133,7 @@ def test_raise_on_failure_false_returns_the_failed_result(tmp_path: Path) -> Non
         ({"source": "source-sqlite"}, "source='source-sqlite': give its config with source_config=..."),
         ({"source": "nosuch://x"}, "no source connector handles nosuch:// URLs"),
         ({"source": "destination-sqlite"}, "destination-sqlite is a destination connector, not a source"),
-        ({"source_config": "{missing}"}, "source config"),
+        ({"source_config": "{missing}"}, "nowhere.json does not exist"),
         ({"streams": "orders,nope"}, "unknown stream(s) nope; the source has: customers, orders"),
     ],
 )

@@ -283,7 +283,7 @@ class SyncFailed(DbkitError):
 
     @staticmethod
     def of(result: SyncResult, what: str = "sync") -> SyncFailed:
-        kind = _FAILURES.get(result.failure_type, _SystemSyncFailed)
+        kind = _FAILURES.get(result.failure_type, SystemSyncFailed)
         first = result.errors[0].message if result.errors else "a stream did not finish"
         unfinished = [s.stream for s in result.streams if not s.finished]
         detail = f" (not finished: {', '.join(unfinished)})" if unfinished else ""
@@ -292,22 +292,22 @@ class SyncFailed(DbkitError):
         return error
 
 
-class _ConfigSyncFailed(SyncFailed, ConfigError):
+class ConfigSyncFailed(SyncFailed, ConfigError):
     pass
 
 
-class _TransientSyncFailed(SyncFailed, TransientError):
+class TransientSyncFailed(SyncFailed, TransientError):
     pass
 
 
-class _SystemSyncFailed(SyncFailed, SystemFailure):
+class SystemSyncFailed(SyncFailed, SystemFailure):
     pass
 
 
 _FAILURES: dict[str, type[SyncFailed]] = {
-    "config_error": _ConfigSyncFailed,
-    "transient_error": _TransientSyncFailed,
-    "system_error": _SystemSyncFailed,
+    "config_error": ConfigSyncFailed,
+    "transient_error": TransientSyncFailed,
+    "system_error": SystemSyncFailed,
 }
 
 
