@@ -238,6 +238,30 @@ class BatchReader:
         if self.result is not None:
             self.result.raise_for_status("read")
 
+    def arrow_reader(self) -> pa.RecordBatchReader:
+        """The batches of a read of one stream as a :class:`pyarrow.RecordBatchReader` (what
+        DuckDB, polars or ``pyarrow.dataset`` consume as a stream, without the whole table in
+        memory). Iterates this reader: use one or the other. Raises :class:`SyncFailed` when
+        the read fails before its first batch, ConfigError when it reads several streams."""
+        import itertools
+
+        import pyarrow as pa
+
+        from dbkit.errors import ConfigError
+
+        batches = iter(self)
+        first = next(batches, None)  # the collector has begun (or the read ended) by then
+        schemas = getattr(self._sink, "schemas", {})
+        if len(schemas) != 1:
+            self.close()
+            raise ConfigError(
+                f"arrow_reader() reads one stream, and {len(schemas)} were selected "
+                f"({', '.join(schemas)}): name one with streams=..."
+            )
+        (schema,) = schemas.values()
+        head = [first] if first is not None else []
+        return pa.RecordBatchReader.from_batches(schema, itertools.chain(head, batches))
+
     def _run(self) -> None:
         source, config, streams, state, full_refresh, in_process = self._args
         try:

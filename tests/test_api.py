@@ -296,3 +296,20 @@ def test_read_batches_of_several_streams_and_an_early_stop(shop: Path, tmp_path:
     assert early.result is not None
     assert not early.result.ok  # stopped: the next read starts over
     assert dbkit.read(f"sqlite:///{shop}", streams="customers", state=state, in_process=True).num_rows == 2
+
+
+def test_an_arrow_reader_streams_one_stream_into_duckdb(shop: Path) -> None:
+    import duckdb
+
+    with dbkit.read_batches(f"sqlite:///{shop}", streams="orders", in_process=True) as reader:
+        stream = reader.arrow_reader()
+        assert stream.schema.field("placed").type == pa.date32()
+        relation = duckdb.sql("SELECT count(*), sum(id) FROM stream")
+        assert relation is not None
+        assert relation.fetchall() == [(5, 15)]
+    assert reader.result is not None
+    assert reader.result.ok
+
+    several = dbkit.read_batches(f"sqlite:///{shop}", in_process=True)
+    with pytest.raises(dbkit.ConfigError, match=r"reads one stream, and 2 were selected"):
+        several.arrow_reader()

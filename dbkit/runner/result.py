@@ -293,15 +293,15 @@ class SyncFailed(DbkitError):
 
 
 class ConfigSyncFailed(SyncFailed, ConfigError):
-    pass
+    """A sync whose first error is a ``config_error``."""
 
 
 class TransientSyncFailed(SyncFailed, TransientError):
-    pass
+    """A sync whose first error is a ``transient_error``."""
 
 
 class SystemSyncFailed(SyncFailed, SystemFailure):
-    pass
+    """A sync whose first error is a ``system_error``."""
 
 
 _FAILURES: dict[str, type[SyncFailed]] = {
