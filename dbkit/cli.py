@@ -1,8 +1,8 @@
 """The ``dbkit`` command: ``dbkit sync`` and ``dbkit validate``.
 
 ``main(argv)`` returns the exit code (the console script exits with it). This module parses the
-arguments and turns ``dbkit sync``'s into a :class:`dbkit.sync.SyncRequest`; the sync itself is
-:func:`dbkit.sync.run_sync`, shown by :class:`dbkit.sync.display.Reporter` (with ``rich``, on
+arguments and turns ``dbkit sync``'s into a :class:`dbkit.runner.SyncRequest`; the sync itself is
+:func:`dbkit.runner.run_sync`, shown by :class:`dbkit.runner.display.Reporter` (with ``rich``, on
 stderr); ``dbkit validate`` is :func:`dbkit.validate_cli.validate_command`. Everything printed
 passes through the secret masker.
 """
@@ -26,10 +26,10 @@ from dbkit.config import MASKER, register_url_secrets
 from dbkit.errors import DbkitError
 from dbkit.protocol import ProtocolInputError
 from dbkit.protocol.jsonio import read_json_file
-from dbkit.sync import Endpoint, SyncAborted, SyncRequest, register_config_secrets, run_sync
-from dbkit.sync.display import Reporter
-from dbkit.sync.registry import is_url, lookup, resolve
-from dbkit.sync.state import SyncState
+from dbkit.runner import Endpoint, SyncAborted, SyncRequest, register_config_secrets, run_sync
+from dbkit.runner.display import Reporter
+from dbkit.runner.registry import is_url, lookup, resolve
+from dbkit.runner.state import SyncState
 from dbkit.validate_cli import validate_command
 from dbkit.version import version_text
 
@@ -316,8 +316,8 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 def _demo_request(args: argparse.Namespace, reporter: Reporter) -> SyncRequest:
     """The demo's request; creates the demo source on the first run, and simulates activity in
     it before every later one (reported through ``reporter``). Raises UsageError."""
-    from dbkit.sync.demo import DemoLayout, create_source
-    from dbkit.sync.demo_activity import simulate_activity
+    from dbkit.runner.demo import DemoLayout, create_source
+    from dbkit.runner.demo_activity import simulate_activity
 
     if args.source_config or args.destination_config:
         raise UsageError("--source-config/--destination-config need --source/--destination")

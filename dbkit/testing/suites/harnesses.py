@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
-from dbkit.sync.registry import ENTRY_POINT_GROUP
+from dbkit.runner.registry import ENTRY_POINT_GROUP
 from dbkit.testing.fixtures import server_or_skip
 from dbkit.testing.servers import (
     DatabaseServer,

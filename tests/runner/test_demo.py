@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from dbkit.sync.demo import INCREMENTAL, SIZES, TABLES, VIEWS, create_source, row_counts
-from dbkit.sync.demo_activity import simulate_activity
+from dbkit.runner.demo import INCREMENTAL, SIZES, TABLES, VIEWS, create_source, row_counts
+from dbkit.runner.demo_activity import simulate_activity
 
 RunDbkit = Callable[..., subprocess.CompletedProcess[str]]
 SameTables = Callable[[Path, Path, Sequence[str]], None]

@@ -1,6 +1,6 @@
-"""The sync itself: :func:`run_sync` prepares (:mod:`dbkit.sync.prepare`), then runs the source's
-``read`` piped into the destination's ``write`` (:mod:`dbkit.sync.pump`) while a thread saves
-every state the destination echoes (:mod:`dbkit.sync.acknowledge`). At the end each stream is
+"""The sync itself: :func:`run_sync` prepares (:mod:`dbkit.runner.prepare`), then runs the source's
+``read`` piped into the destination's ``write`` (:mod:`dbkit.runner.pump`) while a thread saves
+every state the destination echoes (:mod:`dbkit.runner.acknowledge`). At the end each stream is
 marked finished (the source reported it COMPLETE and the destination acknowledged every state
 of it) or not, in the progress record and in the state file.
 """
@@ -15,14 +15,14 @@ from pathlib import Path
 
 from dbkit.config import MASKER
 from dbkit.protocol.messages import dumps_exact
-from dbkit.sync.acknowledge import Acknowledger
-from dbkit.sync.errors import SyncAborted, SyncError, command_errors
-from dbkit.sync.launch import Launcher, Running, close_quietly, write_private
-from dbkit.sync.prepare import prepare
-from dbkit.sync.progress import QuietObserver, StreamProgress, SyncObserver, SyncProgress, report_error
-from dbkit.sync.pump import Pump
-from dbkit.sync.request import SyncRequest
-from dbkit.sync.state import SyncState
+from dbkit.runner.acknowledge import Acknowledger
+from dbkit.runner.errors import SyncAborted, SyncError, command_errors
+from dbkit.runner.launch import Launcher, Running, close_quietly, write_private
+from dbkit.runner.prepare import prepare
+from dbkit.runner.progress import QuietObserver, StreamProgress, SyncObserver, SyncProgress, report_error
+from dbkit.runner.pump import Pump
+from dbkit.runner.request import SyncRequest
+from dbkit.runner.state import SyncState
 
 
 def run_sync(request: SyncRequest, observer: SyncObserver | None = None) -> SyncProgress:

@@ -18,9 +18,9 @@ from typing import IO, Any, BinaryIO, Protocol
 
 from dbkit.entrypoint import Connector, launch
 from dbkit.protocol.messages import dumps_exact
-from dbkit.sync.output import parse_line
-from dbkit.sync.registry import find_executable
-from dbkit.sync.request import Endpoint
+from dbkit.runner.output import parse_line
+from dbkit.runner.registry import find_executable
+from dbkit.runner.request import Endpoint
 
 PIPE_BUFFER = 1 << 20
 STDERR_LINES = 200

@@ -5,7 +5,7 @@ types, NULLs, exact decimals, JSON, blobs, an ``updated_at`` cursor, a composite
 table without a primary key and a view). The data is deterministic: a seeded random generator and
 a fixed base time, so two machines create the same file.
 
-:func:`dbkit.sync.demo_activity.simulate_activity` changes it between two syncs, with the helpers
+:func:`dbkit.runner.demo_activity.simulate_activity` changes it between two syncs, with the helpers
 and vocabulary of this module.
 """
 

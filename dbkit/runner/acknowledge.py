@@ -1,5 +1,5 @@
 """The destination's echoes: every STATE the destination prints back is acknowledged, saved to
-the state file at once (atomically, see :mod:`dbkit.sync.state`) and counted; its LOGs and
+the state file at once (atomically, see :mod:`dbkit.runner.state`) and counted; its LOGs and
 TRACE ERRORs go to the observer."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import IO, Any
 
-from dbkit.sync.output import read_message, report_trace_error, show_log
-from dbkit.sync.progress import SyncObserver, SyncProgress
-from dbkit.sync.state import SyncState
+from dbkit.runner.output import read_message, report_trace_error, show_log
+from dbkit.runner.progress import SyncObserver, SyncProgress
+from dbkit.runner.state import SyncState
 
 
 class Acknowledger:

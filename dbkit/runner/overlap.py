@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from dbkit.config import ConnectorConfig, DataLocation, load_config
 from dbkit.errors import ConfigError
 from dbkit.protocol import AirbyteStream
-from dbkit.sync.errors import SyncAborted
-from dbkit.sync.request import Endpoint
+from dbkit.runner.errors import SyncAborted
+from dbkit.runner.request import Endpoint
 
 
 def data_location(endpoint: Endpoint) -> DataLocation | None:

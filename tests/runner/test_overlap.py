@@ -1,5 +1,5 @@
 """A sync whose destination would write into the tables its source reads is refused before any
-data moves (dbkit.sync.overlap), on real files and servers; syncs into another database pass."""
+data moves (dbkit.runner.overlap), on real files and servers; syncs into another database pass."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 
 from dbkit import DataLocation, cli, file_location, server_location
 from dbkit.protocol import AirbyteStream, SyncMode
-from dbkit.sync.errors import SyncAborted
-from dbkit.sync.overlap import refuse_overwriting_source
-from dbkit.sync.registry import lookup
-from dbkit.sync.request import Endpoint
+from dbkit.runner.errors import SyncAborted
+from dbkit.runner.overlap import refuse_overwriting_source
+from dbkit.runner.registry import lookup
+from dbkit.runner.request import Endpoint
 from dbkit.testing.servers import TestDatabase
 
 

@@ -19,7 +19,7 @@ from dbkit.config import MASKER
 from dbkit.errors import ConfigError
 from dbkit.protocol import AirbyteStream, DestinationSyncMode, StreamDescriptor, SyncMode
 from dbkit.protocol import messages as msg
-from dbkit.sync import (
+from dbkit.runner import (
     Endpoint,
     Pump,
     StreamProgress,
@@ -30,9 +30,9 @@ from dbkit.sync import (
     register_config_secrets,
     run_sync,
 )
-from dbkit.sync.display import Reporter
-from dbkit.sync.registry import ConnectorInfo, lookup, resolve
-from dbkit.sync.state import StreamEntry, SyncState
+from dbkit.runner.display import Reporter
+from dbkit.runner.registry import ConnectorInfo, lookup, resolve
+from dbkit.runner.state import StreamEntry, SyncState
 
 
 class Recorder:

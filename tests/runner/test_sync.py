@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from dbkit import cli
 from dbkit.config import MASKER, secret_field
 from dbkit.protocol import messages as msg
-from dbkit.sync.registry import ConnectorInfo, register, unregister
+from dbkit.runner.registry import ConnectorInfo, register, unregister
 from dbkit.urls import postgres_url_config
 from source_sqlite import SqliteSource, SqliteSourceConfig
 
@@ -529,7 +529,7 @@ def test_a_connector_that_is_not_installed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A registered connector whose package is absent: a clear error, and no secret in it."""
-    from dbkit.sync import registry
+    from dbkit.runner import registry
 
     missing = registry.ConnectorInfo(
         "source-nowhere",

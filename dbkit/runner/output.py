@@ -12,8 +12,8 @@ from typing import Any
 
 from dbkit.config import MASKER
 from dbkit.protocol import loads_exact
-from dbkit.sync.errors import trace_error
-from dbkit.sync.progress import SyncObserver, SyncProgress, report_error
+from dbkit.runner.errors import trace_error
+from dbkit.runner.progress import SyncObserver, SyncProgress, report_error
 
 LEVELS = frozenset({"FATAL", "ERROR", "WARN", "INFO", "DEBUG", "TRACE"})
 """The protocol's log levels; any other level is shown as INFO."""

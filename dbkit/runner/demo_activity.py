@@ -1,4 +1,4 @@
-"""Simulated activity in the demo database (:mod:`dbkit.sync.demo`) between two syncs.
+"""Simulated activity in the demo database (:mod:`dbkit.runner.demo`) between two syncs.
 
 :func:`simulate_activity` changes it the way an application would: new orders with their items,
 a new customer, updated customers, orders and product prices (each with a newer ``updated_at``),
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from dbkit.sync.demo import (
+from dbkit.runner.demo import (
     COUNTRIES,
     EVENT_KINDS,
     INCREMENTAL,

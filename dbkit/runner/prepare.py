@@ -9,13 +9,13 @@ from typing import Any
 
 from dbkit.config import MASKER
 from dbkit.protocol import AirbyteStream, ConfiguredCatalog, ProtocolInputError, parse_airbyte_stream
-from dbkit.sync.errors import SyncAborted, SyncError, command_errors
-from dbkit.sync.launch import Launcher
-from dbkit.sync.overlap import refuse_overwriting_source
-from dbkit.sync.plan import plan_catalog, select_streams
-from dbkit.sync.progress import SyncObserver
-from dbkit.sync.request import SyncRequest
-from dbkit.sync.state import SyncState
+from dbkit.runner.errors import SyncAborted, SyncError, command_errors
+from dbkit.runner.launch import Launcher
+from dbkit.runner.overlap import refuse_overwriting_source
+from dbkit.runner.plan import plan_catalog, select_streams
+from dbkit.runner.progress import SyncObserver
+from dbkit.runner.request import SyncRequest
+from dbkit.runner.state import SyncState
 from dbkit.threads import ContextThreadPoolExecutor
 
 

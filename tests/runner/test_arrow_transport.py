@@ -26,8 +26,8 @@ from dbkit.protocol import (
     frame_schema,
     parse_header,
 )
-from dbkit.sync import Pump, QuietObserver, StreamProgress, SyncProgress
-from dbkit.sync.registry import ConnectorInfo, registered
+from dbkit.runner import Pump, QuietObserver, StreamProgress, SyncProgress
+from dbkit.runner.registry import ConnectorInfo, registered
 from destination_sqlite import SqliteDestination
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from dbkit.protocol import DestinationSyncMode, StreamDescriptor, SyncMode
-from dbkit.sync.errors import SyncError
+from dbkit.runner.errors import SyncError
 
 
 @dataclass(eq=False)

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from dbkit.config import MASKER, load_config, looks_secret, register_secrets_in
 from dbkit.errors import ConfigError
-from dbkit.sync.registry import ConnectorInfo
+from dbkit.runner.registry import ConnectorInfo
 
 IDENTITY_KEYS = ("path", "url", "host", "port", "database", "schema", "schemas")
 
@@ -73,7 +73,7 @@ class SyncRequest:
     """Streams to refresh (a new generation replacing their rows, their state dropped)."""
     protocol: str = "auto"
     """How records travel: ``arrow``, ``json`` or ``auto`` (arrow when both connectors can;
-    see :func:`dbkit.sync.runner.transport`)."""
+    see :func:`dbkit.runner.runner.transport`)."""
 
 
 def register_config_secrets(info: ConnectorInfo, config: Mapping[str, Any]) -> None:

@@ -16,9 +16,9 @@ import orjson
 
 from dbkit.protocol import StreamDescriptor
 from dbkit.protocol.arrow import FRAME_PREFIX, FrameError, parse_header
-from dbkit.sync.errors import SyncError
-from dbkit.sync.output import read_message, report_trace_error, show_log
-from dbkit.sync.progress import StreamProgress, SyncObserver, SyncProgress, report_error
+from dbkit.runner.errors import SyncError
+from dbkit.runner.output import read_message, report_trace_error, show_log
+from dbkit.runner.progress import StreamProgress, SyncObserver, SyncProgress, report_error
 
 _RECORD_PREFIX = b'{"type":"RECORD"'
 _RECORD_HEAD = re.compile(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dbkit.sync.registry import KNOWN, ConnectorInfo, lookup, registered, resolve
+from dbkit.runner.registry import KNOWN, ConnectorInfo, lookup, registered, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECTS = sorted((ROOT / "connectors").glob("*/pyproject.toml"))

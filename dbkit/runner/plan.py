@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dbkit.protocol import AirbyteStream, ConfiguredCatalog, ConfiguredStream, DestinationSyncMode, SyncMode
-from dbkit.sync.errors import SyncAborted
-from dbkit.sync.state import StreamEntry, SyncState
+from dbkit.runner.errors import SyncAborted
+from dbkit.runner.state import StreamEntry, SyncState
 
 
 def stream_matches(stream: AirbyteStream, wanted: str) -> bool:

@@ -13,8 +13,8 @@ import pytest
 
 from dbkit import cli
 from dbkit.protocol import AirbyteStream, SyncMode
-from dbkit.sync.plan import plan_catalog
-from dbkit.sync.state import SyncState
+from dbkit.runner.plan import plan_catalog
+from dbkit.runner.state import SyncState
 from source_sqlite import install_change_log, truncate_table
 
 

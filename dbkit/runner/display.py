@@ -15,9 +15,9 @@ from rich.table import Table
 from rich.text import Text
 
 from dbkit.config import MASKER
-from dbkit.sync.errors import SyncAborted, SyncError
-from dbkit.sync.progress import StreamProgress, SyncProgress
-from dbkit.sync.request import SyncRequest
+from dbkit.runner.errors import SyncAborted, SyncError
+from dbkit.runner.progress import StreamProgress, SyncProgress
+from dbkit.runner.request import SyncRequest
 
 REFRESH_SECONDS = 0.25
 
