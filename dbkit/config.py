@@ -17,6 +17,8 @@ import string
 import threading
 import urllib.parse
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
@@ -28,6 +30,40 @@ from dbkit.errors import ConfigError
 from dbkit.urls import UrlMapper
 
 PROTOCOL_VERSION = "0.5.2"
+
+
+@dataclass(frozen=True)
+class DataLocation:
+    """Where a config's tables live, so that ``dbkit sync`` can refuse to write into the tables it
+    reads. Two configs with the same ``store`` see the same table under the same namespace and
+    name; ``default_namespace`` is the namespace of a stream that has none (a destination's default
+    schema or database)."""
+
+    store: str
+    default_namespace: str | None = None
+
+
+_LOOPBACK = {"", "localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}  # noqa: S104 (a name, not a bind)
+
+
+def server_location(
+    scheme: str, host: str, port: int, database: str | None = None, *, via: str | None = None
+) -> str:
+    """The ``store`` of a database server (and, where namespaces live inside a database, of that
+    database): loopback names and Unix socket directories count as one host; ``via`` is an SSH
+    bastion the host is reached through."""
+    name = host.strip().lower()
+    if name in _LOOPBACK or name.startswith("/"):
+        name = "localhost"
+    where = f"{scheme}://{name}:{port}"
+    if via:
+        where = f"{where}@{via.strip().lower()}"
+    return f"{where}/{database}" if database is not None else where
+
+
+def file_location(path: str) -> str:
+    """The ``store`` of a database file: its absolute path with symlinks resolved."""
+    return "file:" + str(Path(path).expanduser().resolve())
 
 
 class ConnectorConfig(BaseModel):
@@ -43,6 +79,11 @@ class ConnectorConfig(BaseModel):
 
     url_schemes: ClassVar[tuple[str, ...]] = ()
     url_config: ClassVar[UrlMapper | None] = None
+
+    def data_location(self) -> DataLocation | None:
+        """Where this config's tables live (None: unknown, and ``dbkit sync`` cannot tell whether a
+        destination would write into the source's tables). See :class:`DataLocation`."""
+        return None
 
 
 def secret_field(*, title: str, description: str = "", default: Any = ..., order: int | None = None) -> Any:

@@ -6,6 +6,7 @@ from dbkit.db.mysql import (
     MySqlConnectionMixin,
     classify_mysql_error,
     mysql_code,
+    mysql_data_location,
     mysql_reason,
     parse_jdbc_params,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "format_ymd",
     "json_schema_for",
     "mysql_code",
+    "mysql_data_location",
     "mysql_reason",
     "open_tunnel",
     "parse_jdbc_params",

@@ -18,6 +18,7 @@ from typing import Any
 import pymysql  # type: ignore[import-untyped]
 import sqlalchemy as sa
 
+from dbkit.config import DataLocation, server_location
 from dbkit.db.dialect import Dialect
 from dbkit.db.tunnel import SshTunnel, open_tunnel
 from dbkit.errors import ConfigError, DbkitError, TransientError
@@ -117,6 +118,13 @@ def classify_mysql_error(
     if isinstance(exc, pymysql.err.OperationalError) and code is not None and code >= 2000:
         return TransientError(f"lost the connection to {where}: {text}", internal=internal)
     return None
+
+
+def mysql_data_location(host: str, port: int, database: str, tunnel_method: object) -> DataLocation:
+    """Where a MySQL/MariaDB config's tables live: the server (a database is a namespace there),
+    with ``database`` as the namespace of streams that have none."""
+    via = getattr(tunnel_method, "tunnel_host", None)
+    return DataLocation(server_location("mysql", host, port, via=via), default_namespace=database)
 
 
 class MySqlConnectionMixin(Dialect[Any]):

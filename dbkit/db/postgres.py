@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from pydantic import ConfigDict, Field, SecretStr
 
-from dbkit.config import ConnectorConfig, field, secret_field
+from dbkit.config import ConnectorConfig, DataLocation, field, secret_field, server_location
 from dbkit.db.dialect import Dialect
 from dbkit.db.tunnel import NoTunnel, SshTunnel, TunnelMethod, open_tunnel
 from dbkit.errors import ConfigError, DbkitError, TransientError
@@ -122,6 +122,10 @@ class PostgresConnection(ConnectorConfig):
         description="Other libpq connection parameters, e.g. application_name, connect_timeout, options.",
         order=12,
     )
+
+    def data_location(self) -> DataLocation:
+        via = getattr(self.tunnel_method, "tunnel_host", None)
+        return DataLocation(server_location("postgresql", self.host, self.port, self.database, via=via))
 
 
 # ---------------------------------------------------------------------------------- dialect part

@@ -11,6 +11,7 @@ from dbkit.config import MASKER
 from dbkit.protocol import AirbyteStream, ConfiguredCatalog, ProtocolInputError, parse_airbyte_stream
 from dbkit.runner.errors import SyncAborted, SyncError, command_errors
 from dbkit.runner.launch import Launcher
+from dbkit.runner.overlap import refuse_overwriting_source
 from dbkit.runner.plan import plan_catalog, select_streams
 from dbkit.runner.progress import SyncObserver
 from dbkit.runner.request import SyncRequest
@@ -100,6 +101,7 @@ def prepare(
     selected = select_streams(streams, request.streams)
     if not selected:
         raise SyncAborted("the source has no streams to sync")
+    refuse_overwriting_source(request.source, request.destination, selected)
     with state.lock:
         state.source = request.source.identity()
         state.destination = request.destination.identity()

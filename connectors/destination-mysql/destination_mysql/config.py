@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import SecretStr, field_validator
 
-from dbkit import DestinationSettings, field, secret_field, server_url_config, url_query
-from dbkit.db import NoTunnel, TunnelMethod, parse_jdbc_params
+from dbkit import DataLocation, DestinationSettings, field, secret_field, server_url_config, url_query
+from dbkit.db import NoTunnel, TunnelMethod, mysql_data_location, parse_jdbc_params
 
 
 def mysql_url_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:
@@ -77,6 +77,9 @@ class MySqlDestinationConfig(DestinationSettings):
     def _valid_params(cls, value: str) -> str:
         parse_jdbc_params(value)
         return value
+
+    def data_location(self) -> DataLocation:
+        return mysql_data_location(self.host, self.port, self.database, self.tunnel_method)
 
     def jdbc_params(self) -> dict[str, str]:
         return parse_jdbc_params(self.jdbc_url_params)

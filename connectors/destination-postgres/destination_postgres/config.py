@@ -3,9 +3,10 @@ and where and how streams land."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
-from dbkit import DestinationSettings, field, postgres_url_config
+from dbkit import DataLocation, DestinationSettings, field, postgres_url_config
 from dbkit.db import PostgresConnection
 
 
@@ -48,3 +49,6 @@ class PostgresDestinationConfig(PostgresConnection, DestinationSettings):
         ),
         order=22,
     )
+
+    def data_location(self) -> DataLocation:
+        return replace(super().data_location(), default_namespace=self.schema_name)

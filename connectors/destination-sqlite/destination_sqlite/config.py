@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from dbkit import DestinationSettings, field, sqlite_url_config
+from dbkit import DataLocation, DestinationSettings, field, file_location, sqlite_url_config
 
 
 class SqliteDestinationConfig(DestinationSettings):
@@ -21,3 +21,6 @@ class SqliteDestinationConfig(DestinationSettings):
         description="hard_delete removes deleted rows; soft_delete keeps them with _ab_cdc_deleted_at set.",
         order=1,
     )
+
+    def data_location(self) -> DataLocation:
+        return DataLocation(file_location(self.path))

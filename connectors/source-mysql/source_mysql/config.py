@@ -13,8 +13,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from dbkit import ConnectorConfig, SourceSettings, TableSelection, field, secret_field, server_url_config
-from dbkit.db import NoTunnel, TunnelMethod, parse_jdbc_params
+from dbkit import (
+    ConnectorConfig,
+    DataLocation,
+    SourceSettings,
+    TableSelection,
+    field,
+    secret_field,
+    server_url_config,
+)
+from dbkit.db import NoTunnel, TunnelMethod, mysql_data_location, parse_jdbc_params
 
 # ---------------------------------------------------------------------------------- SSL
 
@@ -170,6 +178,9 @@ class MySqlSourceConfig(SourceSettings, TableSelection):
         if "sessionVariables" in params:
             session_variables(params["sessionVariables"])
         return value
+
+    def data_location(self) -> DataLocation:
+        return mysql_data_location(self.host, self.port, self.database, self.tunnel_method)
 
     def jdbc_params(self) -> dict[str, str]:
         return parse_jdbc_params(self.jdbc_url_params)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from dbkit import SourceSettings, TableSelection, field, sqlite_url_config
+from dbkit import DataLocation, SourceSettings, TableSelection, field, file_location, sqlite_url_config
 from dbkit.source import CdcReplication, StandardReplication
 
 ReplicationMethod = Annotated[StandardReplication | CdcReplication, Field(discriminator="method")]
@@ -27,3 +27,6 @@ class SqliteSourceConfig(SourceSettings, TableSelection):
         "changes are deleted).",
         order=1,
     )
+
+    def data_location(self) -> DataLocation:
+        return DataLocation(file_location(self.path))
