@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -170,3 +171,10 @@ def test_a_usage_error_prints_a_failed_document_too(
         "--destination nowhere: give its config with --destination-config FILE" in doc["errors"][0]["message"]
     )
     assert secret not in out + err
+
+
+def test_the_readme_example_follows_the_schema() -> None:
+    readme = (Path(cli.__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```json\n(\{\n  \"version\": 1.*?)```", readme, flags=re.S)
+    doc = valid(example)
+    assert doc["status"] == "partial"
