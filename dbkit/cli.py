@@ -10,14 +10,10 @@ passes through the secret masker.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from rich.console import Console
@@ -28,6 +24,7 @@ from dbkit.protocol import ProtocolInputError
 from dbkit.protocol.jsonio import read_json_file
 from dbkit.runner import Endpoint, SyncAborted, SyncRequest, register_config_secrets, run_sync
 from dbkit.runner.display import Reporter
+from dbkit.runner.interrupt import Interrupt, SyncInterrupted, stop_signals
 from dbkit.runner.registry import is_url, lookup, resolve
 from dbkit.runner.state import SyncState
 from dbkit.validate_cli import validate_command
@@ -241,11 +238,17 @@ def endpoint(name_or_url: str, config_file: str | None, kind: str) -> Endpoint:
 
 def sync_command(args: argparse.Namespace) -> int:
     """``dbkit sync``: 0 when every stream finished, 1 when not (or it could not start), 2 for a
-    usage error, 130 when interrupted before any data moved."""
+    usage error, 128 + the signal's number when stopped by SIGINT (130), SIGTERM (143) or
+    SIGHUP (129) (:mod:`dbkit.runner.interrupt`)."""
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     if not console.is_terminal:
         console.width = max(console.width, 110)
     reporter = Reporter(console, live=console.is_terminal and not args.no_progress, verbose=args.verbose)
+    with stop_signals(Interrupt()) as interrupt:  # until the summary is printed: one summary
+        return _sync(args, reporter, interrupt)
+
+
+def _sync(args: argparse.Namespace, reporter: Reporter, interrupt: Interrupt) -> int:
     demo = args.source is None and args.destination is None
     try:
         request = _demo_request(args, reporter) if demo else _request(args)
@@ -261,20 +264,22 @@ def sync_command(args: argparse.Namespace) -> int:
     request.in_process = args.in_process
     request.protocol = args.protocol
     try:
-        with _sigterm_interrupts():
-            progress = run_sync(request, reporter)
+        progress = run_sync(request, reporter, interrupt)
+    except SyncInterrupted as exc:
+        reporter.close()
+        reporter.stopped(f"{interrupt.shown or exc} before any data moved: nothing to resume")
+        return exc.exit_code
     except SyncAborted as exc:
         reporter.aborted(exc)
         return 1
     except DbkitError as exc:
         reporter.fail(exc.message)
         return 1
-    except KeyboardInterrupt:
-        reporter.fail("interrupted before any data moved")
-        return 130
     finally:
         reporter.close()
     reporter.summary(progress, request)
+    if progress.interrupted_by is not None:
+        return interrupt.exit_code
     if progress.ok and demo:
         reporter.say(
             "Run `dbkit sync` again: it simulates new activity in the source and syncs only the changes."
@@ -293,24 +298,6 @@ def _request(args: argparse.Namespace) -> SyncRequest:
         destination=endpoint(args.destination, args.destination_config, "destination"),
         state_path=Path(args.state_file or DEFAULT_STATE_FILE),
     )
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops the sync like Ctrl-C (the destination commits what it got); only a main
-    thread can set a signal handler."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt()
 
 
 def _demo_request(args: argparse.Namespace, reporter: Reporter) -> SyncRequest:
