@@ -83,16 +83,23 @@ state file:
   to start over. Default: ./dbkit-state.json (./dbkit-demo/state.json for the demo).
 
 output:
-  Live progress on stderr when it is a terminal (records read, acknowledged, rows/s per
-  stream), else one line per stream status change; connector logs with their level; each
+  Live progress on stderr when it is a terminal (per stream a bar and the time left where the
+  source estimated its rows, records read, acknowledged, rows/s; fitted to the terminal's
+  width), else one line per stream status change; connector logs with their level; each
   error's message (its stack trace with -v); a summary table at the end. Secrets (fields a
   connector declares secret, keys named like password/secret/token/key, URL passwords) are
   masked in everything printed.
 
+stopping:
+  Ctrl-C, SIGTERM or SIGHUP stops the source at its next checkpoint; the destination commits
+  and acknowledges what it received, which is saved; one summary. A second signal stops the
+  destination at once. No connector process outlives dbkit sync.
+
 exit status:
   0 when every stream completed and was acknowledged; 1 when a connector failed, reported an
   error, or a stream did not finish (the state file still holds everything acknowledged: run
-  again to resume); 2 for a usage error.
+  again to resume); 2 for a usage error; 130 when stopped by Ctrl-C (SIGINT), 143 by SIGTERM,
+  129 by SIGHUP (128 + the signal's number; what was acknowledged is saved: run again to resume).
 
 examples:
   dbkit sync

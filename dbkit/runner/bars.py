@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.cells import cell_len
 from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.progress import Progress, ProgressColumn, Task, TaskID
 from rich.progress_bar import ProgressBar
 from rich.table import Column, Table
@@ -20,7 +22,7 @@ from rich.text import Text
 
 from dbkit.runner.progress import StreamProgress, SyncProgress
 
-WIDE = 110
+WIDE = 130
 """At least this many columns: every column (mode, acknowledged, rows/s, time)."""
 MEDIUM = 80
 """At least this many columns: stream, status, bar, read, rows/s, time left; fewer: stream, bar,
@@ -60,7 +62,6 @@ class _Column(ProgressColumn):
         render: Callable[[Task], RenderableType],
         justify: str = "left",
         min_width: int | None = None,
-        ratio: int | None = None,
     ) -> None:
         super().__init__(
             table_column=Column(
@@ -69,7 +70,6 @@ class _Column(ProgressColumn):
                 no_wrap=True,
                 overflow="ellipsis",
                 min_width=min_width,
-                ratio=ratio,
             )
         )
         self._render = render
@@ -146,7 +146,7 @@ def _time(task: Task) -> RenderableType:
 
 
 def _columns(width: int) -> tuple[ProgressColumn, ...]:
-    name = _Column("stream", lambda t: Text(_stream(t).name), min_width=6, ratio=1)
+    name = _Column("stream", lambda t: Text(_stream(t).name), min_width=6)
     if width >= WIDE:
         return (
             name,
@@ -187,6 +187,7 @@ class StreamBars:
         self.tasks: list[tuple[TaskID, StreamProgress]] = [
             (self.bars.add_task(s.name, start=False, total=None, stream=s), s) for s in progress.streams
         ]
+        self.console = console
         self._width: int | None = None
         self.columns: tuple[ProgressColumn, ...] = ()
 
@@ -204,13 +205,20 @@ class StreamBars:
         if width != self._width:
             self.columns = _columns(width)
             self._width = width
-        table = Table(
-            *(column.get_table_column().copy() for column in self.columns),
-            box=None,
-            padding=(0, 1),
-            pad_edge=False,
-            header_style="bold",
+        columns = [column.get_table_column().copy() for column in self.columns]
+        rows = [[column(task) for column in self.columns] for task in bars.tasks]
+        # the stream names get what the other columns leave (they are cut with an ellipsis)
+        options = self.console.options.update_width(width)
+        others = sum(
+            max(
+                [cell_len(str(c.header))]
+                + [Measurement.get(self.console, options, r[i]).maximum for r in rows]
+            )
+            for i, c in enumerate(columns)
+            if i > 0
         )
-        for task in bars.tasks:
-            table.add_row(*(column(task) for column in self.columns))
+        columns[0].max_width = max(columns[0].min_width or 1, width - others - 2 * (len(columns) - 1))
+        table = Table(*columns, box=None, padding=(0, 1), pad_edge=False, header_style="bold")
+        for row in rows:
+            table.add_row(*row)
         return table

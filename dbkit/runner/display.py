@@ -209,8 +209,9 @@ class Reporter:
             pad_edge=False,
             show_edge=False,
         )
-        table.add_column("stream", no_wrap=True)
-        table.add_column("sync mode", no_wrap=True)
+        # on a narrow terminal the names and modes wrap, the numbers never do
+        table.add_column("stream", overflow="fold")
+        table.add_column("sync mode")
         table.add_column("read", justify="right", no_wrap=True)
         table.add_column("acked", justify="right", no_wrap=True)
         table.add_column("status", no_wrap=True)

@@ -215,7 +215,7 @@ class Pump:
             if isinstance(body, Mapping):
                 stream = self._stream(body)
                 rows = body.get("row_estimate")
-                if stream is not None and isinstance(rows, int):
+                if stream is not None and isinstance(rows, int) and rows > 0:  # 0: statistics not yet taken
                     stream.row_estimate = rows
         else:
             self.observer.log("source", "DEBUG", f"TRACE {kind} ignored")
