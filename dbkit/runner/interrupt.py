@@ -35,7 +35,9 @@ SOURCE_GRACE_SECONDS = 3.0
 source (whatever the source sent meanwhile is forwarded; the destination drops what no state
 covers)."""
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 def signal_name(signum: int) -> str:

@@ -167,9 +167,9 @@ def source_config(sync: dict[str, Any], **extra: Any) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("signum", "code", "stall"),
-    [(signal.SIGINT, 130, None), (signal.SIGTERM, 143, None), (signal.SIGHUP, 129, 3)],
-    ids=["SIGINT", "SIGTERM", "SIGHUP-stuck-source"],
+    ("signum", "code", "stall", "times"),
+    [(signal.SIGINT, 130, None, 1), (signal.SIGTERM, 143, 3, 2), (signal.SIGHUP, 129, 3, 1)],
+    ids=["SIGINT", "SIGTERM-twice-stuck-source", "SIGHUP-stuck-source"],
 )
 def test_a_signal_mid_sync_stops_it_with_one_summary_and_the_next_run_resumes(
     slow_sync: dict[str, Any],
@@ -178,6 +178,7 @@ def test_a_signal_mid_sync_stops_it_with_one_summary_and_the_next_run_resumes(
     signum: int,
     code: int,
     stall: int | None,
+    times: int,
 ) -> None:
     source_config(slow_sync, delay=0.002, stall_after_states=stall)
     state_path = slow_sync["state"]
@@ -194,6 +195,9 @@ def test_a_signal_mid_sync_stops_it_with_one_summary_and_the_next_run_resumes(
         connectors |= {int(p) for p in slow_sync["pids"].read_text().split()}  # the slow source's child
         assert len(connectors) == 3, connectors  # the destination, the slow source, source-sqlite
         runner.send_signal(signum)
+        if times == 2:  # a second signal (while the runner waits for a checkpoint): stop everything now
+            time.sleep(0.3)
+            runner.send_signal(signum)
         out, _ = runner.communicate(timeout=30)
     finally:
         if runner.poll() is None:
@@ -214,7 +218,10 @@ def test_a_signal_mid_sync_stops_it_with_one_summary_and_the_next_run_resumes(
     assert before <= saved < ROWS, (before, saved)
     assert rows(slow_sync["warehouse"], "SELECT count(*) FROM items")[0][0] >= saved
 
-    if stall:
+    if times == 2:
+        assert "again: stopping the connectors now" in output, output
+        assert "WARN  destination-sqlite was killed by SIGTERM" in output, output
+    elif stall:
         assert "the source sent no checkpoint in time: stopping it" in output
 
     # the next run (in this process, quicker) resumes from the saved state: every row once
