@@ -10,15 +10,11 @@ passes through the secret masker.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 import orjson
 from rich.console import Console
@@ -28,6 +24,7 @@ from dbkit.errors import ConfigError, DbkitError, SystemFailure
 from dbkit.runner import Endpoint, SyncAborted, SyncRequest, run_sync
 from dbkit.runner.display import Reporter
 from dbkit.runner.endpoints import make_endpoint
+from dbkit.runner.interrupt import Interrupt, SyncInterrupted, stop_signals
 from dbkit.runner.registry import lookup
 from dbkit.runner.result import SyncResult
 from dbkit.runner.state import SyncState
@@ -87,17 +84,24 @@ state file:
   to start over. Default: ./dbkit-state.json (./dbkit-demo/state.json for the demo).
 
 output:
-  Live progress on stderr when it is a terminal (records read, acknowledged, rows/s per
-  stream), else one line per stream status change; connector logs with their level; each
+  Live progress on stderr when it is a terminal (per stream a bar and the time left where the
+  source estimated its rows, records read, acknowledged, rows/s; fitted to the terminal's
+  width), else one line per stream status change; connector logs with their level; each
   error's message (its stack trace with -v); a summary table at the end. Secrets (fields a
   connector declares secret, keys named like password/secret/token/key, URL passwords) are
   masked in everything printed.
 
+stopping:
+  Ctrl-C, SIGTERM or SIGHUP stops the source at its next checkpoint; the destination commits
+  and acknowledges what it received, which is saved; one summary. A second signal stops the
+  destination at once. No connector process outlives dbkit sync.
+
 exit status:
   0 when every stream completed and was acknowledged; 1 when a connector failed, reported an
   error, or a stream did not finish (the state file still holds everything acknowledged: run
-  again to resume); 2 for a usage error; 130 when interrupted before any data moved. With
-  --json, stdout holds only the result document (status succeeded/partial/failed), whatever
+  again to resume); 2 for a usage error; 130 when stopped by Ctrl-C (SIGINT), 143 by SIGTERM,
+  129 by SIGHUP (128 + the signal's number; what was acknowledged is saved: run again to resume).
+  With --json, stdout holds only the result document (status succeeded/partial/failed), whatever
   the exit status.
 
 examples:
@@ -234,12 +238,18 @@ def endpoint(name_or_url: str, config_file: str | None, kind: str) -> Endpoint:
 
 def sync_command(args: argparse.Namespace) -> int:
     """``dbkit sync``: 0 when every stream finished, 1 when not (or it could not start), 2 for a
-    usage error, 130 when interrupted before any data moved. With ``--json`` the result document
-    goes to stdout whatever the outcome."""
+    usage error, 128 + the signal's number when stopped by SIGINT (130), SIGTERM (143) or
+    SIGHUP (129) (:mod:`dbkit.runner.interrupt`). With ``--json`` the result document goes to
+    stdout whatever the outcome."""
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     if not console.is_terminal:
         console.width = max(console.width, 110)
     reporter = Reporter(console, live=console.is_terminal and not args.no_progress, verbose=args.verbose)
+    with stop_signals(Interrupt()) as interrupt:  # until the summary is printed: one summary
+        return _sync(args, reporter, interrupt)
+
+
+def _sync(args: argparse.Namespace, reporter: Reporter, interrupt: Interrupt) -> int:
     demo = args.source is None and args.destination is None
     started = dt.datetime.now(dt.UTC)
     try:
@@ -258,22 +268,25 @@ def sync_command(args: argparse.Namespace) -> int:
     request.in_process = args.in_process
     request.protocol = args.protocol
     try:
-        with _sigterm_interrupts():
-            progress = run_sync(request, reporter)
+        progress = run_sync(request, reporter, interrupt)
+    except SyncInterrupted as exc:
+        reporter.close()
+        shown = f"{interrupt.shown or exc} before any data moved: nothing to resume"
+        reporter.stopped(shown)
+        return _not_started(args, request, SystemFailure(shown), started, exc.exit_code)
     except SyncAborted as exc:
         reporter.aborted(exc)
         return _not_started(args, request, exc, started, 1)
     except DbkitError as exc:
         reporter.fail(exc.message)
         return _not_started(args, request, exc, started, 1)
-    except KeyboardInterrupt:
-        reporter.fail("interrupted before any data moved")
-        return _not_started(args, request, SystemFailure("interrupted before any data moved"), started, 130)
     finally:
         reporter.close()
     reporter.summary(progress, request)
     if args.json:
         _print_json(SyncResult.of(progress, request, started, _now()))
+    if progress.interrupted_by is not None:
+        return interrupt.exit_code
     if progress.ok and demo:
         reporter.say(
             "Run `dbkit sync` again: it simulates new activity in the source and syncs only the changes."
@@ -310,24 +323,6 @@ def _request(args: argparse.Namespace) -> SyncRequest:
         destination=endpoint(args.destination, args.destination_config, "destination"),
         state_path=Path(args.state_file or DEFAULT_STATE_FILE),
     )
-
-
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM stops the sync like Ctrl-C (the destination commits what it got); only a main
-    thread can set a signal handler."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt()
 
 
 def _demo_request(args: argparse.Namespace, reporter: Reporter) -> SyncRequest:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from rich import box
 from rich.console import Console, Group
@@ -15,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dbkit.config import MASKER
+from dbkit.runner.bars import StreamBars, short_count
 from dbkit.runner.errors import SyncAborted, SyncError
 from dbkit.runner.progress import StreamProgress, SyncProgress
 from dbkit.runner.request import SyncRequest
@@ -29,7 +31,12 @@ _LEVEL_STYLE = {
     "DEBUG": "dim",
     "TRACE": "dim",
 }
-_STATUS_STYLE = {"complete": "green", "incomplete": "red", "not acknowledged": "red", "interrupted": "red"}
+_STATUS_STYLE = {
+    "complete": "green",
+    "incomplete": "red",
+    "not acknowledged": "red",
+    "interrupted": "yellow",
+}
 
 
 def _records(n: int) -> str:
@@ -53,6 +60,8 @@ class Reporter:
         self.refresh_seconds = refresh_seconds
         self.progress: SyncProgress | None = None
         self._live: Live | None = None
+        self._bars: StreamBars | None = None
+        self._bars_of: SyncProgress | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.display_seconds = 0.0
@@ -64,7 +73,22 @@ class Reporter:
             text = Text(MASKER.mask(text), style=style)
         else:
             text = Text(MASKER.mask(text.plain), style=style or text.style)
-        self.console.print(text)
+        self._out(text)
+
+    def _out(self, renderable: Any) -> None:
+        """Print, unless the terminal is gone (after SIGHUP a write fails): then print nothing more."""
+        try:
+            self.console.print(renderable)
+        except OSError:
+            self._mute()
+
+    def _mute(self) -> None:
+        self.console.quiet = True
+        self.live_enabled = False
+
+    def stopped(self, text: str) -> None:
+        """A stop requested by the user (not an error)."""
+        self._print(f"dbkit sync: {text}", "yellow")
 
     def say(self, text: str) -> None:
         self._print(text)
@@ -134,47 +158,38 @@ class Reporter:
         if live is None:
             return
         started = time.perf_counter()
-        live.update(self.render_live(), refresh=True)
+        try:
+            live.update(self.render_live(), refresh=True)
+        except OSError:  # the terminal is gone (SIGHUP): stop drawing
+            self._mute()
         self.display_seconds += time.perf_counter() - started
         self.renders += 1
 
     def render_live(self) -> Group:
+        """One bar per stream (rich's progress: a bar, the share read and the time left where the
+        source estimated the stream's rows; ``no estimate`` where it did not) in a table that
+        fits the console's width, and a line of totals."""
         progress = self.progress
         assert progress is not None
-        now = time.monotonic()
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for name, justify in (
-            ("stream", "left"),
-            ("mode", "left"),
-            ("status", "left"),
-            ("read", "right"),
-            ("acknowledged", "right"),
-            ("rows/s", "right"),
-            ("time", "right"),
-        ):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for s in progress.streams:
-            status = (s.status or "waiting").lower()
-            read = f"{s.records_read:,}"
-            if s.row_estimate:
-                read += f" / ~{s.row_estimate:,}"
-            seconds = s.seconds(now)
-            table.add_row(
-                Text(s.name),  # names are data, never rich markup
-                s.mode,
-                status,
-                read,
-                f"{s.records_acknowledged:,}",
-                _rate(s.records_read, seconds),
-                f"{seconds:.1f}s" if s.started_at is not None else "",
-            )
+        bars = self._bars
+        if bars is None or self._bars_of is not progress:
+            bars = self._bars = StreamBars(progress, self.console)
+            self._bars_of = progress
+        width = self.console.width
+        table = bars.table(width)
         total = progress.seconds()
-        caption = Text(
-            f"sync {progress.sync_id}: {progress.records_read:,} read, {progress.records_acknowledged:,} "
-            f"acknowledged, {total:.1f} s ({_rate(progress.records_read, total)} rows/s)",
-            style="dim",
-        )
-        return Group(table, caption)
+        rate = _rate(progress.records_read, total)
+        if width >= 80:
+            text = (
+                f"sync {progress.sync_id}: {progress.records_read:,} read, "
+                f"{progress.records_acknowledged:,} acknowledged, {total:.1f} s ({rate} rows/s)"
+            )
+        else:
+            text = (
+                f"{short_count(progress.records_read)} read, "
+                f"{short_count(progress.records_acknowledged)} acked, {total:.0f} s"
+            )
+        return Group(table, Text(text, style="dim", no_wrap=True, overflow="ellipsis"))
 
     def close(self) -> None:
         self._stop.set()
@@ -194,8 +209,9 @@ class Reporter:
             pad_edge=False,
             show_edge=False,
         )
-        table.add_column("stream", no_wrap=True)
-        table.add_column("sync mode", no_wrap=True)
+        # on a narrow terminal the names and modes wrap, the numbers never do
+        table.add_column("stream", overflow="fold")
+        table.add_column("sync mode")
         table.add_column("read", justify="right", no_wrap=True)
         table.add_column("acked", justify="right", no_wrap=True)
         table.add_column("status", no_wrap=True)
@@ -216,10 +232,10 @@ class Reporter:
             "",
             f"{progress.records_read:,}",
             f"{progress.records_acknowledged:,}",
-            "ok" if progress.ok else "FAILED",
+            "interrupted" if progress.interrupted_by else "ok" if progress.ok else "FAILED",
             f"{seconds:.2f}",
         )
-        self.console.print(table)
+        self._out(table)
         rate = _rate(progress.records_read, seconds)
         if progress.ok:
             self._print(
@@ -227,6 +243,18 @@ class Reporter:
                 f"{progress.records_acknowledged:,} acknowledged ({rate} rows/s). "
                 f"State: {request.state_path}",
                 "green",
+            )
+        elif progress.interrupted_by is not None:
+            unfinished = [s.name for s in progress.streams if not s.finished]
+            detail = f"; not finished: {', '.join(unfinished)}" if unfinished else ""
+            problems = len(progress.errors)
+            if problems:
+                detail += f"; {problems} error{'s' if problems != 1 else ''}"
+            self._print(
+                f"Sync {progress.sync_id} interrupted by {progress.interrupted_by} after {seconds:.2f} s: "
+                f"{progress.records_acknowledged:,} records acknowledged{detail}. Everything acknowledged "
+                f"is saved in {request.state_path}: run again to resume.",
+                "yellow",
             )
         else:
             problems = len(progress.errors)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import threading
 import traceback
@@ -35,7 +36,16 @@ class Running(Protocol):
 
     def wait(self) -> int: ...
 
-    def stop(self) -> None: ...
+    def terminate(self) -> None:
+        """Ask it to stop, without waiting (safe from any thread)."""
+
+    def kill(self) -> None:
+        """Make it stop at once, without waiting (safe from any thread)."""
+
+    def stop(self) -> None:
+        """Make it stop and wait for it (the main thread's cleanup)."""
+
+    def alive(self) -> bool: ...
 
     def stderr_lines(self) -> list[str]: ...
 
@@ -47,7 +57,9 @@ def _drain(stream: IO[bytes], sink: deque[str]) -> None:
 
 
 class SubprocessConnector:
-    """A connector command as a child process in its own session (Ctrl-C reaches only the runner)."""
+    """A connector command as a child process leading a session (and process group) of its own:
+    Ctrl-C in a terminal reaches only the runner, and stopping it signals its whole group, so
+    that no process it started outlives it."""
 
     def __init__(self, argv: Sequence[str], with_stdin: bool) -> None:
         self.proc = subprocess.Popen(
@@ -58,6 +70,7 @@ class SubprocessConnector:
             bufsize=PIPE_BUFFER,
             start_new_session=True,
         )
+        self.pgid = self.proc.pid  # a session leader's group id is its pid
         assert self.proc.stdout is not None
         assert self.proc.stderr is not None
         self.stdout: IO[bytes] = self.proc.stdout
@@ -69,21 +82,41 @@ class SubprocessConnector:
         self._drainer.start()
 
     def wait(self) -> int:
+        """Its exit code, once it exited; what is left of its process group is then stopped."""
         code = self.proc.wait()
+        self._signal_group(signal.SIGKILL)
         self._drainer.join(timeout=5)
         return code
 
+    def alive(self) -> bool:
+        return self.proc.returncode is None
+
+    def terminate(self) -> None:
+        """SIGTERM to its process group; returns at once."""
+        if self.proc.returncode is None:
+            self._signal_group(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL to its process group; returns at once."""
+        if self.proc.returncode is None:
+            self._signal_group(signal.SIGKILL)
+
     def stop(self) -> None:
-        """Ask the process to stop (SIGTERM), then kill it if it does not within a grace period."""
-        if self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.terminate()
-        try:
-            self.proc.wait(STOP_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+        """SIGTERM to its process group, then SIGKILL when it has not exited within a grace
+        period; waits for it."""
+        if self.proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.proc.wait()
+        self._signal_group(signal.SIGKILL)  # any process it left behind
+
+    def _signal_group(self, signum: int) -> None:
+        # a group id is not reused while the group has a member; an empty group is gone (ESRCH)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, signum)
 
     def stderr_lines(self) -> list[str]:
         return list(self._stderr)
@@ -124,9 +157,20 @@ class ThreadConnector:
         self._thread.join()
         return self._code
 
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def terminate(self) -> None:
+        """Nothing: a thread cannot be stopped from outside; :meth:`stop` ends its pipes."""
+
+    def kill(self) -> None:
+        """Nothing, as :meth:`terminate`."""
+
     def stop(self) -> None:
-        """Close our ends of its pipes: its next write fails and ``launch`` returns."""
+        """Close our ends of its pipes (call it from the thread that reads them, or once nothing
+        does): its next write fails, or its input ends, and ``launch`` returns; then join it."""
         close_quietly(self.stdout, self.stdin)
+        self._thread.join(STOP_GRACE_SECONDS)
 
     def stderr_lines(self) -> list[str]:
         return list(self._stderr)
@@ -143,6 +187,8 @@ class Launcher:
         self.config_path = workdir / f"{kind}-config.json"
         write_private(self.config_path, dumps_exact(endpoint.config))
         self.executable: str | None = None
+        self._started: list[Running] = []
+        self._lock = threading.Lock()
         if not in_process:
             self.executable = find_executable(endpoint.name)
         else:
@@ -152,23 +198,54 @@ class Launcher:
         """Start ``command --config FILE EXTRA...``; the caller reads its stdout to the end (or
         stops it) and then waits for it."""
         argv = [command, "--config", str(self.config_path), *extra]
+        running: Running
         if self.in_process:
-            return ThreadConnector(self.endpoint.info.create(), argv, with_stdin)
-        assert self.executable is not None
-        return SubprocessConnector([self.executable, *argv], with_stdin)
+            running = ThreadConnector(self.endpoint.info.create(), argv, with_stdin)
+        else:
+            assert self.executable is not None
+            running = SubprocessConnector([self.executable, *argv], with_stdin)
+        with self._lock:
+            self._started = [r for r in self._started if r.alive()]
+            self._started.append(running)
+        return running
+
+    def running(self) -> list[Running]:
+        """The commands it started that have not exited yet."""
+        with self._lock:
+            return [r for r in self._started if r.alive()]
+
+    def terminate_all(self) -> None:
+        """Ask every command still running to stop, without waiting (from any thread)."""
+        for running in self.running():
+            running.terminate()
+
+    def kill_all(self) -> None:
+        """Kill every command still running, without waiting (from any thread)."""
+        for running in self.running():
+            running.kill()
+
+    def stop_all(self) -> None:
+        """Stop every command still running and wait for it: no connector process (nor any
+        process it started) outlives the sync."""
+        for running in self.running():
+            running.stop()
 
     def run(self, command: str, *extra: str) -> tuple[int, list[dict[str, Any]], list[str], list[str]]:
         """Run a short command to its end: (exit code, protocol messages, other stdout lines, stderr)."""
         running = self.start(command, *extra)
         messages: list[dict[str, Any]] = []
         junk: list[str] = []
-        with running.stdout:
-            for line in running.stdout:
-                parsed = parse_line(line)
-                if isinstance(parsed, dict):
-                    messages.append(parsed)
-                elif line.strip():
-                    junk.append(line.decode("utf-8", "replace").rstrip())
+        try:
+            with running.stdout:
+                for line in running.stdout:
+                    parsed = parse_line(line)
+                    if isinstance(parsed, dict):
+                        messages.append(parsed)
+                    elif line.strip():
+                        junk.append(line.decode("utf-8", "replace").rstrip())
+        except BaseException:
+            running.stop()
+            raise
         return running.wait(), messages, junk, running.stderr_lines()
 
 

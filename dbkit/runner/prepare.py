@@ -3,7 +3,7 @@ once), the streams to sync, and the configured catalog recorded in the state fil
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +77,22 @@ def _shown(identity: Any) -> str:
 
 
 def prepare(
-    request: SyncRequest, observer: SyncObserver, workdir: Path
+    request: SyncRequest,
+    observer: SyncObserver,
+    workdir: Path,
+    watch: Callable[[Launcher], None] = lambda launcher: None,
 ) -> tuple[Launcher, Launcher, SyncState, ConfiguredCatalog]:
     """Check, discover, configure: everything before data moves; connector files go to
-    ``workdir``. The state file then counts this sync and holds its plan. Raises SyncAborted."""
+    ``workdir``, and ``watch`` is given each launcher as it is made (to stop its commands on a
+    stop request). The state file then counts this sync and holds its plan. Raises SyncAborted."""
     state = SyncState.load(request.state_path)
     _same_endpoints(state, request)
     source, destination = (
         Launcher(side, workdir, request.in_process if side.in_process is None else side.in_process)
         for side in (request.source, request.destination)
     )
+    watch(source)
+    watch(destination)
     observer.phase("checking connections and discovering streams")
     with ContextThreadPoolExecutor(max_workers=3, thread_name_prefix="dbkit-prepare") as pool:
         source_check = pool.submit(_check, source, "source")

@@ -71,8 +71,14 @@ class SyncProgress:
     global_states_acknowledged: int = 0
     global_records_acknowledged: int = 0
     errors: list[SyncError] = field(default_factory=list)
+    warnings: list[SyncError] = field(default_factory=list)
+    """Problems that followed from a requested stop (the destination's input ended early, a
+    connector stopped by the runner): shown as warnings, not errors."""
     source_exit: int | None = None
     destination_exit: int | None = None
+    interrupted_by: str | None = None
+    """``SIGINT``, ``SIGTERM`` or ``SIGHUP`` when the sync was asked to stop (see
+    :mod:`dbkit.runner.interrupt`); None otherwise."""
 
     @property
     def records_read(self) -> int:
@@ -89,7 +95,8 @@ class SyncProgress:
     @property
     def ok(self) -> bool:
         return (
-            not self.errors
+            self.interrupted_by is None
+            and not self.errors
             and self.source_exit == 0
             and self.destination_exit == 0
             and all(s.finished for s in self.streams)
@@ -138,6 +145,18 @@ class QuietObserver:
 
 
 def report_error(progress: SyncProgress, observer: SyncObserver, error: SyncError) -> None:
-    """Keep ``error`` in the sync's record and show it."""
+    """Keep ``error`` in the sync's record and show it; once a stop was requested, a transient
+    error (the destination's input ended before the streams completed, a connection dropped) is
+    what stopping does: it is kept and shown as a warning."""
+    if progress.interrupted_by is not None and error.failure_type == "transient_error":
+        report_warning(progress, observer, error)
+        return
     progress.errors.append(error)
     observer.error(error)
+
+
+def report_warning(progress: SyncProgress, observer: SyncObserver, error: SyncError) -> None:
+    """Keep ``error`` as a warning (a consequence of a requested stop) and show it as one."""
+    progress.warnings.append(error)
+    where = f" [stream {error.stream}]" if error.stream else ""
+    observer.log(error.origin, "WARN", f"{error.message}{where} (after {progress.interrupted_by})")

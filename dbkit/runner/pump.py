@@ -8,6 +8,7 @@ go to the observer; TRACE ERRORs are collected; TRACE ESTIMATEs feed the progres
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
@@ -17,7 +18,7 @@ import orjson
 from dbkit.protocol import StreamDescriptor
 from dbkit.protocol.arrow import FRAME_PREFIX, FrameError, parse_header
 from dbkit.runner.errors import SyncError
-from dbkit.runner.output import read_message, report_trace_error, show_log
+from dbkit.runner.output import parse_line, read_message, report_trace_error, show_log
 from dbkit.runner.progress import StreamProgress, SyncObserver, SyncProgress, report_error
 
 _RECORD_PREFIX = b'{"type":"RECORD"'
@@ -30,6 +31,10 @@ class _DestinationGone(Exception):
     pass
 
 
+class _Stopped(Exception):
+    pass
+
+
 class Pump:
     """Forwards a source's output to a destination's input; call :meth:`run` once.
 
@@ -38,6 +43,11 @@ class Pump:
     With ``frames`` (the Arrow transport, :mod:`dbkit.protocol.arrow`) a line that starts a
     frame is forwarded with its body (read from ``source_out``, which must then be a binary
     file), and counts as the records its header says.
+
+    Once ``stop`` is set (a stop was requested, :mod:`dbkit.runner.interrupt`) the pump returns
+    after forwarding the source's next STATE (:attr:`stopped`), so that the destination gets no
+    record that no state covers; the end of a source stopped meanwhile (a line or a frame cut
+    short) is dropped without a word.
     """
 
     def __init__(
@@ -47,8 +57,11 @@ class Pump:
         progress: SyncProgress,
         observer: SyncObserver,
         frames: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
         self.frames = frames
+        self.stop = stop or threading.Event()
+        self.stopped = False
         self.source_out = source_out
         self.dest_in = dest_in
         self.progress = progress
@@ -66,7 +79,7 @@ class Pump:
             for line in self.source_out:
                 if line.startswith(_RECORD_PREFIX):
                     m = match(line)
-                    if m is not None:
+                    if m is not None and line[-1] == 10:  # a whole line (not cut by a killed source)
                         head = m.group(0)
                         try:
                             stream = by_head[head]
@@ -80,10 +93,15 @@ class Pump:
                     self._frame(line)
                     continue
                 self._other(line)
+        except _Stopped:
+            self.stopped = True
         except (BrokenPipeError, ConnectionResetError, _DestinationGone):
             self.destination_gone = True  # the destination stopped reading its input
         except FrameError as exc:  # the source's output cannot be read on: stop the source
             self.broken = True
+            if self.stop.is_set():  # a frame cut short by the stop
+                self.observer.log("source", "DEBUG", f"output after the stop dropped: {exc}")
+                return
             report_error(self.progress, self.observer, SyncError("source", f"unreadable output: {exc}"))
 
     def _frame(self, line: bytes) -> None:
@@ -124,6 +142,9 @@ class Pump:
         return None
 
     def _other(self, line: bytes) -> None:
+        if self.stop.is_set() and not line.endswith(b"\n") and not isinstance(parse_line(line), dict):
+            self.observer.log("source", "DEBUG", "a line cut short by the stop dropped")
+            return
         message = read_message(self.observer, "source", line)
         if message is None:
             return
@@ -138,6 +159,8 @@ class Pump:
         elif kind == "STATE":
             self._state(message.get("state"))
             self._forward(line, True)
+            if self.stop.is_set():
+                raise _Stopped()
         elif kind == "TRACE":
             self._trace(line, message.get("trace"))
         elif kind == "LOG":
@@ -192,7 +215,7 @@ class Pump:
             if isinstance(body, Mapping):
                 stream = self._stream(body)
                 rows = body.get("row_estimate")
-                if stream is not None and isinstance(rows, int):
+                if stream is not None and isinstance(rows, int) and rows > 0:  # 0: statistics not yet taken
                     stream.row_estimate = rows
         else:
             self.observer.log("source", "DEBUG", f"TRACE {kind} ignored")

@@ -8,6 +8,7 @@ of it) or not, in the progress record and in the state file.
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -17,43 +18,75 @@ from dbkit.config import MASKER
 from dbkit.protocol.messages import dumps_exact
 from dbkit.runner.acknowledge import Acknowledger
 from dbkit.runner.errors import SyncAborted, SyncError, command_errors
+from dbkit.runner.interrupt import Interrupt, Stopper
 from dbkit.runner.launch import Launcher, Running, close_quietly, write_private
 from dbkit.runner.prepare import prepare
-from dbkit.runner.progress import QuietObserver, StreamProgress, SyncObserver, SyncProgress, report_error
+from dbkit.runner.progress import (
+    QuietObserver,
+    StreamProgress,
+    SyncObserver,
+    SyncProgress,
+    report_error,
+    report_warning,
+)
 from dbkit.runner.pump import Pump
 from dbkit.runner.request import SyncRequest
 from dbkit.runner.state import SyncState
 
 
-def run_sync(request: SyncRequest, observer: SyncObserver | None = None) -> SyncProgress:
+def run_sync(
+    request: SyncRequest, observer: SyncObserver | None = None, interrupt: Interrupt | None = None
+) -> SyncProgress:
     """Run one sync; returns its progress record (``.ok`` tells success). Raises SyncAborted
-    when it cannot start. The state file holds every acknowledged state whatever happens."""
+    when it cannot start, and SyncInterrupted when ``interrupt`` was requested before any data
+    moved. The state file holds every acknowledged state whatever happens, and no connector
+    process outlives the call.
+
+    ``interrupt`` stops the sync when requested (by the signal handlers of
+    :func:`dbkit.runner.interrupt.stop_signals`, or by any thread): the progress record then says
+    so (``interrupted_by``). Without one, a KeyboardInterrupt while data moves does the same."""
     observer = observer or QuietObserver()
+    interrupt = interrupt or Interrupt()
+    interrupt.check()
     started = time.monotonic()  # the sync's time includes check and discover
     with tempfile.TemporaryDirectory(prefix="dbkit-sync-") as tmp:
         workdir = Path(tmp)
         os.chmod(workdir, 0o700)
-        source, destination, state, catalog = prepare(request, observer, workdir)
-        arrow = transport(request.protocol, source, destination) == "arrow"
-        progress = SyncProgress(
-            sync_id=state.sync_count,
-            streams=[
-                StreamProgress(c.descriptor, c.sync_mode, c.destination_sync_mode, c.generation_id or 0)
-                for c in catalog
-            ],
-            started_at=started,
-        )
-        catalog_path = workdir / "catalog.json"
-        state_path = workdir / "state.json"
-        write_private(catalog_path, dumps_exact(catalog.to_json()))
-        write_private(state_path, dumps_exact(state.input_state(c.descriptor for c in catalog)))
-        observer.phase("reading and writing")
-        observer.started(progress)
+        stopper = Stopper(interrupt, observer)
         try:
-            _transfer(source, destination, catalog_path, state_path, state, progress, observer, arrow)
+            try:
+                source, destination, state, catalog = prepare(request, observer, workdir, stopper.watch)
+            except SyncAborted:
+                interrupt.check()  # the checks were stopped: not their failure
+                raise
+            interrupt.check()
+            arrow = transport(request.protocol, source, destination) == "arrow"
+            progress = SyncProgress(
+                sync_id=state.sync_count,
+                streams=[
+                    StreamProgress(c.descriptor, c.sync_mode, c.destination_sync_mode, c.generation_id or 0)
+                    for c in catalog
+                ],
+                started_at=started,
+            )
+            catalog_path = workdir / "catalog.json"
+            state_path = workdir / "state.json"
+            write_private(catalog_path, dumps_exact(catalog.to_json()))
+            write_private(state_path, dumps_exact(state.input_state(c.descriptor for c in catalog)))
+            observer.phase("reading and writing")
+            stopper.transfer(source, progress)
+            observer.started(progress)
+            try:
+                _transfer(
+                    source, destination, catalog_path, state_path, state, progress, observer, arrow, stopper
+                )
+            finally:
+                progress.ended_at = time.monotonic()
+                _finish(state, progress)
         finally:
-            progress.ended_at = time.monotonic()
-            _finish(state, progress)
+            stopper.close()
+            for launcher in stopper.launchers:  # on every path: no connector left running
+                launcher.stop_all()
         observer.finished(progress)
         return progress
 
@@ -90,10 +123,12 @@ def _transfer(
     state: SyncState,
     progress: SyncProgress,
     observer: SyncObserver,
-    arrow: bool = False,
+    arrow: bool,
+    stopper: Stopper,
 ) -> None:
-    """Run ``read`` piped into ``write`` to their end (or to Ctrl-C/SIGTERM); exit codes go to
-    ``progress`` and every problem to ``progress.errors``."""
+    """Run ``read`` piped into ``write`` to their end (or to a stop, :mod:`dbkit.runner.interrupt`);
+    exit codes go to ``progress`` and every problem to ``progress.errors``."""
+    interrupt = stopper.interrupt
     flags = ("--transport", "arrow") if arrow else ()
     observer.log("sync", "DEBUG", f"records travel as {'Arrow frames' if arrow else 'JSON lines'}")
     dest = destination.start("write", "--catalog", str(catalog_path), *flags, with_stdin=True)
@@ -101,27 +136,22 @@ def _transfer(
     ack_thread = threading.Thread(target=acknowledger.run, name="dbkit-sync-acks", daemon=True)
     ack_thread.start()
     assert dest.stdin is not None
-    try:
-        src = source.start("read", "--catalog", str(catalog_path), "--state", str(state_path), *flags)
-    except BaseException:
-        dest.stop()
-        raise
-    pump = Pump(src.stdout, dest.stdin, progress, observer, frames=arrow)
-    interrupted = False
+    src = source.start("read", "--catalog", str(catalog_path), "--state", str(state_path), *flags)
+    pump = Pump(src.stdout, dest.stdin, progress, observer, frames=arrow, stop=interrupt.first)
     try:
         pump.run()
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop reading, let the destination commit
-        interrupted = True
-    stopped_source = pump.destination_gone or interrupted or pump.broken
+    except KeyboardInterrupt:  # Python's own SIGINT handler (no stop_signals): a stop all the same
+        interrupt.request(signal.SIGINT)
+    finally:
+        stopper.pumped.set()
+    if interrupt.requested:
+        progress.interrupted_by = interrupt.name  # before the destination reports its input's end
+    stopped_source = pump.destination_gone or interrupt.requested or pump.broken
     if stopped_source:
         src.stop()
     close_quietly(src.stdout, dest.stdin)  # end of input: the destination commits what it got and exits
-    source_code, again = _wait(src)
-    destination_code, more = _wait(dest)
-    if interrupted or again or more:
-        report_error(
-            progress, observer, SyncError("sync", "interrupted; everything acknowledged so far is saved")
-        )
+    source_code = _wait(src, interrupt)
+    destination_code = _wait(dest, interrupt)
     ack_thread.join()
     progress.source_exit = source_code
     progress.destination_exit = destination_code
@@ -129,14 +159,19 @@ def _transfer(
         text = MASKER.mask(f"could not record an acknowledged state: {acknowledger.failure}")
         report_error(progress, observer, SyncError("sync", text))
     # exit codes that no TRACE ERROR explained
-    origins = {e.origin for e in progress.errors}
+    origins = {e.origin for e in progress.errors + progress.warnings}
     unexplained: list[SyncError] = []
     if source_code != 0 and not stopped_source and ("source" not in origins or source_code < 0):
         unexplained += command_errors("source", source.endpoint.name, source_code, (), src.stderr_lines())
     if destination_code != 0 and ("destination" not in origins or destination_code < 0):
-        unexplained += command_errors(
+        errors = command_errors(
             "destination", destination.endpoint.name, destination_code, (), dest.stderr_lines()
         )
+        if interrupt.again.is_set() and destination_code < 0:  # stopped by the second request
+            for error in errors:
+                report_warning(progress, observer, error)
+        else:
+            unexplained += errors
     if pump.destination_gone:
         unexplained.append(
             SyncError("sync", "the destination stopped reading its input; the source was stopped")
@@ -145,13 +180,14 @@ def _transfer(
         report_error(progress, observer, error)
 
 
-def _wait(running: Running) -> tuple[int, bool]:
-    """The exit code, and whether the wait was interrupted (then the connector was stopped)."""
+def _wait(running: Running, interrupt: Interrupt) -> int:
+    """The exit code; a KeyboardInterrupt meanwhile (Python's own SIGINT handler) stops it."""
     try:
-        return running.wait(), False
+        return running.wait()
     except KeyboardInterrupt:
+        interrupt.request(signal.SIGINT)
         running.stop()
-        return running.wait(), True
+        return running.wait()
 
 
 def _finish(state: SyncState, progress: SyncProgress) -> None:

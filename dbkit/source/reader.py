@@ -1,6 +1,7 @@
 """The read loop: streams, checkpoints, stream status, errors.
 
-For each configured stream: STARTED, an ESTIMATE when the catalog has one, RECORD lines in
+For each configured stream: STARTED, an ESTIMATE when the catalog has one and the read starts
+from the beginning (the protocol's estimate is of the rows the read emits), RECORD lines in
 chunks from the stream's read job (:mod:`dbkit.source.jobs`: the dialect's own, or the generic
 :class:`~dbkit.source.plan_job.PlanJob`), a STATE every ``checkpoint_records`` records or
 ``checkpoint_seconds`` at a chunk that carries a checkpoint, a final STATE, COMPLETE. This loop
@@ -304,7 +305,11 @@ class SourceReader:
         to the end. ``record_members`` and ``snapshot``: see :class:`ReadContext` (a CDC
         snapshot). Returns the number of records."""
         descriptor = configured.descriptor
-        if table.row_estimate is not None or table.byte_estimate is not None:
+        # the protocol's estimate is of the rows this read emits: the table's size is that for a
+        # read from the start (a new full refresh too), not for the changes after a cursor nor
+        # for the rest of a resumed snapshot
+        from_start = prior is None or (isinstance(prior, FullRefreshState) and prior.complete)
+        if from_start and (table.row_estimate is not None or table.byte_estimate is not None):
             self.writer.write(msg.estimate(descriptor, table.row_estimate, table.byte_estimate))
         if prior is not None:
             self._check_state_values(table, prior, cursor)

@@ -6,7 +6,9 @@ import io
 import json
 import os
 import sqlite3
+import threading
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,38 @@ def test_the_pump_stops_when_the_destination_goes_away() -> None:
     )
     pump.run()
     assert pump.destination_gone
+
+
+def test_a_stop_ends_the_pump_at_the_next_state_and_drops_a_cut_line() -> None:
+    users = StreamDescriptor("users")
+    stop = threading.Event()
+    sent = [msg.stream_status(users, "STARTED"), msg.record(users, {"id": 1}, emitted_at=1)]
+
+    def source() -> Iterator[bytes]:
+        yield from sent
+        stop.set()  # Ctrl-C: what was read goes on up to the next STATE, nothing after it
+        yield msg.record(users, {"id": 2}, emitted_at=2)
+        yield msg.stream_state(users, {"cursor": 2}, 2)
+        yield msg.record(users, {"id": 3}, emitted_at=3)
+
+    sink = io.BytesIO()
+    progress = _progress(("users", None))
+    pump = Pump(source(), sink, progress, Recorder(), stop=stop)
+    pump.run()
+    assert pump.stopped
+    assert sink.getvalue() == b"".join(sent) + msg.record(users, {"id": 2}, emitted_at=2) + msg.stream_state(
+        users, {"cursor": 2}, 2
+    )
+    assert progress.streams[0].records_read == 2
+
+    # a source stopped in the middle of a line: the piece is not forwarded, and is no error
+    cut = msg.record(users, {"id": 4, "name": "x" * 50}, emitted_at=4)[:40]
+    sink, recorder = io.BytesIO(), Recorder()
+    pump = Pump(iter([*sent, cut]), sink, _progress(("users", None)), recorder, stop=stop)
+    pump.run()
+    assert sink.getvalue() == b"".join(sent)
+    assert not pump.progress.errors
+    assert [level for _, level, _ in recorder.logs] == ["DEBUG"]
 
 
 @pytest.mark.slow

@@ -276,7 +276,22 @@ def test_row_estimates_after_analyze(sqlite_db: Any) -> None:
     configured = sqlite_db.configure("t")
     assert sqlite_db.read(configured).estimates() == []  # nothing measured yet
     sqlite_db.execute("ANALYZE")
-    assert sqlite_db.read(configured).estimates() == [{"name": "t", "type": "STREAM", "row_estimate": 50}]
+    estimate = [{"name": "t", "type": "STREAM", "row_estimate": 50}]
+    first = sqlite_db.read(configured)
+    assert first.estimates() == estimate
+    # a full refresh reads it all again: the same estimate
+    assert (
+        sqlite_db.read(configured, state=[m["state"] for m in first.of("STATE")][-1:]).estimates() == estimate
+    )
+    # the estimate is of the rows a read emits: the table's size is not that of an incremental
+    # read that goes on from a saved cursor (it would promise hours of rows to a read of none)
+    incremental = sqlite_db.configure("t", mode="incremental", cursor="id")
+    first = sqlite_db.read(incremental)
+    assert first.estimates() == estimate
+    again = sqlite_db.read(incremental, state=[m["state"] for m in first.of("STATE")][-1:])
+    assert again.rc == 0
+    assert again.records() == []
+    assert again.estimates() == []
 
 
 def test_a_broken_view_is_left_out_with_a_warning(sqlite_db: Any) -> None:
