@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from dbkit import PERCENT_ENCODING, ConfigError, load_config, parse_url, postgres_url_config
+from dbkit import MASKER, PERCENT_ENCODING, ConfigError, load_config, parse_url, postgres_url_config
+from dbkit.cli import endpoint
 from dbkit.sync.registry import resolve
 from destination_mysql.config import MySqlDestinationConfig
 from destination_postgres.config import PostgresDestinationConfig
@@ -256,3 +257,17 @@ def test_destination_mysql_takes_required_or_disabled(pem_files: dict[str, Path]
     assert "not VERIFY_CA" in refused(
         f"mysql://u@h/db?ssl_mode=VERIFY_CA&ssl_ca={pem_files['ca']}", "destination"
     )
+
+
+def test_the_secrets_a_url_brings_are_masked(pem_files: dict[str, Path]) -> None:
+    """The key file's text and its password (read from the URL) join the masked secrets, like
+    the URL's password, as soon as dbkit sync reads the URL."""
+    url = (
+        f"postgresql://u:Url-Pass-S3cret@h/db?sslmode=verify-full&sslrootcert={pem_files['ca']}"
+        f"&sslkey={pem_files['key']}&sslpassword=KeyPass-S3cret"
+    )
+    found = endpoint(url, None, "destination")
+    assert found.config["ssl_mode"]["client_key"] == KEY
+    shown = MASKER.mask(f"failed: {KEY} / KeyPass-S3cret / Url-Pass-S3cret / {url}")
+    assert "S3cret" not in shown
+    assert "MIIEkey" not in shown

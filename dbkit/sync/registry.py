@@ -11,7 +11,8 @@ installed: dbkit then knows nothing of its config and masks the values of keys t
 
 URLs (``--source sqlite:///demo.db``) become configs through the connector's config model: its
 ``url_schemes`` and ``url_config`` (see :class:`dbkit.config.ConnectorConfig` and
-:mod:`dbkit.urls`).
+:mod:`dbkit.urls`), after SQLAlchemy's parser read them; every parameter is then checked
+against the config model (:func:`dbkit.urls.check_url_config`).
 """
 
 from __future__ import annotations
