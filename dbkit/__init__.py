@@ -11,8 +11,9 @@ these.
   of record batches;
 - config models and their fields: :class:`SourceSettings`, :class:`DestinationSettings`,
   :class:`TableSelection`, :func:`field`, :func:`secret_field`, :func:`load_config`;
-- URL forms of a config, for ``dbkit sync``: :func:`sqlite_url_config`,
-  :func:`postgres_url_config`, :func:`server_url_config`, :func:`url_query`;
+- URL forms of a config, for ``dbkit sync``: :func:`parse_url` (SQLAlchemy's reading, refusing
+  what it would misread; :data:`PERCENT_ENCODING` says how to write it), :func:`sqlite_url_config`,
+  :func:`postgres_url_config`, :func:`server_url_config`, :func:`mysql_ssl_query`, :func:`url_query`;
 - errors: :class:`DbkitError` and its ``failure_type`` kinds :class:`ConfigError`,
   :class:`TransientError`, :class:`SystemFailure`;
 - the console script: :func:`main_for` (``run = main_for(MySource)``) and the
@@ -96,7 +97,16 @@ if TYPE_CHECKING:
     from dbkit.entrypoint import Connector, DestinationConnector, SourceConnector, main_for
     from dbkit.errors import ConfigError, DbkitError, SystemFailure, TransientError
     from dbkit.source import SourceDialect, SqlSource
-    from dbkit.urls import UrlMapper, postgres_url_config, server_url_config, sqlite_url_config, url_query
+    from dbkit.urls import (
+        PERCENT_ENCODING,
+        UrlMapper,
+        mysql_ssl_query,
+        parse_url,
+        postgres_url_config,
+        server_url_config,
+        sqlite_url_config,
+        url_query,
+    )
 
     __version__: str
 
@@ -159,6 +169,9 @@ _EXPORTS: dict[str, str] = {
     "SourceDialect": "dbkit.source",
     "SqlSource": "dbkit.source",
     "UrlMapper": "dbkit.urls",
+    "PERCENT_ENCODING": "dbkit.urls",
+    "mysql_ssl_query": "dbkit.urls",
+    "parse_url": "dbkit.urls",
     "postgres_url_config": "dbkit.urls",
     "server_url_config": "dbkit.urls",
     "sqlite_url_config": "dbkit.urls",
@@ -180,6 +193,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "DAY_MICROS",
     "MASKER",
+    "PERCENT_ENCODING",
     "AirbyteType",
     "BatchReader",
     "Capabilities",
@@ -237,9 +251,11 @@ __all__ = [
     "mysql_code",
     "mysql_data_location",
     "mysql_reason",
+    "mysql_ssl_query",
     "open_tunnel",
     "parse_jdbc_params",
     "parse_json_text",
+    "parse_url",
     "postgres_url_config",
     "read",
     "read_batches",

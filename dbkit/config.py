@@ -71,7 +71,7 @@ class ConnectorConfig(BaseModel):
 
     A model may declare the database URLs ``dbkit sync --source URL`` maps to its connector:
     ``url_schemes`` (``("postgresql", "postgres")``) and ``url_config``, a function
-    ``(url parts, kind) -> raw config`` (see :mod:`dbkit.urls` for ready ones). The raw config is
+    ``(SQLAlchemy URL, kind) -> raw config`` (see :mod:`dbkit.urls` for ready ones). The raw config is
     then validated like any other.
     """
 

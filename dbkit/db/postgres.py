@@ -258,7 +258,7 @@ _CONNECT_CONFIG_PATTERNS = (
     # the most specific first: the first pattern found in the text wins
     (
         "server does not support SSL",
-        "the server does not support SSL: choose SSL mode disable, allow or prefer",
+        "the server does not support SSL: choose SSL mode (sslmode) disable, allow or prefer",
     ),
     ("certificate", "SSL certificate problem: {detail}"),
     ("SSL", "SSL problem: {detail}"),

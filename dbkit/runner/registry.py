@@ -11,7 +11,8 @@ installed: dbkit then knows nothing of its config and masks the values of keys t
 
 URLs (``--source sqlite:///demo.db``) become configs through the connector's config model: its
 ``url_schemes`` and ``url_config`` (see :class:`dbkit.config.ConnectorConfig` and
-:mod:`dbkit.urls`).
+:mod:`dbkit.urls`), after SQLAlchemy's parser read them; every parameter is then checked
+against the config model (:func:`dbkit.urls.check_url_config`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import importlib
 import shutil
 import sys
-import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,12 +27,13 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from pydantic import BaseModel
 
 from dbkit.config import ConnectorConfig
 from dbkit.entrypoint import Connector
 from dbkit.errors import ConfigError
-from dbkit.urls import UrlMapper
+from dbkit.urls import UrlMapper, check_url_config, parse_url
 
 ENTRY_POINT_GROUP = "dbkit.connectors"
 KINDS = ("source", "destination")
@@ -114,16 +115,17 @@ class ConnectorInfo:
             return ()
         return model.url_schemes
 
-    def config_from_url(self, parts: urllib.parse.SplitResult) -> dict[str, Any]:
-        """The raw config of a URL with one of :meth:`url_schemes`; ConfigError when malformed."""
+    def config_from_url(self, url: sa.URL) -> dict[str, Any]:
+        """The raw config of a URL with one of :meth:`url_schemes`; ConfigError when malformed or
+        when it has a parameter that is no setting of the connector's config model."""
         mapper = self.url_config
-        if mapper is None:
-            model = self.config_model()
-            if model is not None and issubclass(model, ConnectorConfig):
-                mapper = model.url_config
+        model = self.config_model() if mapper is None or self.module is not None else None
+        if mapper is None and model is not None and issubclass(model, ConnectorConfig):
+            mapper = model.url_config
         if mapper is None:
             raise ConfigError(f"connector {self.name} takes no URL")
-        return mapper(parts, self.kind)
+        raw = mapper(url, self.kind)
+        return raw if model is None else check_url_config(raw, model, self.name)
 
 
 def discovered() -> list[ConnectorInfo]:
@@ -187,12 +189,11 @@ def resolve(name_or_url: str, kind: str) -> ResolvedConnector:
     A name the registry does not know is accepted (as a subprocess connector of ``kind``).
     """
     if is_url(name_or_url):
-        parts = urllib.parse.urlsplit(name_or_url)
-        scheme = parts.scheme.split("+", 1)[0].lower()
+        scheme = name_or_url.partition("://")[0].split("+", 1)[0].lower()
         candidates = [info for info in KNOWN if info.kind == kind]
         for info in candidates:
             if scheme in info.url_schemes():
-                return ResolvedConnector(info, info.config_from_url(parts))
+                return ResolvedConnector(info, info.config_from_url(parse_url(name_or_url)))
         schemes = sorted({s for info in candidates for s in info.url_schemes()})
         raise ConfigError(f"no {kind} connector handles {scheme}:// URLs (known: {', '.join(schemes)})")
     known = lookup(name_or_url)

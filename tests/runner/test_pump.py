@@ -352,7 +352,7 @@ def test_urls_become_connector_configs() -> None:
         "username": "me",
         "password": "p@ss",
         "schemas": ["sales", "ops"],
-        "sslmode": "require",
+        "ssl_mode": {"mode": "require"},
     }
     dest = resolve("postgres://me@db.local/shop?schema=raw", "destination")
     assert (dest.info.name, dest.url_config) == (
@@ -390,12 +390,34 @@ def test_urls_become_connector_configs() -> None:
         "postgresql://me:1234/S3cretTail99@127.0.0.1:5432/shop",  # once: its label showed it all
         "postgresql://me:ab?S3cretTail99@127.0.0.1:5432/shop",
         "postgresql://me:ab#S3cretTail99@127.0.0.1:5432/shop",
-        "postgresql://me:a@b/S3cretTail99@127.0.0.1:5432/shop",
     ],
 )
-def test_a_url_whose_password_ends_the_host_part_early_is_refused_and_masked(url: str) -> None:
-    """A password with an unencoded '/', '?' or '#' ends the URL's host part: the rest of it
-    would be read as port, database or parameters. Refused, and no piece of it is ever shown."""
+def test_a_url_whose_password_holds_slash_question_or_hash_is_read_and_masked(url: str) -> None:
+    """SQLAlchemy's parser ends the password at the '@' before the host: '/', '?' and '#' stay in
+    it (urllib's would end the host part there). The password is read whole, and never shown."""
+    secret = url.split("me:", 1)[1].rsplit("@", 1)[0]
+    found = endpoint(url, None, "source")
+    assert found.config["password"] == secret
+    assert (found.config["host"], found.config["port"], found.config["database"]) == (
+        "127.0.0.1",
+        5432,
+        "shop",
+    )
+    pieces = {secret[i : i + 4] for i in range(len(secret) - 3)}
+    for shown in (found.label, MASKER.mask(f"source {url} failed")):
+        assert not {p for p in pieces if p in shown}, shown
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://me:a@b/S3cretTail99@127.0.0.1:5432/shop",
+        "postgresql://me:S3cret@Tail99@127.0.0.1:5432/shop",
+    ],
+)
+def test_a_url_whose_password_holds_an_at_sign_is_refused_and_masked(url: str) -> None:
+    """An '@' in the password ends it early for SQLAlchemy's parser: the rest would be taken for
+    the host. Refused, and no piece of it is ever shown."""
     secret = url.split("me:", 1)[1].rsplit("@", 1)[0]
     with pytest.raises(ConfigError, match="percent-encode") as raised:
         endpoint(url, None, "source")

@@ -10,20 +10,39 @@ when missing).
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from pydantic import SecretStr, field_validator
 
-from dbkit import DataLocation, DestinationSettings, field, secret_field, server_url_config, url_query
+from dbkit import (
+    ConfigError,
+    DataLocation,
+    DestinationSettings,
+    field,
+    mysql_ssl_query,
+    secret_field,
+    server_url_config,
+)
 from dbkit.db import NoTunnel, TunnelMethod, mysql_data_location, parse_jdbc_params
 
 
-def mysql_url_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:
-    """``mysql://user:pass@host:port/database[?ssl=true&batch_records=...]`` (``dbkit sync
-    --destination URL``): the query's parameters are config keys. A URL connects without SSL
-    unless it says ``ssl=true`` (as the mysql client does with a server that has none)."""
-    return {**server_url_config(parts, 3306), "ssl": False, **url_query(parts)}
+def mysql_url_config(url: sa.URL, kind: str) -> dict[str, Any]:
+    """``mysql://user:pass@host:port/database[?ssl_mode=REQUIRED&batch_records=...]`` (``dbkit
+    sync --destination URL``): the query's parameters are config keys. A URL connects without SSL
+    unless it says ``ssl_mode=REQUIRED`` (or ``ssl=true``), as the mysql client does with a server
+    that has none. destination-mysql encrypts or not (``ssl``) and does not check the server's
+    certificate: ``PREFERRED`` and the verifying modes are refused."""
+    config: dict[str, Any] = {**server_url_config(url, 3306), "ssl": False}
+    ssl, query = mysql_ssl_query(url)
+    if ssl is not None:
+        if ssl["mode"] not in ("disabled", "required"):
+            raise ConfigError(
+                f"destination-mysql takes ssl_mode=REQUIRED or DISABLED, not {ssl['mode'].upper()}: it "
+                "encrypts (without checking the server's certificate) or connects in the clear"
+            )
+        config["ssl"] = ssl["mode"] == "required"
+    return {**config, **query}
 
 
 class MySqlDestinationConfig(DestinationSettings):

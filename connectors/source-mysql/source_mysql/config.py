@@ -8,17 +8,19 @@ or ``CDC``), plus the read settings every dbkit SQL source has and table include
 from __future__ import annotations
 
 import re
-import urllib.parse
 from typing import Annotated, Any, Literal
 
+import sqlalchemy as sa
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from dbkit import (
+    ConfigError,
     ConnectorConfig,
     DataLocation,
     SourceSettings,
     TableSelection,
     field,
+    mysql_ssl_query,
     secret_field,
     server_url_config,
 )
@@ -124,9 +126,22 @@ ReplicationMethod = Annotated[StandardMethod | CdcMethod, Field(discriminator="m
 # ---------------------------------------------------------------------------------- the config
 
 
-def mysql_url_config(parts: urllib.parse.SplitResult, kind: str) -> dict[str, Any]:
-    """``mysql://user:pass@host:port/database`` (``dbkit sync --source URL``)."""
-    return server_url_config(parts, 3306)
+def mysql_url_config(url: sa.URL, kind: str) -> dict[str, Any]:
+    """``mysql://user:pass@host:port/database[?ssl_mode=VERIFY_IDENTITY&ssl_ca=ca.pem&...]``
+    (``dbkit sync --source URL``): MySQL's SSL parameters become ``ssl_mode`` (source-mysql always
+    tries encryption: ``DISABLED`` is refused, PREFERRED connects in the clear to a server without
+    SSL); the other parameters are config keys."""
+    config = server_url_config(url, 3306)
+    ssl, query = mysql_ssl_query(url)
+    if ssl is not None:
+        if ssl["mode"] == "disabled":
+            raise ConfigError(
+                "source-mysql has no ssl_mode=DISABLED: use PREFERRED (it connects in the clear when "
+                "the server has no SSL) or REQUIRED"
+            )
+        names = {"ca": "ca_certificate", "cert": "client_certificate", "key": "client_key"}
+        config["ssl_mode"] = {names.get(k, k): v for k, v in ssl.items()}
+    return {**config, **query}
 
 
 class MySqlSourceConfig(SourceSettings, TableSelection):
