@@ -169,7 +169,10 @@ class ThreadConnector:
     def stop(self) -> None:
         """Close our ends of its pipes (call it from the thread that reads them, or once nothing
         does): its next write fails, or its input ends, and ``launch`` returns; then join it."""
-        close_quietly(self.stdout, self.stdin)
+        # its input first: a write then sees its input end, commits and closes its output, which
+        # lets any thread still reading that output let go of it (closing a file another thread
+        # reads waits for that read)
+        close_quietly(self.stdin, self.stdout)
         self._thread.join(STOP_GRACE_SECONDS)
 
     def stderr_lines(self) -> list[str]:

@@ -31,7 +31,7 @@ CHECKPOINT = 100
 # A source that is slow on purpose: source-sqlite run as its child (so that the runner must stop a
 # process group, not one process), its output forwarded line by line with a delay; with
 # "stall_after_states" it stops forwarding after that many STATE messages (a source stuck in a
-# query). It writes its pid and its child's to "pid_file".
+# query). It writes its pid, its child's and its helper's to "pid_file".
 SLOW = """#!{python}
 import json, os, subprocess, sys, time
 args = sys.argv[1:]
@@ -45,8 +45,11 @@ real = os.path.join(os.path.dirname(sys.executable), "source-sqlite")
 if args[0] != "read" or not config.get("delay"):
     os.execv(real, [real, *args])
 child = subprocess.Popen([real, *args], stdout=subprocess.PIPE)
+# a helper that never notices the end of anything (think of an SSH tunnel): only a stop of the
+# whole process group ends it
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
 with open(config["pid_file"], "w") as f:
-    f.write(f"{{os.getpid()}} {{child.pid}}")
+    f.write(f"{{os.getpid()}} {{child.pid}} {{helper.pid}}")
 out = sys.stdout.buffer
 states = 0
 for line in child.stdout:
@@ -192,8 +195,8 @@ def test_a_signal_mid_sync_stops_it_with_one_summary_and_the_next_run_resumes(
         before = acknowledged(state_path, "items")
         connectors = children(runner.pid)
         wait_for(lambda: slow_sync["pids"].exists() and slow_sync["pids"].read_text() != "", 5, "the pids")
-        connectors |= {int(p) for p in slow_sync["pids"].read_text().split()}  # the slow source's child
-        assert len(connectors) == 3, connectors  # the destination, the slow source, source-sqlite
+        connectors |= {int(p) for p in slow_sync["pids"].read_text().split()}  # the slow source's children
+        assert len(connectors) == 4, connectors  # the destination, the slow source, source-sqlite, helper
         runner.send_signal(signum)
         if times == 2:  # a second signal (while the runner waits for a checkpoint): stop everything now
             time.sleep(0.3)
@@ -233,6 +236,45 @@ def test_a_signal_mid_sync_stops_it_with_one_summary_and_the_next_run_resumes(
     items = next(e for e in doc["streams"] if e["stream_descriptor"]["name"] == "items")
     assert items["finished"] is True
     assert items["last_sync"]["records_read"] <= ROWS - saved  # resumed, not started over
+
+
+# A destination that fails after reading a little of its input (its check is destination-sqlite's).
+FAILING = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+real = os.path.join(os.path.dirname(sys.executable), "destination-sqlite")
+if args[0] != "write":
+    os.execv(real, [real, *args])
+for _ in range(20):
+    sys.stdin.buffer.readline()
+error = {{"message": "disk full (planted)", "failure_type": "system_error"}}
+trace = {{"type": "ERROR", "emitted_at": 0, "error": error}}
+print(json.dumps({{"type": "TRACE", "trace": trace}}), flush=True)
+sys.exit(1)
+"""
+
+
+@pytest.mark.slow
+def test_a_failing_destination_leaves_no_source_process_behind(slow_sync: dict[str, Any]) -> None:
+    failing = Path(slow_sync["env"]["PATH"].split(os.pathsep)[0]) / "destination-sqlite-failing"
+    failing.write_text(FAILING.format(python=sys.executable))
+    failing.chmod(failing.stat().st_mode | stat.S_IXUSR)
+    source_config(slow_sync, delay=0.002)
+    args = list(slow_sync["args"])
+    args[args.index("destination-sqlite")] = "destination-sqlite-failing"
+    runner = subprocess.Popen(args, env=slow_sync["env"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: slow_sync["pids"].exists() and slow_sync["pids"].read_text() != "", 60, "the pids")
+        source = {int(p) for p in slow_sync["pids"].read_text().split()}  # the slow source, its children
+        out, _ = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    output = out.decode()
+    assert runner.returncode == 1, output
+    assert "ERROR destination error (system_error): disk full (planted)" in output
+    assert output.count("Sync 1 FAILED") == 1, output
+    assert [pid for pid in source if alive(pid)] == [], output
 
 
 class SlowConfig(SqliteSourceConfig):
