@@ -112,7 +112,12 @@ class Reporter:
         if not self.live_enabled:
             return
         self._live = Live(console=self.console, auto_refresh=False, transient=True, redirect_stderr=False)
-        self._live.start()
+        try:
+            self._live.start()
+        except OSError:  # the terminal is already gone
+            self._live = None
+            self._mute()
+            return
         self._thread = threading.Thread(target=self._refresh_loop, name="dbkit-sync-progress", daemon=True)
         self._thread.start()
 
@@ -197,7 +202,10 @@ class Reporter:
             self._thread.join()
             self._thread = None
         if self._live is not None:
-            self._live.stop()
+            try:
+                self._live.stop()
+            except OSError:  # the terminal is gone (SIGHUP)
+                self._mute()
             self._live = None
 
     # ------------------------------------------------------------------ summary

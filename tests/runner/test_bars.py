@@ -121,3 +121,50 @@ def test_the_summary_of_a_stop_fits_a_narrow_console_and_is_not_an_error(tmp_pat
     assert "run again to resume" in text
     assert "FAILED" not in text
     assert "ERROR" not in text
+
+
+class Terminal(io.StringIO):
+    """A terminal that hangs up (SIGHUP): from then on every write fails with EIO."""
+
+    hung_up = False
+
+    def write(self, text: str) -> int:
+        if self.hung_up:
+            raise OSError(5, "Input/output error")
+        return super().write(text)
+
+
+def test_a_terminal_gone_after_sighup_silences_the_display_instead_of_failing(tmp_path: Path) -> None:
+    progress = a_sync()
+    progress.ended_at = time.monotonic()
+    progress.interrupted_by = "SIGHUP"
+    source, destination = lookup("source-sqlite"), lookup("destination-sqlite")
+    assert source is not None
+    assert destination is not None
+    request = SyncRequest(
+        Endpoint(source, {"path": "s.db"}), Endpoint(destination, {"path": "w.db"}), tmp_path
+    )
+    terminal = Terminal()
+    console = Console(file=terminal, width=100, force_terminal=True)
+    reporter = Reporter(console, live=True, verbose=False, refresh_seconds=0.01)
+    reporter.started(progress)
+    wait = time.monotonic() + 5
+    while reporter.renders == 0 and time.monotonic() < wait:
+        time.sleep(0.01)
+    assert "orders" in terminal.getvalue()
+    terminal.hung_up = True
+    wait = time.monotonic() + 5
+    while not console.quiet and time.monotonic() < wait:  # the next refresh fails: no more drawing
+        time.sleep(0.01)
+    assert console.quiet
+    reporter.stopped("a stop")
+    reporter.close()
+    reporter.summary(progress, request)  # no exception, nothing printed
+
+    console = Console(file=Terminal(), width=100, force_terminal=True)
+    console.file.hung_up = True  # type: ignore[attr-defined]
+    reporter = Reporter(console, live=True, verbose=False)
+    reporter.started(progress)  # gone from the start
+    reporter.close()
+    reporter.summary(progress, request)
+    assert console.quiet
