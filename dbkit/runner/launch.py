@@ -137,6 +137,7 @@ class ThreadConnector:
             self.stdin = os.fdopen(in_w, "wb", PIPE_BUFFER)
         self._code = 1
         self._stderr: list[str] = []
+        self._output_lock = threading.Lock()  # its output is closed, or broken, once
         self._thread = threading.Thread(
             target=self._main, args=(connector, list(argv)), name=f"dbkit-{argv[0]}", daemon=True
         )
@@ -151,7 +152,8 @@ class ThreadConnector:
             self._code = 1
             self._stderr = traceback.format_exc().splitlines()
         finally:
-            close_quietly(self._child_out, self._child_in)
+            with self._output_lock:
+                close_quietly(self._child_out, self._child_in)
 
     def wait(self) -> int:
         self._thread.join()
@@ -161,10 +163,23 @@ class ThreadConnector:
         return self._thread.is_alive()
 
     def terminate(self) -> None:
-        """Nothing: a thread cannot be stopped from outside; :meth:`stop` ends its pipes."""
+        """Break its output pipe, from any thread: the reader of its output sees the output end
+        at once, and the connector's next write fails (it then stops, as a process whose reader
+        went away). A thread cannot be stopped otherwise: one inside a long query stops after it."""
+        with self._output_lock:
+            if self._child_out.closed:
+                return
+            fd = self._child_out.fileno()
+            broken_r, broken_w = os.pipe()
+            os.close(broken_r)
+            try:  # the same descriptor number now writes into a pipe nobody reads
+                os.dup2(broken_w, fd, inheritable=False)
+            finally:
+                os.close(broken_w)
 
     def kill(self) -> None:
-        """Nothing, as :meth:`terminate`."""
+        """As :meth:`terminate`: threads cannot be killed."""
+        self.terminate()
 
     def stop(self) -> None:
         """Close our ends of its pipes (call it from the thread that reads them, or once nothing

@@ -280,21 +280,30 @@ def test_a_failing_destination_leaves_no_source_process_behind(slow_sync: dict[s
 class SlowConfig(SqliteSourceConfig):
     delay: float = 0.0
     stall_after_states: int | None = None
+    stall_seconds: float = 4.5
     pid_file: str | None = None
 
 
 class SlowSource(SqliteSource):
-    """source-sqlite whose every write of output waits ``delay`` seconds (in-process runs)."""
+    """source-sqlite whose every write of output waits ``delay`` seconds (in-process runs), and
+    that is stuck for ``stall_seconds`` after ``stall_after_states`` STATE messages."""
 
     name = "source-sqlite-slow"
     config_model = SlowConfig
 
     def read(self, config: Any, catalog: Any, state: Any, writer: Any, log: Any) -> Any:
         original = writer._write
+        states = 0
 
         def slow_write(data: bytes) -> None:
+            nonlocal states
             time.sleep(config.delay)
             original(data)
+            if data.startswith(b'{"type":"STATE"'):
+                states += 1
+                if states == config.stall_after_states:
+                    writer._out.flush()  # (under the writer's lock already)
+                    time.sleep(config.stall_seconds)
 
         writer._write = slow_write
         return super().read(config, catalog, state, writer, log)
@@ -308,13 +317,17 @@ def slow_thread_source() -> Iterator[str]:
     unregister("source-sqlite-slow")
 
 
+@pytest.mark.parametrize(
+    "stall", [None, pytest.param(2, marks=pytest.mark.slow)], ids=["stops-at-a-state", "stuck-source"]
+)
 def test_ctrl_c_in_process_stops_the_threads_and_the_next_run_resumes(
-    tmp_path: Path, slow_thread_source: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, slow_thread_source: str, capsys: pytest.CaptureFixture[str], stall: int | None
 ) -> None:
     source, warehouse, state_path = tmp_path / "source.db", tmp_path / "warehouse.db", tmp_path / "state.json"
     make_source(source)
     config = tmp_path / "source.json"
-    config.write_text(json.dumps({"path": str(source), "checkpoint_records": CHECKPOINT, "delay": 0.02}))
+    settings = {"path": str(source), "checkpoint_records": CHECKPOINT, "delay": 0.02}
+    config.write_text(json.dumps({**settings, **({"stall_after_states": stall} if stall else {})}))
     destination = tmp_path / "destination.json"
     destination.write_text(json.dumps({"path": str(warehouse), "batch_records": 50, "flush_seconds": 0.1}))
     args = ["sync", "--source", slow_thread_source, "--source-config", str(config)]
@@ -322,7 +335,8 @@ def test_ctrl_c_in_process_stops_the_threads_and_the_next_run_resumes(
     args += ["--state-file", str(state_path), "--no-progress", "--in-process", "--protocol", "json"]
 
     def interrupt_when_acknowledged() -> None:
-        wait_for(lambda: acknowledged(state_path, "items") > 0, 60, "a first acknowledged state")
+        first = stall * CHECKPOINT if stall else 1  # stuck: everything it sent acknowledged
+        wait_for(lambda: acknowledged(state_path, "items") >= first, 60, "acknowledged states")
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the handler runs in the main thread
 
     handler = signal.getsignal(signal.SIGINT)
@@ -334,6 +348,14 @@ def test_ctrl_c_in_process_stops_the_threads_and_the_next_run_resumes(
     assert code == 130, output
     assert output.count("interrupted by SIGINT") == 1, output
     assert "ERROR" not in output, output
+    if stall:  # its output pipe was broken: the pump saw its end, the thread its next write fail
+        assert "the source sent no checkpoint in time: stopping it" in output, output
+        items = next(
+            e
+            for e in json.loads(state_path.read_text())["streams"]
+            if e["stream_descriptor"]["name"] == "items"
+        )
+        assert items["last_sync"]["records_read"] == stall * CHECKPOINT  # nothing once it woke up
     assert [t.name for t in threading.enumerate() if t.name.startswith("dbkit")] == []
     assert signal.getsignal(signal.SIGINT) is handler  # given back
     saved = acknowledged(state_path, "items")
