@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     )
     from dbkit.db import (
         DAY_MICROS,
+        GENERIC_HANDLERS,
         AirbyteType,
         Capabilities,
         Database,
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
         format_timestamp,
         format_year,
         format_ymd,
+        generic_types,
         json_schema_for,
         mysql_code,
         mysql_reason,
@@ -133,6 +135,8 @@ _EXPORTS: dict[str, str] = {
     "sqlite_url_config": "dbkit.urls",
     "url_query": "dbkit.urls",
     "DAY_MICROS": "dbkit.db",
+    "GENERIC_HANDLERS": "dbkit.db",
+    "generic_types": "dbkit.db",
     "civil_from_days": "dbkit.db",
     "days_from_civil": "dbkit.db",
     "days_in_month": "dbkit.db",
@@ -148,6 +152,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "DAY_MICROS",
+    "GENERIC_HANDLERS",
     "MASKER",
     "AirbyteType",
     "Capabilities",
@@ -193,6 +198,7 @@ __all__ = [
     "format_timestamp",
     "format_year",
     "format_ymd",
+    "generic_types",
     "json_schema_for",
     "load_config",
     "main_for",

@@ -1,10 +1,10 @@
-"""The ``dbkit`` command: ``dbkit sync`` and ``dbkit validate``.
+"""The ``dbkit`` command: ``dbkit sync``, ``dbkit validate`` and ``dbkit run``.
 
 ``main(argv)`` returns the exit code (the console script exits with it). This module parses the
 arguments and turns ``dbkit sync``'s into a :class:`dbkit.sync.SyncRequest`; the sync itself is
 :func:`dbkit.sync.run_sync`, shown by :class:`dbkit.sync.display.Reporter` (with ``rich``, on
-stderr); ``dbkit validate`` is :func:`dbkit.validate_cli.validate_command`. Everything printed
-passes through the secret masker.
+stderr); ``dbkit validate`` is :func:`dbkit.validate_cli.validate_command`; ``dbkit run`` is
+:func:`dbkit.manifest.run.run_command`. Everything printed passes through the secret masker.
 """
 
 from __future__ import annotations
@@ -116,6 +116,17 @@ Prints each problem as `line N: ...` on stdout and a summary (message counts per
 stderr. Exit status: 0 when there is no problem, 1 otherwise, 2 when an input cannot be read.
 """
 
+RUN_DESCRIPTION = """\
+Run the source a manifest describes, as a connector speaking the Airbyte protocol on stdout:
+
+  dbkit run MANIFEST spec
+  dbkit run MANIFEST check    --config config.json
+  dbkit run MANIFEST discover --config config.json
+  dbkit run MANIFEST read     --config config.json --catalog catalog.json [--state state.json]
+
+A mistake in the manifest (YAML, the schema, an unknown field, handler or dotted path) is a
+TRACE config_error naming its line and place, and exit status 1. The format: docs/manifest.md.
+"""
 
 # ================================================================================= argument parsing
 
@@ -125,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="dbkit", description="dbkit: run and check Airbyte-protocol database connectors"
     )
     parser.add_argument("--version", action="version", version=version_text("dbkit"))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{sync,validate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{sync,validate,run}")
     fmt = argparse.RawDescriptionHelpFormatter
 
     s = sub.add_parser(
@@ -194,12 +205,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--catalog", metavar="FILE", help="configured catalog, catalog or CATALOG message (JSON)")
     v.add_argument("file", nargs="?", metavar="FILE", help="messages, one per line (default: stdin)")
+
+    r = sub.add_parser(
+        "run",
+        help="run a source manifest: spec | check | discover | read",
+        description=RUN_DESCRIPTION,
+        formatter_class=fmt,
+        add_help=False,
+    )
+    r.add_argument("manifest", metavar="MANIFEST", help="the manifest (YAML)")
+    r.add_argument("arguments", nargs=argparse.REMAINDER, help="the connector command and its options")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dbkit`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        from dbkit.manifest.run import run_command
+
+        return run_command(args.manifest, args.arguments)
     if args.command == "validate":
         return validate_command(args.file, args.catalog, sys.stdout, sys.stderr)
     return sync_command(args)

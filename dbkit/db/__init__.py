@@ -2,6 +2,7 @@
 
 from dbkit.db.database import Database
 from dbkit.db.dialect import Capabilities, Dialect
+from dbkit.db.generic_types import GENERIC_HANDLERS, generic_types
 from dbkit.db.mysql import (
     MySqlConnectionMixin,
     classify_mysql_error,
@@ -40,6 +41,7 @@ from dbkit.db.types import (
 
 __all__ = [
     "DAY_MICROS",
+    "GENERIC_HANDLERS",
     "AirbyteType",
     "Capabilities",
     "Database",
@@ -66,6 +68,7 @@ __all__ = [
     "format_timestamp",
     "format_year",
     "format_ymd",
+    "generic_types",
     "json_schema_for",
     "mysql_code",
     "mysql_reason",

@@ -1,4 +1,8 @@
-"""Type handlers keyed by the names SQLAlchemy compiles reflected column types to.
+"""Generic type handlers, keyed by the names SQLAlchemy compiles reflected column types to.
+
+Any source can use them: source-sql reads every database with :func:`generic_types`, and a
+declarative manifest (:mod:`dbkit.manifest`) names them (:data:`GENERIC_HANDLERS`) to override
+how a database type is read.
 
 The names are those of PostgreSQL, MySQL/MariaDB and SQLite (``TIMESTAMP WITH TIME ZONE``,
 ``BIGINT(20) UNSIGNED``, ``LONGTEXT CHARACTER SET utf8mb4``, ...), which most other databases
@@ -19,7 +23,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from dbkit.db import (
+from dbkit.db.types import (
     AirbyteType,
     TypeHandler,
     TypeRegistry,
@@ -181,7 +185,39 @@ OTHER = TypeHandler(AirbyteType.STRING, _text, cursor=False)
 _ATTRIBUTES = re.compile(r" (?:unsigned|signed|zerofill|character set \S+|charset \S+|collate \S+)")
 
 
-def build_types() -> TypeRegistry:
+GENERIC_HANDLERS: dict[str, TypeHandler] = {
+    "integer": INTEGER,
+    "number": NUMBER,
+    "boolean": BOOLEAN,
+    "string": STRING,
+    "binary": BINARY,
+    "date": DATE,
+    "time": TIME,
+    "timetz": TIMETZ,
+    "timestamp": TIMESTAMP,
+    "timestamptz": TIMESTAMPTZ,
+    "json": JSON,
+    "text": OTHER,
+}
+"""The generic handlers by name (what a manifest's ``types`` rules name):
+
+- ``integer``: integers of any width (past 64 bits as number text); integral decimals and floats
+  too; anything else NULL with a change;
+- ``number``: decimals with every digit, integers, finite floats, numeric text; NaN and the
+  infinities NULL with a change;
+- ``boolean``: true/false, 0/1 and their text forms;
+- ``string``: text; UTF-8 bytes decoded; dates, numbers and the like as their text;
+- ``binary``: bytes as base64 (never a cursor);
+- ``date``, ``time`` (a time of day; MySQL's TIME durations within a day), ``timetz``;
+- ``timestamp`` (without time zone; ISO text), ``timestamptz`` (the instant, in UTC);
+- ``json``: a JSON document held as text or parsed by the driver, every digit kept (never a cursor);
+- ``text``: any value as its text, never a cursor (the default for names nobody registered).
+"""
+
+
+def generic_types() -> TypeRegistry:
+    """A new registry of the generic handlers under the type names of PostgreSQL, MySQL/MariaDB
+    and SQLite (and the many databases that share them); unknown names read as ``text``."""
     types = TypeRegistry(default=OTHER)
     types.register(
         ["smallint", "integer", "int", "bigint", "tinyint", "mediumint", "int2", "int4", "int8", "year"],
@@ -219,4 +255,4 @@ def build_types() -> TypeRegistry:
     return types
 
 
-TYPES = build_types()
+TYPES = generic_types()
