@@ -77,7 +77,7 @@ def _compile_query_clause(element: QueryClause, compiler: SQLCompiler, **kw: Any
         return name
     # escaped colons: no bind parameters; the compiler doubles '%' for pyformat drivers
     text = compiler.process(sa.text(element.sql.replace(":", "\\:")), **kw)
-    return f"({text}) AS {name}"
+    return f"(\n{text}\n) AS {name}"  # on lines of its own: a trailing -- comment ends there
 
 
 @dataclass(frozen=True)
