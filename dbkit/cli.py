@@ -63,7 +63,9 @@ connectors:
     postgresql://user:pass@host:5432/db?schema=public                  -> host, port, database,
                                                                           username, password, schema(s)
   Other URL query parameters become config keys (?checkpoint_records=1000). A config file given
-  as well provides the other keys. Any other command on PATH can be named too (no URL support).
+  as well provides the other keys. A source may also be a manifest (a .yaml file, see
+  `dbkit run --help`) with its --source-config: it runs as `dbkit run MANIFEST`. Any other
+  command on PATH can be named too (no URL support).
   Connectors run as subprocesses found next to this Python or on PATH, with their config,
   catalog and state in a private temporary directory; --in-process runs them in threads of this
   process instead (same protocol, over OS pipes).
@@ -251,6 +253,15 @@ def endpoint(name_or_url: str, config_file: str | None, kind: str) -> Endpoint:
     """The connector named on the command line with its config (file, URL, or file + URL)."""
     if is_url(name_or_url):
         register_url_secrets(name_or_url)  # before anything can print it, whatever its shape
+    if kind == "source" and name_or_url.endswith((".yaml", ".yml")):
+        from dbkit.manifest.run import manifest_connector
+
+        info = manifest_connector(name_or_url)
+        if not config_file:
+            raise UsageError(f"--source {name_or_url}: give its config with --source-config FILE")
+        raw = _load_json_file(config_file, "source config")
+        register_config_secrets(info, raw)
+        return Endpoint(info, raw, f"{info.name} ({name_or_url})")
     resolved = resolve(name_or_url, kind)
     config: dict[str, Any] = {}
     if config_file:

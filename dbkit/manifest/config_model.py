@@ -67,7 +67,7 @@ def _field(doc: Document, path: tuple[str, ...], spec: dict[str, Any], position:
             try:
                 adapter.validate_python(value, strict=True)
             except ValidationError:
-                raise doc.error((*path, "enum", i), f"{value!r} is not a {kind}") from None
+                raise doc.error((*path, "enum", i), f"{value!r} is not of type {kind}") from None
         if kind == "array" or secret:
             raise doc.error((*path, "enum"), f"a{' secret' if secret else 'n array'} field cannot have enum")
         annotation = Literal[tuple(spec["enum"])]
@@ -98,7 +98,7 @@ def _field(doc: Document, path: tuple[str, ...], spec: dict[str, Any], position:
             try:
                 TypeAdapter(_TYPES[kind] if not secret else str).validate_python(default, strict=True)
             except ValidationError:
-                raise doc.error((*path, "default"), f"{default!r} is not a {kind}") from None
+                raise doc.error((*path, "default"), f"{default!r} is not of type {kind}") from None
             if "enum" in spec and default not in spec["enum"]:
                 raise doc.error((*path, "default"), f"{default!r} is not one of its enum values")
         else:

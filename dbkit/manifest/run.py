@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import BinaryIO
 
 from dbkit.config import MASKER
@@ -12,6 +13,7 @@ from dbkit.errors import DbkitError, as_dbkit_error
 from dbkit.manifest.loader import load_manifest
 from dbkit.protocol import MessageWriter
 from dbkit.protocol import messages as msg
+from dbkit.sync.registry import ConnectorInfo
 
 
 def run_command(manifest: str, arguments: Sequence[str], stdout: BinaryIO | None = None) -> int:
@@ -26,3 +28,11 @@ def run_command(manifest: str, arguments: Sequence[str], stdout: BinaryIO | None
         writer.flush()
         return 1
     return launch(source(), list(arguments), stdout=stdout)
+
+
+def manifest_connector(path: str) -> ConnectorInfo:
+    """How ``dbkit sync --source MANIFEST`` runs a manifest: in process from the loaded class, as
+    a subprocess ``dbkit run MANIFEST ...``. Raises ManifestError (a config_error)."""
+    file = Path(path).resolve()
+    source = load_manifest(file)
+    return ConnectorInfo(source.name, "source", factory=lambda: source(), command=("dbkit", "run", str(file)))

@@ -143,8 +143,10 @@ class Launcher:
         self.config_path = workdir / f"{kind}-config.json"
         write_private(self.config_path, dumps_exact(endpoint.config))
         self.executable: str | None = None
+        self.prefix: list[str] = list(endpoint.info.command[1:])
         if not in_process:
-            self.executable = find_executable(endpoint.name)
+            command = endpoint.info.command
+            self.executable = find_executable(command[0] if command else endpoint.name)
         else:
             endpoint.info.create()  # fail early, with ConnectorNotInstalled, when it cannot be imported
 
@@ -155,7 +157,7 @@ class Launcher:
         if self.in_process:
             return ThreadConnector(self.endpoint.info.create(), argv, with_stdin)
         assert self.executable is not None
-        return SubprocessConnector([self.executable, *argv], with_stdin)
+        return SubprocessConnector([self.executable, *self.prefix, *argv], with_stdin)
 
     def run(self, command: str, *extra: str) -> tuple[int, list[dict[str, Any]], list[str], list[str]]:
         """Run a short command to its end: (exit code, protocol messages, other stdout lines, stderr)."""
