@@ -185,6 +185,22 @@ OTHER = TypeHandler(AirbyteType.STRING, _text, cursor=False)
 _ATTRIBUTES = re.compile(r" (?:unsigned|signed|zerofill|character set \S+|charset \S+|collate \S+)")
 
 
+HANDLER_NOTES: dict[str, str] = {
+    "integer": "integers of any width (past 64 bits as number text); integral decimals and floats too",
+    "number": "decimals with every digit, integers, finite floats, numeric text; NaN and infinities: NULL",
+    "boolean": "true/false, 0/1 and their text forms",
+    "string": "text; UTF-8 bytes decoded; dates, numbers and the like as their text",
+    "binary": "bytes as base64",
+    "date": "a date (YYYY-MM-DD)",
+    "time": "a time of day (MySQL's TIME durations within a day)",
+    "timetz": "a time of day with its offset",
+    "timestamp": "a date and time without time zone",
+    "timestamptz": "an instant, written in UTC",
+    "json": "a JSON document held as text or parsed by the driver, every digit kept",
+    "text": "any value as its text (the default for type names nobody registered)",
+}
+"""What each generic handler does (the manifest reference lists them)."""
+
 GENERIC_HANDLERS: dict[str, TypeHandler] = {
     "integer": INTEGER,
     "number": NUMBER,
@@ -199,20 +215,8 @@ GENERIC_HANDLERS: dict[str, TypeHandler] = {
     "json": JSON,
     "text": OTHER,
 }
-"""The generic handlers by name (what a manifest's ``types`` rules name):
-
-- ``integer``: integers of any width (past 64 bits as number text); integral decimals and floats
-  too; anything else NULL with a change;
-- ``number``: decimals with every digit, integers, finite floats, numeric text; NaN and the
-  infinities NULL with a change;
-- ``boolean``: true/false, 0/1 and their text forms;
-- ``string``: text; UTF-8 bytes decoded; dates, numbers and the like as their text;
-- ``binary``: bytes as base64 (never a cursor);
-- ``date``, ``time`` (a time of day; MySQL's TIME durations within a day), ``timetz``;
-- ``timestamp`` (without time zone; ISO text), ``timestamptz`` (the instant, in UTC);
-- ``json``: a JSON document held as text or parsed by the driver, every digit kept (never a cursor);
-- ``text``: any value as its text, never a cursor (the default for names nobody registered).
-"""
+"""The generic handlers by name: what a manifest's ``types`` rules name (see :data:`HANDLER_NOTES`).
+A value a handler cannot represent is NULL with a ``meta.changes`` entry."""
 
 
 def generic_types() -> TypeRegistry:
