@@ -232,3 +232,27 @@ def test_a_failing_select_is_a_config_error_naming_its_place(
     (error,) = discovered.errors()
     assert error["failure_type"] == "config_error"
     assert "the SELECT failed" in error["message"]
+
+
+def test_an_sqlstate_rule_classifies_a_failing_read(
+    orders: psycopg.Connection[Any], postgres_db: TestDatabase, tmp_path: Path
+) -> None:
+    """A division by zero (SQLSTATE 22012) mid-read: the manifest's rule makes it a config_error
+    with its hint; the stream is INCOMPLETE."""
+    text = MANIFEST.replace("'a:b' AS colon", "1 / (o.id - 2) AS colon") + (
+        "errors:\n"
+        '  - sqlstate: "22"\n'
+        "    failure_type: config_error\n"
+        "    hint: the query computes something impossible for some row\n"
+    )
+    add_orders(orders, range(1, 4))
+    run = runner(manifest(tmp_path, text), tmp_path)
+    cfg = config(postgres_db)
+    result = run.read(cfg, catalog(run, cfg, incremental=False))
+    assert result.exit_code == 1
+    (error,) = result.errors()
+    assert error["failure_type"] == "config_error"
+    assert error["message"].startswith(
+        "the query computes something impossible for some row: division by zero"
+    )
+    assert result.statuses(STREAM) == ["STARTED", "INCOMPLETE"]
