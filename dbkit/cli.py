@@ -1,4 +1,4 @@
-"""The ``dbkit`` command: ``dbkit sync`` and ``dbkit validate``.
+"""The ``dbkit`` command: ``dbkit sync``, ``dbkit validate`` and ``dbkit run``.
 
 ``main(argv)`` returns the exit code (the console script exits with it). This module parses the
 arguments and turns ``dbkit sync``'s into a :class:`dbkit.runner.SyncRequest`; the sync itself is
@@ -61,7 +61,9 @@ connectors:
     postgresql://user:pass@host:5432/db?schema=public                  -> host, port, database,
                                                                           username, password, schema(s)
   Other URL query parameters become config keys (?checkpoint_records=1000). A config file given
-  as well provides the other keys. Any other command on PATH can be named too (no URL support).
+  as well provides the other keys. A source may also be a manifest (a .yaml file, see
+  `dbkit run --help`) with its --source-config: it runs as `dbkit run MANIFEST`. Any other
+  command on PATH can be named too (no URL support).
   Connectors run as subprocesses found next to this Python or on PATH, with their config,
   catalog and state in a private temporary directory; --in-process runs them in threads of this
   process instead (same protocol, over OS pipes).
@@ -123,6 +125,17 @@ Prints each problem as `line N: ...` on stdout and a summary (message counts per
 stderr. Exit status: 0 when there is no problem, 1 otherwise, 2 when an input cannot be read.
 """
 
+RUN_DESCRIPTION = """\
+Run the source a manifest describes, as a connector speaking the Airbyte protocol on stdout:
+
+  dbkit run MANIFEST spec
+  dbkit run MANIFEST check    --config config.json
+  dbkit run MANIFEST discover --config config.json
+  dbkit run MANIFEST read     --config config.json --catalog catalog.json [--state state.json]
+
+A mistake in the manifest (YAML, the schema, an unknown field, handler or dotted path) is a
+TRACE config_error naming its line and place, and exit status 1. The format: docs/manifest.md.
+"""
 
 # ================================================================================= argument parsing
 
@@ -132,7 +145,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="dbkit", description="dbkit: run and check Airbyte-protocol database connectors"
     )
     parser.add_argument("--version", action="version", version=version_text("dbkit"))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{sync,validate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{sync,validate,run}")
     fmt = argparse.RawDescriptionHelpFormatter
 
     s = sub.add_parser(
@@ -208,12 +221,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--catalog", metavar="FILE", help="configured catalog, catalog or CATALOG message (JSON)")
     v.add_argument("file", nargs="?", metavar="FILE", help="messages, one per line (default: stdin)")
+
+    r = sub.add_parser(
+        "run",
+        help="run a source manifest: spec | check | discover | read",
+        description=RUN_DESCRIPTION,
+        formatter_class=fmt,
+        add_help=False,
+    )
+    r.add_argument("manifest", metavar="MANIFEST", help="the manifest (YAML)")
+    r.add_argument("arguments", nargs=argparse.REMAINDER, help="the connector command and its options")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dbkit`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        from dbkit.manifest.run import run_command
+
+        return run_command(args.manifest, args.arguments)
     if args.command == "validate":
         return validate_command(args.file, args.catalog, sys.stdout, sys.stderr)
     return sync_command(args)

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dbkit.runner.registry import resolve
 
 from dbkit import MASKER, PERCENT_ENCODING, ConfigError, load_config, parse_url, postgres_url_config
 from dbkit.cli import endpoint
+from dbkit.runner.registry import resolve
 from destination_mysql.config import MySqlDestinationConfig
 from destination_postgres.config import PostgresDestinationConfig
 from source_mysql.config import MySqlSourceConfig

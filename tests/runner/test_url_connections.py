@@ -19,9 +19,9 @@ from typing import Any
 import psycopg
 import pymysql  # type: ignore[import-untyped]
 import pytest
-from dbkit.runner.registry import resolve
 
 from dbkit import cli
+from dbkit.runner.registry import resolve
 from dbkit.testing.servers.base import TestDatabase
 
 
