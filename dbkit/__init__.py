@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     )
     from dbkit.db import (
         DAY_MICROS,
+        GENERIC_HANDLERS,
         AirbyteType,
         Capabilities,
         Database,
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
         format_timestamp,
         format_year,
         format_ymd,
+        generic_types,
         json_schema_for,
         mysql_code,
         mysql_data_location,
@@ -177,6 +179,8 @@ _EXPORTS: dict[str, str] = {
     "sqlite_url_config": "dbkit.urls",
     "url_query": "dbkit.urls",
     "DAY_MICROS": "dbkit.db",
+    "GENERIC_HANDLERS": "dbkit.db",
+    "generic_types": "dbkit.db",
     "civil_from_days": "dbkit.db",
     "days_from_civil": "dbkit.db",
     "days_in_month": "dbkit.db",
@@ -192,6 +196,7 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "DAY_MICROS",
+    "GENERIC_HANDLERS",
     "MASKER",
     "PERCENT_ENCODING",
     "AirbyteType",
@@ -245,6 +250,7 @@ __all__ = [
     "format_timestamp",
     "format_year",
     "format_ymd",
+    "generic_types",
     "json_schema_for",
     "load_config",
     "main_for",

@@ -1,4 +1,4 @@
-"""The ``dbkit`` command: ``dbkit sync`` and ``dbkit validate``.
+"""The ``dbkit`` command: ``dbkit sync``, ``dbkit validate`` and ``dbkit run``.
 
 ``main(argv)`` returns the exit code (the console script exits with it). This module parses the
 arguments and turns ``dbkit sync``'s into a :class:`dbkit.runner.SyncRequest`; the sync itself is
@@ -61,7 +61,9 @@ connectors:
     postgresql://user:pass@host:5432/db?schema=public                  -> host, port, database,
                                                                           username, password, schema(s)
   Other URL query parameters become config keys (?checkpoint_records=1000). A config file given
-  as well provides the other keys. Any other command on PATH can be named too (no URL support).
+  as well provides the other keys. A source may also be a manifest (a .yaml file, see
+  `dbkit run --help`) with its --source-config: it runs as `dbkit run MANIFEST`. Any other
+  command on PATH can be named too (no URL support).
   Connectors run as subprocesses found next to this Python or on PATH, with their config,
   catalog and state in a private temporary directory; --in-process runs them in threads of this
   process instead (same protocol, over OS pipes).
@@ -123,6 +125,67 @@ Prints each problem as `line N: ...` on stdout and a summary (message counts per
 stderr. Exit status: 0 when there is no problem, 1 otherwise, 2 when an input cannot be read.
 """
 
+RUN_DESCRIPTION = """\
+Run the source a manifest describes, as a connector speaking the Airbyte protocol on stdout:
+
+  dbkit run MANIFEST spec
+  dbkit run MANIFEST check    --config config.json
+  dbkit run MANIFEST discover --config config.json
+  dbkit run MANIFEST read     --config config.json --catalog catalog.json [--state state.json]
+
+A mistake in the manifest (YAML, the schema, an unknown field, handler or dotted path) is a
+TRACE config_error naming its line and place, and exit status 1. The format: docs/manifest.md.
+"""
+
+BUILD_IMAGE_DESCRIPTION = """\
+Write the Docker build context of a connector image (docker/Dockerfile: pinned base, hashed
+locks, numeric user, AIRBYTE_ENTRYPOINT) with the metadata the Airbyte platform needs to add
+it as a custom connector: metadata.yaml (Airbyte's connector metadata), definition.json (the
+API body that creates a custom definition: name, Docker repository, tag, documentation URL)
+and build.sh (the docker build command).
+
+CONNECTOR is a shipped connector (source-postgres), a connector package directory (what
+`dbkit init` writes: its pyproject.toml declares the console script dbkit-<directory name>),
+or a source manifest (a .yaml file, or a directory holding manifest.yaml), which becomes a small
+generated package whose console script runs it. Needs dbkit's source checkout.
+
+examples:
+  dbkit build-image source-postgres --tag 0.1.0
+  dbkit build-image connectors/manifest-mariadb/manifest.yaml --repository me/source-mariadb --build
+"""
+
+
+def build_image_command(args: argparse.Namespace) -> int:
+    """``dbkit build-image``: 0 when the context is written (and built, with --build), 1 when not."""
+    from dbkit import image
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        target = image.resolve_target(args.target, image.checkout())
+        out = Path(args.out) if args.out else Path("build") / f"image-{target.name}"
+        context = image.write_context(
+            args.target, out, repository=args.repository, tag=args.tag, force=args.force
+        )
+    except DbkitError as exc:
+        console.print(f"[red]build-image:[/] {MASKER.mask(exc.message)}", markup=True)
+        return 1
+    command = " ".join(context.build_command())
+    console.print(
+        f"wrote the build context of {context.image} to {out}/\n"
+        f"  build it:  (cd {out} && {command})   or {out}/build.sh\n"
+        f"  add it to Airbyte: Settings > Sources > + New connector > Add a new Docker connector, "
+        f"with {out}/definition.json (name, Docker repository, tag, documentation URL)",
+        markup=False,
+    )
+    if args.build:
+        try:
+            image.build(context)
+        except DbkitError as exc:
+            console.print(f"[red]build-image:[/] {MASKER.mask(exc.message)}", markup=True)
+            return 1
+        console.print(f"built {context.image}", markup=False)
+    return 0
+
 
 # ================================================================================= argument parsing
 
@@ -132,7 +195,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="dbkit", description="dbkit: run and check Airbyte-protocol database connectors"
     )
     parser.add_argument("--version", action="version", version=version_text("dbkit"))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{sync,validate}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{sync,validate,run,build-image}")
     fmt = argparse.RawDescriptionHelpFormatter
 
     s = sub.add_parser(
@@ -208,12 +271,45 @@ def _parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--catalog", metavar="FILE", help="configured catalog, catalog or CATALOG message (JSON)")
     v.add_argument("file", nargs="?", metavar="FILE", help="messages, one per line (default: stdin)")
+
+    r = sub.add_parser(
+        "run",
+        help="run a source manifest: spec | check | discover | read",
+        description=RUN_DESCRIPTION,
+        formatter_class=fmt,
+        add_help=False,
+    )
+    r.add_argument("manifest", metavar="MANIFEST", help="the manifest (YAML)")
+    r.add_argument("arguments", nargs=argparse.REMAINDER, help="the connector command and its options")
+
+    b = sub.add_parser(
+        "build-image",
+        help="write a connector image's build context and its Airbyte metadata",
+        description=BUILD_IMAGE_DESCRIPTION,
+        formatter_class=fmt,
+    )
+    b.add_argument(
+        "target",
+        metavar="CONNECTOR",
+        help="a shipped connector's name, a connector package directory, or a source manifest (.yaml)",
+    )
+    b.add_argument("--out", metavar="DIR", help="where to write the context (default ./build/image-NAME)")
+    b.add_argument("--repository", metavar="REPO", help="the image's Docker repository (default dbkit/NAME)")
+    b.add_argument("--tag", metavar="TAG", help="the image's tag (default: dbkit's version)")
+    b.add_argument("--force", action="store_true", help="replace a context dbkit build-image wrote before")
+    b.add_argument("--build", action="store_true", help="then run docker build (needs a Docker engine)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dbkit`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
+    if args.command == "run":
+        from dbkit.manifest.run import run_command
+
+        return run_command(args.manifest, args.arguments)
+    if args.command == "build-image":
+        return build_image_command(args)
     if args.command == "validate":
         return validate_command(args.file, args.catalog, sys.stdout, sys.stderr)
     return sync_command(args)

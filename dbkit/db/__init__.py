@@ -2,6 +2,7 @@
 
 from dbkit.db.database import Database
 from dbkit.db.dialect import Capabilities, Dialect
+from dbkit.db.generic_types import GENERIC_HANDLERS, generic_types
 from dbkit.db.mysql import (
     MySqlConnectionMixin,
     classify_mysql_error,
@@ -41,6 +42,7 @@ from dbkit.db.types import (
 
 __all__ = [
     "DAY_MICROS",
+    "GENERIC_HANDLERS",
     "AirbyteType",
     "Capabilities",
     "Database",
@@ -67,6 +69,7 @@ __all__ = [
     "format_timestamp",
     "format_year",
     "format_ymd",
+    "generic_types",
     "json_schema_for",
     "mysql_code",
     "mysql_data_location",

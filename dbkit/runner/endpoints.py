@@ -40,12 +40,20 @@ def make_endpoint(name_or_url: str, config: ConfigSource, kind: str, missing_con
         )
     if is_url(name_or_url):
         register_url_secrets(name_or_url)  # before anything can print it, whatever its shape
-    resolved = resolve(name_or_url, kind)
     given: dict[str, Any] = {}
     if isinstance(config, Mapping):
         given = dict(config)
     elif config is not None:
         given = load_json_object(config, f"{kind} config")
+    if kind == "source" and name_or_url.endswith((".yaml", ".yml")):
+        from dbkit.manifest.run import manifest_connector
+
+        info = manifest_connector(name_or_url)
+        if config is None:
+            raise ConfigError(missing_config.replace(", or use a URL", ""))
+        register_config_secrets(info, given)
+        return Endpoint(info, given, f"{info.name} ({name_or_url})")
+    resolved = resolve(name_or_url, kind)
     if resolved.url_config is not None:
         given = {**given, **resolved.url_config}
     elif config is None:

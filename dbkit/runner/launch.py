@@ -207,8 +207,10 @@ class Launcher:
         self.executable: str | None = None
         self._started: list[Running] = []
         self._lock = threading.Lock()
+        self.prefix: list[str] = list(endpoint.info.command[1:])
         if not in_process:
-            self.executable = find_executable(endpoint.name)
+            command = endpoint.info.command
+            self.executable = find_executable(command[0] if command else endpoint.name)
         else:
             endpoint.info.create()  # fail early, with ConnectorNotInstalled, when it cannot be imported
 
@@ -221,7 +223,7 @@ class Launcher:
             running = ThreadConnector(self.endpoint.info.create(), argv, with_stdin)
         else:
             assert self.executable is not None
-            running = SubprocessConnector([self.executable, *argv], with_stdin)
+            running = SubprocessConnector([self.executable, *self.prefix, *argv], with_stdin)
         with self._lock:
             self._started = [r for r in self._started if r.alive()]
             self._started.append(running)

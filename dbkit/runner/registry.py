@@ -55,6 +55,8 @@ class ConnectorInfo:
     ``name`` equals ``name``. ``factory``, when set, builds the connector directly (tests register
     connectors that have no module of their own). ``schemes`` and ``url_config``, when given,
     override what the connector's config model declares (for a connector that is not installed).
+    ``command``, when set, is the argv prefix that runs it as a subprocess instead of a console
+    script of its name (a manifest: ``dbkit run MANIFEST``).
     """
 
     name: str
@@ -64,6 +66,7 @@ class ConnectorInfo:
     schemes: tuple[str, ...] = ()
     url_config: UrlMapper | None = None
     factory: Callable[[], Connector] | None = None
+    command: tuple[str, ...] = ()
 
     def connector_class(self) -> type[Connector]:
         """The connector class (or factory result's class); raises ConnectorNotInstalled."""

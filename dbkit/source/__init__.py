@@ -29,6 +29,7 @@ from dbkit.source.cdc import (
 from dbkit.source.connector import SqlSource
 from dbkit.source.dialect import SourceDialect
 from dbkit.source.discover import catalog_streams
+from dbkit.source.generic import GenericSqlDialect
 from dbkit.source.jobs import Cancelled, ReadChunk, ReadContext, ReadJob
 from dbkit.source.model import ColumnInfo, RowLocator, TableInfo
 from dbkit.source.plan_job import PlanJob
@@ -63,6 +64,7 @@ __all__ = [
     "ColumnInfo",
     "CursorState",
     "FullRefreshState",
+    "GenericSqlDialect",
     "GlobalState",
     "ImageEncoder",
     "LogLag",

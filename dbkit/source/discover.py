@@ -26,6 +26,12 @@ CURSOR_HINTS = (
 
 
 def suggested_cursor(table: TableInfo) -> str | None:
+    """The default cursor offered for a table: the one its source declares
+    (``table.extra["default_cursor"]``: a custom SQL stream's), else a column named like a
+    "last changed" time."""
+    declared = table.extra.get("default_cursor")
+    if isinstance(declared, str) and table.column(declared) is not None:
+        return declared
     by_name = {c.name.lower(): c for c in table.columns if c.handler.can_be_cursor}
     for hint in CURSOR_HINTS:
         column = by_name.get(hint)

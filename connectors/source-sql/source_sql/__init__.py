@@ -1,7 +1,8 @@
 """source-sql: a source for any database SQLAlchemy reaches, from one URL.
 
-The smallest complete connector on dbkit: a config model, a dialect that keeps the framework's
-defaults (:mod:`source_sql.dialect`) and a type table (:mod:`source_sql.types`). It reads
+The smallest complete connector on dbkit: a config model and a dialect that gives dbkit's generic
+SQL dialect (:class:`dbkit.source.GenericSqlDialect`, with the generic type handlers of
+:mod:`dbkit.db.generic_types`) its URL and schemas (:mod:`source_sql.dialect`). It reads
 PostgreSQL (``postgresql+psycopg://...``), MySQL/MariaDB (``mysql+pymysql://...``) and SQLite
 (``sqlite:///file:PATH?mode=ro&uri=true`` opens the file read-only, and never creates it).
 """

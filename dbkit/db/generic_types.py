@@ -1,4 +1,8 @@
-"""Type handlers keyed by the names SQLAlchemy compiles reflected column types to.
+"""Generic type handlers, keyed by the names SQLAlchemy compiles reflected column types to.
+
+Any source can use them: source-sql reads every database with :func:`generic_types`, and a
+declarative manifest (:mod:`dbkit.manifest`) names them (:data:`GENERIC_HANDLERS`) to override
+how a database type is read.
 
 The names are those of PostgreSQL, MySQL/MariaDB and SQLite (``TIMESTAMP WITH TIME ZONE``,
 ``BIGINT(20) UNSIGNED``, ``LONGTEXT CHARACTER SET utf8mb4``, ...), which most other databases
@@ -19,7 +23,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from dbkit.db import (
+from dbkit.db.types import (
     AirbyteType,
     TypeHandler,
     TypeRegistry,
@@ -181,7 +185,43 @@ OTHER = TypeHandler(AirbyteType.STRING, _text, cursor=False)
 _ATTRIBUTES = re.compile(r" (?:unsigned|signed|zerofill|character set \S+|charset \S+|collate \S+)")
 
 
-def build_types() -> TypeRegistry:
+HANDLER_NOTES: dict[str, str] = {
+    "integer": "integers of any width (past 64 bits as number text); integral decimals and floats too",
+    "number": "decimals with every digit, integers, finite floats, numeric text; NaN and infinities: NULL",
+    "boolean": "true/false, 0/1 and their text forms",
+    "string": "text; UTF-8 bytes decoded; dates, numbers and the like as their text",
+    "binary": "bytes as base64",
+    "date": "a date (YYYY-MM-DD)",
+    "time": "a time of day (MySQL's TIME durations within a day)",
+    "timetz": "a time of day with its offset",
+    "timestamp": "a date and time without time zone",
+    "timestamptz": "an instant, written in UTC",
+    "json": "a JSON document held as text or parsed by the driver, every digit kept",
+    "text": "any value as its text (the default for type names nobody registered)",
+}
+"""What each generic handler does (the manifest reference lists them)."""
+
+GENERIC_HANDLERS: dict[str, TypeHandler] = {
+    "integer": INTEGER,
+    "number": NUMBER,
+    "boolean": BOOLEAN,
+    "string": STRING,
+    "binary": BINARY,
+    "date": DATE,
+    "time": TIME,
+    "timetz": TIMETZ,
+    "timestamp": TIMESTAMP,
+    "timestamptz": TIMESTAMPTZ,
+    "json": JSON,
+    "text": OTHER,
+}
+"""The generic handlers by name: what a manifest's ``types`` rules name (see :data:`HANDLER_NOTES`).
+A value a handler cannot represent is NULL with a ``meta.changes`` entry."""
+
+
+def generic_types() -> TypeRegistry:
+    """A new registry of the generic handlers under the type names of PostgreSQL, MySQL/MariaDB
+    and SQLite (and the many databases that share them); unknown names read as ``text``."""
     types = TypeRegistry(default=OTHER)
     types.register(
         ["smallint", "integer", "int", "bigint", "tinyint", "mediumint", "int2", "int4", "int8", "year"],
@@ -219,4 +259,4 @@ def build_types() -> TypeRegistry:
     return types
 
 
-TYPES = build_types()
+TYPES = generic_types()

@@ -1,0 +1,68 @@
+"""The MariaDB manifest passes the source acceptance suite (type cases, resumes, incremental with
+ties) against the machine's MariaDB, run as ``dbkit run manifest.yaml ...`` subprocesses."""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import ClassVar
+
+from dbkit.db import AirbyteType, json_schema_for
+from dbkit.testing.suites import BadConfig, MysqlSourceHarness, SourceSuite, TypeCase, suite_on
+
+MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yaml"
+DBKIT = str(Path(sys.executable).parent / "dbkit")
+
+INT = json_schema_for(AirbyteType.INTEGER)
+NUM = json_schema_for(AirbyteType.NUMBER)
+STR = json_schema_for(AirbyteType.STRING)
+BIN = json_schema_for(AirbyteType.BINARY)
+DATE = json_schema_for(AirbyteType.DATE)
+TS = json_schema_for(AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE)
+TIME = json_schema_for(AirbyteType.TIME_WITHOUT_TIMEZONE)
+ERR = "SOURCE_SERIALIZATION_ERROR"
+WIDE = "12345678901234567890.1234567890"
+WRONG_PASSWORD = "dbkit-Wrong-pw-5e1b"  # must never be printed
+
+
+class MariadbManifest(MysqlSourceHarness):
+    command: ClassVar[list[str]] = [DBKIT, "run", str(MANIFEST)]
+    type_cases = (
+        TypeCase("bigint unsigned", "18446744073709551615", 18446744073709551615, INT, id="unsigned-max"),
+        TypeCase("decimal(40,10)", f"'{WIDE}'", Decimal(WIDE), NUM, id="decimal-exact"),
+        TypeCase("double", "1.7976931348623157e308", 1.7976931348623157e308, NUM, id="double-max"),
+        TypeCase("text", "'héllo ✓ 😀'", "héllo ✓ 😀", STR, id="text-unicode"),
+        TypeCase("enum('a','b')", "'b'", "b", STR, id="enum"),
+        TypeCase("date", "'2024-02-29'", "2024-02-29", DATE),
+        TypeCase("datetime(6)", "'2024-01-02 03:04:05.123456'", "2024-01-02T03:04:05.123456", TS),
+        TypeCase("time", "'-01:00:00'", None, TIME, change=ERR, id="time-negative"),
+        TypeCase("varbinary(8)", "x'00ff10'", "AP8Q", BIN),
+        TypeCase(
+            "json",
+            """'{"a": [1, 2.50, 123456789012345678901234567890]}'""",
+            {"a": [1, 2.5, 123456789012345678901234567890]},
+            {},
+            id="json-exact",
+        ),
+        # the manifest's type rule: MariaDB's inet6 reads as text that can be a cursor
+        TypeCase("inet6", "'::1'", "::1", STR, id="inet6-rule"),
+    )
+
+    def bad_configs(self) -> dict[str, BadConfig]:
+        return {
+            "wrong_password": BadConfig(
+                self.config(password=WRONG_PASSWORD), ["Access denied for user", "check the user name"]
+            ),
+            "missing_database": BadConfig(
+                self.config(database="dbkit_no_such_db"), ["database", "dbkit_no_such_db", "does not exist"]
+            ),
+            "missing_schema": BadConfig(
+                self.config(schemas=[self.database.database, "dbkit_no_such_schema"]),
+                ["'dbkit_no_such_schema'", "do not exist"],
+            ),
+            "unknown_host": BadConfig(self.config(port=1), ["could not connect to", ":1"]),
+        }
+
+
+TestMariadbManifest = suite_on(SourceSuite, MariadbManifest, "local-service")
