@@ -156,6 +156,13 @@ BAD = [
         id="bad-regex",
     ),
     pytest.param(
+        GOOD.replace(
+            'database: "{{ config.path }}"', 'database: "{{ config.path }}"\n  password: "{{ config.path }}"'
+        ),
+        "manifest.yaml:6 (connection.password): holds a password but field(s) 'path' are not secret",
+        id="password-not-secret",
+    ),
+    pytest.param(
         GOOD.replace("WHERE amount >= 10", "WHERE amount >= 10; DROP TABLE orders"),
         "(streams[0].sql): holds more than one statement",
         id="two-statements",
