@@ -199,6 +199,14 @@ class GenericSqlDialect(SourceDialect[ConfigT]):
 
     def list_tables(self, conn: sa.Connection) -> list[TableInfo]:
         tables = self._reflected_tables(conn) if self.reads_tables() else []
+        taken = {t.descriptor for t in tables}
+        for query in self.query_streams():
+            if query.descriptor in taken:
+                raise ConfigError(
+                    f"{query.label()}: a table is discovered as stream {query.descriptor} too; give the "
+                    "custom SQL stream another name or namespace, or exclude the table",
+                    stream=query.descriptor,
+                )
         return tables + [self._query_table(conn, query) for query in self.query_streams()]
 
     def _query_table(self, conn: sa.Connection, query: QueryStream) -> TableInfo:
