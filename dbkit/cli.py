@@ -277,7 +277,6 @@ def _parser() -> argparse.ArgumentParser:
         help="run a source manifest: spec | check | discover | read",
         description=RUN_DESCRIPTION,
         formatter_class=fmt,
-        add_help=False,
     )
     r.add_argument("manifest", metavar="MANIFEST", help="the manifest (YAML)")
     r.add_argument("arguments", nargs=argparse.REMAINDER, help="the connector command and its options")

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from jsonschema import Draft7Validator
 from jsonschema import ValidationError as SchemaViolation
 
+from dbkit.config import looks_secret
 from dbkit.db.generic_types import GENERIC_HANDLERS, generic_types
 from dbkit.db.types import TypeHandler, TypeRegistry
 from dbkit.manifest.config_model import build_config_model
@@ -77,7 +78,8 @@ def parse_manifest(path: Path) -> tuple[Manifest, Any, TypeRegistry]:
     fields: dict[str, Any] = data["spec"]["fields"]
     config_model = build_config_model(doc, data["name"], fields, data.get("checkpoint", {}))
     names = set(fields)
-    connection = _connection(doc, data["connection"], names)
+    secrets = {name for name, spec in fields.items() if spec.get("secret")}
+    connection = _connection(doc, data["connection"], names, secrets)
     tables = data.get("tables", {})
     schemas = tables.get("schemas", [])
     if isinstance(schemas, str):
@@ -168,7 +170,7 @@ def _template(doc: Document, path: Path_, text: str, fields: set[str]) -> Templa
         raise doc.error(path, str(exc)) from None
 
 
-def _connection(doc: Document, data: dict[str, Any], fields: set[str]) -> Connection:
+def _connection(doc: Document, data: dict[str, Any], fields: set[str], secrets: set[str]) -> Connection:
     driver = data["driver"]
     try:
         sa.URL.create(driver).get_dialect()
@@ -185,6 +187,17 @@ def _connection(doc: Document, data: dict[str, Any], fields: set[str]) -> Connec
         key: _template(doc, ("connection", "query", key), value, fields)
         for key, value in data.get("query", {}).items()
     }
+    holders = [(("connection", "password"), parts.get("password"))] + [
+        (("connection", "query", key), template) for key, template in query.items() if looks_secret(key)
+    ]
+    for path, template in holders:
+        plain = [name for name in (template.fields if template else ()) if name not in secrets]
+        if plain:
+            raise doc.error(
+                path,
+                f"holds a password but field(s) {', '.join(map(repr, plain))} are not secret "
+                "(they would be printed unmasked): add `secret: true` to them",
+            )
     return Connection(driver, parts, query)
 
 

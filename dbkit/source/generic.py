@@ -199,6 +199,14 @@ class GenericSqlDialect(SourceDialect[ConfigT]):
 
     def list_tables(self, conn: sa.Connection) -> list[TableInfo]:
         tables = self._reflected_tables(conn) if self.reads_tables() else []
+        taken = {t.descriptor for t in tables}
+        for query in self.query_streams():
+            if query.descriptor in taken:
+                raise ConfigError(
+                    f"{query.label()}: a table is discovered as stream {query.descriptor} too; give the "
+                    "custom SQL stream another name or namespace, or exclude the table",
+                    stream=query.descriptor,
+                )
         return tables + [self._query_table(conn, query) for query in self.query_streams()]
 
     def _query_table(self, conn: sa.Connection, query: QueryStream) -> TableInfo:
@@ -284,20 +292,44 @@ class GenericSqlDialect(SourceDialect[ConfigT]):
             self._default_schema = sa.inspect(conn).default_schema_name
         tables = super().list_tables(conn)
         checked = self._json_checked_columns(conn, tables)
-        if not checked:
+        declared = self._declared_type_names(conn, tables)
+        if not checked and not declared:
             return tables
-        return [
-            dataclasses.replace(
-                t,
-                columns=tuple(
-                    ColumnInfo(c.name, "json", JSON, c.nullable)
-                    if (t.namespace, t.name, c.name) in checked
-                    else c
-                    for c in t.columns
-                ),
-            )
-            for t in tables
-        ]
+
+        def column(t: TableInfo, c: ColumnInfo) -> ColumnInfo:
+            where = (t.namespace, t.name, c.name)
+            if where in checked:
+                return ColumnInfo(c.name, "json", JSON, c.nullable)
+            if where in declared:
+                return self.column_info(c.name, declared[where], c.nullable)
+            return c
+
+        return [dataclasses.replace(t, columns=tuple(column(t, c) for c in t.columns)) for t in tables]
+
+    def _declared_type_names(
+        self, conn: sa.Connection, tables: list[TableInfo]
+    ) -> dict[tuple[Any, str, str], str]:
+        """The declared type names of columns whose type SQLAlchemy does not know (reflected as
+        NULL: MariaDB's ``inet6``, an extension's ``ltree``), from the standard
+        ``information_schema.columns`` (PostgreSQL: ``udt_name``), so that type rules and
+        handlers can name them; a database without that view answers nothing."""
+        unknown = {(t.namespace, t.name, c.name) for t in tables for c in t.columns if c.type_name == "NULL"}
+        if not unknown:
+            return {}
+        names = ("table_schema", "table_name", "column_name", "data_type", "udt_name")
+        columns = sa.table("columns", *(sa.column(n) for n in names), schema="information_schema")
+        declared = columns.c.udt_name if conn.dialect.name == "postgresql" else columns.c.data_type
+        schemas = sorted({str(schema) for schema, _, _ in unknown if schema is not None})
+        query = sa.select(
+            columns.c.table_schema, columns.c.table_name, columns.c.column_name, declared
+        ).where(columns.c.table_schema.in_(schemas))
+        try:
+            rows = conn.execute(query).all()
+        except sa.exc.DBAPIError:
+            conn.rollback()
+            return {}
+        found = {(schema, table, column): str(name) for schema, table, column, name in rows if name}
+        return {where: found[where] for where in unknown if where in found}
 
     def _json_checked_columns(
         self, conn: sa.Connection, tables: list[TableInfo]

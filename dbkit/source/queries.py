@@ -111,7 +111,7 @@ def describe_query(conn: sa.Connection, sql: str) -> list[ResultColumn]:
             _mysql_type_name(code, fields[i] if i < len(fields) else None) for i, code in enumerate(codes)
         ]
     else:
-        types = ["" if code is None else str(code) for code in codes]
+        types = [code if isinstance(code, str) else "" for code in codes]  # SQLite: none
     return [ResultColumn(n, t, null) for n, t, null in zip(names, types, nullable, strict=True)]
 
 
@@ -121,8 +121,8 @@ def _postgres_type_names(conn: sa.Connection, oids: Sequence[Any]) -> list[str]:
         return ["" for _ in oids]
     rows = conn.execute(
         sa.text(
-            "SELECT oid::int AS oid, format_type(oid, NULL) AS name "
-            "FROM pg_catalog.pg_type WHERE oid::int IN :oids"
+            "SELECT oid::int8 AS oid, format_type(oid, NULL) AS name "
+            "FROM pg_catalog.pg_type WHERE oid::int8 IN :oids"
         )
         .bindparams(sa.bindparam("oids", expanding=True))
         .columns(oid=sa.Integer, name=sa.Text),

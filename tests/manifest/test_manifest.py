@@ -156,6 +156,13 @@ BAD = [
         id="bad-regex",
     ),
     pytest.param(
+        GOOD.replace(
+            'database: "{{ config.path }}"', 'database: "{{ config.path }}"\n  password: "{{ config.path }}"'
+        ),
+        "manifest.yaml:6 (connection.password): holds a password but field(s) 'path' are not secret",
+        id="password-not-secret",
+    ),
+    pytest.param(
         GOOD.replace("WHERE amount >= 10", "WHERE amount >= 10; DROP TABLE orders"),
         "(streams[0].sql): holds more than one statement",
         id="two-statements",
@@ -278,3 +285,16 @@ def test_dbkit_run_and_sync_run_a_manifest(tmp_path: Path, shop: Path) -> None:
         assert conn.execute("SELECT count(*) FROM big_orders").fetchone() == (5,)
         assert conn.execute("SELECT count(*) FROM orders").fetchone() == (8,)
     conn.close()
+
+
+def test_a_custom_stream_named_like_a_table_is_refused(tmp_path: Path, shop: Path) -> None:
+    text = GOOD.replace("  - name: big_orders\n", "  - name: orders\n    namespace: main\n")
+    cfg = config_file(tmp_path, {"path": str(shop)})
+    code, messages = run(write(tmp_path, text), "discover", "--config", cfg)
+    assert code == 1
+    error = messages[-1]["trace"]["error"]
+    assert error["failure_type"] == "config_error"
+    assert (
+        "custom SQL stream 'orders' (manifest.yaml:13 (streams[0])): a table is discovered"
+        in error["message"]
+    )

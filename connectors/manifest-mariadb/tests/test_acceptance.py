@@ -8,7 +8,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
+
 from dbkit.db import AirbyteType, json_schema_for
+from dbkit.testing import configured_catalog
 from dbkit.testing.suites import BadConfig, MysqlSourceHarness, SourceSuite, TypeCase, suite_on
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yaml"
@@ -66,3 +69,22 @@ class MariadbManifest(MysqlSourceHarness):
 
 
 TestMariadbManifest = suite_on(SourceSuite, MariadbManifest, "local-service")
+MariadbManifestLocalService = TestMariadbManifest.harness
+
+
+@pytest.mark.mysql
+def test_the_type_rule_makes_inet6_a_cursor(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The generic table reads unknown types as text that cannot be a cursor; the manifest's rule
+    reads inet6 as a string, which can."""
+    source = MariadbManifestLocalService(request, tmp_path)
+    source.execute(
+        "CREATE TABLE hosts (id INT PRIMARY KEY, addr INET6 NOT NULL)",
+        "INSERT INTO hosts VALUES (1, '::1'), (2, '::2'), (3, '::3')",
+    )
+    stream = source.runner().discover(source.config()).raise_on_failure().stream("hosts", source.namespace)
+    catalog = configured_catalog([stream], sync_mode="incremental", cursor_field=["addr"])
+    first = source.runner().read(source.config(), catalog).raise_on_failure()
+    assert [r["addr"] for r in first.records("hosts")] == ["::1", "::2", "::3"]
+    source.execute("INSERT INTO hosts VALUES (4, '::4')")
+    later = source.runner().read(source.config(), catalog, [first.states("hosts")[-1]]).raise_on_failure()
+    assert [r["addr"] for r in later.records("hosts")] == ["::4"]

@@ -45,8 +45,9 @@ class PostgresManifest(PostgresSourceHarness):
         TypeCase(
             "jsonb", '\'{"b": 1.50, "n": 12345678901234567890}\'', {"b": 1.5, "n": 12345678901234567890}, {}
         ),
-        # the manifest's type rule: money is read as its text (never a cursor)
-        TypeCase("money", "'12.34'", "$12.34", STR, id="money-rule"),
+        # the manifest's type rule: an oid is an integer (the generic table reads it as text)
+        TypeCase("oid", "42", 42, INT, id="oid-rule"),
+        TypeCase("money", "'12.34'", "$12.34", STR, id="money-as-text"),
     )
 
     def config(self, **overrides: Any) -> dict[str, Any]:
