@@ -15,6 +15,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from rich.console import Console
 
@@ -22,7 +23,7 @@ from dbkit.builder.preview import PreviewResult, run_preview
 from dbkit.builder.show import declared_type, fit_widths, show, to_json
 from dbkit.cli import main
 from dbkit.runner.endpoints import make_endpoint
-from dbkit.testing.servers import DatabaseServer
+from dbkit.testing.servers import DatabaseServer, TestDatabase
 from tests.builder.conftest import run_dbkit
 
 ROWS = 25
@@ -261,3 +262,62 @@ def test_any_command_speaking_the_protocol(tmp_path: Path) -> None:
     assert stream["state"]["stream"]["stream_state"] == {"n": 4}
     assert stream["more"] is True
     assert stream["types"] == {"n": "integer", "word": "string"}
+
+
+BIG = 1_000_000
+
+
+def _tuples_read(conn: Any, table: str) -> int:
+    """Rows the server read from ``table`` (sequential + index fetches), once the statistics of
+    the source's finished sessions arrived (they are sent when a session ends)."""
+    for _ in range(50):
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute(
+            "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables "
+            "WHERE relname = %s",
+            (table,),
+        ).fetchone()
+        if row and row[0]:
+            return int(row[0])
+        time.sleep(0.2)
+    raise AssertionError(f"no statistics for {table}")
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_million_row_table_previews_as_fast_as_ten_rows(postgres_db: TestDatabase) -> None:
+    """The source is stopped after N records: on the real PostgreSQL, a 1,000,000-row table's
+    preview reads a few dozen rows of it (the server's own statistics say so) and takes about the
+    time of a 10-row table's, read incrementally (on an indexed cursor) and as a full refresh."""
+    with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS payload, "
+            "timestamptz '2024-01-01' + g * interval '1 second' AS updated_at "
+            f"FROM generate_series(1, {BIG}) g"
+        )
+        conn.execute("ALTER TABLE big ADD PRIMARY KEY (id)")
+        conn.execute("CREATE INDEX ON big (updated_at, id)")
+        conn.execute("CREATE TABLE small AS SELECT * FROM big WHERE id <= 10")
+        conn.execute("ALTER TABLE small ADD PRIMARY KEY (id)")
+        conn.execute("ANALYZE")
+        source = make_endpoint(postgres_db.url, None, "source", "a URL needs no config")
+        for full_refresh in (False, True):
+            conn.execute("SELECT pg_stat_reset()")
+            result = run_preview(
+                source, streams=["public.big", "public.small"], limit=10, full_refresh=full_refresh
+            )
+            assert result.ok, result.errors
+            big, small = by_name(result, "big"), by_name(result, "small")
+            assert [r.data["id"] for r in big.records] == list(range(1, 11))
+            assert big.more
+            assert len(small.records) == 10
+            assert not small.more
+            stream_state = big.state["stream"]["stream_state"]
+            if full_refresh:
+                assert stream_state["after"] == ["10"]
+            else:
+                assert stream_state["position"]["after_key"] == ["10"]
+            read = _tuples_read(conn, "big")
+            assert read < BIG // 20, f"the preview read {read} rows of the big table"
+            # generous: the machine is shared, and both reads start a process
+            assert big.seconds < 3 * small.seconds + 5, (big.seconds, small.seconds)
