@@ -18,6 +18,9 @@ from dbkit.runner.errors import SyncError
 
 MIN_COLUMN = 8
 """Narrowest useful column: below this a stream's table is shown turned (a row per field)."""
+COMFORTABLE = 16
+"""A stream's records are shown a column per field when every field gets this many characters
+(or its whole width, when less); else a row per field."""
 MAX_VALUE = 60
 """Longest value shown in a cell (the JSON output has them whole)."""
 
@@ -109,12 +112,12 @@ def records_table(stream: StreamPreview, width: int) -> Table:
         return text
 
     changed = [_changes(r.changes) for r in stream.records]
-    if len(names) * (MIN_COLUMN + 3) + 1 <= width:
-        cells = [[_value(r.data, n, c) for n in names] for r, c in zip(stream.records, changed, strict=True)]
-        natural = [
-            max([*(len(line) for line in label(n).plain.split("\n")), *(len(row[i].plain) for row in cells)])
-            for i, n in enumerate(names)
-        ]
+    cells = [[_value(r.data, n, c) for n in names] for r, c in zip(stream.records, changed, strict=True)]
+    natural = [
+        max([*(len(line) for line in label(n).plain.split("\n")), *(len(row[i].plain) for row in cells)])
+        for i, n in enumerate(names)
+    ]
+    if sum(min(w, COMFORTABLE) for w in natural) + 3 * len(names) + 1 <= width:
         widths = fit_widths(natural, width - 3 * len(names) - 1)
         table = Table(expand=False, pad_edge=False)
         for name, w in zip(names, widths, strict=True):
@@ -140,7 +143,7 @@ def records_table(stream: StreamPreview, width: int) -> Table:
         marks = [m for m, on in (("pk", name in key), ("cursor", name in cursor)) if on]
         table.add_row(
             Text(name, style="bold"),
-            " · ".join([types.get(name, "any"), *marks]),
+            " ".join([*marks, types.get(name, "any")]),
             *(_value(r.data, name, c) for r, c in zip(shown, changed, strict=False)),
         )
     return table
