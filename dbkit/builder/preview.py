@@ -136,7 +136,7 @@ def run_preview(
             found, discover_errors = discovered.result()
         result.check_ok = not check_errors
         result.errors.extend(check_errors)
-        result.errors.extend(discover_errors)
+        result.errors.extend(_new_errors(check_errors, discover_errors))
         result.discovered = found
         if result.errors:
             return result
@@ -157,6 +157,20 @@ def run_preview(
                 reads.append(pool.submit(read_stream, launcher, configured, catalog, limit, timeout))
             result.streams.extend(read.result() for read in reads)
     return result
+
+
+def _new_errors(check: list[SyncError], discover: list[SyncError]) -> list[SyncError]:
+    """Discover's errors that check did not already report (a failed check says why in its
+    CONNECTION_STATUS, and discover then fails for the same reason with a TRACE error, whose
+    failure_type the check's error takes)."""
+    new = []
+    for error in discover:
+        same = next((c for c in check if error.message and error.message in c.message), None)
+        if same is None:
+            new.append(error)
+        elif same.failure_type is None:
+            same.failure_type = error.failure_type
+    return new
 
 
 def _pump(stdout: IO[bytes], lines: queue.Queue[bytes | None]) -> None:

@@ -202,15 +202,19 @@ def test_bad_inputs_are_errors_a_person_can_act_on(
 
 @pytest.mark.postgres
 def test_a_failed_connection_shows_its_failure_type_and_no_secret(
-    postgres_server: DatabaseServer, tmp_path: Path
+    postgres_server: DatabaseServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     secret = "pr3view-s3cret-pw"
-    url = f"postgresql://{postgres_server.user}:{secret}@{postgres_server.host}:{postgres_server.port}/no_such_db"
-    done = run_dbkit("preview", "--source", url, cwd=tmp_path)
-    assert done.returncode == 1
-    assert "source error [config_error]" in done.stdout
-    assert "no_such_db" in done.stdout
-    assert secret not in done.stdout + done.stderr
+    server = postgres_server
+    url = f"postgresql://{server.user}:{secret}@{server.host}:{server.port}/no_such_db"
+    assert main(["preview", "--in-process", "--source", url]) == 1
+    out, err = capsys.readouterr()
+    text = " ".join(out.split())
+    assert "source error [config_error]" in text
+    assert "connection check failed" in text
+    assert 'database "no_such_db" does not exist' in text
+    assert text.count('no_such_db" does not exist') == 1  # discover's same error is not repeated
+    assert secret not in out + err
 
 
 FAKE = '''#!{python}
