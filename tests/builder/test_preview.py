@@ -218,7 +218,8 @@ def test_a_failed_connection_shows_its_failure_type_and_no_secret(
 
 
 FAKE = '''#!{python}
-"""A source that is not a dbkit connector: it speaks the protocol, and its stream never ends."""
+"""A source that is not a dbkit connector: it speaks the protocol; one stream never ends, the
+other fails to read."""
 import json, sys, itertools
 
 def out(message):
@@ -232,9 +233,19 @@ if command == "spec":
 elif command == "check":
     out({{"type": "CONNECTION_STATUS", "connectionStatus": {{"status": "SUCCEEDED"}}}})
 elif command == "discover":
-    stream = {{"name": "endless", "json_schema": schema, "supported_sync_modes": ["full_refresh"]}}
-    out({{"type": "CATALOG", "catalog": {{"streams": [stream]}}}})
+    streams = [
+        {{"name": name, "json_schema": schema, "supported_sync_modes": ["full_refresh"]}}
+        for name in ("broken", "endless")
+    ]
+    out({{"type": "CATALOG", "catalog": {{"streams": streams}}}})
 elif command == "read":
+    with open(sys.argv[sys.argv.index("--catalog") + 1]) as f:
+        (configured,) = json.load(f)["streams"]
+    if configured["stream"]["name"] == "broken":
+        text = "table broken: permission denied; grant SELECT on it"
+        error = {{"message": text, "failure_type": "config_error"}}
+        out({{"type": "TRACE", "trace": {{"type": "ERROR", "emitted_at": 0, "error": error}}}})
+        sys.exit(1)
     for n in itertools.count(1):
         data = {{"n": n, "word": "w%d" % n}}
         out({{"type": "RECORD", "record": {{"stream": "endless", "data": data, "emitted_at": 0}}}})
@@ -245,8 +256,9 @@ elif command == "read":
 
 
 def test_any_command_speaking_the_protocol(tmp_path: Path) -> None:
-    """A console script that is not a dbkit connector, whose stream never ends: the preview stops
-    it after N records and shows its last state within them."""
+    """A console script that is not a dbkit connector: the stream that never ends is stopped after
+    N records, with its last state within them; the one that fails shows its error, and the
+    preview exits 1."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "source-endless"
@@ -259,9 +271,18 @@ def test_any_command_speaking_the_protocol(tmp_path: Path) -> None:
         "preview", "--source", "source-endless", "--config", "c.json", "--limit", "5", "--json",
         cwd=tmp_path, env=env,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # one stream failed
     assert time.monotonic() - started < 60
-    (stream,) = json.loads(done.stdout)["streams"]
+    broken, stream = json.loads(done.stdout)["streams"]
+    assert broken["records"] == []
+    assert broken["errors"] == [
+        {
+            "origin": "source",
+            "message": "table broken: permission denied; grant SELECT on it",
+            "failure_type": "config_error",
+        }
+    ]
+    assert stream["errors"] == []
     assert [r["data"]["n"] for r in stream["records"]] == [1, 2, 3, 4, 5]
     assert stream["state"]["stream"]["stream_state"] == {"n": 4}
     assert stream["more"] is True
