@@ -31,7 +31,7 @@ from typing import IO, Any
 from dbkit.config import MASKER
 from dbkit.protocol import AirbyteStream, ConfiguredCatalog, ConfiguredStream
 from dbkit.protocol.messages import dumps_exact
-from dbkit.runner.errors import SyncError, command_errors, trace_error
+from dbkit.runner.errors import SyncAborted, SyncError, command_errors, trace_error
 from dbkit.runner.launch import Launcher, write_private
 from dbkit.runner.output import parse_line
 from dbkit.runner.plan import configure_stream, select_streams
@@ -142,7 +142,7 @@ def run_preview(
             return result
         try:
             selected = select_streams(found, streams)
-        except Exception as exc:  # SyncAborted: unknown names, with the streams there are
+        except SyncAborted as exc:  # unknown names, with the streams there are
             result.errors.append(SyncError("preview", MASKER.mask(str(exc)), "config_error"))
             return result
         if not selected:
