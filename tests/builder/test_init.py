@@ -5,6 +5,8 @@ PostgreSQL, its own acceptance test, and ruff and mypy --strict on its code."""
 
 from __future__ import annotations
 
+import ast
+import importlib
 import json
 import os
 import sqlite3
@@ -88,6 +90,20 @@ def test_the_package_layout(generated: Path) -> None:
     assert f'{NAME} = "{PACKAGE}:AcmeDbSource"' in pyproject  # the dbkit.connectors entry point
     assert "{{" not in "".join(p.read_text() for p in generated.rglob("*") if p.is_file())
     assert "class TestAcmeDb(SourceSuite):" in (generated / "tests/test_acceptance.py").read_text()
+
+
+def test_the_generated_code_imports_only_the_public_api(generated: Path) -> None:
+    """What a shipped connector may import (tests/test_architecture.py): names in the ``__all__``
+    of ``dbkit`` and its packages, so a template never sends an author to an internal module."""
+    imported = 0
+    for path in generated.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "dbkit":
+                public = getattr(importlib.import_module(node.module), "__all__", [])
+                for alias in node.names:
+                    assert alias.name in public, f"{path.name}: {node.module}.{alias.name} is not public"
+                    imported += 1
+    assert imported >= 20
 
 
 def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
