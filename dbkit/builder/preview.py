@@ -196,11 +196,10 @@ def read_stream(
         ended = _follow(preview, lines, limit, started + timeout)
     finally:
         if not ended:
-            running.stop()
-        code = running.wait()
+            running.terminate()  # its output ends at once (a thread's pipe broken, a process signalled)
         reader.join(timeout=10)
-        with contextlib.suppress(OSError, ValueError):
-            running.stdout.close()
+        running.stop()  # waits for it (and for a process, anything it left behind)
+        code = running.wait()
     preview.stopped = not ended
     if ended and code != 0 and not any(e.failure_type for e in preview.errors):
         preview.errors.extend(
