@@ -47,12 +47,16 @@ Write a new connector package: pyproject.toml (the console scripts NAME and dbki
 dbkit.connectors entry point), the config model, the dialect (over a SQLAlchemy URL), a type
 table, py.typed, a README and a one-line acceptance test (dbkit.testing.suites) that passes as
 written on SQLite. NAME is source-SOMETHING or destination-SOMETHING.
+
+With --manifest: a declarative source instead (dbkit's manifest format, run by `dbkit run
+manifest.yaml`): manifest.yaml, a README and the same one-line acceptance test.
 """
 
 INIT_EPILOG = """\
 examples:
   dbkit init source-foo                      # ./source-foo/
   dbkit init source-foo --dir connectors     # ./connectors/source-foo/
+  dbkit init source-foo --manifest           # ./source-foo/manifest.yaml: no Python
 then:
   pip install -e source-foo && pytest source-foo
   dbkit preview --source source-foo --config foo.json
@@ -89,6 +93,11 @@ def add_commands(sub: Any) -> None:
     )
     i.add_argument("name", metavar="NAME", help="source-SOMETHING or destination-SOMETHING")
     i.add_argument("--dir", default=".", metavar="D", help="where to create the NAME directory (default .)")
+    i.add_argument(
+        "--manifest",
+        action="store_true",
+        help="write a declarative source (manifest.yaml, run by `dbkit run`) instead of a Python package",
+    )
 
 
 def _positive(text: str) -> int:
@@ -153,7 +162,7 @@ def _init(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        created = init_connector(args.name, Path(args.dir))
+        created = init_connector(args.name, Path(args.dir), manifest=args.manifest)
     except InitError as exc:
         _fail(err, None, str(exc))
         return 2

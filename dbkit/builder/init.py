@@ -7,6 +7,11 @@ the ``dbkit.connectors`` entry point), a README and a one-line acceptance test t
 written (on SQLite). Templates are plain files with ``{{placeholders}}``: ``name``
 (``source-foo``), ``suffix`` (``foo``), ``package`` (``source_foo``), ``Class`` (``Foo``) and
 ``title`` (``Foo``). The generated code is ruff- and mypy --strict-clean.
+
+With ``manifest=True`` it writes a declarative source instead (:mod:`dbkit.manifest`):
+``manifest.yaml`` (a SQLite connection to change for your database, a type rule and an error
+rule), a README and the acceptance test running ``dbkit run manifest.yaml``; the manifest is
+loaded once written, so a template the loader refuses never reaches a user.
 """
 
 from __future__ import annotations
@@ -71,11 +76,14 @@ def _walk(node: Traversable, relative: Path) -> list[tuple[Path, Traversable]]:
     return out
 
 
-def init_connector(name: str, directory: Path) -> Created:
-    """Write the connector package ``name`` into ``directory / name`` (which must not exist or
-    be empty); returns what was written and what to run next."""
+def init_connector(name: str, directory: Path, manifest: bool = False) -> Created:
+    """Write the connector package ``name`` (or with ``manifest``, its manifest) into
+    ``directory / name``, which must not exist or be empty; returns what was written and what
+    to run next."""
     values = placeholders(name)
     kind = values["kind"]
+    if manifest and kind != "source":
+        raise InitError("manifests describe sources only: give source-NAME with --manifest")
     if kind not in KINDS_WITH_TEMPLATES:
         raise InitError(
             "dbkit init writes sources only so far; for a destination start from "
@@ -84,7 +92,7 @@ def init_connector(name: str, directory: Path) -> Created:
     root = directory / name
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise InitError(f"{root} already exists and is not empty: choose another --dir or name")
-    templates = files("dbkit.builder").joinpath("templates", kind)
+    templates = files("dbkit.builder").joinpath("templates", "manifest" if manifest else kind)
     created = Created(root)
     for relative, source in _walk(templates, Path()):
         parts = [values["package"] if p == PACKAGE_DIR else p for p in relative.parts]
@@ -94,10 +102,27 @@ def init_connector(name: str, directory: Path) -> Created:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(render(source.read_text(encoding="utf-8"), values), encoding="utf-8")
         created.files.append(target)
+    if manifest:
+        return _checked_manifest(created, name)
     created.next_steps = [
         f"pip install -e {root}",
         f"cd {root} && pytest",
         'echo \'{"url": "sqlite:///your.db"}\' > config.json  (any SQLAlchemy URL)',
         f"dbkit preview --source {name} --config config.json",
+    ]
+    return created
+
+
+def _checked_manifest(created: Created, name: str) -> Created:
+    from dbkit.manifest import load_manifest
+
+    path = created.root / "manifest.yaml"
+    load_manifest(path)  # a ManifestError here is a bug in the template
+    created.next_steps = [
+        f"cd {created.root}",
+        'echo \'{"path": "your.db"}\' > config.json  (then change the connection for your database)',
+        "dbkit run manifest.yaml check --config config.json",
+        "dbkit preview --source manifest.yaml --config config.json",
+        "pytest",
     ]
     return created

@@ -23,6 +23,7 @@ import pytest
 import dbkit
 from dbkit.builder.init import InitError, init_connector, placeholders
 from dbkit.cli import main
+from dbkit.manifest import load_manifest
 from dbkit.testing.servers import TestDatabase
 from tests.builder.conftest import BIN, run_dbkit
 
@@ -235,6 +236,74 @@ def test_the_generated_acceptance_test_passes(generated: Path) -> None:
         ],
         cwd=generated,
         env={**os.environ, "PYTHONPATH": str(generated)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    summary = done.stdout.strip().splitlines()[-1]
+    assert " passed" in summary
+    assert "failed" not in summary
+    assert "skipped" not in summary
+
+
+@pytest.fixture(scope="module")
+def generated_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    created = init_connector("source-acme-yaml", tmp_path_factory.mktemp("init-manifest"), manifest=True)
+    return created.root
+
+
+def test_init_manifest_writes_a_manifest_that_loads(generated_manifest: Path) -> None:
+    """``dbkit init source-NAME --manifest``: a manifest.yaml that dbkit's loader validates."""
+    files = sorted(
+        str(p.relative_to(generated_manifest)) for p in generated_manifest.rglob("*") if p.is_file()
+    )
+    assert files == ["README.md", "manifest.yaml", "tests/test_acceptance.py"]
+    source = load_manifest(generated_manifest / "manifest.yaml")
+    assert source.name == "source-acme-yaml"
+    assert "{{" not in (generated_manifest / "tests/test_acceptance.py").read_text()
+
+
+@pytest.mark.slow
+def test_the_generated_manifest_runs(generated_manifest: Path, tmp_path: Path) -> None:
+    """``dbkit run`` and ``dbkit preview`` run the generated manifest against a SQLite file."""
+    db = tmp_path / "shop.db"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price MONEY)")
+        conn.executemany(
+            "INSERT INTO items VALUES (?, ?, ?)", [(i, f"item {i}", i * 1.5) for i in range(1, 8)]
+        )
+    (tmp_path / "config.json").write_text(json.dumps({"path": str(db)}))
+    manifest = str(generated_manifest / "manifest.yaml")
+    done = run_dbkit("run", manifest, "check", "--config", "config.json", cwd=tmp_path)
+    assert json.loads(done.stdout)["connectionStatus"]["status"] == "SUCCEEDED", done.stdout + done.stderr
+    done = run_dbkit(
+        "preview", "--source", manifest, "--config", "config.json", "--limit", "3", "--json", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (items,) = json.loads(done.stdout)["streams"]
+    assert [r["data"] for r in items["records"]] == [
+        {"id": i, "name": f"item {i}", "price": i * 1.5} for i in (1, 2, 3)
+    ]
+    assert items["types"]["price"] == "number"  # the manifest's type rule for MONEY
+    assert items["more"] is True
+
+
+def test_init_manifest_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["init", "destination-acme", "--manifest", "--dir", str(tmp_path)]) == 2
+    assert "manifests describe sources only" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_generated_manifest_acceptance_test_passes(generated_manifest: Path) -> None:
+    """pytest on the manifest's generated test (``dbkit run manifest.yaml`` subprocesses)."""
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "tests",
+            "-k", "spec_is or check_succeeds or refuses_bad or discover_is or full_refresh_returns "
+            "or second_read or killed_read or type_case",
+        ],
+        cwd=generated_manifest,
         capture_output=True,
         text=True,
         timeout=900,
