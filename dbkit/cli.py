@@ -19,6 +19,9 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
+from dbkit.builder.commands import COMMANDS as BUILDER_COMMANDS
+from dbkit.builder.commands import add_commands as add_builder_commands
+from dbkit.builder.commands import run_command as run_builder_command
 from dbkit.config import MASKER
 from dbkit.errors import ConfigError, DbkitError, SystemFailure
 from dbkit.runner import Endpoint, SyncAborted, SyncRequest, run_sync
@@ -195,7 +198,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="dbkit", description="dbkit: run and check Airbyte-protocol database connectors"
     )
     parser.add_argument("--version", action="version", version=version_text("dbkit"))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{sync,validate,run,build-image}")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{sync,validate,run,build-image,preview,init}"
+    )
     fmt = argparse.RawDescriptionHelpFormatter
 
     s = sub.add_parser(
@@ -297,6 +302,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--tag", metavar="TAG", help="the image's tag (default: dbkit's version)")
     b.add_argument("--force", action="store_true", help="replace a context dbkit build-image wrote before")
     b.add_argument("--build", action="store_true", help="then run docker build (needs a Docker engine)")
+    add_builder_commands(sub)
     return parser
 
 
@@ -311,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return build_image_command(args)
     if args.command == "validate":
         return validate_command(args.file, args.catalog, sys.stdout, sys.stderr)
+    if args.command in BUILDER_COMMANDS:
+        return run_builder_command(args)
     return sync_command(args)
 
 
