@@ -1,11 +1,13 @@
 """The read path's shortcuts give exactly what the general path gives: each converter shortcut
 equals its snapshot handler on edge and random values (errors included), and
 ``ChangeAssembler.feed_payload`` makes the same events and raises the same errors as
-``feed(decode(...))`` on a real server's messages of every kind and on malformed ones."""
+``feed(decode(...))`` on a real server's messages of every kind and on malformed ones, and
+``render_row`` the same rows, as the bytes ``orjson.dumps`` makes of their data."""
 
 from __future__ import annotations
 
 import random
+import re
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -20,12 +22,16 @@ from source_postgres.catalog import type_rows
 from source_postgres.cdc import (
     ChangeAssembler,
     PgOutputDecoder,
+    RelationChanged,
     ReplicationConnection,
     RowChange,
+    TableShape,
     TablesTruncated,
 )
-from source_postgres.cdc.converters import IDENTITY, converter
+from source_postgres.cdc.changes import RenderedRow
+from source_postgres.cdc.converters import HMS, IDENTITY, YMD, converter
 from source_postgres.cdc.pgoutput import Insert, Relation
+from source_postgres.cdc.render import compile_renderer
 from source_postgres.types import (
     BITS,
     BOOLEAN,
@@ -150,6 +156,97 @@ def test_shortcuts_cover_the_common_types_and_nothing_else() -> None:
         assert converter(handler) is handler.convert
 
 
+# -- renderers -------------------------------------------------------------------------------------
+
+
+def tuple_bytes(values: list[str | None]) -> bytes:
+    """An Insert of relation 1 with these text values (None: NULL)."""
+    out = b"I" + struct.pack(">I", 1) + b"N" + struct.pack(">H", len(values))
+    for value in values:
+        if value is None:
+            out += b"n"
+        else:
+            data = value.encode()
+            out += b"t" + struct.pack(">I", len(data)) + data
+    return out
+
+
+def general_json(columns: list[tuple[str, Any, bool]], values: list[str | None], sparse: bool) -> Any:
+    """``orjson.dumps`` of the general path's data for ``values``, or None when a value has no
+    JSON form (the general path nulls it with a meta change: the renderer must leave it)."""
+    data: dict[str, Any] = {}
+    for (name, convert, is_key), value in zip(columns, values, strict=True):
+        if value is None:
+            if not sparse or is_key:
+                data[name] = None
+            continue
+        try:
+            data[name] = value if convert is None else convert(value)
+        except (Unrepresentable, TypeError, ValueError, OverflowError):
+            return None
+    return orjson.dumps(data)
+
+
+# forms a renderer takes by their shape alone; the shortcuts also check the fields' ranges, and
+# no server writes a month 13, an hour 24 or a year 0000 (both then differ: never sent)
+_STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+_RANGED = [
+    (TIMESTAMPTZ, _STAMP + r"\+00", rf"{YMD} {HMS}(\.[0-9]{{1,6}})?\+00"),
+    (TIMESTAMP, _STAMP, rf"{YMD} {HMS}(\.[0-9]{{1,6}})?"),
+    (DATE, r"[0-9]{4}-[0-9]{2}-[0-9]{2}", YMD),
+]
+
+
+def never_sent(handler: PgReadHandler, text: str) -> bool:
+    return any(
+        handler is h and re.fullmatch(shape, text) and not re.fullmatch(ranged, text)
+        for h, shape, ranged in _RANGED
+    )
+
+
+def test_a_renderer_writes_what_orjson_writes_of_the_general_path() -> None:
+    """Every shortcut case and array case as a one-column tuple between a key and a text column:
+    the renderer's bytes are the general path's JSON, or it leaves the row to the general path."""
+    rendered = fallbacks = 0
+    cases = shortcut_cases() + [(array_of(INTEGER), text) for text in [*ARRAYS, "{-5,12}", "{{1,2},{3}}"]]
+    compiled: dict[int, Any] = {}
+    for handler, text in cases:
+        if never_sent(handler, text):
+            continue
+        columns = [("id", int, True), ("v", converter(handler), False), ("t", None, False)]
+        if id(handler) not in compiled:
+            compiled[id(handler)] = (handler, [compile_renderer(columns, sparse=s) for s in (False, True)])
+        tuples: list[tuple[bool, list[str | None]]] = [
+            (False, ["7", text, 'x"\n']),
+            (True, [None, text, None]),
+        ]
+        for sparse, values in tuples:
+            render = compiled[id(handler)][1][sparse]
+            want = general_json(columns, values, sparse)
+            try:
+                got = render(tuple_bytes(values))
+            except Exception:  # left to the general path
+                fallbacks += 1
+                continue
+            assert got == want, (handler.type_name, values, sparse)
+            rendered += 1
+    assert rendered > 15_000
+    assert fallbacks > 100
+
+
+def test_a_sparse_renderer_leaves_out_the_nulls_outside_the_key() -> None:
+    columns = [("a", None, False), ("id", int, True), ("b", None, False)]
+    sparse = compile_renderer(columns, sparse=True)
+    full = compile_renderer(columns, sparse=False)
+    assert sparse(tuple_bytes([None, "5", None])) == b'{"id":5}'
+    assert sparse(tuple_bytes([None, None, None])) == b'{"id":null}'
+    assert full(tuple_bytes([None, "5", None])) == b'{"a":null,"id":5,"b":null}'
+    assert compile_renderer([], sparse=False)(tuple_bytes([])) == b"{}"
+    assert compile_renderer([("x", None, False)], sparse=True)(tuple_bytes([None])) == b"{}"
+    with pytest.raises(Exception):  # noqa: B017 - any error: the general path decides
+        full(tuple_bytes([None, "5", None]) + b"!")  # a trailing byte
+
+
 def array_reference(element: PgReadHandler, text: str) -> Any:
     """What an array handler made of ``text`` before its one-dimension shortcut: parse_array, then
     each element converted, those without a JSON form nulled (and the array's error says so)."""
@@ -218,29 +315,47 @@ def raw_messages(
 
 
 def comparable(event: Any) -> Any:
-    """An event with its values as JSON bytes (orjson fragments have no equality)."""
+    """An event with its values as JSON bytes (orjson fragments have no equality) and its table
+    as its description (each assembler makes its own array handlers, which compare by identity)."""
     if isinstance(event, RowChange):
-        return (*event[:2], orjson.dumps(event.data), orjson.dumps(event.before), *event[4:])
+        table = described(event.table)
+        return (event.op, table, orjson.dumps(event.data), orjson.dumps(event.before), *event[4:])
+    if isinstance(event, RelationChanged):
+        return ("relation changed", described(event.table), described(event.previous))
+    if isinstance(event, TablesTruncated):
+        return ("truncate", tuple(described(t) for t in event.tables), *event[1:])
     return event
 
 
-def run_both(db: TestDatabase, messages: list[tuple[int, bytes]]) -> tuple[list[Any], list[Any]]:
+def described(table: TableShape) -> Any:
+    return (table.oid, table.qualified, table.replica_identity, table.columns)
+
+
+def run_both(
+    db: TestDatabase, messages: list[tuple[int, bytes]], rendered: int = 0
+) -> tuple[list[Any], list[Any]]:
     """Each message through ``feed(decode(...))`` and through ``feed_payload``, each on its own
     decoder and assembler: the event or the error (type and text) per message. A third run, the
-    read loop's way (Insert, Update and Delete through ``feed_row``), must equal the second."""
+    read loop's way (Insert, Update and Delete through ``render_row``, every table rendered),
+    must equal the second, with at least ``rendered`` rows rendered (the others fell back)."""
     engine = sa.create_engine(db.url)
     results: list[list[Any]] = []
+    renders = 0
     try:
         with engine.connect() as conn:
             for way in ("decode", "payload", "row"):
                 decoder = PgOutputDecoder(1)
-                assembler = ChangeAssembler(lambda oids: type_rows(conn, oids))
+                assembler = ChangeAssembler(lambda oids: type_rows(conn, oids), render=lambda shape: True)
                 out: list[Any] = []
                 for lsn, payload in messages:
                     event: Any
                     try:
                         if way == "row" and payload[:1] in (b"I", b"U", b"D"):
-                            event = assembler.feed_row(decoder, payload, lsn)
+                            event = assembler.render_row(decoder, payload, lsn)
+                            if isinstance(event, RenderedRow):
+                                renders += 1
+                                table = described(event.table)
+                                event = (event.op, table, event.data, b"null", [], *event[3:], (), None)
                         elif way != "decode":
                             event = assembler.feed_payload(decoder, payload, lsn)
                         else:
@@ -251,8 +366,37 @@ def run_both(db: TestDatabase, messages: list[tuple[int, bytes]]) -> tuple[list[
                 results.append(out)
     finally:
         engine.dispose()
-    assert results[2] == results[1], "feed_row differs from feed_payload"
+    for one, two in zip(results[1], results[2], strict=True):
+        assert two == one, "render_row differs from feed_payload"
+    assert renders >= rendered
     return results[0], results[1]
+
+
+# rows of every value form the renderer handles or leaves to the general path (non-finite numbers,
+# BC and far dates, infinities, escapes, control characters, non-ASCII, NULLs, arrays...)
+RENDER_CASES = [
+    "INSERT INTO r VALUES (E'q\"uo\\\\te\\ttab\\nnl\\x01 \u00e9\u4e2d\U0001f600 /\x7f', 1, -32768,"
+    " -1234567.125, 'NaN', '-1.5e-300', true, 'vc\"x', '2024-02-29 23:59:59.000001+00',"
+    " '2024-02-29 23:59:59.5', '2024-02-29', '{\"k\": [1, \"\u00e9\"], \"z\": null}',"
+    " '{ \"raw\" : 1 }', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '\\x00ff10', '{1,-2,NULL}',"
+    " '{\"a b\",NULL,\"c\\\"d\"}', '1 day 02:03:04', '23:59:59.999', 'happy')",
+    "INSERT INTO r (a, id) VALUES ('plain', 2), (NULL, 3)",
+    "INSERT INTO r (id, r4, d8, tz, ts, d, by, ia, ta) VALUES (4, 'Infinity', '-Infinity',"
+    " 'infinity', '-infinity', 'infinity', '', '{}', '{}')",
+    "INSERT INTO r (id, tz, ts, d, n) VALUES (5, '0044-03-15 12:00:00+00 BC', '10000-01-01 00:00:00',"
+    " '0001-01-01 BC', 'NaN')",
+    "INSERT INTO r (id, b, tz, ts, ia) VALUES (6, false, '1999-12-31 23:00:00-05',"
+    " '2000-01-01 00:00:00', '{{1,2},{3,4}}')",
+    "INSERT INTO r (id, n, d8, a) VALUES (7, 0, 0, ''), (8, '1e-3', 1e300, E'\u00e9')",
+    "INSERT INTO r (id, tz, ts, d, ia, by) VALUES (9, '2001-02-03 04:05:06.12+00', '2001-02-03 04:05:06.123',"
+    " '2001-02-03', '{}', ''), (10, '2001-02-03 04:05:06.1234+00', '2001-02-03 04:05:06.12345', NULL,"
+    " '{-5}', '\\xff')",
+    "UPDATE r SET a = 'updated', s = 1 WHERE id = 1",
+    "DELETE FROM r WHERE id = 2",
+    "ALTER TABLE r REPLICA IDENTITY FULL",
+    "DELETE FROM r WHERE id = 3",
+    "UPDATE r SET vc = 'full' WHERE id = 4",
+]
 
 
 @pytest.mark.postgres
@@ -268,7 +412,10 @@ def test_feed_payload_equals_decode_and_feed(postgres_db_logical: TestDatabase, 
         "ALTER TABLE f REPLICA IDENTITY FULL",
         f"INSERT INTO f VALUES (1, 'a', {BIG})",
         "INSERT INTO k VALUES (100, 'old', 1, now(), '2024-01-01', true, 1, 'sad', 'x')",
-        "CREATE PUBLICATION pub FOR TABLE k, f",
+        "CREATE TABLE r (a text, id bigint PRIMARY KEY, s smallint, n numeric(10,3), r4 real,"
+        " d8 float8, b boolean, vc varchar(9), tz timestamptz, ts timestamp, d date, jb jsonb,"
+        " j json, u uuid, by bytea, ia int[], ta text[], iv interval, tm time, e mood)",
+        "CREATE PUBLICATION pub FOR TABLE k, f, r",
     )
     messages = raw_messages(
         db,
@@ -289,20 +436,21 @@ def test_feed_payload_equals_decode_and_feed(postgres_db_logical: TestDatabase, 
             "ALTER TABLE k ADD COLUMN extra int",
             "INSERT INTO k (id, extra) VALUES (5, 7)",
             "SELECT pg_logical_emit_message(true, 'dbkit', 'note')",
+            *RENDER_CASES,
         ],
-        commits=11,
+        commits=11 + len(RENDER_CASES) - 1,  # the ALTER TABLE sends none
         messages=True,
     )
     kinds = {chr(p[0]) for _, p in messages}
     assert kinds >= set("BCIUDRTYM")
-    slow, fast = run_both(db, messages)
+    slow, fast = run_both(db, messages, rendered=12)
     assert fast == slow
     assert [e for e in slow if isinstance(e, tuple) and e[0] == "error"] == []
     rows = [e for e in slow if isinstance(e, tuple) and e[0] in ("insert", "update", "delete")]
-    assert len(rows) == 11
+    assert len(rows) == 11 + 14
     # the unchanged TOAST under default identity: named, with the key's text to look it up by
     assert [(e[-2], e[-1]) for e in rows if e[-2]] == [(("big",), {"id": "3"})]
-    assert any(isinstance(e, TablesTruncated) for e in slow)
+    assert any(isinstance(e, tuple) and e[0] == "truncate" for e in slow)
 
     # malformed payloads after the stream's Relation messages: the same errors, message for message
     relations = [m for m in messages if m[1][:1] == b"R"]

@@ -29,10 +29,11 @@ import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 
+from dbkit.errors import SystemFailure
 from dbkit.protocol import StreamDescriptor
 from dbkit.source.model import ColumnInfo, TableInfo
 from dbkit.source.records import Changes, PythonRecordEncoder
@@ -67,19 +68,20 @@ class Operation(enum.StrEnum):
     TRUNCATE = "truncate"
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One row change from the log.
+class Change(NamedTuple):
+    """One row change from the log (a NamedTuple: a read makes one per change, and a tuple is
+    the cheapest immutable object to make).
 
     ``image``: the row after an insert or update, the row before a delete (column name -> value
     in the form the reader's :meth:`CdcReader.encoder` takes; the default takes the values the
-    snapshot's driver returns), None for a truncate. ``committed_at``: ISO-8601 UTC time of the
+    snapshot's driver returns), None for a truncate; or, from a reader whose own encoder passes it
+    through, the record ``data`` JSON already rendered (bytes). ``committed_at``: ISO-8601 UTC time of the
     commit. ``meta``: the reader's meta columns for this change, the position column included
     (``{"_ab_cdc_lsn": 23876432}``; MySQL adds ``_ab_cdc_log_file`` and ``_ab_cdc_log_pos``)."""
 
     stream: StreamDescriptor
     operation: Operation
-    image: Mapping[str, Any] | None
+    image: Mapping[str, Any] | bytes | None
     committed_at: str
     meta: Mapping[str, Any]
 
@@ -149,11 +151,17 @@ class ImageEncoder:
         clause = sa.table(table.name, *(sa.column(c.name) for c in columns), schema=table.namespace)
         self._rows = PythonRecordEncoder(clause, columns)
 
-    def encode(self, images: Sequence[Mapping[str, Any]]) -> tuple[list[bytes], dict[int, Changes]]:
+    def encode(self, images: Sequence[Mapping[str, Any] | bytes]) -> tuple[list[bytes], dict[int, Changes]]:
         """One ``data`` object per image (columns the image lacks are NULL, columns the stream
-        does not read are dropped), and the ``meta.changes`` of images that have any."""
+        does not read are dropped), and the ``meta.changes`` of images that have any. The
+        default takes mappings only (rendered images are a reader's own encoder's business)."""
         names = self._names
-        return self._rows.encode([[image.get(name) for name in names] for image in images])
+        rows = []
+        for image in images:
+            if isinstance(image, bytes):
+                raise SystemFailure("a change image rendered as bytes needs the reader's own encoder")
+            rows.append([image.get(name) for name in names])
+        return self._rows.encode(rows)
 
 
 class CdcReader(Generic[P]):

@@ -48,6 +48,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
+from operator import attrgetter
 from typing import Any
 
 from dbkit.errors import ConfigError, DbkitError, SystemFailure
@@ -452,6 +453,8 @@ class CdcRead:
     def _truncate_stop(self, changes: Sequence[Change], labels: Mapping[StreamDescriptor, int]) -> int | None:
         """The index of the first truncate the read must stop at: one after its stream's snapshot
         label (or of a stream without a label). Truncates at or before it are in the snapshot."""
+        if Operation.TRUNCATE not in map(_OPERATION, changes):
+            return None
         column = self.cdc.position_column
         for i, change in enumerate(changes):
             if change.operation is not Operation.TRUNCATE:
@@ -497,24 +500,36 @@ class CdcRead:
             prefix, suffix = msg.record_envelope(first.stream, now)
             datas, problems = encoder.encode([c.image or {} for c in run])
             # the meta members are the same for every change of a transaction (and kind): rendered
-            # once for a run of equal ones
-            last: tuple[Mapping[str, Any], str, bool] | None = None
+            # once for a run of equal ones (readers pass one meta object per transaction)
+            delete = Operation.DELETE
+            last_meta: Mapping[str, Any] | None = None
+            last_at: str | None = None
+            last_delete = False
             members = b""
+            closed = opened = suffix  # with the members: after data[:-1], and for data {}
             for i, (change, data) in enumerate(zip(run, datas, strict=True)):
-                is_delete = change.operation is Operation.DELETE
-                if (
-                    last is None
-                    or last[2] is not is_delete
-                    or last[1] != change.committed_at
-                    or not _same_values(last[0], change.meta)
-                ):
-                    last = (change.meta, change.committed_at, is_delete)
-                    deleted = change.committed_at if is_delete else None
-                    values = {**change.meta, UPDATED_AT: change.committed_at, DELETED_AT: deleted}
-                    members = json_members(values)
-                row_problems = problems.get(i)
-                tail = msg.record_suffix_with_changes(row_problems) if row_problems else suffix
-                out.append(prefix + append_members(data, members) + tail)
+                meta = change.meta
+                at = change.committed_at
+                is_delete = change.operation is delete
+                if meta is not last_meta or at is not last_at or is_delete is not last_delete:
+                    if (
+                        last_meta is None
+                        or is_delete is not last_delete
+                        or at != last_at
+                        or not _same_values(last_meta, meta)
+                    ):
+                        values = {**meta, UPDATED_AT: at, DELETED_AT: at if is_delete else None}
+                        members = json_members(values)
+                        closed = (b"," + members + b"}" if members else b"}") + suffix
+                        opened = b"{" + members + b"}" + suffix
+                    last_meta, last_at, last_delete = meta, at, is_delete
+                if problems and i in problems:
+                    tail = msg.record_suffix_with_changes(problems[i])
+                    out.append(prefix + append_members(data, members) + tail)
+                elif data == b"{}":
+                    out.append(prefix + opened)
+                else:
+                    out.append(prefix + data[:-1] + closed)
         return out
 
 
@@ -529,8 +544,24 @@ def _same_values(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 _SCALARS = frozenset({str, int, bool, type(None)})
 
 
-def _runs(changes: Sequence[Change]) -> Iterator[list[Change]]:
+_STREAM = attrgetter("stream")
+_OPERATION = attrgetter("operation")
+
+
+def _uniform(changes: Sequence[Change]) -> bool:
+    """Whether every change is a row change of the first one's stream (nearly every batch; found
+    by C-level passes, the streams compared by identity first)."""
+    if not changes:
+        return False
+    streams = list(map(_STREAM, changes))
+    return streams.count(streams[0]) == len(streams) and Operation.TRUNCATE not in map(_OPERATION, changes)
+
+
+def _runs(changes: Sequence[Change]) -> Iterator[Sequence[Change]]:
     """Consecutive changes of one stream and kind (truncate or row change)."""
+    if _uniform(changes):
+        yield changes
+        return
     run: list[Change] = []
     for change in changes:
         if run and (
@@ -545,6 +576,8 @@ def _runs(changes: Sequence[Change]) -> Iterator[list[Change]]:
 
 
 def _counts(changes: Sequence[Change]) -> dict[StreamDescriptor, int]:
+    if _uniform(changes):
+        return {changes[0].stream: len(changes)}
     counts: dict[StreamDescriptor, int] = {}
     for change in changes:
         if change.operation is not Operation.TRUNCATE:

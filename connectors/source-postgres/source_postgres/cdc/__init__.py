@@ -8,7 +8,10 @@ x.data_start)`` then ``assembler.feed(message, x.data_start)``; acknowledge (``s
 only positions the destination has made durable. The fast way to the same events: take batches
 with ``stream.read_many()`` and call ``assembler.feed_payload(decoder, x.payload, x.data_start)``
 for each (no message objects for Begin, Commit, Insert, Update and Delete; column values through
-the shortcuts of :mod:`.converters`, identical to the snapshot handlers).
+the shortcuts of :mod:`.converters`, identical to the snapshot handlers). The read path goes one
+step further for rows: ``assembler.render_row`` gives an Insert's, Update's or Delete's row as its
+record data JSON straight from the bytes, through a renderer compiled per Relation message
+(:mod:`.render`; the same bytes ``orjson.dumps`` makes of the RowChange's data).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ returns at most one event per message:
 - :class:`RowChange` for an Insert, Update or Delete: the row as a dict of JSON-ready values,
   converted by the SAME handlers as snapshot reads (:mod:`source_postgres.types`, built from the
   Relation message's type OIDs through :class:`source_postgres.catalog.TypeResolver`), so a value
-  is identical whichever path brought it;
+  is identical whichever path brought it; the read path takes most rows as a
+  :class:`RenderedRow` instead (:meth:`ChangeAssembler.render_row`: the same row as the JSON
+  bytes ``orjson.dumps`` makes of that dict, rendered straight from the message);
 - :class:`TablesTruncated` for a Truncate;
 - :class:`TransactionCommitted` for a Commit (its ``end_lsn`` is where a read resumes after it);
 - :class:`RelationChanged` when a Relation message describes a table anew with other columns
@@ -23,7 +25,7 @@ fills them in (:mod:`source_postgres.cdc.toast`): never a placeholder or a NULL.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
@@ -61,6 +63,7 @@ from source_postgres.cdc.pgoutput import (
     decode_failure,
     trailing_bytes,
 )
+from source_postgres.cdc.render import Renderer, compile_renderer
 from source_postgres.types import OTHER, PgReadHandler
 
 TypeSource = Callable[[Sequence[int]], Mapping[int, TypeRow]]
@@ -86,10 +89,9 @@ _COMMIT_END = 1 + _COMMIT.size
 _HOT = frozenset(b"BCIUD")
 _OPS: dict[int, Literal["insert", "update", "delete"]] = {0x49: "insert", 0x55: "update", 0x44: "delete"}
 _KEY, _OLD, _NEW = ord("K"), ord("O"), ord("N")
-_TEXT, _NULL = ord("t"), ord("n")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
-_new_row_change = tuple.__new__  # a RowChange from a tuple, without the NamedTuple's Python __new__
+_new_tuple = tuple.__new__  # a NamedTuple from a tuple, without the NamedTuple's Python __new__
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,20 @@ class RowChange(NamedTuple):
     key_text: dict[str, str | None] | None = None
 
 
+class RenderedRow(NamedTuple):
+    """An Insert, Update or Delete whose row came straight from the message bytes as its record
+    ``data`` JSON (:mod:`source_postgres.cdc.render`): ``orjson.dumps`` of the ``data`` the
+    RowChange of the same message has. No ``before``, no ``meta.changes``, nothing unresolved."""
+
+    op: Literal["insert", "update", "delete"]
+    table: TableShape
+    data: bytes
+    lsn: int
+    commit_lsn: int
+    commit_time: int
+    xid: int
+
+
 class TablesTruncated(NamedTuple):
     tables: tuple[TableShape, ...]
     cascade: bool
@@ -179,11 +195,22 @@ class ChangeAssembler:
     stream, in order, from its start: Relation messages come once per table and session.
 
     :meth:`feed` takes decoded messages; :meth:`feed_payload` takes the payloads themselves and
-    gives the same events faster (the read path's way)."""
+    gives the same events faster; :meth:`render_row` gives an Insert's, Update's or Delete's row
+    as its JSON straight from the bytes (the read path's way) for the tables ``render`` accepts
+    (called once per Relation message; ``adapt``: see :data:`Adapter`)."""
 
-    def __init__(self, types: TypeSource, adapt: Adapter | None = None) -> None:
+    def __init__(
+        self,
+        types: TypeSource,
+        adapt: Adapter | None = None,
+        render: Callable[[TableShape], bool] | None = None,
+    ) -> None:
         self._types = types
         self._adapt = adapt
+        self._render = render
+        self._renderable: set[int] = set()
+        self._renderers: dict[int, tuple[TableShape, Renderer, Renderer]] = {}
+        self._fast: dict[bytes, tuple[Literal["insert", "update", "delete"], TableShape, Renderer]] = {}
         self._type_rows: dict[int, TypeRow] = {}
         self._resolver = TypeResolver(self._type_rows)
         self._tables: dict[int, TableShape] = {}
@@ -278,87 +305,84 @@ class ChangeAssembler:
             return self._commit(commit_lsn, end_lsn, commit_time)
         return self._row_change(_OPS[kind], oid, old_kind, old, new, lsn)
 
-    def feed_row(self, decoder: PgOutputDecoder, payload: bytes, lsn: int) -> RowChange:
-        """The RowChange of an Insert, Update or Delete outside a streamed block (``payload``:
-        the whole message as bytes): ``self.feed_payload(decoder, payload, lsn)``, the same event
-        and the same errors.
-
-        An Insert, a Delete and an Update without an old tuple whose values are all text or NULL
-        (nearly every change) are parsed and converted in one pass over the bytes, straight into
-        the row's dict; anything else (an old tuple, an unchanged TOAST value, a binary value, a
-        tuple of another size than the table's, bytes that do not parse) goes through
-        :meth:`feed_payload`, which raises what the general path raises."""
+    def render_row(
+        self, decoder: PgOutputDecoder, payload: bytes, lsn: int, dicts_for: Container[int] = ()
+    ) -> RowChange | RenderedRow:
+        """The change an Insert, Update or Delete (``payload``: the whole message as bytes) makes:
+        a :class:`RenderedRow` (its data already JSON) when its table was accepted by the
+        ``render`` callback and is not in ``dicts_for``, the tuple is an Insert's, an Update's
+        without an old tuple or a Delete's, and every value takes the renderer's rules (nearly
+        every change); else ``feed_payload``'s RowChange (the same data as a dict, or its error).
+        """
+        if not decoder.in_stream:
+            # by the message's first eight bytes (type, relation OID, tuple marker, column count)
+            fast = self._fast.get(payload[:8])
+            if fast is not None and fast[1].oid not in dicts_for:
+                try:
+                    data = fast[2](payload)
+                except Exception:  # the general path gives the exact value or error
+                    return self._general_row(decoder, payload, lsn)
+                self._rows += 1
+                return _new_tuple(
+                    RenderedRow,
+                    (fast[0], fast[1], data, lsn, self._commit_lsn, self._commit_time, self._xid),
+                )
+        entry = None
+        if not decoder.in_stream:
+            try:
+                (oid,) = _U32.unpack_from(payload, 1)
+                marker = payload[5]
+            except DECODE_ERRORS:
+                pass
+            else:
+                if oid not in dicts_for:
+                    entry = self._renderers.get(oid) or self._renderer(oid, decoder)
+        if entry is None:
+            return self._general_row(decoder, payload, lsn)
+        table, full, sparse = entry
         kind = payload[0]
+        if len(payload) < 8 or _U16.unpack_from(payload, 6)[0] != len(table.columns):
+            return self._general_row(decoder, payload, lsn)
+        if marker == _NEW and kind != 0x44:
+            render = full
+        elif kind == 0x44 and marker in (_KEY, _OLD):
+            render = sparse if marker == _KEY else full
+        else:
+            return self._general_row(decoder, payload, lsn)
         try:
-            (oid,) = _U32.unpack_from(payload, 1)
-            marker = payload[5]
-            (count,) = _U16.unpack_from(payload, 6)
-        except DECODE_ERRORS:
-            return self._slow_row(decoder, payload, lsn)
-        shape = self._plans.get(oid)
-        if shape is None or (marker != _NEW if kind != 0x44 else marker not in (_KEY, _OLD)):
-            return self._slow_row(decoder, payload, lsn)
-        table, plan = shape
-        if count != len(plan):
-            return self._slow_row(decoder, payload, lsn)
-        sparse = marker == _KEY
-        encoding = decoder.encoding
-        # an ASCII message (most are) is decoded once: its str has the bytes' offsets
-        text = payload.decode("ascii") if payload.isascii() and decoder.ascii_compatible else None
-        unpack = _U32.unpack_from
-        data: dict[str, Any] = {}
-        changes: Changes = []
-        pos = 8
-        try:
-            for name, convert, is_key in plan:
-                value_kind = payload[pos]
-                if value_kind == _TEXT:
-                    start = pos + 5
-                    pos = start + unpack(payload, pos + 1)[0]
-                    value = text[start:pos] if text is not None else payload[start:pos].decode(encoding)
-                    if convert is None:
-                        data[name] = value
-                        continue
-                    try:
-                        data[name] = convert(value)
-                    except Unrepresentable as exc:
-                        data[name] = exc.replacement
-                        changes.append(change(name, exc.reason))
-                    except (TypeError, ValueError, OverflowError):
-                        data[name] = None
-                        changes.append(change(name, REASON))
-                elif value_kind == _NULL:
-                    pos += 1
-                    if not sparse or is_key:
-                        data[name] = None
-                else:  # an unchanged TOAST value or a binary one: the general path
-                    return self._slow_row(decoder, payload, lsn)
-        except DECODE_ERRORS:
-            return self._slow_row(decoder, payload, lsn)
-        if pos != len(payload):
-            return self._slow_row(decoder, payload, lsn)
+            data = render(payload)
+        except Exception:  # the general path gives the exact value or error
+            return self._general_row(decoder, payload, lsn)
         self._rows += 1
-        return _new_row_change(
-            RowChange,
-            (
-                _OPS[kind],
-                table,
-                data,
-                None,
-                changes,
-                lsn,
-                self._commit_lsn,
-                self._commit_time,
-                self._xid,
-                (),
-                None,
-            ),
+        return _new_tuple(
+            RenderedRow,
+            (_OPS[kind], table, data, lsn, self._commit_lsn, self._commit_time, self._xid),
         )
 
-    def _slow_row(self, decoder: PgOutputDecoder, payload: bytes, lsn: int) -> RowChange:
+    def _general_row(self, decoder: PgOutputDecoder, payload: bytes, lsn: int) -> RowChange:
         event = self.feed_payload(decoder, payload, lsn)
-        assert type(event) is RowChange
+        if type(event) is not RowChange:
+            raise PgOutputError(f"expected an Insert, Update or Delete at LSN {format_lsn(lsn)}")
         return event
+
+    def _renderer(self, oid: int, decoder: PgOutputDecoder) -> tuple[TableShape, Renderer, Renderer] | None:
+        """The renderers of a table the ``render`` callback accepted (compiled on first use)."""
+        shape = self._plans.get(oid)
+        if shape is None or oid not in self._renderable or not decoder.utf8:
+            return None
+        table, plan = shape
+        entry = (table, compile_renderer(plan, sparse=False), compile_renderer(plan, sparse=True))
+        self._renderers[oid] = entry
+        head, count = _U32.pack(oid), _U16.pack(len(plan))
+        full, sparse = entry[1], entry[2]
+        for kind, marker, render in (
+            (b"I", b"N", full),
+            (b"U", b"N", full),
+            (b"D", b"O", full),
+            (b"D", b"K", sparse),
+        ):
+            self._fast[kind + head + marker + count] = (_OPS[kind[0]], table, render)
+        return entry
 
     # -- transactions and rows -----------------------------------------------------------------------
 
@@ -458,6 +482,11 @@ class ChangeAssembler:
         previous = self._tables.get(message.oid)
         self._tables[message.oid] = table
         fix = self._adapt(table) if self._adapt is not None else None
+        self._renderers.pop(message.oid, None)
+        self._fast = {k: v for k, v in self._fast.items() if v[1].oid != message.oid}
+        self._renderable.discard(message.oid)
+        if fix is None and self._render is not None and self._render(table):
+            self._renderable.add(message.oid)
         self._plans[message.oid] = (
             table,
             tuple(

@@ -69,11 +69,11 @@ _FRAGMENT = orjson.Fragment
 
 # a four-digit year that is not 0000 (PostgreSQL writes years before 1 with " BC"), a month, day,
 # hour, minute and second in range; an optional fraction of up to six digits
-_YMD = r"(?!0000)\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
-_HMS = r"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
-_TSTZ_COMMON = re.compile(rf"({_YMD}) ({_HMS})(?:\.(\d{{1,6}}))?\+00").fullmatch
-_TS_COMMON = re.compile(rf"({_YMD}) ({_HMS})(?:\.(\d{{1,6}}))?").fullmatch
-_DATE_COMMON = re.compile(_YMD).fullmatch
+YMD = r"(?!0000)[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+HMS = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+_TSTZ_COMMON = re.compile(rf"({YMD}) ({HMS})(?:\.([0-9]{{1,6}}))?\+00").fullmatch
+_TS_COMMON = re.compile(rf"({YMD}) ({HMS})(?:\.([0-9]{{1,6}}))?").fullmatch
+_DATE_COMMON = re.compile(YMD).fullmatch
 
 
 def number(text: str) -> Any:

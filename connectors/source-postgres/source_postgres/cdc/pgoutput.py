@@ -203,6 +203,8 @@ class PgOutputDecoder:
         self.encoding = encoding
         self.ascii_compatible = codecs.lookup(encoding).name in _ASCII_COMPATIBLE
         """Whether ASCII bytes decode to the same characters in ``encoding``."""
+        self.utf8 = codecs.lookup(encoding).name == "utf-8"
+        """Whether text comes as UTF-8 (the bytes JSON writes for it)."""
         self.in_stream = False
 
     def decode(self, payload: bytes | memoryview, lsn: int) -> PgOutputMessage:

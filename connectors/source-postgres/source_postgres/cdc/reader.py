@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -68,6 +68,7 @@ from source_postgres.cdc.changes import (
     ChangeAssembler,
     ChangeEvent,
     RelationChanged,
+    RenderedRow,
     RowChange,
     TableShape,
     TablesTruncated,
@@ -170,12 +171,22 @@ class LogImageEncoder(ImageEncoder):
         self._log = log
         self._reported: set[str] = set()
 
-    def encode(self, images: Sequence[Mapping[str, Any]]) -> tuple[list[bytes], dict[int, Any]]:
+    def accepts(self, names: Iterable[str]) -> bool:
+        """Whether rows of these columns become record data as they are: every column is in the
+        configured catalog and in the table as the read started (then a change may come as its
+        data JSON already, a :class:`~source_postgres.cdc.changes.RenderedRow`)."""
+        return self._wanted.issuperset(names) and self._known.issuperset(names)
+
+    def encode(self, images: Sequence[Mapping[str, Any] | bytes]) -> tuple[list[bytes], dict[int, Any]]:
         wanted = self._wanted
         known = self._known
         out: list[bytes] = []
         problems: dict[int, Any] = {}
         for i, image in enumerate(images):
+            if image.__class__ is bytes:
+                out.append(image)  # rendered by the reader, of columns it accepts
+                continue
+            assert not isinstance(image, bytes)
             if wanted.issuperset(image):
                 out.append(orjson.dumps(image))
             else:
@@ -316,6 +327,7 @@ class PostgresCdcReader(CdcReader[int]):
         self.publication = method.publication
         self._params = params
         self._target = target
+        self._encoders: dict[StreamDescriptor, LogImageEncoder] = {}
 
     # ------------------------------------------------------------------ helpers
     def _replication(self) -> ReplicationConnection:
@@ -699,7 +711,8 @@ class PostgresCdcReader(CdcReader[int]):
                 f"{table.name} are not in the configured catalog: left out of its records (refresh "
                 "the source schema to read them)",
             )
-        return LogImageEncoder(table, columns, self.log)
+        encoder = self._encoders[table.descriptor] = LogImageEncoder(table, columns, self.log)
+        return encoder
 
     def changes(
         self, start: int, upper: int, tables: Mapping[StreamDescriptor, TableInfo]
@@ -723,7 +736,14 @@ class PostgresCdcReader(CdcReader[int]):
             stream = repl.start(self.slot, start, publications=[self.publication])
             stack.callback(_stop_quietly, stream)
             decoder = PgOutputDecoder()
-            assembler = ChangeAssembler(lambda oids: type_rows(conn, oids), self._adapter(tables))
+            encoders = self._encoders
+
+            def renderable(shape: TableShape) -> bool:
+                descriptor = by_name.get((shape.namespace, shape.name))
+                encoder = encoders.get(descriptor) if descriptor is not None else None
+                return encoder is not None and encoder.accepts(shape.names)
+
+            assembler = ChangeAssembler(lambda oids: type_rows(conn, oids), self._adapter(tables), renderable)
             lookups: list[ReplicationConnection] = []
 
             def lookup(sql: str, params: Sequence[str | None], types: Sequence[int]) -> list[Any]:
@@ -744,7 +764,11 @@ class PostgresCdcReader(CdcReader[int]):
             # per relation OID: the table shape last seen and its stream (None: not read)
             streams_of: dict[int, tuple[TableShape, StreamDescriptor | None]] = {}
             feed_payload = assembler.feed_payload
-            feed_row = assembler.feed_row
+            render_row = assembler.render_row
+            # one meta and commit time per transaction: the framework renders them once
+            meta: dict[str, Any] = {}
+            meta_lsn = -1
+            when = ""
             stopped = False
             while not stopped:
                 got = stream.read_many(_POLL, 1000, None if in_transaction else upper)
@@ -760,7 +784,7 @@ class PostgresCdcReader(CdcReader[int]):
                     lsn = data.data_start
                     payload = bytes(data.payload)
                     kind = payload[0] if payload else 0
-                    event: ChangeEvent | None
+                    event: ChangeEvent | RenderedRow | None
                     if kind not in _FAST or decoder.in_stream:
                         message = decoder.decode(payload, lsn)
                         if isinstance(message, Begin):
@@ -774,10 +798,27 @@ class PostgresCdcReader(CdcReader[int]):
                     elif kind == 0x43:  # Commit
                         event = feed_payload(decoder, payload, lsn)
                     else:  # Insert, Update, Delete
-                        event = feed_row(decoder, payload, lsn)
+                        event = render_row(decoder, payload, lsn, toast.active)
                     if event is None or (skipping and type(event) is not TransactionCommitted):
                         continue
-                    if type(event) is RowChange:
+                    if type(event) is RenderedRow:
+                        shape = event.table
+                        known = streams_of.get(shape.oid)
+                        if known is None or known[0] is not shape:
+                            wanted = by_name.get((shape.namespace, shape.name))
+                            known = streams_of[shape.oid] = (shape, wanted)
+                        descriptor = known[1]
+                        if descriptor is not None:
+                            if event.commit_lsn != meta_lsn:
+                                meta_lsn = event.commit_lsn
+                                meta = {LSN_COLUMN: meta_lsn}
+                                when = commit_time(event.commit_time)
+                            pending.append(
+                                _new_change(
+                                    Change, (descriptor, _OPERATIONS[event.op], event.data, when, meta)
+                                )
+                            )
+                    elif type(event) is RowChange:
                         shape = event.table
                         known = streams_of.get(shape.oid)
                         if known is None or known[0] is not shape:
@@ -828,6 +869,10 @@ class PostgresCdcReader(CdcReader[int]):
             yield ChangeBatch(pending, reached)
             if while_reading:
                 stream.acknowledge(reached)
+
+
+_new_change = tuple.__new__  # a Change from a tuple, without the NamedTuple's Python __new__
+_OPERATIONS = {"insert": Operation.INSERT, "update": Operation.UPDATE, "delete": Operation.DELETE}
 
 
 def _append(

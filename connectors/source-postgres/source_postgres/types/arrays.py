@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from psycopg import sql
@@ -101,6 +103,11 @@ def _elementwise(element: PgReadHandler) -> Render:
     return render
 
 
+INTEGER_ARRAYS: weakref.WeakSet[Callable[[Any], Any]] = weakref.WeakSet()
+"""The ``convert`` of every array handler whose elements are integers delimited by ``,``: the
+JSON of such an array's text ``{1,-2,3}`` (one dimension, no NULL) is ``[1,-2,3]``."""
+
+
 def array_of(element: PgReadHandler, dims: int = 1, delimiter: str = ",") -> PgReadHandler:
     """Arrays: JSON arrays (nested for more dimensions) of the element's JSON; NULL elements are
     null; elements without a JSON form are null too, with a change for the column."""
@@ -165,6 +172,8 @@ def array_of(element: PgReadHandler, dims: int = 1, delimiter: str = ",") -> PgR
             raise Unrepresentable("an element has no JSON form", replacement=out)
         return out
 
+    if fast_element is int and delimiter == ",":
+        INTEGER_ARRAYS.add(convert)
     return PgReadHandler(
         AirbyteType.ARRAY,
         convert,
