@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -48,7 +49,7 @@ HOST, PORT, USER, DATABASE = "127.0.0.1", 3306, "root", "bench_destination_mysql
 BIN = Path(sys.executable).parent
 DATA = Path(__file__).resolve().parent / "data"
 STREAM = "orders"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 EMITTED_AT = 1_764_000_000_000
 SYNC_ID = 7
 GENERATION = 1
@@ -95,6 +96,8 @@ STATUSES = ["new", "paid", "shipped", "cancelled"]
 class Run:
     seconds: float
     peak_mb: float
+    cpu: float  # CPU seconds of the process (user + system)
+    server_cpu: float  # CPU seconds of the database server meanwhile
 
 
 # ---------------------------------------------------------------------------- data
@@ -146,15 +149,21 @@ def _extracted(millis: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}000"
 
 
-def generate(records: int, second: bool) -> tuple[Path, Path]:
+def generate(records: int, second: bool) -> tuple[Path, Path, Path]:
+    """The messages, the CSV of the destination's columns (for the checks) and the CSV of the
+    data columns alone (the floor)."""
     stem = f"mysql_{'second' if second else 'first'}_{records}_v{FORMAT_VERSION}"
-    messages, csv = DATA / f"{stem}.jsonl", DATA / f"{stem}.csv"
-    if messages.exists() and csv.exists():
-        return messages, csv
+    messages, csv, data_csv = DATA / f"{stem}.jsonl", DATA / f"{stem}.csv", DATA / f"{stem}.data.csv"
+    if messages.exists() and csv.exists() and data_csv.exists():
+        return messages, csv, data_csv
     DATA.mkdir(exist_ok=True)
     started = time.monotonic()
     base = EMITTED_AT + (86_400_000 if second else 0)
-    with messages.open("wb") as out, csv.open("w", encoding="utf-8", newline="") as rows:
+    with (
+        messages.open("wb") as out,
+        csv.open("w", encoding="utf-8", newline="") as rows,
+        data_csv.open("w", encoding="utf-8", newline="") as data_rows,
+    ):
         for n in range(records):
             if second:
                 key, version = (n * 10, 2) if n < records // 10 else (records + n, 1)
@@ -171,6 +180,7 @@ def generate(records: int, second: bool) -> tuple[Path, Path]:
             fields = ",".join(_csv(data[name], KINDS.get(name, "")) for name, _, _ in COLUMNS)
             meta = '"' + EMPTY_META.replace('"', '""') + '"'
             rows.write(f"{fields},{n:036d},{_extracted(emitted)},{meta},{GENERATION}\n")
+            data_rows.write(f"{fields}\n")
             if (n + 1) % 10_000 == 0 or n == records - 1:
                 state = {"type": "STREAM", "stream": {"stream_descriptor": {"name": STREAM},
                          "stream_state": {"n": n}}, "sourceStats": {"recordCount": float(10_000 if (n + 1) % 10_000 == 0 else (n + 1) % 10_000)}}  # fmt: skip
@@ -179,7 +189,7 @@ def generate(records: int, second: bool) -> tuple[Path, Path]:
         out.write(orjson.dumps({"type": "TRACE", "trace": {"type": "STREAM_STATUS", "emitted_at": 1.0, "stream_status": status}}))  # fmt: skip
         out.write(b"\n")
     print(f"  generated {messages.name} in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
-    return messages, csv
+    return messages, csv, data_csv
 
 
 def catalog(mode: str) -> dict[str, Any]:
@@ -228,8 +238,8 @@ def sql(*statements: str, database: str | None = DATABASE) -> list[tuple[Any, ..
         conn.close()
 
 
-def create_floor(name: str) -> None:
-    columns = [f"`{n}` {t}" for n, _, t in COLUMNS] + [f"`{n}` {t}" for n, t in META]
+def create_floor(name: str, data_only: bool = False) -> None:
+    columns = [f"`{n}` {t}" for n, _, t in COLUMNS] + ([] if data_only else [f"`{n}` {t}" for n, t in META])
     sql(f"DROP TABLE IF EXISTS `{name}`", f"CREATE TABLE `{name}` ({', '.join(columns)})")
 
 
@@ -239,19 +249,44 @@ LOAD = (
 )
 
 
-def timed(argv: list[str], stdin: Path | None = None, stdout: Path | None = None) -> Run:
+def _server_pid() -> int | None:
+    found = subprocess.run(["pgrep", "-x", "mariadbd|mysqld"], capture_output=True, text=True).stdout.split()
+    return int(found[0]) if found else None
+
+
+def _cpu_of(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(
+    argv: list[str], stdin: Path | None = None, stdout: Path | None = None, env: dict[str, str] | None = None
+) -> Run:
+    server = _server_pid()
+    server_before = _cpu_of(server)
     started = time.monotonic()
     with open(stdin or os.devnull, "rb") as inp, open(stdout or os.devnull, "wb") as out:
-        proc = subprocess.Popen(argv, stdin=inp, stdout=out)
+        proc = subprocess.Popen(argv, stdin=inp, stdout=out, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.monotonic() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{argv[0]} failed ({status}); output in {stdout}")
-    return Run(seconds, usage.ru_maxrss / 1024)
+    cpu = usage.ru_utime + usage.ru_stime
+    run = Run(seconds, usage.ru_maxrss / 1024, cpu, _cpu_of(server) - server_before)
+    print(f"  {Path(argv[0]).name} {argv[1] if len(argv) > 1 else ''}: {seconds:.2f} s, {run.peak_mb:.0f} MB, "
+          f"CPU {cpu:.1f} s, server CPU {run.server_cpu:.1f} s, load {os.getloadavg()[0]:.1f}", file=sys.stderr)  # fmt: skip
+    return run
 
 
-def floor(csv: Path, table: str) -> Run:
-    create_floor(table)
+def floor(csv: Path, table: str, data_only: bool = False) -> Run:
+    """``mysql --local-infile`` loading ``csv`` into a new table ``table`` (of the data columns
+    alone with ``data_only``: what a user loading the same rows would run)."""
+    create_floor(table, data_only)
     statement = LOAD.format(path=csv, table=table)
     run = timed(
         ["mysql", "--local-infile=1", f"-h{HOST}", f"-P{PORT}", f"-u{USER}", DATABASE, "-e", statement]
@@ -261,13 +296,18 @@ def floor(csv: Path, table: str) -> Run:
     return run
 
 
-def write(mode: str, messages: Path, workdir: Path) -> Run:
+def write(mode: str, messages: Path, workdir: Path, before: Path | None = None) -> Run:
+    """``destination-mysql write`` (``before``: a checkout of the code before a change, whose
+    ``dbkit`` and ``destination_mysql`` then shadow this tree's)."""
     config = {"host": HOST, "port": PORT, "database": DATABASE, "username": USER, "ssl": False}
     (workdir / "config.json").write_text(json.dumps(config))
     (workdir / "catalog.json").write_text(json.dumps(catalog(mode)))
     argv = [str(BIN / "destination-mysql"), "write", "--config", str(workdir / "config.json"),
             "--catalog", str(workdir / "catalog.json")]  # fmt: skip
-    return timed(argv, messages, workdir / f"out-{mode}.jsonl")
+    env = None
+    if before is not None:
+        env = {**os.environ, "PYTHONPATH": f"{before}:{before / 'connectors' / 'destination-mysql'}"}
+    return timed(argv, messages, workdir / f"out-{mode}.jsonl", env)
 
 
 CHECK_COLUMNS = [n for n, _, _ in COLUMNS] + [
@@ -285,18 +325,37 @@ def checksum(source: str) -> tuple[int, int, int]:
     return int(count), int(keys), int(crc)
 
 
+EXPECTED_SECOND = (
+    "(SELECT * FROM floor2 UNION ALL SELECT * FROM floor WHERE id NOT IN (SELECT id FROM floor2)) e"
+)
+
+
+_EXPECTED: dict[str, tuple[int, int, int]] = {}
+
+
 def expect(table: str, source: str) -> None:
-    got, want = checksum(f"`{table}`"), checksum(source)
+    """``table`` equals ``source`` (whose checksum is taken once per run: the expected tables
+    are loaded from the same CSV every round)."""
+    if source not in _EXPECTED:
+        _EXPECTED[source] = checksum(source)
+    got, want = checksum(f"`{table}`"), _EXPECTED[source]
     if got != want:
         raise SystemExit(f"{table}: (rows, keys, checksum) {got} != expected {want}")
     print(f"  checked {table}: {got[0]:,} rows, {got[1]:,} keys, checksum equal", file=sys.stderr)
 
 
-def report(label: str, run: Run, records: int, megabytes: float, floor_rate: float | None) -> None:
-    rate = records / run.seconds
-    ratio = f"{rate / floor_rate:.2f}" if floor_rate else "1.00"
+def report(label: str, runs: list[Run], floors: list[Run], records: int, megabytes: float) -> None:
+    """One line: medians over the rounds; the ratio is taken within each round (its median and
+    every round's)."""
+    seconds = statistics.median(r.seconds for r in runs)
+    rate = records / seconds
+    ratios = [f.seconds / r.seconds for r, f in zip(runs, floors, strict=True)]
+    each = " / ".join(f"{x:.2f}" for x in ratios)
     print(
-        f"| {label} | {run.seconds:.2f} | {rate:,.0f} | {megabytes / run.seconds:.1f} | {ratio} | {run.peak_mb:.0f} |"
+        f"| {label} | {seconds:.2f} | {rate:,.0f} | {megabytes / seconds:.1f} | "
+        f"**{statistics.median(ratios):.2f}** ({each}) | {max(r.peak_mb for r in runs):.0f} | "
+        f"{statistics.median(r.cpu for r in runs):.1f} | {statistics.median(r.server_cpu for r in runs):.1f} |",
+        flush=True,
     )
 
 
@@ -354,40 +413,64 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=1, help="rounds (each runs every line once)")
     parser.add_argument("--insert-compare", action="store_true")
     parser.add_argument("--skip-dedup", action="store_true")
+    parser.add_argument("--skip-append", action="store_true")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of the code before a change (git worktree): each connector line also runs "
+        "with its dbkit and destination_mysql, in the same round",
+    )
     args = parser.parse_args()
     records = args.records
-    first, first_csv = generate(records, second=False)
-    second, second_csv = (None, None) if args.skip_dedup else generate(records, second=True)
+    first, first_csv, first_data = generate(records, second=False)
+    second, second_csv, _ = (None, None, None) if args.skip_dedup else generate(records, second=True)
     sql(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}`", database=None)
     workdir = DATA / "mysql_runs"
     workdir.mkdir(exist_ok=True)
-    megabytes = first_csv.stat().st_size / 1e6
-    print(f"{records:,} records; CSV {megabytes:.0f} MB; messages {first.stat().st_size / 1e6:.0f} MB; "
+    megabytes = first_data.stat().st_size / 1e6
+    print(f"{records:,} records; CSV of the data columns {megabytes:.0f} MB (all columns "
+          f"{first_csv.stat().st_size / 1e6:.0f} MB); messages {first.stat().st_size / 1e6:.0f} MB; "
           f"load average {os.getloadavg()[0]:.2f}", file=sys.stderr)  # fmt: skip
-    print("| run | seconds | rows/s | MB/s (CSV) | x floor | peak RSS MB |")
-    print("|---|---|---|---|---|---|")
-    base = floor(first_csv, "floor")
-    report("floor: mysql LOAD DATA LOCAL INFILE", base, records, megabytes, None)
-    floor_rate = records / base.seconds
-    sql(f"DROP TABLE IF EXISTS `{STREAM}`")
-    run = write("append", first, workdir)
-    report("destination-mysql append", run, records, megabytes, floor_rate)
-    expect(STREAM, "floor")
-    if second is not None and second_csv is not None:
-        sql(f"DROP TABLE IF EXISTS `{STREAM}`")
-        run = write("append_dedup", first, workdir)
-        report("append_dedup, empty table", run, records, megabytes, floor_rate)
-        expect(STREAM, "floor")
-        floor(second_csv, "floor2")
-        run = write("append_dedup", second, workdir)
-        report("append_dedup, second file (10% updates)", run, records, megabytes, floor_rate)
-        expected = (
-            "(SELECT * FROM floor2 UNION ALL SELECT * FROM floor WHERE id NOT IN (SELECT id FROM floor2)) e"
-        )
-        expect(STREAM, expected)
+    lines: dict[str, list[Run]] = {}
+    for n in range(args.runs):
+        print(f"round {n + 1}: load average {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
+        lines.setdefault("floor", []).append(floor(first_data, "floor_data", data_only=True))
+        lines.setdefault("floor_all", []).append(floor(first_csv, "floor"))  # also the expected table
+        for tag, tree in [("", None)] + ([(" (before)", args.before)] if args.before else []):
+            if not args.skip_append:
+                sql(f"DROP TABLE IF EXISTS `{STREAM}`")
+                lines.setdefault("append" + tag, []).append(write("append", first, workdir, tree))
+                expect(STREAM, "floor")
+            if second is not None and second_csv is not None:
+                sql(f"DROP TABLE IF EXISTS `{STREAM}`")
+                lines.setdefault("dedup" + tag, []).append(write("append_dedup", first, workdir, tree))
+                expect(STREAM, "floor")
+                if "floor2" not in lines:
+                    lines["floor2"] = [floor(second_csv, "floor2")]
+                    sql("ALTER TABLE floor2 ADD UNIQUE KEY (id)")  # for EXPECTED_SECOND's NOT IN
+                lines.setdefault("dedup2" + tag, []).append(write("append_dedup", second, workdir, tree))
+                expect(STREAM, EXPECTED_SECOND)
     print(f"load average after: {os.getloadavg()[0]:.2f}", file=sys.stderr)
+    print(
+        f"\nmedians of {args.runs} round(s); MB/s of the data columns' CSV; ratio = floor seconds / seconds"
+    )
+    print("| run | seconds | rows/s | MB/s | x floor (rounds) | peak RSS MB | CPU s | server CPU s |")
+    print("|---|---|---|---|---|---|---|---|")
+    floors = lines["floor"]
+    labels = {
+        "floor": "floor: `mysql` LOAD DATA LOCAL INFILE, data columns",
+        "floor_all": "the same, with the four `_airbyte_*` columns",
+        "append": "destination-mysql append",
+        "dedup": "append_dedup, empty table",
+        "dedup2": "append_dedup, second file (10% updates)",
+    }
+    for key, label in labels.items():
+        for tag in ("", " (before)"):
+            if key + tag in lines:
+                report(label + tag, lines[key + tag], floors, records, megabytes)
     if args.insert_compare:
         insert_compare(min(200_000, records))
 

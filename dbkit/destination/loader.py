@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 import dbkit.destination.merge as merge
@@ -304,19 +305,70 @@ class StreamLoader:
 
     def _stage_and_merge(self, parts: Iterator[Batch]) -> None:
         """append_dedup, in the caller's transaction: the batch into the staging table, then
-        merged into the target (told whether the batch holds each key once)."""
+        merged into the target (told whether the batch holds each key once).
+
+        A batch that holds each key once, of a stream without tombstones, first asks the
+        merger which of its keys the target does not hold (``merger.absent_keys``): those rows
+        are appended to the target directly, and only the others are staged and merged."""
         assert self.target is not None
         assert self.staging is not None
         assert self.dedup_plan is not None
         plan = self.dedup_plan
-        staged: list[pa.Table] = []
         self.bulk.clear_staging(self.conn, self.staging)
+        if (
+            self.merger.finds_absent_keys
+            and self._exact_key
+            and plan.tombstones is None
+            and plan.deleted_at is None
+        ):
+            whole = list(parts)  # the whole batch: which rows go where depends on all of it
+            parts = iter(whole)
+            tables = [part.table for part in whole]
+            if tables and merge.keys_unique(tables, plan.key, self._key_types):
+                self.lock()
+                keys = pa.concat_tables([t.select(list(plan.key)) for t in tables])
+                absent = self.merger.absent_keys(self.conn, self.target, keys, plan)
+                if absent is not None:
+                    if len(absent) != keys.num_rows:
+                        raise SystemFailure(f"absent_keys answered {len(absent)} rows for {keys.num_rows}")
+                    self._split_and_merge(whole, absent)
+                    return
+        staged: list[pa.Table] = []
         self.bulk.load_batches(self.conn, self.staging, _with_sequence(parts, staged), self.write)
         unique = self._exact_key and merge.keys_unique(staged, plan.key, self._key_types)
         self.lock()  # only now: staging is private to the session
         self.merger.dedup(
             self.conn, self.target, self.staging, replace(plan, staged_unique=unique), self.write
         )
+
+    def _split_and_merge(self, parts: list[Batch], absent: pa.BooleanArray) -> None:
+        """The rows of ``parts`` whose key the target lacks (``absent``) appended to it, the
+        others staged and merged (the batch holds each key once)."""
+        target, staging, plan = self.target, self.staging, self.dedup_plan
+        assert target is not None
+        assert staging is not None
+        assert plan is not None
+        direct: list[_Picked] = []
+        rest: list[_Picked] = []
+        start = 0
+        for k, part in enumerate(parts):
+            n = part.table.num_rows
+            mask = absent.slice(start, n)
+            start += n
+            chosen = pc.indices_nonzero(mask)
+            if len(chosen):
+                direct.append(_Picked.of(k, part, chosen))
+            if len(chosen) < n:
+                rest.append(_Picked.of(k, part, pc.indices_nonzero(pc.invert(mask))))
+        bulk, conn, write = self.bulk, self.conn, self.write
+        if direct:
+            _mapped(direct, lambda: bulk.load_batches(conn, target, _batches(direct), write))
+        if rest:
+            staged: list[pa.Table] = []
+            _mapped(
+                rest, lambda: bulk.load_batches(conn, staging, _with_sequence(_batches(rest), staged), write)
+            )
+            self.merger.dedup(conn, target, staging, replace(plan, staged_unique=True), write)
 
     # ------------------------------------------------------------------ completion
     def complete(self) -> None:
@@ -355,6 +407,43 @@ class StreamLoader:
                 except sa.exc.SQLAlchemyError:
                     pass
         self.staging = self.tombstones = None
+
+
+@dataclass(frozen=True)
+class _Picked:
+    """Some rows of a part: the part's index in the batch, the rows, and them as a batch."""
+
+    part: int
+    rows: pa.Array
+    batch: Batch
+
+    @classmethod
+    def of(cls, k: int, part: Batch, rows: pa.Array) -> _Picked:
+        if len(rows) == part.table.num_rows:
+            return cls(k, rows, part)
+        picked: list[int] = rows.to_pylist()
+        where = {old: new for new, old in enumerate(picked)}
+        changes = {where[r]: c for r, c in part.row_changes.items() if r in where}
+        changed = sorted(where[r] for r in part.changed if r in where)
+        table = part.table.take(rows)
+        return cls(k, rows, Batch(table, len(changed), changed, part.empty_meta, changes))
+
+
+def _batches(picked: list[_Picked]) -> Iterator[Batch]:
+    for p in picked:
+        yield p.batch
+
+
+def _mapped(picked: list[_Picked], load: Callable[[], None]) -> None:
+    """Run ``load`` of the batches of ``picked``; a refused value is reported at its row of the
+    whole batch."""
+    try:
+        load()
+    except ValueRefused as refused:
+        p = picked[refused.part]
+        raise ValueRefused(
+            p.part, p.rows[refused.row].as_py(), refused.column, refused.reason, refused.detail
+        ) from refused
 
 
 def _with_sequence(parts: Iterator[Batch], seen: list[pa.Table]) -> Iterator[Batch]:

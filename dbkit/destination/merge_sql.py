@@ -4,8 +4,9 @@ keeps only its newest row (the rules and the portable statements: :mod:`dbkit.de
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
+import pyarrow as pa
 import sqlalchemy as sa
 
 import dbkit.destination.merge as merge
@@ -18,6 +19,10 @@ class MergeSql:
     """Dedup statements. Stateless; made once per dialect (``dialect.merger``), with the
     dialect's table operations."""
 
+    finds_absent_keys: ClassVar[bool] = False
+    """True when :meth:`absent_keys` is implemented (the loader then holds a batch whole until
+    it knows where each row goes, instead of streaming it into the staging table)."""
+
     def __init__(self, dialect: Dialect[Any], tables: TableOperations) -> None:
         self.dialect = dialect
         self.tables = tables
@@ -28,6 +33,20 @@ class MergeSql:
         integers, equal microseconds): then a batch that holds each key once by the
         connector's count is merged without ranking it. The default vouches for no column."""
         return False
+
+    def absent_keys(
+        self, conn: sa.Connection, target: sa.Table, keys: pa.Table, plan: merge.DedupPlan
+    ) -> pa.BooleanArray | None:
+        """Called per batch of a dedup stream whose key the connector compares exactly
+        (:meth:`exact_key`), that holds each key once and has no tombstones to respect, before
+        it is staged, in the batch's transaction and under the stream's table lock: for each
+        row of ``keys`` (the batch's key columns), whether ``target`` holds no row with that key
+        (False for a key with a NULL). Those rows cannot meet an older or newer stored row, so
+        the loader appends them to ``target`` directly and stages and merges only the others.
+        The database must keep another session from adding those keys until the transaction
+        ends (e.g. a locking read on a unique key index). None (the default): stage every
+        row."""
+        return None
 
     def prepare_staging(
         self, conn: sa.Connection, staging: sa.Table, tombstones: sa.Table | None, plan: merge.DedupPlan

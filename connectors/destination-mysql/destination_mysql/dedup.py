@@ -1,7 +1,14 @@
 """The merge role of destination-mysql: a staged batch applied with ``INSERT ... SELECT ... ON
 DUPLICATE KEY UPDATE`` on the loader's unique key index.
 
-Per batch, in its transaction (the rules are those of :mod:`dbkit.destination.merge`):
+A batch that holds each key once (the key one integer column, no CDC deletions) is split first
+(:meth:`MySqlMerge.absent_keys`): a locking read of its keys finds which the table holds; the
+rows of the others are appended with ``LOAD DATA`` straight into the table (nothing stored can
+be newer), and only the rest goes through the staging table and the steps below. A first load
+of new keys then costs about what an append costs.
+
+Per batch (or the rest of one), in its transaction (the rules are those of
+:mod:`dbkit.destination.merge`):
 
 1. the staging table keeps only the newest row of each key (skipped when the loader saw each key
    once); in hard-delete mode, staged rows not newer than their key's tombstone go;
@@ -22,12 +29,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from dbkit.db import AirbyteType
 from dbkit.destination import EXTRACTED_AT, SEQ, DedupPlan, MergeSql, WriteContext, tombstone_columns
 from destination_mysql.tables import quote, table_sql
 
+_PROBE = 10_000
+"""Keys looked up per statement by :meth:`MySqlMerge.absent_keys`."""
+_DENSE = 4
 _EXACT = frozenset(
     {
         AirbyteType.INTEGER,
@@ -80,11 +92,45 @@ def newer(
 class MySqlMerge(MergeSql):
     """The merge role of destination-mysql (see the module doc)."""
 
+    finds_absent_keys = True
+
     def exact_key(self, conn: sa.Connection, table: sa.Table, key: Sequence[str]) -> bool:
         """Integers, booleans, dates and timestamps compare as their batch values do; text does
         not (a PAD SPACE collation takes ``'a'`` and ``'a '`` for one key)."""
         types = self.dialect.types  # type: ignore[attr-defined]
         return bool(key) and all(types.storage_type(table.c[k].type) in _EXACT for k in key)
+
+    def absent_keys(
+        self, conn: sa.Connection, target: sa.Table, keys: pa.Table, plan: DedupPlan
+    ) -> pa.BooleanArray | None:
+        """For a key of one integer column with a unique index: the rows whose key a locking
+        read of the target does not find (``LOCK IN SHARE MODE``: the index's next-key locks
+        also keep another session from inserting an absent key until the batch commits).
+
+        The batch's keys are looked up sorted, 10,000 at a time: a run of keys that is dense
+        (its range holds at most 4 keys per key looked up) as one index range, else as an
+        ``IN`` list (on MariaDB without its conversion of long lists to a table of values,
+        which measured 3x slower here). Other keys: None (every row is staged)."""
+        if keys.num_columns != 1 or len(plan.key) != 1:
+            return None
+        column = keys.column(0).combine_chunks()
+        if not pa.types.is_integer(column.type) or not unique_key_index(conn, target, plan.key):
+            return None
+        distinct = pc.unique(pc.drop_null(column))
+        values: list[int] = distinct.take(pc.array_sort_indices(distinct)).to_pylist()
+        k, t_sql = quote(conn, plan.key[0]), table_sql(conn, target)
+        plain = "SET STATEMENT in_predicate_conversion_threshold = 0 FOR " if _mariadb(conn) else ""
+        found: list[int] = []
+        for start in range(0, len(values), _PROBE):
+            run = values[start : start + _PROBE]
+            if run[-1] - run[0] < _DENSE * len(run):
+                where, prefix = f"{k} BETWEEN {run[0]} AND {run[-1]}", ""
+            else:
+                where, prefix = f"{k} IN ({','.join(map(str, run))})", plain
+            rows = conn.exec_driver_sql(f"{prefix}SELECT {k} FROM {t_sql} WHERE {where} LOCK IN SHARE MODE")
+            found += [row[0] for row in rows]
+        held = pc.is_in(column, value_set=pa.array(found, column.type))
+        return pc.and_(pc.is_valid(column), pc.invert(pc.fill_null(held, True)))
 
     def dedup(
         self,
@@ -155,3 +201,7 @@ class MySqlMerge(MergeSql):
                 f"INSERT INTO {b_sql} ({kept}) SELECT {kept} FROM {s_sql} "
                 f"WHERE {deleted} IS NOT NULL AND {present}"
             )
+
+
+def _mariadb(conn: sa.Connection) -> bool:
+    return bool(getattr(conn.dialect, "is_mariadb", False))

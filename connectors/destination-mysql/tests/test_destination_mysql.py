@@ -134,6 +134,34 @@ def test_values_are_stored_exactly(my: Mysql) -> None:
     assert json.loads(stored["_airbyte_meta"])["changes"] == []
 
 
+def test_text_that_looks_like_null_stays_text_and_null_stays_null(my: Mysql) -> None:
+    """LOAD DATA reads an unquoted ``NULL`` or ``\\N`` as NULL: text values are always sent
+    quoted, NULLs of every column type unquoted."""
+    props = {
+        "id": json_schema_for(AirbyteType.INTEGER),
+        "s": json_schema_for(AirbyteType.STRING),
+        "n": json_schema_for(AirbyteType.INTEGER),
+        "x": json_schema_for(AirbyteType.NUMBER),
+        "d": json_schema_for(AirbyteType.DATE),
+        "ts": json_schema_for(AirbyteType.TIMESTAMP_WITH_TIMEZONE),
+        "b": json_schema_for(AirbyteType.BOOLEAN),
+        "j": json_schema_for(AirbyteType.OBJECT),
+    }
+    texts = ["NULL", "null", "\\N", "\\", "", "N"]
+    rows = [{"id": i, "s": text} for i, text in enumerate(texts)]
+    rows.append(
+        {"id": len(texts), "s": None, "n": None, "x": None, "d": None, "ts": None, "b": None, "j": None}
+    )
+    cat = catalog(props)
+    my.runner().write(my.config(), cat, sync_messages("t", rows)).raise_on_failure()
+    plan = my.plan(cat, "t")
+    stored = {r["id"]: r for r in my.read_table(plan.name, plan.namespace)}
+    assert [stored[i]["s"] for i in range(len(texts))] == texts
+    assert {k: v for k, v in stored[len(texts)].items() if k in props and k != "id"} == dict.fromkeys(
+        ["s", "n", "x", "d", "ts", "b", "j"]
+    )
+
+
 def test_a_value_the_column_cannot_hold_is_nulled_with_a_change_and_the_row_kept(my: Mysql) -> None:
     """A user narrowed the columns; LOAD DATA LOCAL would cut the values with a warning: each such
     value is NULL instead, with a change, and every row is kept."""
@@ -155,6 +183,55 @@ def test_a_value_the_column_cannot_hold_is_nulled_with_a_change_and_the_row_kept
         {"field": "n", "change": "NULLED", "reason": "DESTINATION_FIELD_SIZE_LIMITATION"}
     ]
     assert [c["field"] for c in json.loads(by_id[2]["_airbyte_meta"])["changes"]] == ["s"]
+
+
+def test_dedup_batch_of_new_and_stored_keys_with_refused_values(my: Mysql) -> None:
+    """One dedup batch whose new keys are appended directly and whose stored keys are merged
+    (``absent_keys``): newer rows update, an older one does not, and a value the column refuses
+    in the appended part is NULL with a change at its own row of the batch."""
+    props = {
+        "id": json_schema_for(AirbyteType.INTEGER),
+        "c": json_schema_for(AirbyteType.INTEGER),
+        "s": json_schema_for(AirbyteType.STRING),
+    }
+    cat = configured_catalog(
+        [stream("t", props)],
+        sync_mode="incremental",
+        destination_sync_mode="append_dedup",
+        cursor_field=["c"],
+        primary_key=[["id"]],
+        generation_id=1,
+        minimum_generation_id=0,
+        sync_id=1,
+    )
+    first = [{"id": i, "c": 10, "s": f"old{i}"} for i in range(1, 5)]
+    my.runner().write(my.config(), cat, sync_messages("t", first)).raise_on_failure()
+    plan = my.plan(cat, "t")
+    my.execute(f"ALTER TABLE `{plan.name}` MODIFY `s` VARCHAR(5)")
+    second = [
+        {"id": 2, "c": 20, "s": "new2"},
+        {"id": 10, "c": 1, "s": "n10"},
+        {"id": 3, "c": 5, "s": "stale"},
+        {"id": 11, "c": 1, "s": "much too long"},
+        {"id": 4, "c": 20, "s": "new4"},
+        {"id": 12, "c": 1, "s": "n12"},
+    ]
+    my.runner().write(my.config(), cat, sync_messages("t", second)).raise_on_failure()
+    stored = {r["id"]: r for r in my.read_table(plan.name, plan.namespace)}
+    assert {i: (r["c"], r["s"]) for i, r in stored.items()} == {
+        1: (10, "old1"),
+        2: (20, "new2"),
+        3: (10, "old3"),
+        4: (20, "new4"),
+        10: (1, "n10"),
+        11: (1, None),
+        12: (1, "n12"),
+    }
+    changed = {i for i, r in stored.items() if json.loads(r["_airbyte_meta"])["changes"]}
+    assert changed == {11}
+    assert [(c["field"], c["change"]) for c in json.loads(stored[11]["_airbyte_meta"])["changes"]] == [
+        ("s", "NULLED")
+    ]
 
 
 def test_long_and_reserved_names(my: Mysql) -> None:
