@@ -3,7 +3,7 @@ binlog CDC of many changes against ``mariadb-binlog`` decoding the same binlog.
 
 Usage (from the repository root; MariaDB on 127.0.0.1:3306, user root, no password)::
 
-    .venv/bin/python bench/source_mysql.py [--rows 1000000] [--runs 3] [--cdc-changes 1000000]
+    .venv/bin/python bench/source_mysql.py [--rows 1000000] [--runs 3] [--chunks 1,2] [--cdc-changes 1000000]
     .venv/bin/python bench/source_mysql.py --drop     # remove the cached bench database
 
 Full refresh: creates once (kept in ``dbkit_bench_mysql``) a table of ``--rows`` rows mixing the
@@ -11,7 +11,8 @@ types the connector maps (bigint key, int, bigint unsigned, decimal(18,6), doubl
 tinyint(1), varchar with escapes and non-ASCII, text, datetime(6), timestamp, date, time, enum,
 set, bit(8), varbinary, JSON; NULLs here and there), then times, as whole processes, ``--runs``
 times each (medians): the floor ``mariadb --batch -e 'SELECT * FROM t' > /dev/null``, and
-``source-mysql read`` to /dev/null. One more, untimed, connector read checks the output (one
+``source-mysql read`` to /dev/null with each ``max_parallel_chunks`` of ``--chunks``, with the
+CPU seconds of each process and of the server. One more, untimed, connector read checks the output (one
 RECORD per row, every id once, a final STATE) and gives the output size for MB/s. Peak memory
 is the process's ``VmHWM``, polled every 20 ms.
 
@@ -256,19 +257,24 @@ def check_output(path: Path, rows: int) -> tuple[int, int]:
     return records, path.stat().st_size
 
 
-def full_refresh(rows: int, runs: int) -> None:
+def full_refresh(rows: int, runs: int, chunks: list[int]) -> None:
+    """The floor and ``source-mysql read`` with each ``max_parallel_chunks`` of ``chunks``, in
+    turn, ``runs`` rounds; each read's output checked once first."""
     table = ensure_table(rows)
     work = Path(tempfile.mkdtemp(prefix="dbkit-bench-mysql-"))
-    config = write_json(
-        work, "config", {"host": HOST, "port": PORT, "database": DATABASE, "username": USER, "password": ""}
-    )
+    base = {"host": HOST, "port": PORT, "database": DATABASE, "username": USER, "password": ""}
+    config = write_json(work, "config", base)
     catalog = write_json(work, "catalog", catalog_for(config, table, DATABASE, "full_refresh"))
-    read = [SOURCE, "read", "--config", config, "--catalog", catalog]
-    out = work / "out.jsonl"
-    with out.open("wb") as f:
-        timed(read, stdout=f)
-    records, size = check_output(out, rows)
-    out.unlink()
+    reads_argv = {}
+    size = records = 0
+    for n in chunks:
+        config_n = write_json(work, f"config-{n}", {**base, "max_parallel_chunks": n})
+        reads_argv[n] = [SOURCE, "read", "--config", config_n, "--catalog", catalog]
+        out = work / "out.jsonl"
+        with out.open("wb") as f:
+            timed(reads_argv[n], stdout=f)
+        records, size = check_output(out, rows)
+        out.unlink()
     floor_argv = [
         "mariadb",
         "--batch",
@@ -284,31 +290,32 @@ def full_refresh(rows: int, runs: int) -> None:
     ]
     server = server_pid()
     load_before = os.getloadavg()
-    floors, reads = [], []
+    floors: list[Run] = []
+    reads: dict[int, list[Run]] = {n: [] for n in chunks}
     for _ in range(runs):
         floors.append(timed(floor_argv, server=server))
-        reads.append(timed(read, server=server))
+        for n in chunks:
+            reads[n].append(timed(reads_argv[n], server=server))
     floor_s = statistics.median(r.seconds for r in floors)
-    read_s = statistics.median(r.seconds for r in reads)
-    print(
-        json.dumps(
-            {
-                "bench": "source-mysql full refresh",
-                "rows": rows,
-                "load_before": [round(x, 2) for x in load_before],
-                "load_after": [round(x, 2) for x in os.getloadavg()],
-                "floor": summary(floors),
-                "read": summary(reads),
-                "floor_rows_per_s": round(rows / floor_s),
-                "read_rows_per_s": round(rows / read_s),
-                "ratio": round(floor_s / read_s, 3),
-                "read_mb_per_s": round(size / 1e6 / read_s, 1),
-                "output_mb": round(size / 1e6, 1),
-                "checked_records": records,
-            },
-            indent=1,
-        )
-    )
+    doc: dict[str, Any] = {
+        "bench": "source-mysql full refresh",
+        "rows": rows,
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "floor": summary(floors),
+        "floor_rows_per_s": round(rows / floor_s),
+        "output_mb": round(size / 1e6, 1),
+        "checked_records": records,
+    }
+    for n in chunks:
+        read_s = statistics.median(r.seconds for r in reads[n])
+        doc[f"read_max_parallel_chunks_{n}"] = {
+            **summary(reads[n]),
+            "rows_per_s": round(rows / read_s),
+            "mb_per_s": round(size / 1e6 / read_s, 1),
+            "ratio": round(floor_s / read_s, 3),
+        }
+    print(json.dumps(doc, indent=1))
 
 
 def cdc(changes: int, runs: int) -> None:
@@ -420,6 +427,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cdc-changes", type=int, default=0)
     parser.add_argument("--skip-full-refresh", action="store_true")
+    parser.add_argument(
+        "--chunks", default="2", help="max_parallel_chunks of the reads, comma-separated (e.g. 1,2)"
+    )
     parser.add_argument("--drop", action="store_true")
     args = parser.parse_args()
     if args.drop:
@@ -427,7 +437,7 @@ def main() -> None:
             cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
         return
     if not args.skip_full_refresh:
-        full_refresh(args.rows, args.runs)
+        full_refresh(args.rows, args.runs, [int(n) for n in args.chunks.split(",")])
     if args.cdc_changes:
         cdc(args.cdc_changes, args.runs)
 
