@@ -3,7 +3,7 @@ binlog CDC of many changes against ``mariadb-binlog`` decoding the same binlog.
 
 Usage (from the repository root; MariaDB on 127.0.0.1:3306, user root, no password)::
 
-    .venv/bin/python bench/source_mysql.py [--rows 1000000] [--runs 3] [--cdc-changes 1000000]
+    .venv/bin/python bench/source_mysql.py [--rows 1000000] [--runs 3] [--chunks 1,2] [--cdc-changes 1000000]
     .venv/bin/python bench/source_mysql.py --drop     # remove the cached bench database
 
 Full refresh: creates once (kept in ``dbkit_bench_mysql``) a table of ``--rows`` rows mixing the
@@ -11,7 +11,8 @@ types the connector maps (bigint key, int, bigint unsigned, decimal(18,6), doubl
 tinyint(1), varchar with escapes and non-ASCII, text, datetime(6), timestamp, date, time, enum,
 set, bit(8), varbinary, JSON; NULLs here and there), then times, as whole processes, ``--runs``
 times each (medians): the floor ``mariadb --batch -e 'SELECT * FROM t' > /dev/null``, and
-``source-mysql read`` to /dev/null. One more, untimed, connector read checks the output (one
+``source-mysql read`` to /dev/null with each ``max_parallel_chunks`` of ``--chunks``, with the
+CPU seconds of each process and of the server. One more, untimed, connector read checks the output (one
 RECORD per row, every id once, a final STATE) and gives the output size for MB/s. Peak memory
 is the process's ``VmHWM``, polled every 20 ms.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,7 +36,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pymysql  # type: ignore[import-untyped]
@@ -42,10 +44,10 @@ import pymysql  # type: ignore[import-untyped]
 HOST, PORT, USER, DATABASE = "127.0.0.1", 3306, "root", "dbkit_bench_mysql"
 BIN = Path(sys.executable).parent
 SOURCE = str(BIN / "source-mysql")
-TABLE = "bench_rows"
+TABLE = "bench_rows"  # the 1,000,000-row table; other sizes: bench_rows_<rows>
 
-CREATE = f"""
-CREATE TABLE {TABLE} (
+CREATE = """
+CREATE TABLE {table} (
   id       BIGINT PRIMARY KEY,
   c_int    INT,
   c_ubig   BIGINT UNSIGNED,
@@ -67,8 +69,8 @@ CREATE TABLE {TABLE} (
 ) ENGINE=InnoDB
 """
 
-FILL = f"""
-INSERT INTO {TABLE}
+FILL = """
+INSERT INTO {table}
 SELECT seq,
        CAST((seq * 2654435761) % 4294967296 AS SIGNED) - 2147483648,
        CAST(18446744073709551615 - seq * 12345 AS UNSIGNED),
@@ -87,7 +89,7 @@ SELECT seq,
        seq % 256,
        IF(seq % 4 = 0, NULL, UNHEX(LEFT(MD5(seq), 16))),
        IF(seq % 11 = 0, NULL, JSON_OBJECT('k', seq % 1000, 's', LEFT(MD5(seq), 6), 'a', JSON_ARRAY(seq % 3, 'x')))
-FROM (SELECT CAST(seq AS SIGNED) AS seq FROM seq_1_to_{{rows}}) AS g
+FROM (SELECT CAST(seq AS SIGNED) AS seq FROM seq_1_to_{rows}) AS g
 """
 
 
@@ -95,26 +97,33 @@ def connect(database: str | None = DATABASE, **kwargs: Any) -> Any:
     return pymysql.connect(host=HOST, port=PORT, user=USER, database=database, autocommit=True, **kwargs)
 
 
-def ensure_table(rows: int) -> None:
+def table_name(rows: int) -> str:
+    return TABLE if rows == 1_000_000 else f"{TABLE}_{rows}"
+
+
+def ensure_table(rows: int) -> str:
+    """The name of the cached table of ``rows`` rows (created if missing)."""
+    table = table_name(rows)
     with connect(None) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
         cur.execute(f"USE {DATABASE}")
         cur.execute(
             "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
-            (DATABASE, TABLE),
+            (DATABASE, table),
         )
         if cur.fetchone()[0]:
-            cur.execute(f"SELECT COUNT(*) FROM {TABLE}")
+            cur.execute(f"SELECT COUNT(*) FROM {table}")
             if cur.fetchone()[0] == rows:
-                return
-            cur.execute(f"DROP TABLE {TABLE}")
-        print(f"creating {TABLE} ({rows} rows)...", file=sys.stderr, flush=True)
+                return table
+            cur.execute(f"DROP TABLE {table}")
+        print(f"creating {table} ({rows} rows)...", file=sys.stderr, flush=True)
         started = time.monotonic()
-        cur.execute(CREATE)
+        cur.execute(CREATE.format(table=table))
         cur.execute("SET SESSION sql_mode = ''")
-        cur.execute(FILL.format(rows=rows))
-        cur.execute(f"ANALYZE TABLE {TABLE}")
+        cur.execute(FILL.format(table=table, rows=rows))
+        cur.execute(f"ANALYZE TABLE {table}")
         print(f"  created in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    return table
 
 
 class Peak:
@@ -144,17 +153,60 @@ class Peak:
         return self.kb / 1024
 
 
-def timed(argv: list[str], stdout: Any = subprocess.DEVNULL) -> tuple[float, float]:
-    """(seconds, peak MB) of one process."""
+class Run(NamedTuple):
+    seconds: float
+    peak_mb: float
+    cpu_s: float  # the process's user + system CPU seconds
+    server_cpu_s: float | None  # the server's, when its process is on this machine and readable
+
+
+def server_pid() -> int | None:
+    """The pid of the MariaDB service (its ``pid_file``), if this user can read it."""
+    try:
+        with connect(None) as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@pid_file")
+            path = cur.fetchone()[0]
+        pid = int(Path(path).read_text().strip())
+        cpu_seconds(pid)
+        return pid
+    except (OSError, ValueError, pymysql.MySQLError):
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(argv: list[str], stdout: Any = subprocess.DEVNULL, server: int | None = None) -> Run:
+    """Seconds, peak MB and CPU seconds of one process (and of the server during it)."""
+    server_before = cpu_seconds(server) if server is not None else None
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
     peak = Peak(proc.pid)
     _, err = proc.communicate()
     seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    server_cpu = (
+        cpu_seconds(server) - server_before if server is not None and server_before is not None else None
+    )
     mb = peak.stop()
     if proc.returncode != 0:
         raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return seconds, mb
+    return Run(seconds, mb, cpu, server_cpu)
+
+
+def summary(runs: list[Run]) -> dict[str, Any]:
+    """Medians of seconds and CPU, every run's seconds, the peak memory."""
+    servers = [r.server_cpu_s for r in runs if r.server_cpu_s is not None]
+    return {
+        "seconds": [round(r.seconds, 2) for r in runs],
+        "cpu_s_median": round(statistics.median(r.cpu_s for r in runs), 2),
+        "server_cpu_s_median": round(statistics.median(servers), 2) if servers else None,
+        "peak_mb": round(max(r.peak_mb for r in runs), 1),
+    }
 
 
 def write_json(directory: Path, name: str, doc: Any) -> str:
@@ -205,19 +257,24 @@ def check_output(path: Path, rows: int) -> tuple[int, int]:
     return records, path.stat().st_size
 
 
-def full_refresh(rows: int, runs: int) -> None:
-    ensure_table(rows)
+def full_refresh(rows: int, runs: int, chunks: list[int]) -> None:
+    """The floor and ``source-mysql read`` with each ``max_parallel_chunks`` of ``chunks``, in
+    turn, ``runs`` rounds; each read's output checked once first."""
+    table = ensure_table(rows)
     work = Path(tempfile.mkdtemp(prefix="dbkit-bench-mysql-"))
-    config = write_json(
-        work, "config", {"host": HOST, "port": PORT, "database": DATABASE, "username": USER, "password": ""}
-    )
-    catalog = write_json(work, "catalog", catalog_for(config, TABLE, DATABASE, "full_refresh"))
-    read = [SOURCE, "read", "--config", config, "--catalog", catalog]
-    out = work / "out.jsonl"
-    with out.open("wb") as f:
-        timed(read, stdout=f)
-    records, size = check_output(out, rows)
-    out.unlink()
+    base = {"host": HOST, "port": PORT, "database": DATABASE, "username": USER, "password": ""}
+    config = write_json(work, "config", base)
+    catalog = write_json(work, "catalog", catalog_for(config, table, DATABASE, "full_refresh"))
+    reads_argv = {}
+    size = records = 0
+    for n in chunks:
+        config_n = write_json(work, f"config-{n}", {**base, "max_parallel_chunks": n})
+        reads_argv[n] = [SOURCE, "read", "--config", config_n, "--catalog", catalog]
+        out = work / "out.jsonl"
+        with out.open("wb") as f:
+            timed(reads_argv[n], stdout=f)
+        records, size = check_output(out, rows)
+        out.unlink()
     floor_argv = [
         "mariadb",
         "--batch",
@@ -229,34 +286,36 @@ def full_refresh(rows: int, runs: int) -> None:
         USER,
         DATABASE,
         "-e",
-        f"SELECT * FROM {TABLE}",
+        f"SELECT * FROM {table}",
     ]
-    floors, reads = [], []
+    server = server_pid()
+    load_before = os.getloadavg()
+    floors: list[Run] = []
+    reads: dict[int, list[Run]] = {n: [] for n in chunks}
     for _ in range(runs):
-        floors.append(timed(floor_argv))
-        reads.append(timed(read))
-    floor_s = statistics.median(s for s, _ in floors)
-    read_s = statistics.median(s for s, _ in reads)
-    print(
-        json.dumps(
-            {
-                "bench": "source-mysql full refresh",
-                "rows": rows,
-                "load_before_after": os.getloadavg(),
-                "floor_seconds": [round(s, 2) for s, _ in floors],
-                "read_seconds": [round(s, 2) for s, _ in reads],
-                "floor_rows_per_s": round(rows / floor_s),
-                "read_rows_per_s": round(rows / read_s),
-                "ratio": round(floor_s / read_s, 3),
-                "read_mb_per_s": round(size / 1e6 / read_s, 1),
-                "output_mb": round(size / 1e6, 1),
-                "read_peak_mb": round(max(m for _, m in reads), 1),
-                "floor_peak_mb": round(max(m for _, m in floors), 1),
-                "checked_records": records,
-            },
-            indent=1,
-        )
-    )
+        floors.append(timed(floor_argv, server=server))
+        for n in chunks:
+            reads[n].append(timed(reads_argv[n], server=server))
+    floor_s = statistics.median(r.seconds for r in floors)
+    doc: dict[str, Any] = {
+        "bench": "source-mysql full refresh",
+        "rows": rows,
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "floor": summary(floors),
+        "floor_rows_per_s": round(rows / floor_s),
+        "output_mb": round(size / 1e6, 1),
+        "checked_records": records,
+    }
+    for n in chunks:
+        read_s = statistics.median(r.seconds for r in reads[n])
+        doc[f"read_max_parallel_chunks_{n}"] = {
+            **summary(reads[n]),
+            "rows_per_s": round(rows / read_s),
+            "mb_per_s": round(size / 1e6 / read_s, 1),
+            "ratio": round(floor_s / read_s, 3),
+        }
+    print(json.dumps(doc, indent=1))
 
 
 def cdc(changes: int, runs: int) -> None:
@@ -338,21 +397,20 @@ def cdc(changes: int, runs: int) -> None:
         for _ in range(runs):
             floors.append(timed(floor_argv))
             reads.append(timed(read))
-        floor_s = statistics.median(s for s, _ in floors)
-        read_s = statistics.median(s for s, _ in reads)
+        floor_s = statistics.median(r.seconds for r in floors)
+        read_s = statistics.median(r.seconds for r in reads)
         print(
             json.dumps(
                 {
                     "bench": "source-mysql binlog CDC (inserts, 1,000-row transactions)",
                     "changes": changes,
                     "load": os.getloadavg(),
-                    "floor_seconds": [round(s, 2) for s, _ in floors],
-                    "read_seconds": [round(s, 2) for s, _ in reads],
+                    "floor": summary(floors),
+                    "read": summary(reads),
                     "floor_changes_per_s": round(changes / floor_s),
                     "read_changes_per_s": round(changes / read_s),
                     "ratio": round(floor_s / read_s, 3),
                     "read_mb_per_s": round(size / 1e6 / read_s, 1),
-                    "read_peak_mb": round(max(m for _, m in reads), 1),
                     "checked_records": records,
                 },
                 indent=1,
@@ -369,6 +427,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cdc-changes", type=int, default=0)
     parser.add_argument("--skip-full-refresh", action="store_true")
+    parser.add_argument(
+        "--chunks", default="2", help="max_parallel_chunks of the reads, comma-separated (e.g. 1,2)"
+    )
     parser.add_argument("--drop", action="store_true")
     args = parser.parse_args()
     if args.drop:
@@ -376,7 +437,7 @@ def main() -> None:
             cur.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
         return
     if not args.skip_full_refresh:
-        full_refresh(args.rows, args.runs)
+        full_refresh(args.rows, args.runs, [int(n) for n in args.chunks.split(",")])
     if args.cdc_changes:
         cdc(args.cdc_changes, args.runs)
 

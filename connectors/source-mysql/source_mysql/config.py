@@ -185,6 +185,18 @@ class MySqlSourceConfig(SourceSettings, TableSelection):
         "(ROW format, FULL row image; see the README).",
         order=8,
     )
+    max_parallel_chunks: int = field(
+        2,
+        title="Parallel chunks per stream",
+        description=(
+            "A full refresh of a table with a primary key reads this many key ranges at once, each "
+            "on its own connection, under one snapshot (needs the LOCK TABLES grant; at most the "
+            "number of CPU cores)."
+        ),
+        ge=1,
+        le=16,
+        order=10,
+    )
 
     @field_validator("jdbc_url_params")
     @classmethod

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
@@ -29,7 +30,17 @@ from sqlalchemy.types import NullType
 
 from dbkit import ConfigError
 from dbkit.db import Capabilities, Database, TypeRegistry
-from dbkit.source import CdcOptions, CdcReader, ColumnInfo, RecordEncoder, SourceDialect, TableInfo
+from dbkit.source import (
+    CdcOptions,
+    CdcReader,
+    ColumnInfo,
+    ReadContext,
+    ReadJob,
+    RecordEncoder,
+    SourceDialect,
+    TableInfo,
+)
+from source_mysql.blocks import block_job
 from source_mysql.catalog import list_relations
 from source_mysql.cdc import MySqlCdcReader
 from source_mysql.config import CdcMethod, MySqlSourceConfig
@@ -80,6 +91,17 @@ class MySqlSourceDialect(MySqlSourceConnection, SourceDialect[MySqlSourceConfig]
         self, table: TableInfo, t: sa.TableClause, columns: Sequence[ColumnInfo]
     ) -> RecordEncoder:
         return ServerRecordEncoder(columns)
+
+    def read_job(self, context: ReadContext) -> ReadJob | None:
+        """Full refreshes of tables with a primary key: key-range blocks (:mod:`.blocks`)."""
+        return block_job(self, context, self.parallel_chunks())
+
+    def parallel_chunks(self) -> int:
+        requested: int = self.config.max_parallel_chunks
+        return max(1, min(requested, os.cpu_count() or 1))
+
+    def connections_per_stream(self) -> int:
+        return self.parallel_chunks() + 1
 
     def key_expression(self, table: sa.TableClause, column: ColumnInfo) -> sa.ColumnElement[Any]:
         select = handler_of(column).select

@@ -1,7 +1,10 @@
 """Records rendered by the server: each row's ``data`` JSON object is one binary string the
-server builds from the type handlers' ``render`` SQL (:mod:`source_mysql.types`), with a second
-column naming the columns emitted as null for want of a JSON form (their changes). Python only
-frames the bytes into RECORD lines: no per-value work on the client.
+server builds from the type handlers' ``render`` SQL (:mod:`source_mysql.types`). A value emitted
+as null for want of a JSON form (a zero date) is rendered ``null`` followed by a *marker*,
+``\x01<column index>\x01``, which no rendered value can contain (strings escape their control
+characters, JSON documents cannot hold them raw): Python finds the markers with one byte search
+per row (or per block of rows), removes them and records the columns' changes. Otherwise Python
+only frames the bytes into RECORD lines: no per-value work on the client.
 
 :class:`TextRecordEncoder` is the Python path over the same columns (the handlers' ``convert``
 on the values' text forms): the tests hold both to the same bytes, and change data capture will
@@ -10,6 +13,7 @@ use it for values that do not come from a SELECT.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +25,8 @@ from source_mysql.types import OTHER, MySqlReadHandler, quote_identifier, sql_st
 from source_mysql.types.base import json_string
 
 NULLED = "SOURCE_SERIALIZATION_ERROR"
+MARK = b"\x01"
+_MARKED = re.compile(rb"null\x01(\d+)\x01")
 
 
 def handler_of(column: ColumnInfo) -> MySqlReadHandler:
@@ -29,55 +35,49 @@ def handler_of(column: ColumnInfo) -> MySqlReadHandler:
 
 
 def data_sql(columns: Sequence[ColumnInfo]) -> str:
-    """SQL of the binary string holding a row's ``data`` JSON object."""
+    """SQL of the binary string holding a row's ``data`` JSON object (a value without a JSON
+    form: ``null`` and its marker, see the module doc)."""
     parts: list[str] = []
     for i, column in enumerate(columns):
         key = ("{" if i == 0 else ",") + json_string(column.name) + ":"
-        value = handler_of(column).render(quote_identifier(column.name))
+        handler = handler_of(column)
+        x = quote_identifier(column.name)
+        value = handler.render(x)
         parts.append(sql_string(key))
-        parts.append(f"COALESCE(CAST({value} AS BINARY), 'null')")
+        if handler.problem is None:
+            parts.append(f"COALESCE(CAST({value} AS BINARY), 'null')")
+        else:
+            marked = f"CONCAT('null', CHAR(1), '{i}', CHAR(1))"
+            parts.append(f"COALESCE(CAST({value} AS BINARY), IF({x} IS NULL, 'null', {marked}))")
     if not parts:
         return "CAST('{}' AS BINARY)"
     return "CONCAT(" + ", ".join(parts) + ", '}')"
 
 
-def problems_sql(columns: Sequence[ColumnInfo]) -> str | None:
-    """SQL of the comma-separated indexes of the columns emitted as null (None: none can be)."""
-    terms = []
-    for i, column in enumerate(columns):
-        problem = handler_of(column).problem
-        if problem is not None:
-            x = quote_identifier(column.name)
-            terms.append(f"IF({x} IS NOT NULL AND {problem(x)}, '{i}', NULL)")
-    if not terms:
-        return None
-    return "CONCAT_WS(','" + "".join(", " + t for t in terms) + ")"
+def unmark(data: bytes, names: Sequence[str]) -> tuple[bytes, Changes]:
+    """A rendered ``data`` object without its markers, and the changes they stand for."""
+    changes = [change(names[int(m.group(1))], NULLED) for m in _MARKED.finditer(data)]
+    return _MARKED.sub(b"null", data), changes
 
 
 class ServerRecordEncoder:
-    """The record encoder of every read (see the module doc)."""
+    """The record encoder of the generic reads (see the module doc)."""
 
     def __init__(self, columns: Sequence[ColumnInfo]) -> None:
         self._names = [c.name for c in columns]
         self._data: sa.ColumnElement[Any] = sa.literal_column(data_sql(columns))
-        problems = problems_sql(columns)
-        self._problems: sa.ColumnElement[Any] | None = (
-            sa.literal_column(problems) if problems is not None else None
-        )
+        self._marks = any(handler_of(c).problem is not None for c in columns)
 
     def select_list(self) -> list[sa.ColumnElement[Any]]:
-        return [self._data] if self._problems is None else [self._data, self._problems]
+        return [self._data]
 
     def encode(self, rows: Sequence[Sequence[Any]]) -> tuple[list[bytes], dict[int, Changes]]:
         datas = [bytes(row[0]) if not isinstance(row[0], str) else row[0].encode() for row in rows]
         changes: dict[int, Changes] = {}
-        if self._problems is not None:
-            names = self._names
-            for index, row in enumerate(rows):
-                flagged = row[1]
-                if flagged:
-                    text = flagged.decode() if isinstance(flagged, bytes | bytearray) else str(flagged)
-                    changes[index] = [change(names[int(i)], NULLED) for i in text.split(",")]
+        if self._marks:
+            for index, data in enumerate(datas):
+                if MARK in data:
+                    datas[index], changes[index] = unmark(data, self._names)
         return datas, changes
 
 
