@@ -41,6 +41,7 @@ _NATIVE_TIMESTAMP = pa.timestamp("us")
 _WHERE = re.compile(r"column [`'](?:[^`']*[`']\.[`'])*([^`']+)[`'] at row (\d+)", re.IGNORECASE)
 _SIZE_CODES = frozenset({1264, 1406, 1690})
 _DUPLICATE = 1062
+_TRUNCATED = 1265
 
 
 def driver_cursor(conn: sa.Connection) -> Any:
@@ -72,11 +73,16 @@ class MySqlBulkLoader(BulkLoader):
         try:
             warnings = load_stream(cursor, statement, chunks)
             if warnings:
-                self._check_warnings(cursor, names, offsets)
+                text = {n for n in names if _is_text(first.table.schema.field(n).type)}
+                self._check_warnings(cursor, names, offsets, text)
         finally:
             cursor.close()
 
-    def _check_warnings(self, cursor: Any, names: Sequence[str], offsets: list[tuple[int, int]]) -> None:
+    def _check_warnings(
+        self, cursor: Any, names: Sequence[str], offsets: list[tuple[int, int]], text: set[str]
+    ) -> None:
+        """Raise for the first warning (see the module doc); ``text``: the names of the text and
+        binary columns, whose "data truncated" (1265) means a value longer than the column."""
         cursor.execute("SHOW WARNINGS")
         rows = [(str(level), int(code), str(message)) for level, code, message in cursor.fetchall()]
         for level, code, message in rows:
@@ -91,7 +97,8 @@ class MySqlBulkLoader(BulkLoader):
                 if located is not None and column.casefold() in {n.casefold() for n in names}:
                     column = next(n for n in names if n.casefold() == column.casefold())
                     part, row = located
-                    raise ValueRefused(part, row, column, SIZE if code in _SIZE_CODES else TYPECAST, message)
+                    size = code in _SIZE_CODES or (code == _TRUNCATED and column in text)
+                    raise ValueRefused(part, row, column, SIZE if size else TYPECAST, message)
             raise SystemFailure(f"MySQL changed loaded data: {message} (warning {code})")
 
     def clear_staging(self, conn: sa.Connection, staging: sa.Table) -> None:
@@ -106,6 +113,10 @@ def _var(i: int) -> str:
 
 def _is_binary(kind: pa.DataType) -> bool:
     return bool(pa.types.is_binary(kind) or pa.types.is_large_binary(kind))
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind) or _is_binary(kind))
 
 
 def _chain(first: Batch, rest: Iterator[Batch]) -> Iterator[Batch]:

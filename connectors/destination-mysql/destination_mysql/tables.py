@@ -26,6 +26,7 @@ from dbkit.db import AirbyteType
 from dbkit.destination import (
     EXTRACTED_AT,
     RAW_ID,
+    SEQ,
     DeclaredType,
     DedupPlan,
     TableOperations,
@@ -128,6 +129,38 @@ class MySqlTables(TableOperations):
                 f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {name})) WHERE {name} LIKE '%%.%%'"
             )
 
+    def create_staging(self, conn: sa.Connection, like: sa.Table, name: str) -> sa.Table:
+        """A temporary table with the columns of ``like`` as the server declares them in the
+        table (type, character set and collation; no index, no default, every column nullable)
+        plus the arrival order. A column a user narrowed (``VARCHAR(5)``, ``INT``) is as narrow
+        here, so LOAD DATA into staging reports a value that does not fit at its row and column
+        (NULL with a change, as in an append) instead of the merge's ``INSERT ... SELECT``
+        failing with error 1406 or 1264."""
+        rows = conn.execute(
+            sa.text(
+                "SELECT c.COLUMN_NAME, c.COLUMN_TYPE, c.CHARACTER_SET_NAME, c.COLLATION_NAME, "
+                "  EXISTS (SELECT 1 FROM information_schema.CHECK_CONSTRAINTS k "
+                "    WHERE k.CONSTRAINT_SCHEMA = c.TABLE_SCHEMA AND k.TABLE_NAME = c.TABLE_NAME "
+                "    AND k.CONSTRAINT_NAME = c.COLUMN_NAME AND k.CHECK_CLAUSE LIKE 'json\\_valid(%') "
+                "FROM information_schema.COLUMNS c "
+                "WHERE c.TABLE_SCHEMA = COALESCE(:s, DATABASE()) AND c.TABLE_NAME = :t"
+            ),
+            {"s": like.schema, "t": like.name},
+        ).all()
+        declared: dict[str, str] = {}
+        for column, column_type, charset, collation, is_json in rows:
+            text = "JSON" if is_json else str(column_type)
+            if charset and collation and not is_json:
+                text += f" CHARACTER SET {charset} COLLATE {collation}"
+            declared[str(column).casefold()] = text
+        columns = [
+            sa.Column(c.name, DeclaredType(declared.get(c.name.casefold()) or _compiled(conn, c.type)))
+            for c in like.columns
+        ] + [sa.Column(SEQ, sa.BigInteger)]
+        staging = sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"])
+        staging.create(conn)
+        return staging
+
     def create_index(
         self, conn: sa.Connection, table: sa.Table, name: str, columns: Sequence[str], unique: bool = False
     ) -> None:
@@ -198,3 +231,7 @@ class MySqlTables(TableOperations):
             f"{table_sql(conn, tmp)} TO {table_sql(conn, final)}"
         )
         self.drop_table(conn, old)
+
+
+def _compiled(conn: sa.Connection, sql_type: sa.types.TypeEngine[Any]) -> str:
+    return str(sql_type.compile(dialect=conn.dialect))

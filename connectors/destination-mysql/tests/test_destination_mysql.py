@@ -15,7 +15,9 @@ import sqlalchemy as sa
 from dbkit import load_config
 from dbkit.db import AirbyteType, json_schema_for
 from dbkit.destination import plan_tables
+from dbkit.entrypoint import launch
 from dbkit.protocol import parse_configured_catalog
+from dbkit.protocol.messages import dumps_exact
 from dbkit.testing import configured_catalog
 from dbkit.testing.suites import MysqlDestinationHarness, record, state, status, stream, sync_messages
 from destination_mysql import MySqlDestination
@@ -182,7 +184,9 @@ def test_a_value_the_column_cannot_hold_is_nulled_with_a_change_and_the_row_kept
     assert json.loads(by_id[1]["_airbyte_meta"])["changes"] == [
         {"field": "n", "change": "NULLED", "reason": "DESTINATION_FIELD_SIZE_LIMITATION"}
     ]
-    assert [c["field"] for c in json.loads(by_id[2]["_airbyte_meta"])["changes"]] == ["s"]
+    assert [(c["field"], c["reason"]) for c in json.loads(by_id[2]["_airbyte_meta"])["changes"]] == [
+        ("s", "DESTINATION_FIELD_SIZE_LIMITATION")
+    ]
 
 
 def test_dedup_batch_of_new_and_stored_keys_with_refused_values(my: Mysql) -> None:
@@ -299,3 +303,118 @@ def test_dbkit_sync_from_sqlite_by_url(my: Mysql, tmp_path: Path) -> None:
         conn.execute("INSERT INTO items VALUES (3, 'c', 1)")
     sync()
     assert sorted(r["id"] for r in my.read_table("items", db.database)) == [1, 2, 3]
+
+
+def write_here(my: Mysql, cat: dict[str, Any], messages: list[dict[str, Any]]) -> None:
+    """``write`` in this process (no interpreter start: a fraction of a second)."""
+    files = my.tmp_path / f"write-{len(list(my.tmp_path.glob('write-*')))}"
+    files.mkdir()
+    (files / "config.json").write_bytes(dumps_exact(my.config()))
+    (files / "catalog.json").write_bytes(dumps_exact(cat))
+    (files / "in.jsonl").write_bytes(b"".join(dumps_exact(m) + b"\n" for m in messages))
+    argv = ["write", "--config", str(files / "config.json"), "--catalog", str(files / "catalog.json")]
+    with (files / "in.jsonl").open("rb") as stdin, (files / "out.jsonl").open("wb") as stdout:
+        code = launch(MySqlDestination(), argv, stdin=stdin, stdout=stdout)
+    assert code == 0, (files / "out.jsonl").read_text()[-4000:]
+
+
+def _dedup_catalog(props: dict[str, Any], key: str = "id") -> dict[str, Any]:
+    return configured_catalog(
+        [stream("t", props)],
+        sync_mode="incremental",
+        destination_sync_mode="append_dedup",
+        cursor_field=["c"],
+        primary_key=[[key]],
+        generation_id=1,
+        minimum_generation_id=0,
+        sync_id=1,
+    )
+
+
+def _changes(row: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(c["field"], c["reason"]) for c in json.loads(row["_airbyte_meta"])["changes"]]
+
+
+_SIZE = "DESTINATION_FIELD_SIZE_LIMITATION"
+
+
+@pytest.mark.parametrize("key_type", [AirbyteType.INTEGER, AirbyteType.STRING], ids=["int_key", "text_key"])
+def test_dedup_merge_into_narrowed_columns_nulls_the_values_with_changes(
+    my: Mysql, key_type: AirbyteType
+) -> None:
+    """A user narrowed columns of a dedup table: a first load (text key: staged) and a merge of
+    stored keys through the staging table (with a key twice in the batch: not pre-deduped by the
+    loader) store NULL with DESTINATION_FIELD_SIZE_LIMITATION where a value does not fit; no row
+    is lost and the newest row per key wins."""
+    props = {
+        "id": json_schema_for(key_type),
+        "c": json_schema_for(AirbyteType.INTEGER),
+        "s": json_schema_for(AirbyteType.STRING),
+        "n": json_schema_for(AirbyteType.INTEGER),
+    }
+    cat = _dedup_catalog(props)
+
+    def k(i: int) -> Any:
+        return i if key_type is AirbyteType.INTEGER else f"k{i}"
+
+    write_here(my, cat, sync_messages("t", [{"id": k(0), "c": 1, "s": "x", "n": 1}]))
+    plan = my.plan(cat, "t")
+    my.execute(f"ALTER TABLE `{plan.name}` MODIFY `s` VARCHAR(5), MODIFY `n` INT")
+    first = [
+        {"id": k(i), "c": 10, "s": "much too long" if i == 2 else f"v{i}", "n": 2**40 if i == 3 else i}
+        for i in range(1, 5)
+    ]
+    write_here(my, cat, sync_messages("t", first))
+    second = [
+        {"id": k(1), "c": 20, "s": "too long again", "n": 1},
+        {"id": k(2), "c": 20, "s": "ok2", "n": 2},
+        {"id": k(3), "c": 5, "s": "stale", "n": 2**41},
+        {"id": k(4), "c": 20, "s": "four", "n": 2**42},
+        {"id": k(4), "c": 30, "s": "four!", "n": 2**43},
+        {"id": k(5), "c": 1, "s": "brand new but long", "n": 5},
+    ]
+    write_here(my, cat, sync_messages("t", second))
+    stored = {r["id"]: r for r in my.read_table(plan.name, plan.namespace)}
+    assert {i: (r["c"], r["s"], r["n"]) for i, r in stored.items()} == {
+        k(0): (1, "x", 1),
+        k(1): (20, None, 1),
+        k(2): (20, "ok2", 2),
+        k(3): (10, "v3", None),
+        k(4): (30, "four!", None),
+        k(5): (1, None, 5),
+    }
+    assert {i: _changes(r) for i, r in stored.items()} == {
+        k(0): [],
+        k(1): [("s", _SIZE)],
+        k(2): [],
+        k(3): [("n", _SIZE)],
+        k(4): [("n", _SIZE)],
+        k(5): [("s", _SIZE)],
+    }
+
+
+def test_overwrite_into_narrowed_columns_nulls_the_values_with_changes(my: Mysql) -> None:
+    """Overwrite loading into the final table (the generation already there, as when resumed):
+    a value a narrowed column cannot hold is NULL with a change, every row kept. A new
+    generation's table has the stream's own column types again: the value is stored whole."""
+    props = {"id": json_schema_for(AirbyteType.INTEGER), "s": json_schema_for(AirbyteType.STRING)}
+    cat = catalog(props, mode="overwrite")
+    write_here(my, cat, sync_messages("t", [{"id": 0, "s": "x"}]))
+    plan = my.plan(cat, "t")
+    my.execute(f"ALTER TABLE `{plan.name}` MODIFY `s` VARCHAR(5)")
+    rows = [{"id": 1, "s": "short"}, {"id": 2, "s": "much too long"}]
+    write_here(my, cat, sync_messages("t", rows))
+    stored = {r["id"]: r for r in my.read_table(plan.name, plan.namespace)}
+    assert {i: (r["s"], _changes(r)) for i, r in stored.items()} == {
+        0: ("x", []),
+        1: ("short", []),
+        2: (None, [("s", _SIZE)]),
+    }
+    later = catalog(props, mode="overwrite")
+    later["streams"][0].update(generation_id=2, minimum_generation_id=2)
+    write_here(my, later, sync_messages("t", rows))
+    stored = {r["id"]: r for r in my.read_table(plan.name, plan.namespace)}
+    assert {i: (r["s"], _changes(r)) for i, r in stored.items()} == {
+        1: ("short", []),
+        2: ("much too long", []),
+    }
