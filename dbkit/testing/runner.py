@@ -1,6 +1,7 @@
 """Run a connector exactly as a platform would, and check everything it prints.
 
-``ConnectorRunner("source-postgres")`` runs the console script as a subprocess: config, catalog
+``ConnectorRunner("source-postgres")`` runs the console script as a subprocess (forked from a
+zygote that has imported it once, :mod:`dbkit.testing.zygote`): config, catalog
 and state go in files of a private directory, records go to and from pipes. Every line that comes
 back is parsed and validated strictly (our :class:`~dbkit.protocol.StreamValidator`, and the
 official Airbyte protocol models when ``airbyte-protocol-models-pdv2`` is installed); a problem
@@ -38,6 +39,7 @@ from dbkit.protocol import (
 )
 from dbkit.protocol.jsonio import loads_exact
 from dbkit.protocol.messages import dumps_exact
+from dbkit.testing.zygote import ForkedProcess, spawn
 
 DEFAULT_TIMEOUT = 300.0
 
@@ -270,15 +272,7 @@ class ConnectorRunner:
         kill_after_states: int | None = None,
         kill_after_records: int | None = None,
     ) -> RunResult:
-        proc = subprocess.Popen(
-            [*self.argv, *args],
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.env,
-            cwd=self.workdir,
-            start_new_session=True,
-        )
+        proc = spawn([*self.argv, *args], env=self.env, cwd=self.workdir, stdin=stdin is not None)
         assert proc.stdout is not None
         assert proc.stderr is not None
         stderr_chunks: list[bytes] = []
@@ -390,7 +384,7 @@ def _feed(pipe: IO[bytes], messages: Iterable[Mapping[str, Any] | bytes | str]) 
             pipe.close()  # always: a connector must never wait forever for the end of its input
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
+def _kill(proc: ForkedProcess | subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
 

@@ -15,9 +15,7 @@ import sqlalchemy as sa
 from dbkit import load_config
 from dbkit.db import AirbyteType, json_schema_for
 from dbkit.destination import plan_tables
-from dbkit.entrypoint import launch
 from dbkit.protocol import parse_configured_catalog
-from dbkit.protocol.messages import dumps_exact
 from dbkit.testing import configured_catalog
 from dbkit.testing.suites import MysqlDestinationHarness, record, state, status, stream, sync_messages
 from destination_mysql import MySqlDestination
@@ -306,16 +304,8 @@ def test_dbkit_sync_from_sqlite_by_url(my: Mysql, tmp_path: Path) -> None:
 
 
 def write_here(my: Mysql, cat: dict[str, Any], messages: list[dict[str, Any]]) -> None:
-    """``write`` in this process (no interpreter start: a fraction of a second)."""
-    files = my.tmp_path / f"write-{len(list(my.tmp_path.glob('write-*')))}"
-    files.mkdir()
-    (files / "config.json").write_bytes(dumps_exact(my.config()))
-    (files / "catalog.json").write_bytes(dumps_exact(cat))
-    (files / "in.jsonl").write_bytes(b"".join(dumps_exact(m) + b"\n" for m in messages))
-    argv = ["write", "--config", str(files / "config.json"), "--catalog", str(files / "catalog.json")]
-    with (files / "in.jsonl").open("rb") as stdin, (files / "out.jsonl").open("wb") as stdout:
-        code = launch(MySqlDestination(), argv, stdin=stdin, stdout=stdout)
-    assert code == 0, (files / "out.jsonl").read_text()[-4000:]
+    """``write`` through the test runner (forked from its zygote: a fraction of a second)."""
+    my.runner().write(my.config(), cat, messages).raise_on_failure()
 
 
 def _dedup_catalog(props: dict[str, Any], key: str = "id") -> dict[str, Any]:
