@@ -21,17 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 from psycopg import sql
 
-from dbkit.db import AirbyteType
 from dbkit.protocol import COLUMN_TYPES, TOKEN_TYPES
 from dbkit.source import ColumnInfo
 from source_postgres.encoder import changes_sql, handler
 from source_postgres.types import Sql, compose
+
+if TYPE_CHECKING:  # pyarrow is imported only by a read that writes frames
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -39,11 +39,13 @@ class FrameColumns:
     """The typed-frame columns of a read: their names, their Arrow types and their SQL."""
 
     names: list[str]
-    types: list[pa.DataType]
+    types: list[str]  # Arrow type names (dbkit.protocol.COLUMN_TYPES)
     select: Sql  # a row's line: the text of the record (NULL, columns' texts, meta's text, NULL)
 
     def schema(self) -> pa.Schema:
-        fields = [pa.field(n, t) for n, t in zip(self.names, self.types, strict=True)]
+        import pyarrow as pa
+
+        fields = [pa.field(n, _arrow_type(t)) for n, t in zip(self.names, self.types, strict=True)]
         return pa.schema([*fields, pa.field("meta", pa.binary())])
 
 
@@ -71,12 +73,14 @@ def frame_columns(columns: Sequence[ColumnInfo], members: bytes = b"") -> FrameC
         else sql.SQL("NULL::text")
     )
     select = compose("ROW(NULL, {}, {}, NULL)::text", sql.SQL(", ").join(texts), meta_text)
-    types = [_arrow_type(handler(c).airbyte_type) for c in columns]
+    types = [COLUMN_TYPES[handler(c).airbyte_type.value] for c in columns]
     return FrameColumns([c.name for c in columns], types, select)
 
 
-def _arrow_type(airbyte_type: AirbyteType) -> pa.DataType:
-    return {"int64": pa.int64(), "bool": pa.bool_(), "string": pa.string()}[COLUMN_TYPES[airbyte_type.value]]
+def _arrow_type(name: str) -> pa.DataType:
+    import pyarrow as pa
+
+    return {"int64": pa.int64(), "bool": pa.bool_(), "string": pa.string()}[name]
 
 
 def parse_rows(blocks: Sequence[Any], spec: FrameColumns) -> pa.RecordBatch:
@@ -84,6 +88,9 @@ def parse_rows(blocks: Sequence[Any], spec: FrameColumns) -> pa.RecordBatch:
     text of ``(NULL, <columns>, meta, NULL)``: a value with a quote, backslash, parenthesis, comma
     or white space is quoted, with its quotes and backslashes doubled; NULL is nothing, the empty
     string ``""``), parsed as CSV by Arrow in C."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     width = len(spec.names) + 1
     names = [f"c{i}" for i in range(width + 2)]
     kept = names[1:-1]  # the first and last fields are the parentheses
@@ -93,7 +100,7 @@ def parse_rows(blocks: Sequence[Any], spec: FrameColumns) -> pa.RecordBatch:
         parse_options=pacsv.ParseOptions(escape_char="\\", double_quote=True, newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             include_columns=kept,
-            column_types=dict(zip(kept, [*spec.types, pa.binary()], strict=True)),
+            column_types=dict(zip(kept, [*map(_arrow_type, spec.types), pa.binary()], strict=True)),
             null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
