@@ -19,16 +19,17 @@ column (``string_agg`` of the values, ``array_agg`` of their lengths) cost it ab
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
+from dbkit.db import Unrepresentable
 from dbkit.protocol import COLUMN_TYPES, TOKEN_TYPES
 from dbkit.source import ColumnInfo
 from source_postgres.encoder import changes_sql, handler
-from source_postgres.types import Sql, compose
+from source_postgres.types import TIMESTAMP, TIMESTAMPTZ, Sql, compose
 
 if TYPE_CHECKING:  # pyarrow is imported only by a read that writes frames
     import pyarrow as pa
@@ -40,6 +41,7 @@ class FrameColumns:
 
     names: list[str]
     types: list[str]  # Arrow type names (dbkit.protocol.COLUMN_TYPES)
+    finish: list[Callable[[pa.Array], pa.Array] | None]  # the rendering done here (see _CLIENT)
     select: Sql  # a row's line: the text of the record (NULL, columns' texts, meta's text, NULL)
 
     def schema(self) -> pa.Schema:
@@ -50,10 +52,61 @@ class FrameColumns:
 
 
 def column_text(column: ColumnInfo) -> Sql:
-    """The column's value as a typed frame's column holds it, as text (NULL for JSON null)."""
+    """The column's value as a typed frame's column holds it, as text (NULL for JSON null); for
+    the types :data:`_CLIENT` renders, their text output form."""
     h = handler(column)
     x = sql.Identifier(column.name)
+    if h.convert in _CLIENT:
+        return compose("{}::text", x)
     return h.column(x) if h.column is not None else h.render(x)
+
+
+def _timestamps(pattern: str, zone: str, convert: Callable[[Any], Any]) -> Callable[[pa.Array], pa.Array]:
+    """The JSON path's text of timestamps from their text output form (ISO, UTC), with Arrow: the
+    usual ones (years 1-9999, ``+00`` when zoned) by slicing and padding (``2024-01-02
+    03:04:05.5+00`` -> ``2024-01-02T03:04:05.500000+00:00``), the others (BC, far years,
+    infinities) by the handler's Python path (``convert``, the same text as the server's)."""
+
+    def finish(text: pa.Array) -> pa.Array:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        usual = pc.match_substring_regex(text, pattern)
+        out = text if not zone else pc.utf8_slice_codeunits(text, 0, -len(zone))
+        out = pc.utf8_replace_slice(out, 10, 11, "T")
+        out = pc.if_else(pc.equal(pc.utf8_length(out), 19), pc.binary_join_element_wise(out, ".", ""), out)
+        out = pc.utf8_rpad(out, 26, "0")
+        if zone:
+            out = pc.binary_join_element_wise(out, "+00:00", "")
+        odd = pc.and_(pc.invert(usual), pc.is_valid(text))
+        if not pc.any(odd).as_py():
+            return out
+        values = []
+        for value in text.filter(odd).to_pylist():
+            try:
+                values.append(convert(value))
+            except Unrepresentable:
+                values.append(None)
+        return pc.replace_with_mask(out, odd, pa.array(values, pa.string()))
+
+    return finish
+
+
+def _python_path(h: Any) -> Callable[[Any], Any]:
+    assert h.convert is not None
+    return h.convert  # type: ignore[no-any-return]
+
+
+_CLIENT: dict[Any, Callable[[pa.Array], pa.Array]] = {
+    TIMESTAMP.convert: _timestamps(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?$", "", _python_path(TIMESTAMP)
+    ),
+    TIMESTAMPTZ.convert: _timestamps(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{1,6})?\+00$", "+00", _python_path(TIMESTAMPTZ)
+    ),
+}
+"""Types whose text for a typed frame is made here from their output form (the server's
+``to_char`` costs it about 0.9 s per million values; see bench/README.md, issue 14)."""
 
 
 def frame_columns(columns: Sequence[ColumnInfo], members: bytes = b"") -> FrameColumns | None:
@@ -74,7 +127,8 @@ def frame_columns(columns: Sequence[ColumnInfo], members: bytes = b"") -> FrameC
     )
     select = compose("ROW(NULL, {}, {}, NULL)::text", sql.SQL(", ").join(texts), meta_text)
     types = [COLUMN_TYPES[handler(c).airbyte_type.value] for c in columns]
-    return FrameColumns([c.name for c in columns], types, select)
+    finish = [_CLIENT.get(handler(c).convert) for c in columns]
+    return FrameColumns([c.name for c in columns], types, finish, select)
 
 
 def _arrow_type(name: str) -> pa.DataType:
@@ -111,4 +165,8 @@ def parse_rows(blocks: Sequence[Any], spec: FrameColumns) -> pa.RecordBatch:
     batches = table.combine_chunks().to_batches()
     if not batches:
         return spec.schema().empty_table().to_batches()[0]
-    return pa.RecordBatch.from_arrays(batches[0].columns, schema=spec.schema())
+    arrays = list(batches[0].columns)
+    for k, finish in enumerate(spec.finish):
+        if finish is not None:
+            arrays[k] = finish(arrays[k])
+    return pa.RecordBatch.from_arrays(arrays, schema=spec.schema())
