@@ -49,13 +49,15 @@ class Frame:
         self.batch = batch
         self.positions = check_columns(batch.schema, fields, label)
         types = dict(fields)
-        self.tokens = frozenset(
-            f.name
-            for f in batch.schema
-            if f.name in types and types[f.name] in TOKEN_TYPES and pa.types.is_string(f.type)
-        )
-        for name in self.tokens:
-            _check_tokens(batch.column(name), name, label)
+        schema = batch.schema
+        token_columns = [
+            i
+            for i in range(len(schema) - 1)
+            if types[schema.field(i).name] in TOKEN_TYPES and pa.types.is_string(schema.field(i).type)
+        ]
+        self.tokens = frozenset(schema.field(i).name for i in token_columns)
+        for i in token_columns:
+            _check_tokens(batch.column(i), schema.field(i).name, label)
 
     def columns(self, start: int, stop: int, fields: Sequence[tuple[str, str]]) -> list[pa.Array]:
         """The rows ``[start, stop)`` of each field's column (all NULL for a field the frame lacks)."""

@@ -208,7 +208,7 @@ def check_schema(schema: pa.Schema) -> None:
     names = schema.names
     if not names or names[-1] != META or schema.field(len(names) - 1).type != pa.binary():
         raise FrameError(f"a typed frame whose last column is not meta (binary): {names}")
-    if len(set(names)) != len(names):
+    if len(set(names[:-1])) != len(names) - 1:  # a field may be named meta: the last column is
         raise FrameError(f"a typed frame with a column named twice: {names}")
     allowed = set(COLUMN_TYPES.values())
     for f in schema:

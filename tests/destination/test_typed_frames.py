@@ -149,17 +149,20 @@ def test_typed_frames_load_what_their_records_would(tmp_path: Path, mode: str, b
 
 
 def test_a_frame_missing_a_field_reads_it_as_null_and_integers_may_type_a_number(dest: Harness) -> None:
-    cat = _catalog(id=AirbyteType.INTEGER, amount=AirbyteType.NUMBER, extra=AirbyteType.STRING)
+    """Also: a field named ``meta`` is a column like any other (the record's meta is the last)."""
+    cat = _catalog(
+        id=AirbyteType.INTEGER, amount=AirbyteType.NUMBER, extra=AirbyteType.STRING, meta=AirbyteType.STRING
+    )
     batch = pa.RecordBatch.from_arrays(
-        [pa.array([1, 2]), pa.array([7, None]), pa.array([None, None], pa.binary())],
-        names=["id", "amount", "meta"],
+        [pa.array([1, 2]), pa.array([7, None]), pa.array(["m", None]), pa.array([None, None], pa.binary())],
+        names=["id", "amount", "meta", "meta"],
     )
     body = encode_frame("t", None, 1, batch, kind=COLUMNS) + encode([state("t", 1), status("t")])
     code, out = _write(dest, cat, body)
     assert code == 0, out.decode()[-2000:]
-    assert [(r["id"], r["amount"], r["extra"]) for r in dest.rows("t", order_by="id")] == [
-        (1, 7, None),
-        (2, None, None),
+    assert [(r["id"], r["amount"], r["extra"], r["meta"]) for r in dest.rows("t", order_by="id")] == [
+        (1, 7, None, "m"),
+        (2, None, None, None),
     ]
 
 

@@ -111,7 +111,7 @@ _CLIENT: dict[Any, Callable[[pa.Array], pa.Array]] = {
 
 def frame_columns(columns: Sequence[ColumnInfo], members: bytes = b"") -> FrameColumns | None:
     """The typed-frame columns of ``columns``, None when a read must keep ``records`` frames."""
-    if members:
+    if members or not columns:
         return None  # a CDC snapshot's records carry members no column holds
     texts: list[Sql] = []
     for c in columns:
