@@ -37,7 +37,10 @@ read (see :mod:`dbkit.protocol.deepjson`); an input value is quoted in a message
 RECORD lines are read by msgspec (:mod:`dbkit.destination.records`) without building a Python
 object per value, straight into the stream's buffer as :class:`RawRecord`; the general path
 (:func:`~dbkit.destination.input.parse_message`) reads every other line, decides what is an
-error, and hands a RECORD it read on as a :class:`RawRecord` too.
+error, and hands a RECORD it read on as a :class:`RawRecord` too. With ``--transport arrow``, a
+frame (:mod:`dbkit.protocol.arrow`) stands for its run of RECORD lines: a ``records`` frame's
+rows become :class:`RawRecord` s, a typed (``columns``) frame's rows are buffered as references
+to runs of the frame (:mod:`dbkit.destination.frames`), typed from its columns when loaded.
 """
 
 from __future__ import annotations

@@ -10,6 +10,13 @@ by those rules, value by value, so the result is the one the per-value path give
 whose ``data`` msgspec cannot decode with the stream's types at all (a string where an integer
 belongs, an integral float for an integer, a lone surrogate) is decoded exactly, as Python
 values, and goes through the per-value path as a whole row.
+
+Typed frames (:mod:`dbkit.protocol.arrow`, ``columns`` kind) come as Arrow columns already
+(:meth:`TypedDecoder.arrow_columns`): the same conversions, with no JSON to decode. They differ
+from the JSON path only where that path reads a whole row value by value (a value msgspec
+cannot decode in it): it writes that row's number and JSON tokens again from Python values
+(``1e999`` -> ``1E+999``, ``{"a": 1}`` -> ``{"a":1}``, equal as numbers and JSON), where a typed
+frame keeps each token as it came.
 """
 
 from __future__ import annotations
