@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -46,6 +46,7 @@ from dbkit.destination.casting import (
     repaired_text,
     to_json_text,
 )
+from dbkit.destination.frames import Frame, has_frames, segments
 from dbkit.destination.records import DECODE_ERRORS, NO_META, RawRecord, loads_lenient, source_changes
 from dbkit.destination.typed import TypedDecoder
 from dbkit.protocol import deepjson
@@ -136,9 +137,33 @@ class BatchBuilder:
         return self._build(records)
 
     def parts(self, records: Sequence[RawRecord], rows: int = PART_ROWS) -> Iterator[Batch]:
-        """The records as consecutive batches of at most ``rows`` rows, built one at a time."""
-        for start in range(0, len(records), rows):
-            yield self._build(records[start : start + rows])
+        """The records as consecutive batches of at most ``rows`` rows, built one at a time
+        (the rows of typed frames, :mod:`dbkit.destination.frames`, from their columns)."""
+        if not has_frames(records):
+            for start in range(0, len(records), rows):
+                yield self._build(records[start : start + rows])
+            return
+        for run, lo, hi in segments(records):
+            for start in range(lo, hi, rows):
+                stop = min(hi, start + rows)
+                if run is None:
+                    yield self._build(records[start:stop])
+                else:
+                    offset = run.start - lo
+                    yield self._build_frame(run.frame, start + offset, stop + offset)
+
+    @property
+    def fields(self) -> list[tuple[str, str]]:
+        """(field, Airbyte type) of each data column: what a typed frame is checked against."""
+        return [(c.field, c.airbyte_type.value) for c in self.columns]
+
+    def _build_frame(self, frame: Frame, start: int, stop: int) -> Batch:
+        """Rows ``[start, stop)`` of a typed frame: the same batch as from their records."""
+        results = self.decoder.arrow_columns(frame.columns(start, stop, self.fields))
+        emitted = [frame.emitted_at] * (stop - start)
+        return self._assemble(
+            stop - start, results, self._source_changes_of(frame.metas(start, stop)), emitted
+        )
 
     # ------------------------------------------------------------------ building
     def _build(self, records: Sequence[RawRecord]) -> Batch:
@@ -152,6 +177,17 @@ class BatchBuilder:
                 for c, caster in zip(self.columns, self.casters, strict=True)
             ]
             results = _merge(results, slow, typed_rows, general_rows)
+        metas = ((i, r.meta) for i, r in enumerate(records) if r.meta != NO_META)
+        return self._assemble(n, results, self._source_changes_of(metas), [r.emitted_at for r in records])
+
+    def _assemble(
+        self,
+        n: int,
+        results: Sequence[ColumnResult],
+        source: Iterator[tuple[int, list[Any]]],
+        emitted: Sequence[Any],
+    ) -> Batch:
+        """The batch of ``n`` rows from their data columns, source changes and ``emitted_at``."""
         arrays: list[pa.Array] = []
         names: list[str] = []
         row_changes: dict[int, list[Any]] = {}
@@ -162,12 +198,12 @@ class BatchBuilder:
                 row_changes.setdefault(row, []).append(
                     {"field": column.field, "change": kind, "reason": reason}
                 )
-        for row, source in self._source_changes(records):
-            row_changes[row] = [*source, *row_changes.get(row, ())]
+        for row, changes in source:
+            row_changes[row] = [*changes, *row_changes.get(row, ())]
         if self.raw_ids:
             arrays.append(random_uuids(n))
             names.append(RAW_ID)
-        arrays.append(self._extracted_at(records))
+        arrays.append(self._extracted_at(emitted))
         names.append(EXTRACTED_AT)
         changed = sorted(row_changes)
         metas = [self.empty_meta] * n
@@ -204,8 +240,9 @@ class BatchBuilder:
                 general.append(loads_lenient(record.data))
         return typed_rows, typed, general_rows, general
 
-    def _source_changes(self, records: Sequence[RawRecord]) -> Iterator[tuple[int, list[Any]]]:
-        """The rows whose source put ``meta.changes`` on them, with those changes: each an object
+    def _source_changes_of(self, metas: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, list[Any]]]:
+        """The rows (of ``metas``: row and its ``meta``, raw) whose source put ``meta.changes`` on
+        them, with those changes: each an object
         of scalars (the protocol's ``{field, change, reason}``), text no database stores repaired
         as in strings; any other entry is dropped (it would fail ``_airbyte_meta``, not just
         hold a NULL)."""
@@ -214,20 +251,19 @@ class BatchBuilder:
         def repaired(text: str) -> str | None:
             return repaired_text(text, keep_nul)
 
-        for i, record in enumerate(records):
-            if record.meta != NO_META:
+        for i, meta in metas:
+            if meta != NO_META:
                 changes = [
                     deepjson.map_strings(change, repaired)[0]
-                    for change in source_changes(record.meta)
+                    for change in source_changes(meta)
                     if isinstance(change, dict)
                     and not any(isinstance(v, dict | list) for v in change.values())
                 ]
                 if changes:
                     yield i, changes
 
-    def _extracted_at(self, records: Sequence[RawRecord]) -> pa.Array:
+    def _extracted_at(self, values: Sequence[Any]) -> pa.Array:
         """``emitted_at`` (milliseconds, an integer or a number) as a UTC timestamp; now if missing."""
-        values = [r.emitted_at for r in records]
         try:
             array = pa.array(values, type=pa.int64(), from_pandas=False)
             if array.null_count:

@@ -37,7 +37,10 @@ read (see :mod:`dbkit.protocol.deepjson`); an input value is quoted in a message
 RECORD lines are read by msgspec (:mod:`dbkit.destination.records`) without building a Python
 object per value, straight into the stream's buffer as :class:`RawRecord`; the general path
 (:func:`~dbkit.destination.input.parse_message`) reads every other line, decides what is an
-error, and hands a RECORD it read on as a :class:`RawRecord` too.
+error, and hands a RECORD it read on as a :class:`RawRecord` too. With ``--transport arrow``, a
+frame (:mod:`dbkit.protocol.arrow`) stands for its run of RECORD lines: a ``records`` frame's
+rows become :class:`RawRecord` s, a typed (``columns``) frame's rows are buffered as references
+to runs of the frame (:mod:`dbkit.destination.frames`), typed from its columns when loaded.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from dbkit.destination.executor import POLL_SECONDS, LoadExecutor
+from dbkit.destination.frames import Frame, FrameRun, rebase
 from dbkit.destination.input import BadLine, InputError, InputReader, parse_message, shown
 from dbkit.destination.ledger import StateLedger
 from dbkit.destination.loader import StreamLoader
@@ -66,7 +70,7 @@ from dbkit.destination.records import (
 )
 from dbkit.errors import DbkitError, TransientError
 from dbkit.protocol import MessageWriter, StreamDescriptor
-from dbkit.protocol.arrow import FRAME_PREFIX, FrameError, arrow_transport, decode_body, parse_header
+from dbkit.protocol.arrow import COLUMNS, FRAME_PREFIX, FrameError, arrow_transport, decode_body, parse_header
 
 __all__ = ["Consumer", "FlushPolicy", "InputError"]
 
@@ -309,6 +313,9 @@ class Consumer:
         except FrameError as exc:
             raise self._fail(str(exc)) from None
         buffer = self._buffer_for(header.stream, header.namespace, "RECORD")
+        if header.kind == COLUMNS:
+            self._typed_frame(buffer, header.stream, header.namespace, header.emitted_at, batch)
+            return
         data, meta = batch.column(0), batch.column(1)
         n = len(data)
         if n == 0:
@@ -350,6 +357,45 @@ class Consumer:
                     self._flush(max(self.buffers.values(), key=lambda b: b.bytes), everything=True)
             else:
                 self._add(buffer, records[i], size)
+                i += 1
+
+    def _typed_frame(
+        self, buffer: _Buffer, stream: str, namespace: str | None, emitted_at: int, batch: Any
+    ) -> None:
+        """A typed frame (``columns`` kind): its rows buffered as :class:`FrameRun` references
+        (:mod:`dbkit.destination.frames`), in the runs and with the checks the records it stands
+        for would get."""
+        builder = buffer.loader.builder
+        if builder is None:
+            raise self._fail(f"a typed Arrow frame of {buffer.descriptor}, which loads no typed table")
+        try:
+            frame = Frame(stream, namespace, emitted_at, batch, builder.fields, str(buffer.descriptor))
+        except FrameError as exc:
+            raise self._fail(str(exc)) from None
+        n = batch.num_rows
+        if n == 0:
+            return
+        size = batch.nbytes // n + _ENVELOPE_BYTES  # per record, about
+        policy = self.policy
+        i = 0
+        while i < n:  # in runs up to the batch size, each buffered as its lines would be
+            if (
+                buffer.status is None
+                and buffer.first_line is not None
+                and len(buffer.records) != buffer.covered
+            ):
+                take = max(1, min(n - i, policy.batch_records - len(buffer.records)))
+                buffer.records += [FrameRun(frame, i, i + take)] * take  # type: ignore[list-item]
+                buffer.bytes += take * size
+                buffer.added += take
+                self.buffered_bytes += take * size
+                i += take
+                if len(buffer.records) >= policy.batch_records or buffer.bytes >= policy.batch_bytes:
+                    self._full(buffer)
+                elif self.buffered_bytes >= policy.memory_bytes:
+                    self._flush(max(self.buffers.values(), key=lambda b: b.bytes), everything=True)
+            else:
+                self._add(buffer, FrameRun(frame, i, i + 1), size)  # type: ignore[arg-type]
                 i += 1
 
     def _record(self, record: Any, size: int) -> None:
@@ -476,6 +522,7 @@ class Consumer:
                 return
             records, size = buffer.records[: buffer.covered], buffer.covered_bytes
             buffer.records = buffer.records[buffer.covered :]
+            rebase(records, buffer.records)  # a typed frame's run cut in two
             buffer.first_line, buffer.first_time = buffer.tail_line, buffer.tail_time
         buffer.bytes -= size
         self.buffered_bytes -= size

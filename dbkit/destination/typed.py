@@ -10,6 +10,13 @@ by those rules, value by value, so the result is the one the per-value path give
 whose ``data`` msgspec cannot decode with the stream's types at all (a string where an integer
 belongs, an integral float for an integer, a lone surrogate) is decoded exactly, as Python
 values, and goes through the per-value path as a whole row.
+
+Typed frames (:mod:`dbkit.protocol.arrow`, ``columns`` kind) come as Arrow columns already
+(:meth:`TypedDecoder.arrow_columns`): the same conversions, with no JSON to decode. They differ
+from the JSON path only where that path reads a whole row value by value (a value msgspec
+cannot decode in it): it writes that row's number and JSON tokens again from Python values
+(``1e999`` -> ``1E+999``, ``{"a": 1}`` -> ``{"a":1}``, equal as numbers and JSON), where a typed
+frame keeps each token as it came.
 """
 
 from __future__ import annotations
@@ -99,6 +106,30 @@ class TypedDecoder:
             for airbyte_type, caster, getter in zip(self.types, self.casters, self._getters, strict=True)
         ]
 
+    def arrow_columns(self, arrays: Sequence[pa.Array]) -> list[ColumnResult]:
+        """The same results from the columns of a typed frame (:mod:`dbkit.protocol.arrow`: int64,
+        bool, or text: a string's value, or a number's or JSON value's exact token), one per
+        ``fields`` entry: the conversions :meth:`columns` makes, on Arrow arrays; only the values
+        the vectorized checks cannot vouch for are taken to Python."""
+        return [
+            self._arrow_column(airbyte_type, caster, array)
+            for airbyte_type, caster, array in zip(self.types, self.casters, arrays, strict=True)
+        ]
+
+    def _arrow_column(self, airbyte_type: AirbyteType, caster: ColumnCaster, array: pa.Array) -> ColumnResult:
+        if airbyte_type in (AirbyteType.INTEGER, AirbyteType.BOOLEAN):
+            return ColumnResult(array.cast(caster.arrow_type))
+        if airbyte_type in _STRING_LIKE or airbyte_type is AirbyteType.DATE:
+            return caster.cast_strings(array)
+        if airbyte_type is AirbyteType.NUMBER or airbyte_type in _JSON:
+            tokens = pc.if_else(pc.equal(array, _NULL_TOKEN), pa.scalar(None, pa.string()), array)
+
+            def raw(i: int) -> bytes:
+                return str(array[i].as_py()).encode()
+
+            return self._token_column(caster, tokens, None, raw, airbyte_type is AirbyteType.NUMBER)
+        return caster.slow(array.to_pylist())  # times, binary: strings converted value by value
+
     def _column(self, airbyte_type: AirbyteType, caster: ColumnCaster, values: Sequence[Any]) -> ColumnResult:
         if airbyte_type in (AirbyteType.INTEGER, AirbyteType.BOOLEAN):
             return ColumnResult(pa.array(values, caster.arrow_type))
@@ -126,6 +157,18 @@ class TypedDecoder:
         """Number and JSON columns: the exact token text; the tokens the vectorized checks
         cannot vouch for are converted by the per-value rules."""
         array, broken = raw_strings(raws)
+        return self._token_column(caster, array, broken, raws.__getitem__, number)
+
+    def _token_column(
+        self,
+        caster: ColumnCaster,
+        array: pa.Array,
+        broken: pa.Array | None,
+        raw: Callable[[int], Any],
+        number: bool,
+    ) -> ColumnResult:
+        """Exact token texts (NULL: null) and the mask of tokens that were not text; ``raw(i)``
+        is row i's token as bytes."""
         limits = self.limits
         suspects: list[pa.Array] = [broken] if broken is not None else []
         if number:
@@ -157,7 +200,7 @@ class TypedDecoder:
         out: list[Any] = []
         changes: list[tuple[int, str, str]] = []
         for k, i in enumerate(rows):
-            value = loads_lenient(raws[i])
+            value = loads_lenient(raw(i))
             try:
                 out.append(None if value is None else caster.convert(value))
             except Rejected as r:

@@ -4,14 +4,19 @@ This package imports nothing else of dbkit's.
 """
 
 from dbkit.protocol.arrow import (
+    COLUMN_TYPES,
+    COLUMNS,
     FRAME_PREFIX,
     SEPARATOR,
+    TOKEN_TYPES,
     FrameError,
     FrameHeader,
     arrow_transport,
     batch_from_lines,
+    check_columns,
     decode_body,
     encode_frame,
+    frame_kind,
     frame_schema,
     parse_header,
 )
@@ -33,8 +38,11 @@ from dbkit.protocol.state import InputState, parse_state
 from dbkit.protocol.validate import Problem, StreamValidator, record_validator, validate_lines
 
 __all__ = [
+    "COLUMNS",
+    "COLUMN_TYPES",
     "FRAME_PREFIX",
     "SEPARATOR",
+    "TOKEN_TYPES",
     "AirbyteStream",
     "ConfiguredCatalog",
     "ConfiguredStream",
@@ -52,8 +60,10 @@ __all__ = [
     "arrow_transport",
     "batch_from_lines",
     "change",
+    "check_columns",
     "decode_body",
     "encode_frame",
+    "frame_kind",
     "frame_schema",
     "loads_exact",
     "now_ms",

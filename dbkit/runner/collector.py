@@ -32,13 +32,14 @@ from pydantic import BaseModel
 
 from dbkit.destination.batch import GENERATION_ID, BatchBuilder, BatchColumn, Limits
 from dbkit.destination.casting import ARROW_TYPES
+from dbkit.destination.frames import Frame
 from dbkit.destination.input import BadLine, InputReader, parse_message
 from dbkit.destination.records import DECODE_ERRORS, NO_META, RawRecord, as_raw_record, decode_envelope
 from dbkit.destination.type_mapping import int64_airbyte_type
 from dbkit.errors import ConfigError, SystemFailure
 from dbkit.protocol import ConfiguredCatalog, ConfiguredStream, MessageWriter, StreamDescriptor
 from dbkit.protocol import messages as msg
-from dbkit.protocol.arrow import FRAME_PREFIX, arrow_transport, decode_body, parse_header
+from dbkit.protocol.arrow import COLUMNS, FRAME_PREFIX, arrow_transport, decode_body, parse_header
 
 NAME = "dbkit-read"
 BATCH_ROWS = 50_000
@@ -282,6 +283,21 @@ class _Collection:
         header = parse_header(item[:newline])
         batch = decode_body(header, memoryview(item)[newline + 1 :])
         stream = self._stream(header.stream, header.namespace)
+        if header.kind == COLUMNS:  # typed frame: its rows as records (the batch builder's input here)
+            frame = Frame(
+                header.stream,
+                header.namespace,
+                header.emitted_at,
+                batch,
+                stream.builder.fields,
+                header.stream,
+            )
+            rows = frame.records(0, batch.num_rows)
+            stream.records.extend(rows)
+            stream.added += len(rows)
+            if len(stream.records) >= BATCH_ROWS:
+                self._flush(stream)
+            return
         datas = batch.column(0).to_pylist()
         metas = batch.column(1).to_pylist()
         raw = msgspec.Raw

@@ -53,6 +53,7 @@ from dbkit.destination import (
     held,
     is_current,
     loads_lenient,
+    materialize,
     refresh_minimum,
     short_hash,
     to_json_text,
@@ -155,7 +156,7 @@ def raw_rows(parts: Sequence[Batch], records: Sequence[RawRecord]) -> pa.Table:
     table = pa.concat_tables(tables) if tables else pa.table({})
     if table.num_rows != len(records):
         raise AssertionError(f"{table.num_rows} typed rows for {len(records)} records")
-    return table.append_column(DATA, pa.array([raw_data(r) for r in records], pa.string()))
+    return table.append_column(DATA, pa.array([raw_data(r) for r in materialize(records)], pa.string()))
 
 
 def ensure_raw_table(

@@ -20,8 +20,9 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.string import ByteaBinaryLoader
 
-from dbkit.protocol import batch_from_lines, encode_frame, now_ms
+from dbkit.protocol import COLUMNS, batch_from_lines, encode_frame, frame_kind, now_ms
 from dbkit.source import ColumnInfo, FullRefreshState, ReadChunk, ReadContext, StreamState
+from source_postgres.columns import FrameColumns, frame_columns, parse_rows
 from source_postgres.ctid import CtidPlan
 from source_postgres.encoder import frame_row_sql, line_sql
 from source_postgres.keyset import KeysetPlan
@@ -45,6 +46,7 @@ class _Job:
         self.context = context
         self.warnings: list[str] = []
         self.frames = context.arrow  # chunks in Arrow frames (dbkit.protocol.arrow)
+        self.columns: FrameColumns | None = None  # chunks in typed frames (source_postgres.columns)
         table = context.table
         self.relation = sql.Identifier(table.namespace or "public", table.name)
         # bytes per row before anything is measured: the heap's, doubled for the JSON around it
@@ -54,6 +56,8 @@ class _Job:
 
     def line(self) -> Sql:
         context = self.context
+        if self.columns is not None:
+            return self.columns.select
         if self.frames:
             return frame_row_sql(context.columns, context.record_members)
         return line_sql(context.descriptor, now_ms(), context.columns, context.record_members)
@@ -63,6 +67,12 @@ class _Job:
         if not self.frames or records == 0:
             return ReadChunk(blocks if records else [], records, checkpoint)
         descriptor = self.context.descriptor
+        if self.columns is not None:
+            typed = parse_rows(blocks, self.columns)
+            if typed.num_rows != records:
+                raise ValueError(f"a chunk of {records} records gave {typed.num_rows} frame rows")
+            frame = encode_frame(descriptor.name, descriptor.namespace, now_ms(), typed, kind=COLUMNS)
+            return ReadChunk([frame], records, checkpoint)
         batch = batch_from_lines(blocks)
         if batch.num_rows != records:
             raise ValueError(f"a chunk of {records} records gave {batch.num_rows} frame rows")
@@ -126,6 +136,8 @@ class ChunkedJob(_Job):
 
     def _read(self, group: SnapshotGroup) -> Iterator[ReadChunk]:
         # the table (and its partitions) is held for the read: a rewrite or DROP waits for us
+        if self.frames and frame_kind() == COLUMNS:
+            self.columns = frame_columns(self.context.columns, self.context.record_members)
         if self.key is not None:
             plan: KeysetPlan | CtidPlan = KeysetPlan(
                 group, self.relation, self.key, self.line, self.rows(group), self.after
@@ -145,6 +157,7 @@ class ChunkedJob(_Job):
                     "the table is read in one query, resumable only as a whole"
                 )
                 self.frames = False  # one streamed query: RECORD lines
+                self.columns = None
                 yield from stream_whole(group.coordinator, self.relation, self.line())
                 return
         for chunk, blocks, records in group.read(plan.chunks()):

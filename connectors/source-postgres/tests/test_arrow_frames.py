@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import orjson
 import psycopg
 import pytest
 
-from dbkit.protocol import FRAME_PREFIX, decode_body, parse_header
+from dbkit.db import schema_type
+from dbkit.protocol import COLUMNS, FRAME_PREFIX, TOKEN_TYPES, decode_body, parse_header
 from dbkit.testing.servers import DatabaseServer, TestDatabase
 
 from .test_acceptance import TYPE_CASES
@@ -89,9 +91,36 @@ def read(tmp: Path, db: TestDatabase, transport: str, **extra: Any) -> bytes:
     return done.stdout
 
 
-def messages(output: bytes) -> tuple[list[tuple[bytes, bytes | None]], list[Any], int]:
-    """(data, meta) of every record in order; the other messages, each STATE with the number of
-    records before it; the number of frames."""
+def catalog_fields(tmp: Path) -> list[tuple[str, str]]:
+    """(field, Airbyte type) of the stream of the last :func:`read`'s catalog."""
+    (stream,) = json.loads((tmp / "catalog.json").read_text())["streams"]
+    properties = stream["stream"]["json_schema"]["properties"]
+    return [(name, schema_type(schema).airbyte_type.value) for name, schema in properties.items()]
+
+
+def rebuilt(batch: Any, types: dict[str, str]) -> list[tuple[bytes, bytes | None]]:
+    """The (data, meta) of a typed frame's rows: ``data`` as the JSON path writes it (keys in
+    column order; a token column's text as it is, the others' values as JSON)."""
+    names = batch.schema.names[:-1]
+    columns = []
+    for k, name in enumerate(names):
+        values = batch.column(k).to_pylist()
+        if types[name] in TOKEN_TYPES:
+            values = [None if v is None else orjson.Fragment(v) for v in values]
+        columns.append(values)
+    metas = batch.column(len(names)).to_pylist()
+    return [
+        (orjson.dumps({name: column[i] for name, column in zip(names, columns, strict=True)}), metas[i])
+        for i in range(batch.num_rows)
+    ]
+
+
+def messages(
+    output: bytes, fields: list[tuple[str, str]] | None = None
+) -> tuple[list[tuple[bytes, bytes | None]], list[Any], int]:
+    """(data, meta) of every record in order (a typed frame's rebuilt from its columns, typed by
+    ``fields``); the other messages, each STATE with the number of records before it; the number
+    of frames."""
     records: list[tuple[bytes, bytes | None]] = []
     others: list[Any] = []
     frames = 0
@@ -105,6 +134,10 @@ def messages(output: bytes) -> tuple[list[tuple[bytes, bytes | None]], list[Any]
             batch = decode_body(header, output[pos : pos + header.bytes])
             pos += header.bytes
             frames += 1
+            if header.kind == COLUMNS:
+                assert fields is not None
+                records.extend(rebuilt(batch, dict(fields)))
+                continue
             for data, meta in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
                 records.append((data, meta))
             continue
@@ -122,10 +155,22 @@ def messages(output: bytes) -> tuple[list[tuple[bytes, bytes | None]], list[Any]
     return records, others, frames
 
 
+@pytest.fixture(params=["columns", "records"])
+def frame_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The frame kind the source writes (typed frames, or the records frames they replaced)."""
+    kind: str = request.param
+    monkeypatch.setenv("DBKIT_FRAME_KIND", kind)
+    return kind
+
+
 def test_frames_carry_the_bytes_of_the_json_path(tmp_path: Path, postgres_db: TestDatabase) -> None:
+    """Typed frames: the ``data`` a record's columns stand for (rebuilt as JSON) is byte for byte
+    the JSON path's."""
     create_type_table(postgres_db, 3)
     json_records, json_others, none = messages(read(tmp_path, postgres_db, "json"))
-    arrow_records, arrow_others, frames = messages(read(tmp_path, postgres_db, "arrow"))
+    arrow_records, arrow_others, frames = messages(
+        read(tmp_path, postgres_db, "arrow"), catalog_fields(tmp_path)
+    )
     assert (none, frames) == (0, 1)
     assert len(json_records) == 3
     for i, (want, got) in enumerate(zip(json_records, arrow_records, strict=True)):
@@ -135,7 +180,9 @@ def test_frames_carry_the_bytes_of_the_json_path(tmp_path: Path, postgres_db: Te
     assert b"\\u0001" in json_records[0][0], "the type table has text that needs escapes"
 
 
-def test_many_chunks_give_the_same_records_and_states(tmp_path: Path, postgres_db: TestDatabase) -> None:
+def test_many_chunks_give_the_same_records_and_states(
+    tmp_path: Path, postgres_db: TestDatabase, frame_kind: str
+) -> None:
     with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
         conn.execute(
             f"CREATE TABLE {TABLE} (id bigint PRIMARY KEY, t text, n numeric(12,3), d double precision,"  # type: ignore[arg-type]
@@ -150,7 +197,9 @@ def test_many_chunks_give_the_same_records_and_states(tmp_path: Path, postgres_d
         )
     settings = {"checkpoint_records": 250, "max_parallel_chunks": 2}
     json_records, json_others, _ = messages(read(tmp_path, postgres_db, "json", **settings))
-    arrow_records, arrow_others, frames = messages(read(tmp_path, postgres_db, "arrow", **settings))
+    arrow_records, arrow_others, frames = messages(
+        read(tmp_path, postgres_db, "arrow", **settings), catalog_fields(tmp_path)
+    )
     assert frames >= 10, "the table is read in several chunks, each a frame"
     assert len(json_records) == 3000
     assert arrow_records == json_records
@@ -194,8 +243,13 @@ def _table(db: TestDatabase) -> list[tuple[Any, ...]]:
 
 
 def test_a_sync_gives_the_same_table_on_both_paths(
-    tmp_path: Path, postgres_db: TestDatabase, postgres_server: DatabaseServer, request: pytest.FixtureRequest
+    tmp_path: Path,
+    postgres_db: TestDatabase,
+    postgres_server: DatabaseServer,
+    request: pytest.FixtureRequest,
 ) -> None:
+    """Every type case, value for value: the destination table of the JSON path and of the Arrow
+    path (typed frames, typed by the destination from their columns)."""
     create_type_table(postgres_db, 3)
     by_json, by_arrow = _dest(postgres_server, request), _dest(postgres_server, request)
     _finished(_sync(tmp_path, postgres_db, by_json, "json", checkpoint_records=100))
@@ -206,18 +260,22 @@ def test_a_sync_gives_the_same_table_on_both_paths(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("protocol", ["arrow", "json"])
+@pytest.mark.parametrize(("protocol", "kind"), [("arrow", "columns"), ("json", "columns")])
 def test_a_sync_killed_mid_stream_resumes_without_loss(
     tmp_path: Path,
     postgres_db: TestDatabase,
     postgres_server: DatabaseServer,
     request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
     protocol: str,
+    kind: str,
 ) -> None:
     """Full refresh + overwrite, SIGKILLed after a checkpoint was acknowledged, then run again: the
     second sync resumes after the acknowledged key, and the table holds every row; a row can be
     there twice only past that key (at-least-once: what was loaded after the last saved state is
-    loaded again into the refresh's table). The same on both paths."""
+    loaded again into the refresh's table). The same on both paths (typed frames on the Arrow path:
+    the buffers hold runs of frames; records frames passed the same test before them)."""
+    monkeypatch.setenv("DBKIT_FRAME_KIND", kind)
     rows = 300_000
     with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
         conn.execute(f"CREATE TABLE {TABLE} (id integer PRIMARY KEY, name text, at timestamptz, n numeric)")  # type: ignore[arg-type]

@@ -58,6 +58,10 @@ class PgReadHandler(TypeHandler):
     """JSON text of a whole array of this type (any dimensions), when ``to_json`` renders the
     elements exactly as ``render`` does; None: arrays are rendered element by element."""
     type_name: str = ""
+    column: Render | None = None
+    """The value as a typed frame's column (:mod:`source_postgres.columns`) as text: what the JSON
+    value ``render`` gives stands for (a string's value, unquoted; an integer's or a boolean's
+    text); None: the JSON token itself (number and JSON types), or none (see ``columns``)."""
 
     def with_(self, **changes: Any) -> PgReadHandler:
         return replace(self, **changes)
@@ -83,6 +87,11 @@ def render_to_json(x: Sql) -> Sql:
 def render_quoted(x: Sql) -> Sql:
     """For types whose text never needs JSON escaping (uuid, inet, bit strings, ISO intervals)."""
     return compose("'\"' || {}::text || '\"'", x)
+
+
+def render_output(x: Sql) -> Sql:
+    """The value's output form as text (``x::text`` trims ``char(n)`` and gives inet's netmask)."""
+    return compose("CASE WHEN {0} IS NOT NULL THEN format('%s', {0}) END", x)  # format gives '' for NULL
 
 
 def render_to_json_array(a: Sql) -> Sql:

@@ -25,4 +25,6 @@ def _boolean(value: Any) -> Any:
     raise Unrepresentable("not a boolean")
 
 
-BOOLEAN = PgReadHandler(AirbyteType.BOOLEAN, _boolean, render=render_text, native_array=render_to_json_array)
+BOOLEAN = PgReadHandler(
+    AirbyteType.BOOLEAN, _boolean, render=render_text, column=render_text, native_array=render_to_json_array
+)

@@ -32,4 +32,11 @@ def domain_of(base: PgReadHandler, base_type_name: str) -> PgReadHandler:
         def native(a: Sql) -> Sql:
             return base_native(compose("CAST({} AS {}[])", a, cast))
 
-    return base.with_(render=render, problem=problem, native_array=native)
+    column = None
+    if base.column is not None:
+        base_column = base.column
+
+        def column(x: Sql) -> Sql:
+            return base_column(compose("CAST({} AS {})", x, cast))
+
+    return base.with_(render=render, problem=problem, native_array=native, column=column)

@@ -80,7 +80,9 @@ _NUM_RENDER, _NUM_PROBLEM, _NUM_ARRAY = _r_number(nan_only=False)
 _NUMP_RENDER, _NUMP_PROBLEM, _NUMP_ARRAY = _r_number(nan_only=True)
 
 
-INTEGER = PgReadHandler(AirbyteType.INTEGER, _integer, render=render_text, native_array=render_to_json_array)
+INTEGER = PgReadHandler(
+    AirbyteType.INTEGER, _integer, render=render_text, column=render_text, native_array=render_to_json_array
+)
 
 
 OID = INTEGER.with_(native_array=None)

@@ -9,6 +9,7 @@ from dbkit.db import (
 )
 from source_postgres.types.base import (
     PgReadHandler,
+    render_output,
 )
 from source_postgres.types.boolean import BOOLEAN
 from source_postgres.types.document import HSTORE, JSON, JSONB
@@ -42,9 +43,12 @@ def build_types() -> TypeRegistry:
         (("timestamp", "timestamp without time zone"), TIMESTAMP),
         (("timestamptz", "timestamp with time zone"), TIMESTAMPTZ),
     ]
+    # their text cast is not their output form (char(n) trims its padding, inet shows its netmask)
+    output_form = {"bpchar", "character", "char", "inet"}
     for names, handler in reg:
         for name in names:
-            types.register(name, handler.with_(type_name=name))
+            column = render_output if name in output_form else handler.column
+            types.register(name, handler.with_(type_name=name, column=column))
     return types
 
 

@@ -132,24 +132,28 @@ def _timetz(value: Any) -> Any:
 _TS_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US'
 
 
-def _r_timestamp(with_zone: bool) -> tuple[Render, Render]:
+def _r_timestamp(with_zone: bool, quote: str = '"') -> tuple[Render, Render]:
+    """The JSON text (``quote`` ``"``) or, ``quote`` empty, the string value of a timestamp."""
     zone = "+00:00" if with_zone else ""
     low = "0001-01-01 00:00:00+00" if with_zone else "0001-01-01 00:00:00"
     high = "10000-01-01 00:00:00+00" if with_zone else "10000-01-01 00:00:00"
     fmt = text_literal(_TS_FORMAT)
+    opening = f"'{quote}' || " if quote else ""
 
     def render(x: Sql) -> Sql:
-        # {0} value, {1} year 1, {2} year 10000, {3} to_char format, {4} zone + quote, {5} zone + BC + quote
+        # {0} value, {1} year 1, {2} year 10000, {3} to_char format, {4} zone + quote,
+        # {5} zone + BC + quote, {6} quote + '+'
         return compose(
-            "CASE WHEN {0} >= {1} AND {0} < {2} THEN '\"' || to_char({0}, {3}) || {4}"
-            " WHEN {0} < {1} AND {0} > '-infinity' THEN '\"' || to_char({0}, {3}) || {5}"
-            " WHEN {0} >= {2} AND {0} < 'infinity' THEN '\"+' || to_char({0}, {3}) || {4} END",
+            "CASE WHEN {0} >= {1} AND {0} < {2} THEN " + opening + "to_char({0}, {3}) || {4}"
+            " WHEN {0} < {1} AND {0} > '-infinity' THEN " + opening + "to_char({0}, {3}) || {5}"
+            " WHEN {0} >= {2} AND {0} < 'infinity' THEN {6} || to_char({0}, {3}) || {4} END",
             x,
             text_literal(low),
             text_literal(high),
             fmt,
-            text_literal(zone + '"'),
-            text_literal(zone + ' BC"'),
+            text_literal(zone + quote),
+            text_literal(zone + " BC" + quote),
+            text_literal(quote + "+"),
         )
 
     def problem(x: Sql) -> Sql:
@@ -166,30 +170,43 @@ def _r_date(x: Sql) -> Sql:
     )
 
 
-def _p_date(x: Sql) -> Sql:
-    return compose("(NOT isfinite({}))", x)
-
-
-def _r_time(x: Sql) -> Sql:
+def _c_date(x: Sql) -> Sql:
     return compose(
-        "'\"' || CASE WHEN length({0}::text) = 8 THEN {0}::text || '.000000'"
-        " ELSE rpad({0}::text, 15, '0') END || '\"'",
+        "CASE WHEN {0} > '-infinity' AND {0} < '10000-01-01' THEN {0}::text"
+        " WHEN {0} >= '10000-01-01' AND {0} < 'infinity' THEN '+' || {0}::text END",
         x,
     )
 
 
-def _r_timetz(x: Sql) -> Sql:
+def _p_date(x: Sql) -> Sql:
+    return compose("(NOT isfinite({}))", x)
+
+
+def _c_time(x: Sql) -> Sql:
+    return compose(
+        "CASE WHEN length({0}::text) = 8 THEN {0}::text || '.000000' ELSE rpad({0}::text, 15, '0') END", x
+    )
+
+
+def _r_time(x: Sql) -> Sql:
+    return compose("'\"' || {} || '\"'", _c_time(x))
+
+
+def _c_timetz(x: Sql) -> Sql:
     time = compose("({})::time", x)
     zone = compose("extract(timezone FROM {})::int", x)
     return compose(
-        "'\"' || CASE WHEN length({0}::text) = 8 THEN {0}::text || '.000000'"
+        "CASE WHEN length({0}::text) = 8 THEN {0}::text || '.000000'"
         " ELSE rpad({0}::text, 15, '0') END || CASE WHEN {1} < 0 THEN '-' ELSE '+' END"
         " || lpad((abs({1}) / 3600)::text, 2, '0') || ':' || lpad((abs({1}) % 3600 / 60)::text, 2, '0')"
-        " || CASE WHEN abs({1}) % 60 <> 0 THEN ':' || lpad((abs({1}) % 60)::text, 2, '0') ELSE '' END"
-        " || '\"'",
+        " || CASE WHEN abs({1}) % 60 <> 0 THEN ':' || lpad((abs({1}) % 60)::text, 2, '0') ELSE '' END",
         time,
         zone,
     )
+
+
+def _r_timetz(x: Sql) -> Sql:
+    return compose("'\"' || {} || '\"'", _c_timetz(x))
 
 
 _TS_RENDER, _TS_PROBLEM = _r_timestamp(with_zone=False)
@@ -198,20 +215,34 @@ _TS_RENDER, _TS_PROBLEM = _r_timestamp(with_zone=False)
 _TSTZ_RENDER, _TSTZ_PROBLEM = _r_timestamp(with_zone=True)
 
 
-DATE = PgReadHandler(AirbyteType.DATE, _date, render=_r_date, problem=_p_date)
+_TS_COLUMN, _ = _r_timestamp(with_zone=False, quote="")
 
 
-TIME = PgReadHandler(AirbyteType.TIME_WITHOUT_TIMEZONE, _time, render=_r_time)
+_TSTZ_COLUMN, _ = _r_timestamp(with_zone=True, quote="")
 
 
-TIMETZ = PgReadHandler(AirbyteType.TIME_WITH_TIMEZONE, _timetz, render=_r_timetz)
+DATE = PgReadHandler(AirbyteType.DATE, _date, render=_r_date, problem=_p_date, column=_c_date)
+
+
+TIME = PgReadHandler(AirbyteType.TIME_WITHOUT_TIMEZONE, _time, render=_r_time, column=_c_time)
+
+
+TIMETZ = PgReadHandler(AirbyteType.TIME_WITH_TIMEZONE, _timetz, render=_r_timetz, column=_c_timetz)
 
 
 TIMESTAMP = PgReadHandler(
-    AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE, _timestamp, render=_TS_RENDER, problem=_TS_PROBLEM
+    AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE,
+    _timestamp,
+    render=_TS_RENDER,
+    problem=_TS_PROBLEM,
+    column=_TS_COLUMN,
 )
 
 
 TIMESTAMPTZ = PgReadHandler(
-    AirbyteType.TIMESTAMP_WITH_TIMEZONE, _timestamptz, render=_TSTZ_RENDER, problem=_TSTZ_PROBLEM
+    AirbyteType.TIMESTAMP_WITH_TIMEZONE,
+    _timestamptz,
+    render=_TSTZ_RENDER,
+    problem=_TSTZ_PROBLEM,
+    column=_TSTZ_COLUMN,
 )

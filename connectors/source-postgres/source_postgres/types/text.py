@@ -15,6 +15,7 @@ from source_postgres.types.base import (
     Sql,
     compose,
     render_quoted,
+    render_text,
     render_to_json,
     render_to_json_array,
     text_form,
@@ -41,13 +42,21 @@ def _r_bytea(x: Sql) -> Sql:
     return compose("'\"' || translate(encode({}, 'base64'), E'\\n', '') || '\"'", x)
 
 
-BITS = PgReadHandler(AirbyteType.STRING, _string, render=render_quoted, native_array=render_to_json_array)
+BITS = PgReadHandler(
+    AirbyteType.STRING, _string, render=render_quoted, column=render_text, native_array=render_to_json_array
+)
 
 
-BYTEA = PgReadHandler(AirbyteType.BINARY, _bytea, render=_r_bytea, cursor=False)
+def _c_bytea(x: Sql) -> Sql:
+    return compose("translate(encode({}, 'base64'), E'\\n', '')", x)
 
 
-TEXT = PgReadHandler(AirbyteType.STRING, _string, render=render_to_json, native_array=render_to_json_array)
+BYTEA = PgReadHandler(AirbyteType.BINARY, _bytea, render=_r_bytea, column=_c_bytea, cursor=False)
+
+
+TEXT = PgReadHandler(
+    AirbyteType.STRING, _string, render=render_to_json, column=render_text, native_array=render_to_json_array
+)
 """text, varchar, char(n) (padding kept), name, citext, enums: to_json writes their text."""
 
 
@@ -55,16 +64,18 @@ OPAQUE_TEXT = TEXT.with_(cursor=False)
 """xml, tsvector, tsquery: strings, but no total order worth a cursor."""
 
 
-QUOTED = PgReadHandler(AirbyteType.STRING, _string, render=render_quoted, native_array=render_to_json_array)
+QUOTED = PgReadHandler(
+    AirbyteType.STRING, _string, render=render_quoted, column=render_text, native_array=render_to_json_array
+)
 """uuid, cidr, macaddr, interval (ISO 8601): text that never needs escaping (and ``::text`` is
 their output form)."""
 
 
-RANGE = PgReadHandler(AirbyteType.STRING, _string, cursor=False)
+RANGE = PgReadHandler(AirbyteType.STRING, _string, column=render_text, cursor=False)
 """Range and multirange types: their text form (``[1,5)``, ``{[1,3), [7,9)}``)."""
 
 
-OTHER = PgReadHandler(AirbyteType.STRING, _string, cursor=False)
+OTHER = PgReadHandler(AirbyteType.STRING, _string, column=render_text, cursor=False)
 """Types nobody registered (geometric types, pg_lsn, ...): their text as a string."""
 
 

@@ -1,0 +1,185 @@
+"""Typed frames (``columns`` kind, :mod:`dbkit.protocol.arrow`) in a stream's buffer.
+
+The consumer buffers a typed frame's records without making a record of each: a run of rows
+``[start, stop)`` of a :class:`Frame` is one :class:`FrameRun` object, put in the buffer's list
+once per row it stands for (the same object ``stop - start`` times: a list of references, made in
+C). So the buffer's length still counts records, and every rule built on it (batch sizes, what
+a STATE covers, refresh tails) is unchanged. Within a list a run's references are contiguous and
+the first one stands for row ``start``; a list cut inside a run (:func:`rebase`) gets a new run
+for the rest. The batch builder takes each run as Arrow columns (:func:`segments`); whatever
+needs records one by one (raw tables, :func:`materialize`) gets them rebuilt from the columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import msgspec
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dbkit.destination.records import NO_META, RawRecord
+from dbkit.protocol import COLUMN_TYPES, TOKEN_TYPES, FrameError, check_columns
+
+_ARROW = {"int64": pa.int64(), "bool": pa.bool_(), "string": pa.string()}
+
+
+class Frame:
+    """A typed frame of one stream, checked against the stream's fields."""
+
+    __slots__ = ("batch", "emitted_at", "namespace", "positions", "stream", "tokens")
+
+    def __init__(
+        self,
+        stream: str,
+        namespace: str | None,
+        emitted_at: int,
+        batch: pa.RecordBatch,
+        fields: Sequence[tuple[str, str]],
+        label: str,
+    ) -> None:
+        """``fields``: (field name, Airbyte type) of the stream's columns, in the builder's order;
+        a column of the batch that is not one of them, or of another type, raises
+        :class:`~dbkit.protocol.FrameError`."""
+        self.stream = stream
+        self.namespace = namespace
+        self.emitted_at = emitted_at
+        self.batch = batch
+        self.positions = check_columns(batch.schema, fields, label)
+        types = dict(fields)
+        schema = batch.schema
+        token_columns = [
+            i
+            for i in range(len(schema) - 1)
+            if types[schema.field(i).name] in TOKEN_TYPES and pa.types.is_string(schema.field(i).type)
+        ]
+        self.tokens = frozenset(schema.field(i).name for i in token_columns)
+        for i in token_columns:
+            _check_tokens(batch.column(i), schema.field(i).name, label)
+
+    def columns(self, start: int, stop: int, fields: Sequence[tuple[str, str]]) -> list[pa.Array]:
+        """The rows ``[start, stop)`` of each field's column (all NULL for a field the frame lacks)."""
+        n = stop - start
+        out = []
+        for (_, airbyte_type), position in zip(fields, self.positions, strict=True):
+            if position is None:
+                out.append(pa.nulls(n, _ARROW[COLUMN_TYPES[airbyte_type]]))
+            else:
+                column = self.batch.column(position).slice(start, n)
+                if airbyte_type in TOKEN_TYPES and not pa.types.is_string(column.type):
+                    column = column.cast(pa.string())  # an integer's or a boolean's JSON token
+                out.append(column)
+        return out
+
+    def metas(self, start: int, stop: int) -> list[tuple[int, msgspec.Raw]]:
+        """(row within the slice, ``meta`` JSON) of the rows that have a ``meta``."""
+        meta = self.batch.column(self.batch.num_columns - 1).slice(start, stop - start)
+        if meta.null_count == len(meta):
+            return []
+        return [(i, msgspec.Raw(m)) for i, m in enumerate(meta.to_pylist()) if m is not None]
+
+    def records(self, start: int, stop: int) -> list[RawRecord]:
+        """The rows as records, their ``data`` JSON rebuilt from the columns (keys in column order)."""
+        names = self.batch.schema.names[:-1]
+        n = stop - start
+        columns = []
+        for k, name in enumerate(names):
+            values = self.batch.column(k).slice(start, n).to_pylist()
+            if name in self.tokens:
+                values = [None if v is None else orjson.Fragment(v) for v in values]
+            columns.append(values)
+        metas = dict(self.metas(start, stop))
+        out = []
+        for i in range(n):
+            data = orjson.dumps({name: column[i] for name, column in zip(names, columns, strict=True)})
+            out.append(
+                RawRecord(
+                    self.stream, msgspec.Raw(data), self.namespace, self.emitted_at, metas.get(i, NO_META)
+                )
+            )
+        return out
+
+
+_RAWS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _check_tokens(column: pa.Array, name: str, label: str) -> None:
+    """Each value of a token column is one JSON value (as each would be in a RECORD line, whose
+    JSON the consumer checks): the values joined by commas are a JSON array of as many values,
+    each exactly one of them."""
+    tokens = column.drop_null()
+    n = len(tokens)
+    if n == 0:
+        return
+    listed = pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), tokens)
+    joined = pc.binary_join(listed, ",")[0].as_buffer()
+    try:
+        raws = _RAWS.decode(b"".join((b"[", joined.to_pybytes(), b"]")))
+    except (msgspec.DecodeError, RecursionError):
+        raws = []
+    if len(raws) != n or list(map(len, raws)) != pc.binary_length(tokens).to_pylist():
+        raise FrameError(
+            f"a typed frame of {label} whose column {name!r} holds text that is not one JSON value"
+        )
+
+
+class FrameRun:
+    """Rows ``[start, stop)`` of ``frame`` (see the module doc)."""
+
+    __slots__ = ("frame", "start", "stop")
+
+    def __init__(self, frame: Frame, start: int, stop: int) -> None:
+        self.frame = frame
+        self.start = start
+        self.stop = stop
+
+
+def has_frames(records: Sequence[Any]) -> bool:
+    return FrameRun in set(map(type, records))
+
+
+def segments(records: Sequence[Any]) -> Iterator[tuple[FrameRun | None, int, int]]:
+    """The list ``records`` as consecutive pieces ``(run, lo, hi)``: positions ``[lo, hi)`` are
+    rows ``run.start ..`` of a run, or records (``run`` None)."""
+    n = len(records)
+    i = 0
+    while i < n:
+        item = records[i]
+        if type(item) is FrameRun:
+            m = min(item.stop - item.start, n - i)
+            if records[i + m - 1] is not item:
+                raise AssertionError("a buffered frame run is not contiguous")
+            yield item, i, i + m
+            i += m
+        else:
+            j = i + 1
+            while j < n and type(records[j]) is not FrameRun:
+                j += 1
+            yield None, i, j
+            i = j
+
+
+def rebase(taken: list[Any], rest: list[Any]) -> None:
+    """After a list was cut into ``taken`` and ``rest`` inside a run, give ``rest``'s part of it
+    a run of its own (so that it stands for the rows after those ``taken`` holds)."""
+    if not taken or not rest or type(rest[0]) is not FrameRun or rest[0] is not taken[-1]:
+        return
+    run: FrameRun = rest[0]
+    cut = len(taken) - taken.index(run)
+    left = run.stop - run.start - cut
+    rest[:left] = [FrameRun(run.frame, run.start + cut, run.stop)] * left
+
+
+def materialize(records: Sequence[Any]) -> Sequence[RawRecord]:
+    """``records`` with every frame run replaced by its rows as records."""
+    if not has_frames(records):
+        return records
+    out: list[RawRecord] = []
+    for run, lo, hi in segments(records):
+        if run is None:
+            out.extend(records[lo:hi])
+        else:
+            out.extend(run.frame.records(run.start, run.start + hi - lo))
+    return out

@@ -1,0 +1,222 @@
+"""Typed frames (``columns`` kind, :mod:`dbkit.protocol.arrow`) at a destination: the same table,
+values, ``_airbyte_meta`` changes and STATE echoes as the RECORD lines they stand for (edge
+values of every Airbyte type, frames cut by STATEs and batch sizes), and a frame whose columns do
+not match the catalog's stream is an error naming it, with nothing after it loaded."""
+
+# ruff: noqa: E501
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from dbkit.db.types import AirbyteType
+from dbkit.destination.frames import Frame, FrameRun, materialize, rebase, segments
+from dbkit.entrypoint import launch
+from dbkit.protocol import COLUMNS, encode_frame
+from destination_sqlite import SqliteDestination
+
+from .conftest import Harness, catalog, encode, record, state, status, stream
+
+TYPES = {
+    "id": AirbyteType.INTEGER,
+    "flag": AirbyteType.BOOLEAN,
+    "name": AirbyteType.STRING,
+    "amount": AirbyteType.NUMBER,
+    "day": AirbyteType.DATE,
+    "at": AirbyteType.TIMESTAMP_WITH_TIMEZONE,
+    "local": AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE,
+    "clock": AirbyteType.TIME_WITHOUT_TIMEZONE,
+    "zoned": AirbyteType.TIME_WITH_TIMEZONE,
+    "blob": AirbyteType.BINARY,
+    "doc": AirbyteType.OBJECT,
+    "list": AirbyteType.ARRAY,
+    "any": AirbyteType.UNKNOWN,
+}
+TOKENS = {"amount", "doc", "list", "any"}
+# the JSON text of each field's values (None: absent), row by row: usual values, nulls, and the
+# edges the per-value rules decide (BC and far dates, odd timestamps, big and odd numbers, NUL)
+# fmt: off
+ROWS: list[dict[str, Any]] = [
+    {"id": 1, "flag": True, "name": "plain", "amount": "1.50", "day": "2024-02-29", "at": "2024-01-01T10:00:00.000000+00:00",
+     "local": "2024-01-01T10:00:00.000000", "clock": "10:00:00.000000", "zoned": "10:00:00.000000+02:00",
+     "blob": "aGVsbG8=", "doc": '{"a": [1, 2.50]}', "list": "[1,null]", "any": '"text"'},
+    {"id": 2, "flag": None, "name": None, "amount": None, "day": None, "at": None, "local": None, "clock": None,
+     "zoned": None, "blob": None, "doc": None, "list": None, "any": None},
+    {"id": 3, "flag": False, "name": "q\"uo\\te\ttab\nnl \u00e9\u4e2d\U0001f600", "amount": "-1e+400",
+     "day": "0044-03-15 BC", "at": "0044-03-15T12:00:00.000000+00:00 BC", "local": "+10000-01-01T00:00:00.000000",
+     "clock": "23:59:59.999999", "zoned": "00:00:00.000000-05:30", "blob": "", "doc": "null", "list": "[]",
+     "any": "12345678901234567890123"},
+    {"id": 4, "flag": True, "name": "nul\u0000inside", "amount": "123456789012345678901234567890.123456789",
+     "day": "+10000-01-01", "at": "2024-06-01T00:00:00Z", "local": "not a timestamp", "clock": "25:00:00",
+     "zoned": "12:00:00", "blob": "not base64!", "doc": '{"nul": "\\u0000"}', "list": '[{"x": "y"}]', "any": "true"},
+    {"id": -(2**63), "flag": True, "name": "", "amount": '"12"', "day": "2024-13-01", "at": "garbage", "local": None,
+     "clock": None, "zoned": None, "blob": None, "doc": "[1]", "list": '[1e999]', "any": "{}"},
+]
+# fmt: on
+CHANGES = [
+    None,
+    None,
+    b'{"changes":[{"field":"amount","change":"NULLED","reason":"SOURCE_SERIALIZATION_ERROR"}]}',
+]
+
+
+def _catalog(mode: str = "append", **fields: AirbyteType) -> dict[str, Any]:
+    return catalog(stream("t", fields or TYPES, mode))
+
+
+def _value(field: str, text: Any) -> Any:
+    if text is None or field not in TOKENS:
+        return text
+    return orjson.Fragment(text)
+
+
+def _lines(rows: list[dict[str, Any]], first: int = 0) -> list[Any]:
+    out = []
+    for i, row in enumerate(rows):
+        changes = CHANGES[first + i] if first + i < len(CHANGES) else None
+        data = {k: _value(k, v) for k, v in row.items()}
+        line = record("t", {}, changes=json.loads(changes)["changes"] if changes else None)
+        line["record"]["data"] = data
+        out.append(orjson.dumps(line))
+    return out
+
+
+def _frame(rows: list[dict[str, Any]], first: int = 0, **override: pa.Array) -> bytes:
+    arrays, names = [], []
+    for name, airbyte_type in TYPES.items():
+        values = [row[name] for row in rows]
+        kind = {AirbyteType.INTEGER: pa.int64(), AirbyteType.BOOLEAN: pa.bool_()}.get(
+            airbyte_type, pa.string()
+        )
+        arrays.append(override.get(name, pa.array(values, kind)))
+        names.append(name)
+    metas = [CHANGES[first + i] if first + i < len(CHANGES) else None for i in range(len(rows))]
+    arrays.append(pa.array(metas, pa.binary()))
+    batch = pa.RecordBatch.from_arrays(arrays, names=[*names, "meta"])
+    return encode_frame("t", None, 1_700_000_000_000, batch, kind=COLUMNS)
+
+
+def _write(dest: Harness, cat: dict[str, Any], body: bytes, **config: Any) -> tuple[int, bytes]:
+    cfg, cat_path = dest.files(cat, **config)
+    out = BytesIO()
+    argv = ["write", "--config", str(cfg), "--catalog", str(cat_path), "--transport", "arrow"]
+    return launch(SqliteDestination(), argv, stdin=BytesIO(body), stdout=out), out.getvalue()
+
+
+def _table(dest: Harness) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Rows and metas; numbers and JSON values as values: in a row the JSON path must read value
+    by value (an undecodable date in it), it writes its tokens again (``1e999`` -> ``1E+999``,
+    ``{"a": 1}`` -> ``{"a":1}``), where typed frames keep the token as it came."""
+    rows = dest.rows("t", order_by="id")
+    for row in rows:
+        for name in TOKENS:
+            if isinstance(row[name], str):
+                row[name] = json.loads(row[name], parse_float=Decimal, parse_int=Decimal)
+            elif isinstance(row[name], float | int):
+                row[name] = Decimal(str(row[name]))
+    return rows, dest.meta("t", order_by="id")
+
+
+def _echoed(output: bytes) -> list[Any]:
+    return [json.loads(x)["state"]["stream"]["stream_state"] for x in output.splitlines() if b'"STATE"' in x]
+
+
+@pytest.mark.parametrize(("mode", "batch_records"), [("append", 2), ("overwrite", 2), ("append", 50_000)])
+def test_typed_frames_load_what_their_records_would(tmp_path: Path, mode: str, batch_records: int) -> None:
+    """Frames cut by STATEs and by the batch size (runs split between loads; a refresh loads what
+    its STATEs cover): the same rows, values, changes and echoes as the RECORD lines."""
+    (tmp_path / "lines").mkdir()
+    (tmp_path / "frames").mkdir()
+    by_lines, by_frames = Harness(tmp_path / "lines"), Harness(tmp_path / "frames")
+    tail = [state("t", {"n": 1}), state("t", {"n": 2}), status("t")]
+    lines = encode([*_lines(ROWS[:3]), tail[0], *_lines(ROWS[3:], 3), tail[1], tail[2]])
+    frames = _frame(ROWS[:3]) + encode([tail[0]]) + _frame(ROWS[3:], 3) + encode(tail[1:])
+    code, want = _write(by_lines, _catalog(mode), lines, batch_records=batch_records)
+    assert code == 0, want.decode()[-2000:]
+    code, got = _write(by_frames, _catalog(mode), frames, batch_records=batch_records)
+    assert code == 0, got.decode()[-2000:]
+    assert _table(by_frames) == _table(by_lines)
+    assert len(_table(by_frames)[0]) == len(ROWS)
+    assert any(m["changes"] for m in _table(by_frames)[1]), "the edges make changes"
+    assert _echoed(got) == _echoed(want) == [{"n": 1}, {"n": 2}]
+
+
+def test_a_frame_missing_a_field_reads_it_as_null_and_integers_may_type_a_number(dest: Harness) -> None:
+    """Also: a field named ``meta`` is a column like any other (the record's meta is the last)."""
+    cat = _catalog(
+        id=AirbyteType.INTEGER, amount=AirbyteType.NUMBER, extra=AirbyteType.STRING, meta=AirbyteType.STRING
+    )
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([1, 2]), pa.array([7, None]), pa.array(["m", None]), pa.array([None, None], pa.binary())],
+        names=["id", "amount", "meta", "meta"],
+    )
+    body = encode_frame("t", None, 1, batch, kind=COLUMNS) + encode([state("t", 1), status("t")])
+    code, out = _write(dest, cat, body)
+    assert code == 0, out.decode()[-2000:]
+    assert [(r["id"], r["amount"], r["extra"], r["meta"]) for r in dest.rows("t", order_by="id")] == [
+        (1, 7, None, "m"),
+        (2, None, None, None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"surprise": pa.array([1] * 3)}, "column 'surprise' the stream does not have"),
+        ({"name": pa.array([1, 2, 3])}, "column 'name' has type int64, not string"),
+        ({"doc": pa.array(["{}", "[1", "2],3"])}, "column 'doc' holds text that is not one JSON value"),
+        ({"amount": pa.array(["1", "NaN", None])}, "column 'amount' holds text that is not one JSON value"),
+    ],
+)
+def test_a_frame_that_does_not_match_the_stream_is_an_error(
+    dest: Harness, override: dict[str, pa.Array], message: str
+) -> None:
+    good = _frame(ROWS[:2]) + encode([state("t", {"n": 1})])
+    rows = ROWS[:3]
+    arrays = {name: override.pop(name) for name in list(override) if name in TYPES}
+    frame = _frame(rows, **arrays)
+    if override:  # a column the stream lacks, before meta
+        batch = _decode(frame)
+        index = batch.num_columns - 1
+        for name, array in override.items():
+            batch = batch.add_column(index, name, array)
+        frame = encode_frame("t", None, 1, batch, kind=COLUMNS)
+    code, out = _write(dest, _catalog(), good + frame + encode([status("t")]))
+    assert code == 1
+    assert message in out.decode()
+    assert "nothing after it was loaded" in out.decode()
+    assert _echoed(out) == [{"n": 1}], "what came before it is loaded and echoed"
+    assert len(dest.rows("t")) == 2
+
+
+def _decode(frame: bytes) -> pa.RecordBatch:
+    from dbkit.protocol import decode_body, parse_header
+
+    newline = frame.index(b"\n")
+    header = parse_header(frame[:newline])
+    return decode_body(header, frame[newline + 1 :])
+
+
+def test_runs_of_a_frame_stand_for_their_rows_when_a_buffer_is_cut_inside_one() -> None:
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([1, 2, 3, 4]), pa.array([None] * 4, pa.binary())], names=["id", "meta"]
+    )
+    frame = Frame("t", None, 1, batch, [("id", "integer")], "t")
+    lone = record("t", {"id": 0})
+    buffered: list[Any] = [lone, FrameRun(frame, 0, 1), *[FrameRun(frame, 1, 4)] * 3]
+    taken, rest = buffered[:3], buffered[3:]
+    rebase(taken, rest)
+    assert [(r is None, lo, hi) for r, lo, hi in segments(taken)] == [
+        (True, 0, 1),
+        (False, 1, 2),
+        (False, 2, 3),
+    ]
+    assert [orjson.loads(bytes(r.data))["id"] for r in materialize(taken)[1:]] == [1, 2]
+    assert [orjson.loads(bytes(r.data))["id"] for r in materialize(rest)] == [3, 4]
