@@ -314,9 +314,10 @@ class ConnectorRunner:
             code = proc.wait()
         finally:
             timer.cancel()
-            if proc.poll() is None:
+            if proc.returncode is None:  # an exception on the way: never leave the run behind
                 _kill(proc)
-                proc.wait()
+                with contextlib.suppress(RuntimeError):  # a zygote that went away already
+                    proc.wait()
         err_reader.join(timeout=10)
         if feeder is not None:
             feeder.join(timeout=10)

@@ -10,8 +10,11 @@ directory and environment are the run's, and ``sys.argv`` is the command line. I
 script's entry point and exits with its exit code, as ``python script`` would.
 
 Only a console script of this Python environment is run this way (its entry point is known); any
-other command, or every command when ``DBKIT_TEST_ZYGOTE=0``, is started with
-:class:`subprocess.Popen` as before.
+other command, a run whose environment changes what the interpreter decides at start-up
+(``PYTHON*``, ``LANG``, ``LC_*``, ``TZ``), or every command when ``DBKIT_TEST_ZYGOTE=0``, is
+started with :class:`subprocess.Popen` as before. What a fork cannot give: every run of one test
+process has the same string hash seed, and finds the connectors' modules already imported; a test
+of either runs with ``DBKIT_TEST_ZYGOTE=0``.
 
 The protocol between a runner and its zygote: one Unix-socket connection per run. The runner sends
 a JSON request (entry point, argv, environment, working directory) with the three pipe ends as
@@ -24,6 +27,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
+import gc
 import importlib
 import json
 import os
@@ -32,9 +37,9 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import traceback
+import uuid
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -42,6 +47,15 @@ from typing import IO, Any
 
 ENV_VAR = "DBKIT_TEST_ZYGOTE"
 """Set to ``0`` to start every connector run with :class:`subprocess.Popen`."""
+
+_STARTUP_ENV = ("PYTHON", "LANG", "LC_", "TZ")
+"""Environment variables (prefixes) the interpreter reads when it starts: a run that changes one
+is not forked."""
+
+
+def _startup_env(env: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k.startswith(_STARTUP_ENV) and k != ENV_VAR}
+
 
 _PRELOAD = (
     "sqlalchemy",
@@ -63,6 +77,7 @@ _PRELOAD = (
 # ------------------------------------------------------------------------------ runner side
 
 
+@functools.cache
 def console_entry(executable: str) -> str | None:
     """``module:attr`` of the console script ``executable`` when it belongs to this Python
     environment (it sits next to ``sys.executable``), else None."""
@@ -88,35 +103,31 @@ class ForkedProcess:
         self.stderr = stderr
         self.returncode: int | None = None
 
-    def _read_code(self, block: bool) -> int | None:
+    def _read_code(self, timeout: float | None) -> int | None:
+        """The exit code once the child ended; None when it has not within ``timeout`` seconds
+        (0: do not wait)."""
         if self.returncode is not None:
             return self.returncode
-        self._conn.setblocking(block)
+        self._conn.settimeout(timeout)
         try:
             while b"\n" not in self._buffer:
                 chunk = self._conn.recv(64)
                 if not chunk:
                     raise RuntimeError(f"the zygote went away before child {self.pid} ended")
                 self._buffer += chunk
-        except BlockingIOError:
+        except (BlockingIOError, TimeoutError):
             return None
         self.returncode = int(self._buffer.split(b"\n", 1)[0])
         self._conn.close()
         return self.returncode
 
     def poll(self) -> int | None:
-        return self._read_code(block=False)
+        return self._read_code(0.0)
 
     def wait(self, timeout: float | None = None) -> int:
-        if timeout is not None:
-            self._conn.settimeout(timeout)
-            try:
-                code = self._read_code(block=True)
-            except TimeoutError:
-                raise subprocess.TimeoutExpired(str(self.pid), timeout) from None
-        else:
-            code = self._read_code(block=True)
-        assert code is not None
+        code = self._read_code(timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(str(self.pid), timeout or 0.0)
         return code
 
 
@@ -127,12 +138,13 @@ class Zygote:
     _instance: Zygote | None = None
 
     def __init__(self) -> None:
-        self._dir = tempfile.mkdtemp(prefix="dbkit-zygote-")
-        self.address = os.path.join(self._dir, "socket")
+        self.address = f"\0dbkit-zygote-{os.getpid()}-{uuid.uuid4().hex}"  # abstract: no file
+        self.startup_env = _startup_env(os.environ)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "dbkit.testing.zygote", self.address],
+            [sys.executable, "-P", "-m", "dbkit.testing.zygote", self.address[1:]],
             stdin=subprocess.PIPE,  # the zygote ends when this pipe closes (when this process ends)
             stdout=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C of the test run is not the zygote's to take
         )
         atexit.register(self.stop)
 
@@ -152,13 +164,10 @@ class Zygote:
                 self._proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
-        with contextlib.suppress(OSError):
-            os.unlink(self.address)
-            os.rmdir(self._dir)
 
     def _connect(self) -> socket.socket:
-        deadline = 600  # the zygote's imports take about a second; under load, longer
-        for _ in range(deadline):
+        # the zygote's imports take about a second; under a heavy load, several
+        for _ in range(1200):
             conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 conn.connect(self.address)
@@ -168,7 +177,7 @@ class Zygote:
                 if self._proc.poll() is not None:
                     raise RuntimeError(f"the zygote exited with {self._proc.returncode}") from None
                 threading.Event().wait(0.05)
-        raise RuntimeError("the zygote did not start listening within 30 s")
+        raise RuntimeError("the zygote did not start listening within 60 s")
 
     def spawn(
         self,
@@ -180,18 +189,28 @@ class Zygote:
     ) -> ForkedProcess:
         """Fork a child running ``entry`` with ``argv``; its stdout and stderr are pipes, and its
         stdin a pipe when ``stdin`` is true (else /dev/null)."""
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        if stdin:
-            in_r, in_w = os.pipe()
-        else:
-            in_r, in_w = os.open(os.devnull, os.O_RDONLY), -1
+        mine: list[int] = []  # the ends this process keeps
+        theirs: list[int] = []  # the child's ends: closed here once sent
+        conn: socket.socket | None = None
         try:
+            out_r, out_w = os.pipe()
+            mine.append(out_r)
+            theirs.append(out_w)
+            err_r, err_w = os.pipe()
+            mine.append(err_r)
+            theirs.append(err_w)
+            if stdin:
+                in_r, in_w = os.pipe()
+                mine.append(in_w)
+            else:
+                in_r, in_w = os.open(os.devnull, os.O_RDONLY), -1
+            theirs.insert(0, in_r)
             conn = self._connect()
             request = json.dumps(
                 {"entry": entry, "argv": list(argv), "env": dict(env), "cwd": os.fspath(cwd)}
-            )
-            socket.send_fds(conn, [request.encode() + b"\n"], [in_r, out_w, err_w])
+            ).encode()
+            socket.send_fds(conn, [request[:1]], theirs)
+            conn.sendall(request[1:] + b"\n")
             buffer = b""
             while b"\n" not in buffer:
                 chunk = conn.recv(64)
@@ -199,14 +218,17 @@ class Zygote:
                     raise RuntimeError("the zygote closed the connection without a pid")
                 buffer += chunk
             line, rest = buffer.split(b"\n", 1)
+            if line.startswith(b"E"):
+                raise OSError(f"the zygote could not start {argv[0]}: {line[1:].decode(errors='replace')}")
             pid = int(line)
         except BaseException:
-            for fd in (out_r, err_r, in_w):
-                if fd >= 0:
-                    os.close(fd)
+            for fd in mine:
+                os.close(fd)
+            if conn is not None:
+                conn.close()
             raise
         finally:
-            for fd in (in_r, out_w, err_w):
+            for fd in theirs:
                 os.close(fd)
         process = ForkedProcess(
             conn,
@@ -226,7 +248,9 @@ def spawn(
     Either way in a new session, with stdout and stderr piped."""
     entry = console_entry(argv[0]) if os.environ.get(ENV_VAR, "1") != "0" else None
     if entry is not None:
-        return Zygote.get().spawn(entry, argv, env, cwd, stdin)
+        zygote = Zygote.get()
+        if _startup_env(env) == zygote.startup_env:
+            return zygote.spawn(entry, argv, env, cwd, stdin)
     return subprocess.Popen(
         list(argv),
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
@@ -264,110 +288,140 @@ def _exit_code(exc: SystemExit) -> int:
     return 1
 
 
-def _child(entry: str, argv: list[str], env: dict[str, str], cwd: str, fds: list[int]) -> None:
-    """In the forked child: become the run's process and never return."""
-    code = 1
+def _child(request: dict[str, Any], fds: list[int], ready: int) -> None:
+    """In the forked child: become the run's process, then run the entry point and leave the
+    interpreter as ``python script`` does (``SystemExit`` unwinds to the interpreter's own exit:
+    stdio flushed, non-daemon threads joined, atexit handlers, death by SIGINT on an uncaught
+    KeyboardInterrupt)."""
     try:
         os.setsid()
+        os.close(ready)  # the zygote answers with the pid only now: a kill of the group reaches it
         signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
-        os.chdir(cwd)
+        argv: list[str] = request["argv"]
         os.environ.clear()
-        os.environ.update(env)
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
         sys.argv = argv
-        module, _, attr = entry.partition(":")
+        sys.path.insert(0, os.path.dirname(os.path.abspath(argv[0])))  # as a script's sys.path[0]
+        module, _, attr = str(request["entry"]).partition(":")
         func: Any = importlib.import_module(module)
         for part in attr.split("."):
             func = getattr(func, part)
-        try:
-            result = func()
-            code = _exit_code(SystemExit(result))
-        except SystemExit as exc:
-            code = _exit_code(exc)
-        except BaseException:
-            traceback.print_exc()
-            code = 1
+    except BaseException:
         with contextlib.suppress(BaseException):
-            atexit._run_exitfuncs()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(BaseException):
-                stream.flush()
-        os._exit(code)
+            traceback.print_exc()
+            sys.stderr.flush()
+        os._exit(1)
+    raise SystemExit(func())
 
 
 def serve(address: str) -> None:
     """The zygote's loop: accept run requests, fork, report pids and exit codes."""
     _preload()
-    os.environ.pop(ENV_VAR, None)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(address + ".tmp")
-    os.rename(address + ".tmp", address)  # runners connect only once it listens
+    listener.bind("\0" + address)
     listener.listen(64)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ, "accept")
     selector.register(wake_r, selectors.EVENT_READ, "child")
     selector.register(0, selectors.EVENT_READ, "parent")
     children: dict[int, socket.socket] = {}
-    import gc
-
     gc.freeze()  # what the zygote imported is shared with every child, never copied by the GC
-    while True:
-        for key, _ in selector.select():
-            if key.data == "parent":
-                if not os.read(0, 4096):  # the test process ended
-                    for pid in children:
+    zygote = os.getpid()
+    try:
+        while True:
+            for key, _ in selector.select():
+                if key.data == "parent":
+                    if not os.read(0, 4096):  # the test process ended
+                        return None
+                elif key.data == "child":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 4096)
+                    _reap(children)
+                else:
+                    conn, _ = listener.accept()
+                    try:
+                        forked = _fork(conn, children)
+                    except Exception as exc:  # one bad request or failed fork: that run only
                         with contextlib.suppress(OSError):
-                            os.killpg(pid, signal.SIGKILL)
-                    return
-            elif key.data == "child":
-                with contextlib.suppress(BlockingIOError):
-                    os.read(wake_r, 4096)
-                _reap(children)
-            else:
-                conn, _ = listener.accept()
-                try:
-                    message, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
-                    while not message.endswith(b"\n"):
-                        more = conn.recv(1 << 20)
-                        if not more:
-                            break
-                        message += more
-                    request = json.loads(message)
-                except (OSError, ValueError):
-                    conn.close()
-                    continue
-                if len(fds) != 3:
-                    for fd in fds:
-                        os.close(fd)
-                    conn.close()
-                    continue
-                sys.stdout.flush()
-                sys.stderr.flush()
-                pid = os.fork()
-                if pid == 0:
-                    selector.close()
-                    listener.close()
-                    conn.close()
-                    for other in children.values():
-                        other.close()
-                    os.close(wake_r)
-                    os.close(wake_w)
-                    _child(request["entry"], request["argv"], request["env"], request["cwd"], fds)
-                for fd in fds:
-                    os.close(fd)
-                children[pid] = conn
+                            conn.sendall(b"E%s\n" % str(exc).replace("\n", " ").encode())
+                        conn.close()
+                        continue
+                    if forked is None:  # in the child
+                        selector.close()
+                        listener.close()
+                        for other in children.values():
+                            other.close()
+                        os.close(wake_r)
+                        os.close(wake_w)
+                        return _run_child(conn)
+            _reap(children)
+    finally:
+        if os.getpid() == zygote:
+            for pid in children:
                 with contextlib.suppress(OSError):
-                    conn.sendall(b"%d\n" % pid)
-        _reap(children)
+                    os.killpg(pid, signal.SIGKILL)
+            for pid in children:
+                with contextlib.suppress(OSError):
+                    os.waitpid(pid, 0)
+
+
+_pending: dict[str, Any] = {}
+
+
+def _fork(conn: socket.socket, children: dict[int, socket.socket]) -> int | None:
+    """Read one request from ``conn`` and fork its child; the child's pid (in the zygote, after the
+    child has its own session), or None in the child."""
+    message, fds, _flags, _addr = socket.recv_fds(conn, 1 << 20, 3)
+    try:
+        while not message.endswith(b"\n"):
+            more = conn.recv(1 << 20)
+            if not more:
+                raise ValueError("a request without its end")
+            message += more
+        request = json.loads(message)
+        if len(fds) != 3 or not isinstance(request, dict):
+            raise ValueError("a request without its three file descriptors")
+        for key in ("entry", "argv", "env", "cwd"):
+            if key not in request:
+                raise ValueError(f"a request without {key!r}")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    if pid == 0:
+        os.close(ready_r)
+        _pending.update(request=request, fds=fds, ready=ready_w)
+        return None
+    os.close(ready_w)
+    for fd in fds:
+        os.close(fd)
+    os.read(ready_r, 1)  # EOF once the child has its session (or has died)
+    os.close(ready_r)
+    children[pid] = conn
+    with contextlib.suppress(OSError):
+        conn.sendall(b"%d\n" % pid)
+    return pid
+
+
+def _run_child(conn: socket.socket) -> None:
+    conn.close()
+    _child(_pending["request"], _pending["fds"], _pending["ready"])
 
 
 def _reap(children: dict[int, socket.socket]) -> None:
@@ -405,6 +459,8 @@ def probe() -> int:
     sys.stderr.write("to stderr")
     if sys.argv[1] == "raise":
         raise RuntimeError("a crash in the entry point")
+    if sys.argv[1] == "interrupt":
+        raise KeyboardInterrupt
     if sys.argv[1] == "sleep":
         sys.stdout.flush()
         threading.Event().wait(60)
