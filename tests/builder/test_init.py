@@ -57,6 +57,34 @@ def messages(done: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
+def assert_generated_tests_pass(root: Path, keywords: str, env: dict[str, str] | None = None) -> None:
+    """pytest on the generated package's ``tests`` (in a subprocess, from ``root``; ``env`` as
+    ``subprocess.run`` takes it), only the tests ``-k keywords`` selects: every one of them passes,
+    none is skipped."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "tests", "-k", keywords],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    summary = done.stdout.strip().splitlines()[-1]
+    assert " passed" in summary
+    assert "failed" not in summary
+    assert "skipped" not in summary
+
+
+def shop_db(tmp_path: Path, columns: str, rows: list[tuple[Any, ...]]) -> Path:
+    """A SQLite file ``shop.db`` in ``tmp_path``: one table ``items (columns)`` holding ``rows``."""
+    db = tmp_path / "shop.db"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute(f"CREATE TABLE items ({columns})")
+        conn.executemany(f"INSERT INTO items VALUES ({', '.join('?' * len(rows[0]))})", rows)
+    return db
+
+
 def test_names_and_values() -> None:
     values = placeholders("source-acme-db")
     assert values == {
@@ -125,13 +153,11 @@ def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.slow
 def test_the_generated_connector_speaks_the_protocol(generated: Path, tmp_path: Path) -> None:
-    db = tmp_path / "shop.db"
-    with closing(sqlite3.connect(db)) as conn, conn:
-        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price REAL, added DATE)")
-        conn.executemany(
-            "INSERT INTO items VALUES (?, ?, ?, ?)",
-            [(1, "nut", 0.5, "2024-01-02"), (2, "bolt", 1.25, "oops")],
-        )
+    db = shop_db(
+        tmp_path,
+        "id INTEGER PRIMARY KEY, name TEXT, price REAL, added DATE",
+        [(1, "nut", 0.5, "2024-01-02"), (2, "bolt", 1.25, "oops")],
+    )
     config = tmp_path / "config.json"
     config.write_text(json.dumps({"url": f"sqlite:///{db}"}))
 
@@ -227,23 +253,12 @@ def test_the_generated_acceptance_test_passes(generated: Path) -> None:
     """pytest on the generated test, in a subprocess (its command is ``python -m PACKAGE``): spec,
     check and its bad configs, discover, a full refresh, a killed read resumed, the type cases.
     (The whole suite passes too; its resume-from-every-state tests take minutes on a busy machine.)"""
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "tests",
-            "-k", "spec_is or check_succeeds or refuses_bad or discover_is or full_refresh_returns "
-            "or killed_read or type_case",
-        ],
-        cwd=generated,
+    assert_generated_tests_pass(
+        generated,
+        "spec_is or check_succeeds or refuses_bad or discover_is or full_refresh_returns "
+        "or killed_read or type_case",
         env={**os.environ, "PYTHONPATH": str(generated)},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    summary = done.stdout.strip().splitlines()[-1]
-    assert " passed" in summary
-    assert "failed" not in summary
-    assert "skipped" not in summary
+    )
 
 
 @pytest.fixture(scope="module")
@@ -266,12 +281,11 @@ def test_init_manifest_writes_a_manifest_that_loads(generated_manifest: Path) ->
 @pytest.mark.slow
 def test_the_generated_manifest_runs(generated_manifest: Path, tmp_path: Path) -> None:
     """``dbkit run`` and ``dbkit preview`` run the generated manifest against a SQLite file."""
-    db = tmp_path / "shop.db"
-    with closing(sqlite3.connect(db)) as conn, conn:
-        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT, price MONEY)")
-        conn.executemany(
-            "INSERT INTO items VALUES (?, ?, ?)", [(i, f"item {i}", i * 1.5) for i in range(1, 8)]
-        )
+    db = shop_db(
+        tmp_path,
+        "id INTEGER PRIMARY KEY, name TEXT, price MONEY",
+        [(i, f"item {i}", i * 1.5) for i in range(1, 8)],
+    )
     (tmp_path / "config.json").write_text(json.dumps({"path": str(db)}))
     manifest = str(generated_manifest / "manifest.yaml")
     done = run_dbkit("run", manifest, "check", "--config", "config.json", cwd=tmp_path)
@@ -298,18 +312,6 @@ def test_the_generated_manifest_acceptance_test_passes(generated_manifest: Path)
     """pytest on the manifest's generated test (``dbkit run manifest.yaml`` subprocesses): spec,
     check and its bad config, a full refresh, and the type case of the manifest's type rule (the
     rest of the suite runs on the generic reads every shipped manifest is tested with)."""
-    done = subprocess.run(
-        [
-            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "tests",
-            "-k", "spec_is or check_succeeds or refuses_bad or full_refresh_returns or money",
-        ],
-        cwd=generated_manifest,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    summary = done.stdout.strip().splitlines()[-1]
-    assert " passed" in summary
-    assert "failed" not in summary
-    assert "skipped" not in summary
+    assert_generated_tests_pass(
+        generated_manifest, "spec_is or check_succeeds or refuses_bad or full_refresh_returns or money"
+    )

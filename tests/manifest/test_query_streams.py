@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from dbkit.testing import ConnectorRunner, TestDatabase, configured_catalog
+from dbkit.testing import ConnectorRunner, RunResult, TestDatabase, configured_catalog
 
 pytestmark = pytest.mark.postgres
 
@@ -113,6 +113,21 @@ def ids_before_each_state(messages: list[dict[str, Any]]) -> list[tuple[list[int
     return out
 
 
+def failed_read(
+    orders: psycopg.Connection[Any], db: TestDatabase, tmp_path: Path, text: str
+) -> tuple[RunResult, dict[str, Any]]:
+    """A full refresh of the manifest ``text`` on orders 1 to 3, which fails (exit code 1) with
+    one error, a config_error: the read's result and that error."""
+    add_orders(orders, range(1, 4))
+    run = runner(manifest(tmp_path, text), tmp_path)
+    cfg = config(db)
+    result = run.read(cfg, catalog(run, cfg, incremental=False))
+    assert result.exit_code == 1
+    (error,) = result.errors()
+    assert error["failure_type"] == "config_error"
+    return result, error
+
+
 def test_discover_describes_the_select(
     orders: psycopg.Connection[Any], postgres_db: TestDatabase, tmp_path: Path
 ) -> None:
@@ -206,13 +221,7 @@ def test_a_null_key_stops_the_read(
     orders: psycopg.Connection[Any], postgres_db: TestDatabase, tmp_path: Path
 ) -> None:
     text = MANIFEST.replace("SELECT o.id,", "SELECT NULLIF(o.id, 2) AS id,")
-    add_orders(orders, range(1, 4))
-    run = runner(manifest(tmp_path, text), tmp_path)
-    cfg = config(postgres_db)
-    result = run.read(cfg, catalog(run, cfg, incremental=False))
-    assert result.exit_code == 1
-    (error,) = result.errors()
-    assert error["failure_type"] == "config_error"
+    result, error = failed_read(orders, postgres_db, tmp_path, text)
     assert "primary key (id) is NULL" in error["message"]
     assert "manifest.yaml:" in error["message"]
     assert result.statuses(STREAM) == ["STARTED", "INCOMPLETE"]
@@ -245,13 +254,7 @@ def test_an_sqlstate_rule_classifies_a_failing_read(
         "    failure_type: config_error\n"
         "    hint: the query computes something impossible for some row\n"
     )
-    add_orders(orders, range(1, 4))
-    run = runner(manifest(tmp_path, text), tmp_path)
-    cfg = config(postgres_db)
-    result = run.read(cfg, catalog(run, cfg, incremental=False))
-    assert result.exit_code == 1
-    (error,) = result.errors()
-    assert error["failure_type"] == "config_error"
+    result, error = failed_read(orders, postgres_db, tmp_path, text)
     assert error["message"].startswith(
         "the query computes something impossible for some row: division by zero"
     )

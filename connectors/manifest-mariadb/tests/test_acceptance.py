@@ -10,22 +10,27 @@ from typing import ClassVar
 
 import pytest
 
-from dbkit.db import AirbyteType, json_schema_for
 from dbkit.testing import configured_catalog
-from dbkit.testing.suites import BadConfig, MysqlSourceHarness, SourceSuite, TypeCase, suite_on
+from dbkit.testing.suites import (
+    BIN,
+    DATE,
+    ERR,
+    INT,
+    NUM,
+    STR,
+    TIME,
+    TS,
+    WIDE,
+    BadConfig,
+    MysqlSourceHarness,
+    SourceSuite,
+    TypeCase,
+    suite_on,
+)
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yaml"
 DBKIT = str(Path(sys.executable).parent / "dbkit")
 
-INT = json_schema_for(AirbyteType.INTEGER)
-NUM = json_schema_for(AirbyteType.NUMBER)
-STR = json_schema_for(AirbyteType.STRING)
-BIN = json_schema_for(AirbyteType.BINARY)
-DATE = json_schema_for(AirbyteType.DATE)
-TS = json_schema_for(AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE)
-TIME = json_schema_for(AirbyteType.TIME_WITHOUT_TIMEZONE)
-ERR = "SOURCE_SERIALIZATION_ERROR"
-WIDE = "12345678901234567890.1234567890"
 WRONG_PASSWORD = "dbkit-Wrong-pw-5e1b"  # must never be printed
 
 

@@ -10,23 +10,27 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from dbkit.db import AirbyteType, json_schema_for
-from dbkit.testing.suites import BadConfig, PostgresSourceHarness, SourceSuite, TypeCase, suite_on
+from dbkit.testing.suites import (
+    BIN,
+    BOOL,
+    DATE,
+    ERR,
+    INT,
+    NUM,
+    STR,
+    TIME,
+    TS,
+    TSTZ,
+    WIDE,
+    BadConfig,
+    PostgresSourceHarness,
+    SourceSuite,
+    TypeCase,
+    suite_on,
+)
 
 MANIFEST = Path(__file__).resolve().parents[1] / "manifest.yaml"
 DBKIT = str(Path(sys.executable).parent / "dbkit")
-
-INT = json_schema_for(AirbyteType.INTEGER)
-NUM = json_schema_for(AirbyteType.NUMBER)
-STR = json_schema_for(AirbyteType.STRING)
-BOOL = json_schema_for(AirbyteType.BOOLEAN)
-BIN = json_schema_for(AirbyteType.BINARY)
-DATE = json_schema_for(AirbyteType.DATE)
-TS = json_schema_for(AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE)
-TSTZ = json_schema_for(AirbyteType.TIMESTAMP_WITH_TIMEZONE)
-TIME = json_schema_for(AirbyteType.TIME_WITHOUT_TIMEZONE)
-ERR = "SOURCE_SERIALIZATION_ERROR"
-WIDE = "12345678901234567890.1234567890"
 
 
 class PostgresManifest(PostgresSourceHarness):

@@ -9,7 +9,7 @@ import secrets
 import socket
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import orjson
 import pymysql
@@ -17,23 +17,27 @@ import pytest
 import sqlalchemy as sa
 
 from dbkit import Database
-from dbkit.db import AirbyteType, json_schema_for
 from dbkit.source import ColumnInfo
-from dbkit.testing.suites import BadConfig, MysqlSourceHarness, SourceSuite, TypeCase, suite_on
+from dbkit.testing.suites import (
+    ANY,
+    BIN,
+    BOOL,
+    DATE,
+    ERR,
+    INT,
+    NUM,
+    STR,
+    TIME,
+    TS,
+    TSTZ,
+    BadConfig,
+    MysqlSourceHarness,
+    SourceSuite,
+    TypeCase,
+    suite_on,
+)
 from source_mysql import MySqlSourceConfig, MySqlSourceDialect
 from source_mysql.encoder import ServerRecordEncoder, TextRecordEncoder
-
-INT = json_schema_for(AirbyteType.INTEGER)
-NUM = json_schema_for(AirbyteType.NUMBER)
-STR = json_schema_for(AirbyteType.STRING)
-BOOL = json_schema_for(AirbyteType.BOOLEAN)
-BIN = json_schema_for(AirbyteType.BINARY)
-DATE = json_schema_for(AirbyteType.DATE)
-TS = json_schema_for(AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE)
-TSTZ = json_schema_for(AirbyteType.TIMESTAMP_WITH_TIMEZONE)
-TIME = json_schema_for(AirbyteType.TIME_WITHOUT_TIMEZONE)
-ANY: dict[str, Any] = {}
-ERR = "SOURCE_SERIALIZATION_ERROR"
 
 UNICODE = "héllo ✓ 日本 😀 \u2028"
 ODD = '\x01\x1f\x08\x0c\x7f tab\t nl\n cr\r quote" backslash\\ slash/'

@@ -21,27 +21,32 @@ import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
-from dbkit.db import AirbyteType, Unrepresentable, json_schema_for
+from dbkit.db import Unrepresentable
 from dbkit.protocol import StreamDescriptor
 from dbkit.source import ColumnInfo, PythonRecordEncoder
-from dbkit.testing.suites import BadConfig, PostgresSourceHarness, SourceSuite, TypeCase, suite_on
+from dbkit.testing.suites import (
+    ANY,
+    BIN,
+    BOOL,
+    DATE,
+    ERR,
+    INT,
+    NUM,
+    OBJ,
+    STR,
+    TIME,
+    TIMETZ,
+    TS,
+    TSTZ,
+    BadConfig,
+    PostgresSourceHarness,
+    SourceSuite,
+    TypeCase,
+    suite_on,
+)
 from source_postgres import PostgresSourceConfig, PostgresSourceDialect
 from source_postgres.encoder import data_sql, line_sql, use_text_forms
 from source_postgres.types import SESSION_SETTINGS
-
-INT = json_schema_for(AirbyteType.INTEGER)
-NUM = json_schema_for(AirbyteType.NUMBER)
-STR = json_schema_for(AirbyteType.STRING)
-BOOL = json_schema_for(AirbyteType.BOOLEAN)
-BIN = json_schema_for(AirbyteType.BINARY)
-DATE = json_schema_for(AirbyteType.DATE)
-TS = json_schema_for(AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE)
-TSTZ = json_schema_for(AirbyteType.TIMESTAMP_WITH_TIMEZONE)
-TIME = json_schema_for(AirbyteType.TIME_WITHOUT_TIMEZONE)
-TIMETZ = json_schema_for(AirbyteType.TIME_WITH_TIMEZONE)
-OBJ = json_schema_for(AirbyteType.OBJECT)
-ANY: dict[str, Any] = {}
-ERR = "SOURCE_SERIALIZATION_ERROR"
 
 
 def array(items: dict[str, Any]) -> dict[str, Any]:

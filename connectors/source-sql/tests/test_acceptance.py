@@ -21,10 +21,21 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
 from dbkit import MASKER, ConfigError, load_config
-from dbkit.db import AirbyteType, json_schema_for
 from dbkit.testing import configured_catalog
 from dbkit.testing.suites import (
+    BIN,
+    BOOL,
+    DATE,
+    ERR,
+    INT,
+    NUM,
     PEOPLE,
+    STR,
+    TIME,
+    TIMETZ,
+    TS,
+    TSTZ,
+    WIDE,
     BadConfig,
     MysqlSourceHarness,
     PostgresSourceHarness,
@@ -38,19 +49,7 @@ from dbkit.testing.suites import (
 )
 from source_sql import SqlUrlConfig
 
-INT = json_schema_for(AirbyteType.INTEGER)
-NUM = json_schema_for(AirbyteType.NUMBER)
-STR = json_schema_for(AirbyteType.STRING)
-BOOL = json_schema_for(AirbyteType.BOOLEAN)
-BIN = json_schema_for(AirbyteType.BINARY)
-DATE = json_schema_for(AirbyteType.DATE)
-TS = json_schema_for(AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE)
-TSTZ = json_schema_for(AirbyteType.TIMESTAMP_WITH_TIMEZONE)
-TIME = json_schema_for(AirbyteType.TIME_WITHOUT_TIMEZONE)
-TIMETZ = json_schema_for(AirbyteType.TIME_WITH_TIMEZONE)
-ERR = "SOURCE_SERIALIZATION_ERROR"
 UNICODE = "héllo ✓ 日本 😀"
-WIDE = "12345678901234567890.1234567890"
 JSON_DOC = '{"a": [1, 2.50, 123456789012345678901234567890, 1.000000000000000000001]}'
 JSON_VALUE = {"a": [1, 2.5, 123456789012345678901234567890, Decimal("1.000000000000000000001")]}
 
