@@ -337,27 +337,7 @@ class Consumer:
                 )
             )
         size = (offsets[n] - offsets[0]) // n + _ENVELOPE_BYTES  # per record, about
-        policy = self.policy
-        i = 0
-        while i < n:  # in runs up to the batch size, each buffered as its lines would be
-            if (
-                buffer.status is None
-                and buffer.first_line is not None
-                and len(buffer.records) != buffer.covered
-            ):
-                take = max(1, min(n - i, policy.batch_records - len(buffer.records)))
-                buffer.records.extend(records[i : i + take])
-                buffer.bytes += take * size
-                buffer.added += take
-                self.buffered_bytes += take * size
-                i += take
-                if len(buffer.records) >= policy.batch_records or buffer.bytes >= policy.batch_bytes:
-                    self._full(buffer)
-                elif self.buffered_bytes >= policy.memory_bytes:
-                    self._flush(max(self.buffers.values(), key=lambda b: b.bytes), everything=True)
-            else:
-                self._add(buffer, records[i], size)
-                i += 1
+        self._buffer_runs(buffer, n, size, lambda i, j: records[i:j])
 
     def _typed_frame(
         self, buffer: _Buffer, stream: str, namespace: str | None, emitted_at: int, batch: Any
@@ -376,16 +356,22 @@ class Consumer:
         if n == 0:
             return
         size = batch.nbytes // n + _ENVELOPE_BYTES  # per record, about
+        self._buffer_runs(buffer, n, size, lambda i, j: [FrameRun(frame, i, j)] * (j - i))
+
+    def _buffer_runs(self, buffer: _Buffer, n: int, size: int, rows: Callable[[int, int], list[Any]]) -> None:
+        """Buffer ``n`` records of one frame (``rows(i, j)``: the buffer entries of records ``i`` to
+        ``j``) in runs up to the batch size, each buffered as its lines would be (record by record
+        through :meth:`_add` where the buffer's state asks for it)."""
         policy = self.policy
         i = 0
-        while i < n:  # in runs up to the batch size, each buffered as its lines would be
+        while i < n:
             if (
                 buffer.status is None
                 and buffer.first_line is not None
                 and len(buffer.records) != buffer.covered
             ):
                 take = max(1, min(n - i, policy.batch_records - len(buffer.records)))
-                buffer.records += [FrameRun(frame, i, i + take)] * take  # type: ignore[list-item]
+                buffer.records.extend(rows(i, i + take))
                 buffer.bytes += take * size
                 buffer.added += take
                 self.buffered_bytes += take * size
@@ -395,7 +381,8 @@ class Consumer:
                 elif self.buffered_bytes >= policy.memory_bytes:
                     self._flush(max(self.buffers.values(), key=lambda b: b.bytes), everything=True)
             else:
-                self._add(buffer, FrameRun(frame, i, i + 1), size)  # type: ignore[arg-type]
+                (one,) = rows(i, i + 1)
+                self._add(buffer, one, size)
                 i += 1
 
     def _record(self, record: Any, size: int) -> None:
