@@ -376,7 +376,9 @@ def _sync(args: argparse.Namespace, reporter: Reporter, interrupt: Interrupt) ->
         reporter.close()
         shown = f"{interrupt.shown or exc} before any data moved: nothing to resume"
         reporter.stopped(shown)
-        return _not_started(args, request, SystemFailure(shown), started, exc.exit_code)
+        return _not_started(
+            args, request, SystemFailure(shown), started, exc.exit_code, interrupt.name or None
+        )
     except SyncAborted as exc:
         reporter.aborted(exc)
         return _not_started(args, request, exc, started, 1)
@@ -408,10 +410,15 @@ def _print_json(result: SyncResult) -> None:
 
 
 def _not_started(
-    args: argparse.Namespace, request: SyncRequest, error: DbkitError, started: dt.datetime, code: int
+    args: argparse.Namespace,
+    request: SyncRequest,
+    error: DbkitError,
+    started: dt.datetime,
+    code: int,
+    interrupted_by: str | None = None,
 ) -> int:
     if args.json:
-        _print_json(SyncResult.not_started(request, error, started, _now()))
+        _print_json(SyncResult.not_started(request, error, started, _now(), interrupted_by))
     return code
 
 

@@ -127,6 +127,8 @@ class SyncResult:
     state: dict[str, Any] = field(default_factory=dict)
     source_exit: int | None = None
     destination_exit: int | None = None
+    interrupted_by: str | None = None
+    """The signal that stopped the sync (``SIGINT``, ``SIGTERM``, ``SIGHUP``); None when none did."""
 
     @property
     def ok(self) -> bool:
@@ -191,6 +193,7 @@ class SyncResult:
             "errors": [e.to_json() for e in self.errors],
             "source_exit": self.source_exit,
             "destination_exit": self.destination_exit,
+            "interrupted_by": self.interrupted_by,
         }
 
     # ------------------------------------------------------------------ building
@@ -235,6 +238,7 @@ class SyncResult:
             state=_saved_state(request.state_path),
             source_exit=progress.source_exit,
             destination_exit=progress.destination_exit,
+            interrupted_by=progress.interrupted_by,
         )
 
     @classmethod
@@ -244,9 +248,11 @@ class SyncResult:
         error: DbkitError,
         started_at: dt.datetime,
         ended_at: dt.datetime,
+        interrupted_by: str | None = None,
     ) -> SyncResult:
-        """The result of a sync that could not start (bad config, failed check, unknown stream);
-        ``request`` may be just (source, destination, state file) when no request could be made."""
+        """The result of a sync that could not start (bad config, failed check, unknown stream, a
+        signal before any data moved: ``interrupted_by``); ``request`` may be just (source,
+        destination, state file) when no request could be made."""
         details: Sequence[SyncError] = error.errors if isinstance(error, SyncAborted) else ()
         errors = [ErrorInfo.of(e) for e in details]
         if not errors or errors[0].message != error.message:
@@ -270,6 +276,7 @@ class SyncResult:
             streams=(),
             errors=tuple(errors),
             state=_saved_state(state_path),
+            interrupted_by=interrupted_by,
         )
 
 

@@ -18,15 +18,18 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from dbkit import cli
 from dbkit.runner.registry import ConnectorInfo, register, unregister
+from dbkit.runner.result import SCHEMA_PATH
 from source_sqlite import SqliteSource, SqliteSourceConfig
 
 BIN = Path(sys.executable).parent
 ROWS = 3000
 CHECKPOINT = 100
+RESULT_SCHEMA = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
 
 # A source that is slow on purpose: source-sqlite run as its child (so that the runner must stop a
 # process group, not one process), its output forwarded line by line with a delay; with
@@ -342,11 +345,14 @@ def test_ctrl_c_in_process_stops_the_threads_and_the_next_run_resumes(
     handler = signal.getsignal(signal.SIGINT)
     ctrl_c = threading.Thread(target=interrupt_when_acknowledged)
     ctrl_c.start()
-    code = cli.main(args)
+    code = cli.main([*args, "--json"])
     ctrl_c.join()
-    output = capsys.readouterr().err
+    out, output = capsys.readouterr()
     assert code == 130, output
     assert output.count("interrupted by SIGINT") == 1, output
+    doc = json.loads(out)  # --json: the document says which signal stopped the sync
+    RESULT_SCHEMA.validate(doc)
+    assert (doc["interrupted_by"], doc["ok"]) == ("SIGINT", False), doc
     assert "ERROR" not in output, output
     if stall:  # its output pipe was broken: the pump saw its end, the thread its next write fail
         assert "the source sent no checkpoint in time: stopping it" in output, output
