@@ -365,6 +365,12 @@ class TypeRegistry:
     def __contains__(self, type_name: str) -> bool:
         return _normalize_type_name(type_name) in self._handlers
 
+    def knows(self, type_name: str) -> bool:
+        """True when ``type_name`` is registered or the fallback decides it (it does not fall to
+        the default)."""
+        key = _normalize_type_name(type_name)
+        return key in self._handlers or (self.fallback is not None and self.fallback(key) is not None)
+
 
 # --------------------------------------------------------------------- common value converters
 

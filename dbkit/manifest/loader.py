@@ -98,6 +98,16 @@ def parse_manifest(path: Path) -> tuple[Manifest, Any, TypeRegistry]:
         type_rules.append(TypeRule(tuple(rule["names"]), handler))
     for rule in reversed(type_rules):  # the first rule naming a type wins
         types.register(rule.names, rule.handler)
+    streams = _streams(doc, data.get("streams", []))
+    for i, stream in enumerate(streams):
+        for column, type_name in stream.column_types.items():
+            if not types.knows(type_name):  # it would read as text: say so instead
+                raise doc.error(
+                    ("streams", i, "columns", column),
+                    f"type name {type_name!r} is not one dbkit knows, so the column would read as "
+                    "text; give a database type name (e.g. integer, numeric, double, boolean, text, "
+                    "date, timestamp, timestamptz, json, bytea), or a `types` rule naming it",
+                )
     manifest = Manifest(
         file=path,
         name=data["name"],
@@ -108,7 +118,7 @@ def parse_manifest(path: Path) -> tuple[Manifest, Any, TypeRegistry]:
         schemas=schema_templates,
         include=tuple(tables.get("include", [])),
         exclude=tuple(tables.get("exclude", [])),
-        streams=_streams(doc, data.get("streams", [])),
+        streams=streams,
         types=tuple(type_rules),
         errors=tuple(_error_rule(doc, ("errors", i), rule) for i, rule in enumerate(data.get("errors", []))),
         raw=data,

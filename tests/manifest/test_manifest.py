@@ -174,6 +174,16 @@ BAD = [
         "manifest.yaml:9 (spec.fields.n.default): 'x' is not of type integer",
         id="bad-default",
     ),
+    pytest.param(  # an Airbyte type name, not a database's: it would have read as text
+        GOOD.replace("amount: numeric", "amount: number"),
+        "(streams[0].columns.amount): type name 'number' is not one dbkit knows",
+        id="unknown-column-type",
+    ),
+    pytest.param(  # a name a `types` rule gives is known
+        GOOD.replace("amount: numeric", "amount: money").replace("note: text", "note: bogus_type"),
+        "(streams[0].columns.note): type name 'bogus_type' is not one dbkit knows",
+        id="unknown-column-type-after-a-rule",
+    ),
 ]
 
 
