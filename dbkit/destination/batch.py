@@ -122,8 +122,14 @@ class BatchBuilder:
         sync_id: int | None,
         generation_id: int | None,
         raw_ids: bool = True,
+        catalog_types: Sequence[AirbyteType] | None = None,
     ) -> None:
+        """``catalog_types``: the stream's types in the catalog, column by column, where the table
+        stores some column as another (wider) type; a typed frame is made of the catalog's."""
         self.columns = list(columns)
+        self.catalog_types = (
+            list(catalog_types) if catalog_types is not None else [c.airbyte_type for c in columns]
+        )
         self.limits = limits
         self.casters = [ColumnCaster(c.airbyte_type, limits) for c in columns]
         self.decoder = TypedDecoder([(c.field, c.airbyte_type) for c in self.columns], self.casters, limits)
@@ -154,8 +160,20 @@ class BatchBuilder:
 
     @property
     def fields(self) -> list[tuple[str, str]]:
-        """(field, Airbyte type) of each data column: what a typed frame is checked against."""
+        """(field, Airbyte type) of each data column as the table stores it."""
         return [(c.field, c.airbyte_type.value) for c in self.columns]
+
+    @property
+    def catalog_fields(self) -> list[tuple[str, str]]:
+        """(field, Airbyte type) of each data column in the catalog: what a typed frame is made of
+        and checked against."""
+        return [(c.field, t.value) for c, t in zip(self.columns, self.catalog_types, strict=True)]
+
+    @property
+    def columnar(self) -> bool:
+        """True when typed frames can be typed column by column: the table stores every column as
+        the catalog's type (else their records go the JSON path's way)."""
+        return all(c.airbyte_type == t for c, t in zip(self.columns, self.catalog_types, strict=True))
 
     def _build_frame(self, frame: Frame, start: int, stop: int) -> Batch:
         """Rows ``[start, stop)`` of a typed frame: the same batch as from their records."""

@@ -55,7 +55,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from dbkit.destination.executor import POLL_SECONDS, LoadExecutor
-from dbkit.destination.frames import Frame, FrameRun, rebase
+from dbkit.destination.frames import Frame, FrameRun, NeedsRecords, frame_lines, rebase
 from dbkit.destination.input import BadLine, InputError, InputReader, parse_message, shown
 from dbkit.destination.ledger import StateLedger
 from dbkit.destination.loader import StreamLoader
@@ -70,7 +70,15 @@ from dbkit.destination.records import (
 )
 from dbkit.errors import DbkitError, TransientError
 from dbkit.protocol import MessageWriter, StreamDescriptor
-from dbkit.protocol.arrow import COLUMNS, FRAME_PREFIX, FrameError, arrow_transport, decode_body, parse_header
+from dbkit.protocol.arrow import (
+    COLUMNS,
+    FRAME_PREFIX,
+    FrameError,
+    arrow_transport,
+    check_columns,
+    decode_body,
+    parse_header,
+)
 
 __all__ = ["Consumer", "FlushPolicy", "InputError"]
 
@@ -348,10 +356,26 @@ class Consumer:
         builder = buffer.loader.builder
         if builder is None:
             raise self._fail(f"a typed Arrow frame of {buffer.descriptor}, which loads no typed table")
+        fields = builder.catalog_fields
         try:
-            frame = Frame(stream, namespace, emitted_at, batch, builder.fields, str(buffer.descriptor))
+            if not builder.columnar:  # the table stores some column as another type than the stream's
+                check_columns(batch.schema, fields, str(buffer.descriptor))
+                raise NeedsRecords(str(buffer.descriptor))
+            frame = Frame(stream, namespace, emitted_at, batch, fields, str(buffer.descriptor))
         except FrameError as exc:
             raise self._fail(str(exc)) from None
+        except NeedsRecords:
+            lines = frame_lines(stream, namespace, emitted_at, batch, fields)
+            for i, line in enumerate(lines):  # all of the frame, or none of it
+                try:
+                    parse_message(line)
+                except BadLine as bad:
+                    raise self._fail(f"record {i} of a typed frame of {buffer.descriptor}: {bad}") from None
+            # exactly as the lines would have been read (the same decoding path); they count as
+            # the frame's one line
+            self.line_no -= len(lines)
+            self._consume(lines)
+            return
         n = batch.num_rows
         if n == 0:
             return

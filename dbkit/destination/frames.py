@@ -21,9 +21,47 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dbkit.destination.records import NO_META, RawRecord
-from dbkit.protocol import COLUMN_TYPES, TOKEN_TYPES, FrameError, check_columns
+from dbkit.protocol import COLUMN_TYPES, TOKEN_TYPES, check_columns
 
 _ARROW = {"int64": pa.int64(), "bool": pa.bool_(), "string": pa.string()}
+
+
+class NeedsRecords(Exception):
+    """A typed frame whose columns match its stream but cannot be typed column by column (a token
+    the vectorized check cannot vouch for, or a table whose stored types differ from the stream's):
+    its records take the JSON path's way, as the RECORD lines of :func:`frame_lines`."""
+
+
+def frame_lines(
+    stream: str,
+    namespace: str | None,
+    emitted_at: int,
+    batch: pa.RecordBatch,
+    fields: Sequence[tuple[str, str]],
+) -> list[bytes]:
+    """The RECORD lines a typed frame stands for (``fields``: the stream's (name, Airbyte type), as
+    the frame was checked against; keys in column order, tokens as they were sent)."""
+    types = dict(fields)
+    schema = batch.schema
+    names = schema.names[:-1]
+    columns = []
+    for k, name in enumerate(names):
+        values = batch.column(k).to_pylist()
+        if types[name] in TOKEN_TYPES and pa.types.is_string(schema.field(k).type):
+            values = [None if v is None else orjson.Fragment(v) for v in values]
+        columns.append(values)
+    metas = batch.column(batch.num_columns - 1).to_pylist()
+    lines = []
+    for i in range(batch.num_rows):
+        record: dict[str, Any] = {"stream": stream}
+        if namespace is not None:
+            record["namespace"] = namespace
+        record["data"] = {name: column[i] for name, column in zip(names, columns, strict=True)}
+        record["emitted_at"] = emitted_at
+        if metas[i] is not None:
+            record["meta"] = orjson.Fragment(metas[i])
+        lines.append(orjson.dumps({"type": "RECORD", "record": record}))
+    return lines
 
 
 class Frame:
@@ -42,7 +80,8 @@ class Frame:
     ) -> None:
         """``fields``: (field name, Airbyte type) of the stream's columns, in the builder's order;
         a column of the batch that is not one of them, or of another type, raises
-        :class:`~dbkit.protocol.FrameError`."""
+        :class:`~dbkit.protocol.FrameError`; a token column whose values the vectorized check
+        cannot vouch for raises :class:`NeedsRecords`."""
         self.stream = stream
         self.namespace = namespace
         self.emitted_at = emitted_at
@@ -120,9 +159,9 @@ def _check_tokens(column: pa.Array, name: str, label: str) -> None:
     except (msgspec.DecodeError, RecursionError):
         raws = []
     if len(raws) != n or list(map(len, raws)) != pc.binary_length(tokens).to_pylist():
-        raise FrameError(
-            f"a typed frame of {label} whose column {name!r} holds text that is not one JSON value"
-        )
+        # whitespace around a value, a lone surrogate escape, deep nesting, or not JSON at all:
+        # the lines' parser decides, as it would for the RECORD lines
+        raise NeedsRecords(f"column {name!r} of a typed frame of {label}")
 
 
 class FrameRun:

@@ -139,6 +139,7 @@ class StreamLoader:
                 sync_id=self.stream.sync_id,
                 generation_id=self.stream.generation_id,
                 raw_ids=self.dialect.types.raw_id_default() is None,
+                catalog_types=[c.airbyte_type for c in plan.columns],
             )
             self.tables.prepare_table(
                 conn, target, self.builder.empty_meta, self.stream.generation_id, self.write

@@ -253,7 +253,11 @@ def batch_from_lines(blocks: Sequence[bytes | memoryview]) -> pa.RecordBatch:
         return pa.RecordBatch.from_pylist([], schema)
     table = pacsv.read_csv(
         pa.py_buffer(data),
-        read_options=pacsv.ReadOptions(column_names=["meta", "data"], use_threads=False, block_size=1 << 20),
+        read_options=pacsv.ReadOptions(
+            column_names=["meta", "data"],
+            use_threads=False,
+            block_size=max(1 << 20, len(data) + 1),  # a row never straddles two blocks
+        ),
         parse_options=pacsv.ParseOptions(
             delimiter=SEPARATOR.decode(), quote_char=False, escape_char=False, ignore_empty_lines=False
         ),

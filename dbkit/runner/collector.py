@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from dbkit.destination.batch import GENERATION_ID, BatchBuilder, BatchColumn, Limits
 from dbkit.destination.casting import ARROW_TYPES
-from dbkit.destination.frames import Frame
+from dbkit.destination.frames import Frame, NeedsRecords, frame_lines
 from dbkit.destination.input import BadLine, InputReader, parse_message
 from dbkit.destination.records import DECODE_ERRORS, NO_META, RawRecord, as_raw_record, decode_envelope
 from dbkit.destination.type_mapping import int64_airbyte_type
@@ -284,14 +284,15 @@ class _Collection:
         batch = decode_body(header, memoryview(item)[newline + 1 :])
         stream = self._stream(header.stream, header.namespace)
         if header.kind == COLUMNS:  # typed frame: its rows as records (the batch builder's input here)
-            frame = Frame(
-                header.stream,
-                header.namespace,
-                header.emitted_at,
-                batch,
-                stream.builder.fields,
-                header.stream,
-            )
+            fields = stream.builder.catalog_fields
+            try:
+                frame = Frame(
+                    header.stream, header.namespace, header.emitted_at, batch, fields, header.stream
+                )
+            except NeedsRecords:
+                for line in frame_lines(header.stream, header.namespace, header.emitted_at, batch, fields):
+                    self._line(line)  # exactly as the lines would have been
+                return
             rows = frame.records(0, batch.num_rows)
             stream.records.extend(rows)
             stream.added += len(rows)

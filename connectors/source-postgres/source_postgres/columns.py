@@ -148,9 +148,12 @@ def parse_rows(blocks: Sequence[Any], spec: FrameColumns) -> pa.RecordBatch:
     width = len(spec.names) + 1
     names = [f"c{i}" for i in range(width + 2)]
     kept = names[1:-1]  # the first and last fields are the parentheses
+    data = b"".join(blocks)
     table = pacsv.read_csv(
-        pa.py_buffer(b"".join(blocks)),
-        read_options=pacsv.ReadOptions(column_names=names, use_threads=False, block_size=1 << 26),
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(  # one block: a row never straddles two
+            column_names=names, use_threads=False, block_size=max(1 << 26, len(data) + 1)
+        ),
         parse_options=pacsv.ParseOptions(escape_char="\\", double_quote=True, newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             include_columns=kept,
