@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -48,7 +49,7 @@ from dbkit.destination.casting import (
 )
 from dbkit.destination.frames import Frame, has_frames, segments
 from dbkit.destination.records import DECODE_ERRORS, NO_META, RawRecord, loads_lenient, source_changes
-from dbkit.destination.typed import TypedDecoder
+from dbkit.destination.typed import RAW_NULL, TOKEN_COLUMNS, TypedDecoder
 from dbkit.protocol import deepjson
 
 __all__ = [
@@ -190,8 +191,17 @@ class BatchBuilder:
         results = self.decoder.columns(typed)
         if general:
             datas = [d if isinstance(d, Mapping) else {} for d in general]
+            tokens = _raw_fields([records[i].data for i in general_rows])
             slow = [
-                caster.cast([d.get(c.field) for d in datas])
+                self.decoder.raw_column(
+                    caster,
+                    [t.get(c.field, RAW_NULL) for t in tokens],
+                    number=c.airbyte_type is AirbyteType.NUMBER,
+                )
+                if tokens is not None and c.airbyte_type in TOKEN_COLUMNS
+                # number and JSON values as their tokens, as in every other row (not written again
+                # from Python values); the rest value by value
+                else caster.cast([d.get(c.field) for d in datas])
                 for c, caster in zip(self.columns, self.casters, strict=True)
             ]
             results = _merge(results, slow, typed_rows, general_rows)
@@ -356,3 +366,15 @@ def _millis(value: Any, default: int) -> int:
     if isinstance(value, float | Decimal) and math.isfinite(value) and -(2**53) < value < 2**53:
         return int(value)
     return default
+
+
+_TOKENS_OF = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def _raw_fields(datas: Sequence[Any]) -> list[dict[str, msgspec.Raw]] | None:
+    """Each ``data`` object's fields as their exact JSON tokens; None when one is not an object
+    msgspec can split (then every value goes by the per-value rules)."""
+    try:
+        return [_TOKENS_OF.decode(d) for d in datas]
+    except DECODE_ERRORS:
+        return None

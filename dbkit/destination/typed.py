@@ -9,14 +9,11 @@ that is not a number, NUL where the database refuses it, a number past its range
 by those rules, value by value, so the result is the one the per-value path gives. A record
 whose ``data`` msgspec cannot decode with the stream's types at all (a string where an integer
 belongs, an integral float for an integer, a lone surrogate) is decoded exactly, as Python
-values, and goes through the per-value path as a whole row.
+values, and goes through the per-value path as a whole row, except its number and JSON values,
+which keep their tokens as in every other row (:meth:`TypedDecoder.raw_column`).
 
 Typed frames (:mod:`dbkit.protocol.arrow`, ``columns`` kind) come as Arrow columns already
-(:meth:`TypedDecoder.arrow_columns`): the same conversions, with no JSON to decode. They differ
-from the JSON path only where that path reads a whole row value by value (a value msgspec
-cannot decode in it): it writes that row's number and JSON tokens again from Python values
-(``1e999`` -> ``1E+999``, ``{"a": 1}`` -> ``{"a":1}``, equal as numbers and JSON), where a typed
-frame keeps each token as it came.
+(:meth:`TypedDecoder.arrow_columns`): the same conversions, with no JSON to decode.
 """
 
 from __future__ import annotations
@@ -43,7 +40,7 @@ from dbkit.destination.casting import (
 )
 from dbkit.destination.records import loads_lenient
 
-_RAW_NULL = msgspec.Raw(b"null")
+RAW_NULL = msgspec.Raw(b"null")
 _INT64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 
 # The msgspec type each column's values are decoded to (None: a raw JSON token).
@@ -66,6 +63,8 @@ _STRING_LIKE = frozenset(
     {AirbyteType.STRING, AirbyteType.TIMESTAMP_WITH_TIMEZONE, AirbyteType.TIMESTAMP_WITHOUT_TIMEZONE}
 )
 _JSON = frozenset({AirbyteType.OBJECT, AirbyteType.ARRAY, AirbyteType.UNKNOWN})
+TOKEN_COLUMNS = frozenset({AirbyteType.NUMBER, *_JSON})
+"""The types whose values a column holds as their exact JSON tokens."""
 _NUMBER_START = r"^-?[0-9]"
 _BIG_EXPONENT = r"[eE][+-]?[0-9]{5}"
 _PLAIN_NUMBER = r"^-?[0-9][0-9.]*$"
@@ -90,7 +89,7 @@ class TypedDecoder:
         spec = []
         for i, (_, airbyte_type) in enumerate(fields):
             decoded = _DECODED[airbyte_type]
-            spec.append((f"c{i}", msgspec.Raw, _RAW_NULL) if decoded is None else (f"c{i}", decoded, None))
+            spec.append((f"c{i}", msgspec.Raw, RAW_NULL) if decoded is None else (f"c{i}", decoded, None))
         self.decode: Callable[[Any], Any] = _undecodable
         if all(_msgspec_can_name(name) for name, _ in fields):
             row = msgspec.defstruct(
@@ -138,9 +137,9 @@ class TypedDecoder:
         if airbyte_type is AirbyteType.DATE:
             return self._dates(caster, values)
         if airbyte_type is AirbyteType.NUMBER:
-            return self._raw_column(caster, values, number=True)
+            return self.raw_column(caster, values, number=True)
         if airbyte_type in _JSON:
-            return self._raw_column(caster, values, number=False)
+            return self.raw_column(caster, values, number=False)
         return caster.slow(values)  # times, binary: strings converted value by value
 
     def _dates(self, caster: ColumnCaster, values: Sequence[Any]) -> ColumnResult:
@@ -153,7 +152,7 @@ class TypedDecoder:
         rows: list[int] = pc.indices_nonzero(outside).to_pylist()
         return patch(array, rows, caster.slow([values[i].isoformat() for i in rows]))
 
-    def _raw_column(self, caster: ColumnCaster, raws: Sequence[Any], number: bool) -> ColumnResult:
+    def raw_column(self, caster: ColumnCaster, raws: Sequence[Any], number: bool) -> ColumnResult:
         """Number and JSON columns: the exact token text; the tokens the vectorized checks
         cannot vouch for are converted by the per-value rules."""
         array, broken = raw_strings(raws)

@@ -11,6 +11,7 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import orjson
 import pyarrow as pa
 import pytest
@@ -760,3 +761,28 @@ def test_exact_numbers_in_sqlite(dest: Any, msgs: Any) -> None:
     ]
     assert [kind for _, kind in stored] == ["real", "real", "integer", "integer", "real", "real", "real"]
     assert all(meta == {"changes": [], "sync_id": None} for meta in dest.meta("nums"))
+
+
+def test_a_row_read_value_by_value_keeps_its_number_and_json_tokens() -> None:
+    """A row msgspec cannot decode with the stream's types (a date it refuses) is read value by
+    value, but its number and JSON values are stored as their tokens, as in every other row."""
+    columns = [
+        BatchColumn("id", "id", T.INTEGER),
+        BatchColumn("d", "d", T.DATE),
+        BatchColumn("n", "n", T.NUMBER),
+        BatchColumn("j", "j", T.OBJECT),
+        BatchColumn("u", "u", T.UNKNOWN),
+    ]
+    builder = BatchBuilder(columns, PG_LIMITS, sync_id=1, generation_id=1)
+    tokens = b'"n": 1e5, "j": {"a" : 1, "a": 2, "x": 1e5}, "u": [1, 2.50]'
+    records = [
+        RawRecord("s", msgspec.Raw(b'{"id": 1, "d": "2024-01-01", ' + tokens + b"}"), None, 1),
+        RawRecord("s", msgspec.Raw(b'{"id": 2, "d": "0044-03-15 BC", ' + tokens + b"}"), None, 1),
+        RawRecord("s", msgspec.Raw(b'{"id": "3", "d": null, "n": "7", "j": null}'), None, 1),
+    ]
+    table = builder.build(records).table
+    assert table.column("n").to_pylist()[:2] == ["1e5", "1e5"]
+    assert table.column("j").to_pylist()[:2] == ['{"a" : 1, "a": 2, "x": 1e5}'] * 2
+    assert table.column("u").to_pylist() == ["[1, 2.50]", "[1, 2.50]", None]
+    # a string where a number belongs is still judged by the per-value rules
+    assert table.column("n").to_pylist()[2] == builder.casters[2].cast(["7"]).array.to_pylist()[0]
