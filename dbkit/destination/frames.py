@@ -12,7 +12,7 @@ needs records one by one (raw tables, :func:`materialize`) gets them rebuilt fro
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -41,27 +41,48 @@ def frame_lines(
 ) -> list[bytes]:
     """The RECORD lines a typed frame stands for (``fields``: the stream's (name, Airbyte type), as
     the frame was checked against; keys in column order, tokens as they were sent)."""
-    types = dict(fields)
-    schema = batch.schema
-    names = schema.names[:-1]
-    columns = []
-    for k, name in enumerate(names):
-        values = batch.column(k).to_pylist()
-        if types[name] in TOKEN_TYPES and pa.types.is_string(schema.field(k).type):
-            values = [None if v is None else orjson.Fragment(v) for v in values]
-        columns.append(values)
+    datas = _data_objects(batch, 0, batch.num_rows, _token_columns(batch.schema, fields))
     metas = batch.column(batch.num_columns - 1).to_pylist()
     lines = []
     for i in range(batch.num_rows):
         record: dict[str, Any] = {"stream": stream}
         if namespace is not None:
             record["namespace"] = namespace
-        record["data"] = {name: column[i] for name, column in zip(names, columns, strict=True)}
+        record["data"] = datas[i]
         record["emitted_at"] = emitted_at
         if metas[i] is not None:
             record["meta"] = orjson.Fragment(metas[i])
         lines.append(orjson.dumps({"type": "RECORD", "record": record}))
     return lines
+
+
+def _token_columns(schema: pa.Schema, fields: Sequence[tuple[str, str]]) -> dict[int, str]:
+    """Position -> name of the columns that hold JSON tokens (a number or JSON field as text)."""
+    types = dict(fields)
+    return {
+        i: schema.field(i).name
+        for i in range(len(schema) - 1)
+        if types[schema.field(i).name] in TOKEN_TYPES and pa.types.is_string(schema.field(i).type)
+    }
+
+
+def _data_objects(
+    batch: pa.RecordBatch, start: int, stop: int, tokens: Mapping[int, str]
+) -> list[dict[str, Any]]:
+    """Rows ``[start, stop)`` as the ``data`` objects of their records (keys in column order,
+    the ``tokens`` columns' text as JSON fragments)."""
+    names = batch.schema.names[:-1]
+    columns = []
+    for k in range(len(names)):
+        values = batch.column(k).slice(start, stop - start).to_pylist()
+        if k in tokens:
+            values = [None if v is None else orjson.Fragment(v) for v in values]
+        columns.append(values)
+    return (
+        [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+        if columns
+        else [{} for _ in range(stop - start)]
+    )
 
 
 class Frame:
@@ -87,16 +108,9 @@ class Frame:
         self.emitted_at = emitted_at
         self.batch = batch
         self.positions = check_columns(batch.schema, fields, label)
-        types = dict(fields)
-        schema = batch.schema
-        token_columns = [
-            i
-            for i in range(len(schema) - 1)
-            if types[schema.field(i).name] in TOKEN_TYPES and pa.types.is_string(schema.field(i).type)
-        ]
-        self.tokens = frozenset(schema.field(i).name for i in token_columns)
-        for i in token_columns:
-            _check_tokens(batch.column(i), schema.field(i).name, label)
+        self.tokens = _token_columns(batch.schema, fields)
+        for i, name in self.tokens.items():
+            _check_tokens(batch.column(i), name, label)
 
     def columns(self, start: int, stop: int, fields: Sequence[tuple[str, str]]) -> list[pa.Array]:
         """The rows ``[start, stop)`` of each field's column (all NULL for a field the frame lacks)."""
@@ -121,21 +135,17 @@ class Frame:
 
     def records(self, start: int, stop: int) -> list[RawRecord]:
         """The rows as records, their ``data`` JSON rebuilt from the columns (keys in column order)."""
-        names = self.batch.schema.names[:-1]
-        n = stop - start
-        columns = []
-        for k, name in enumerate(names):
-            values = self.batch.column(k).slice(start, n).to_pylist()
-            if name in self.tokens:
-                values = [None if v is None else orjson.Fragment(v) for v in values]
-            columns.append(values)
+        datas = _data_objects(self.batch, start, stop, self.tokens)
         metas = dict(self.metas(start, stop))
         out = []
-        for i in range(n):
-            data = orjson.dumps({name: column[i] for name, column in zip(names, columns, strict=True)})
+        for i, data in enumerate(datas):
             out.append(
                 RawRecord(
-                    self.stream, msgspec.Raw(data), self.namespace, self.emitted_at, metas.get(i, NO_META)
+                    self.stream,
+                    msgspec.Raw(orjson.dumps(data)),
+                    self.namespace,
+                    self.emitted_at,
+                    metas.get(i, NO_META),
                 )
             )
         return out
