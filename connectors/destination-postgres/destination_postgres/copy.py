@@ -19,6 +19,7 @@ there with a change and loads the batch again.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 from collections.abc import Iterable, Sequence
@@ -30,10 +31,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from psycopg import sql
-from psycopg.copy import QueuedLibpqWriter
+from psycopg.copy import Copy, QueuedLibpqWriter
 
 from dbkit.db import DAY_MICROS, civil_from_days, days_from_civil, format_time_micros
 from dbkit.destination import META, SIZE, TYPECAST, Batch, ValueRefused
+from destination_postgres import binary
 
 _WRITE_OPTIONS = pcsv.WriteOptions(include_header=False, quoting_style="needed", batch_size=1 << 16)
 _FIRST_DAY_AD = days_from_civil(1, 1, 1)
@@ -78,40 +80,106 @@ def copy_batches(
     rows with changes. Raises :class:`ValueRefused` for a value PostgreSQL refused."""
     names = list(columns)
     plain_names = [n for n in names if n != META] if meta_default is not None else names
-    main = _Sent()
+    targets = _target_types(cursor, table) if binary.wanted() else {}
     changed: list[tuple[int, Batch, list[int]]] = []
-    try:
-        with cursor.copy(_copy_sql(table, plain_names), writer=QueuedLibpqWriter(cursor)) as copy:
-            for k, batch in enumerate(batches):
-                rows: list[int] | None = None
-                if meta_default is not None and batch.empty_meta != meta_default:
-                    changed.append((k, batch, list(range(batch.table.num_rows))))
-                    continue
-                if meta_default is not None and batch.changed:
-                    changed.append((k, batch, batch.changed))
-                    rows = _unchanged_rows(batch)
-                plain = batch.table if rows is None else batch.table.take(pa.array(rows, pa.int64()))
-                main.add(k, rows, plain.num_rows)
-                if plain.num_rows:
-                    copy.write(to_csv(plain.select(plain_names)))
-    except _REFUSALS as exc:
-        raise _refused(exc, main, plain_names) or exc from None
+    with _Copy(cursor, table, plain_names, targets) as main:
+        for k, batch in enumerate(batches):
+            rows: list[int] | None = None
+            if meta_default is not None and batch.empty_meta != meta_default:
+                changed.append((k, batch, list(range(batch.table.num_rows))))
+                continue
+            if meta_default is not None and batch.changed:
+                changed.append((k, batch, batch.changed))
+                rows = _unchanged_rows(batch)
+            plain = batch.table if rows is None else batch.table.take(pa.array(rows, pa.int64()))
+            main.write(k, rows, plain.select(plain_names))
     if not changed:
         return
-    side = _Sent()
-    try:
-        with cursor.copy(_copy_sql(table, names), writer=QueuedLibpqWriter(cursor)) as copy:
-            for k, batch, rows in changed:
-                subset = batch.table.take(pa.array(rows, pa.int64()))
-                side.add(k, rows, subset.num_rows)
-                copy.write(to_csv(subset.select(names)))
-    except _REFUSALS as exc:
-        raise _refused(exc, side, names) or exc from None
+    with _Copy(cursor, table, names, targets) as side:
+        for k, batch, rows in changed:
+            side.write(k, rows, batch.table.take(pa.array(rows, pa.int64())).select(names))
 
 
-def _copy_sql(table: sql.Composable, names: Sequence[str]) -> sql.Composed:
-    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
-        table, sql.SQL(", ").join(sql.Identifier(n) for n in names)
+class _Copy:
+    """The parts of one load into one column list, through ``COPY ... FROM STDIN``: in binary
+    (:mod:`.binary`) while the target's column types and every part allow it, else as CSV; a part
+    of the other format ends the running COPY and starts one of its own (one transaction)."""
+
+    def __init__(
+        self, cursor: psycopg.Cursor[Any], table: sql.Composable, names: list[str], targets: dict[str, str]
+    ) -> None:
+        self.cursor = cursor
+        self.table = table
+        self.names = names
+        self.targets = targets
+        self.kinds: list[int] | bool | None = False  # not planned yet (planned from the first part)
+        self.stack = contextlib.ExitStack()
+        self.copy: Copy | None = None
+        self.binary = False
+        self.sent = _Sent()
+
+    def __enter__(self) -> _Copy:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        try:
+            if kind is None:
+                self._end()
+            else:  # the running COPY is aborted with the error, as a plain `with` would
+                self.copy = None
+                self.stack.__exit__(kind, exc, tb)
+        except _REFUSALS as error:
+            raise _refused(error, self.sent, self.names) or error from None
+        if isinstance(exc, _REFUSALS):
+            raise _refused(exc, self.sent, self.names) or exc from None
+
+    def write(self, part: int, rows: Sequence[int] | None, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        if self.kinds is False:
+            self.kinds = binary.plan(table.schema, self.names, self.targets) if self.targets else None
+        data: bytes | None = None
+        if isinstance(self.kinds, list):
+            try:
+                data = binary.encode(table, self.kinds)
+            except binary.Unsupported:
+                data = None
+        if self.copy is None or self.binary != (data is not None):
+            self._end()
+            self._begin(data is not None)
+        assert self.copy is not None
+        self.sent.add(part, rows, table.num_rows)
+        self.copy.write(data if data is not None else to_csv(table))
+
+    def _begin(self, binary_format: bool) -> None:
+        statement = _copy_sql(self.table, self.names, "binary" if binary_format else "csv")
+        self.copy = self.stack.enter_context(
+            self.cursor.copy(statement, writer=QueuedLibpqWriter(self.cursor))
+        )
+        self.binary = binary_format
+        self.sent = _Sent()
+        if binary_format:
+            self.copy.write(binary.HEADER)
+
+    def _end(self) -> None:
+        if self.copy is not None and self.binary:
+            self.copy.write(binary.TRAILER)
+        self.copy = None
+        self.stack.close()
+
+
+def _target_types(cursor: psycopg.Cursor[Any], table: sql.Composable) -> dict[str, str]:
+    """The type name (``pg_type.typname``) of each column of ``table``."""
+    query = sql.SQL(
+        "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+        " WHERE a.attrelid = {}::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+    ).format(sql.Literal(table.as_string(cursor)))
+    return dict(cursor.execute(query).fetchall())
+
+
+def _copy_sql(table: sql.Composable, names: Sequence[str], copy_format: str) -> sql.Composed:
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT {})").format(
+        table, sql.SQL(", ").join(sql.Identifier(n) for n in names), sql.SQL(copy_format)
     )
 
 
@@ -121,7 +189,11 @@ def _unchanged_rows(batch: Batch) -> list[int]:
 
 
 def _refused(exc: psycopg.Error, sent: _Sent, names: Sequence[str]) -> ValueRefused | None:
-    """The refused value an error's CONTEXT names (``COPY t, line 3, column c: "..."``)."""
+    """The refused value an error's CONTEXT names (``COPY t, line 3, column c: "..."``; in
+    binary, ``COPY t, line 3, column c``). A value PostgreSQL calls malformed binary is this
+    loader's fault, never the data's: not a refusal."""
+    if exc.sqlstate == "22P03":
+        return None
     match = _LINE.match(exc.diag.context or "")
     if match is None:
         return None
