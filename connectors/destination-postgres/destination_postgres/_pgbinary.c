@@ -27,6 +27,7 @@ enum {
     K_JSONB = 7,     /* string -> jsonb (version byte 1, then the text) */
     K_NUMERIC = 8,   /* string holding a JSON number token -> numeric */
     K_FLOAT8 = 9,    /* float64 -> float8 */
+    K_TIMETZ = 10,   /* string "HH:MM:SS[.ffffff]+HH:MM" -> timetz */
 };
 
 #define EPOCH_SHIFT_MICROS INT64_C(946684800000000) /* 1970-01-01 -> 2000-01-01 */
@@ -182,6 +183,50 @@ static int put_numeric(Out *o, const char *s, Py_ssize_t n) {
     return 0;
 }
 
+static int two_digits(const char *s, int *out) {
+    if (s[0] < '0' || s[0] > '9' || s[1] < '0' || s[1] > '9')
+        return -1;
+    *out = (s[0] - '0') * 10 + (s[1] - '0');
+    return 0;
+}
+
+/* "HH:MM:SS[.f{1,6}](+|-)HH:MM" (the batch's normalized text of a time with a time zone) as
+ * timetz's binary form: microseconds of the day, then the zone in seconds west of UTC. Returns -1
+ * for any other text, or a time or zone the server would refuse (its text input then says why). */
+static int put_timetz(Out *o, const char *s, Py_ssize_t n) {
+    int h, m, sec, zh, zm;
+    if (n < 14 || two_digits(s, &h) || s[2] != ':' || two_digits(s + 3, &m) || s[5] != ':' ||
+        two_digits(s + 6, &sec))
+        return -1;
+    Py_ssize_t i = 8;
+    int64_t micros = 0;
+    if (s[i] == '.') {
+        int digits = 0;
+        for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, digits++) {
+            if (digits == 6)
+                return -1;
+            micros = micros * 10 + (s[i] - '0');
+        }
+        if (digits == 0)
+            return -1;
+        for (; digits < 6; digits++)
+            micros *= 10;
+    }
+    if (n - i != 6 || (s[i] != '+' && s[i] != '-') || two_digits(s + i + 1, &zh) || s[i + 3] != ':' ||
+        two_digits(s + i + 4, &zm))
+        return -1;
+    if (h > 24 || m > 59 || sec > 59 || (h == 24 && (m || sec || micros)) || zh > 15 || zm > 59)
+        return -1;
+    int64_t time = ((int64_t)h * 3600 + m * 60 + sec) * 1000000 + micros;
+    int32_t east = (zh * 3600 + zm * 60) * (s[i] == '-' ? -1 : 1);
+    if (out_reserve(o, 16))
+        return -2;
+    put32(o, 12);
+    put64(o, (uint64_t)time);
+    put32(o, (uint32_t)(-east));
+    return 0;
+}
+
 static inline int is_valid(const Column *c, Py_ssize_t row) {
     if (!c->has_validity)
         return 1;
@@ -260,12 +305,13 @@ static int encode(Out *o, Column *cols, Py_ssize_t ncols, Py_ssize_t nrows, Py_s
             }
             case K_TEXT:
             case K_JSONB:
-            case K_NUMERIC: {
+            case K_NUMERIC:
+            case K_TIMETZ: {
                 const int32_t *offsets = (const int32_t *)c->offsets.buf;
                 const char *s = (const char *)c->data.buf + offsets[at];
                 Py_ssize_t n = offsets[at + 1] - offsets[at];
-                if (c->kind == K_NUMERIC) {
-                    int r = put_numeric(o, s, n);
+                if (c->kind == K_NUMERIC || c->kind == K_TIMETZ) {
+                    int r = c->kind == K_NUMERIC ? put_numeric(o, s, n) : put_timetz(o, s, n);
                     if (r == -1)
                         goto unsupported;
                     if (r == -2)
@@ -326,7 +372,8 @@ static int check_sizes(const Column *c, Py_ssize_t nrows) {
         return c->has_data && c->data.len * 8 >= last ? 0 : -1;
     case K_TEXT:
     case K_JSONB:
-    case K_NUMERIC: {
+    case K_NUMERIC:
+    case K_TIMETZ: {
         if (!c->has_offsets || c->offsets.len < 4 * (last + 1))
             return -1;
         const int32_t *offsets = (const int32_t *)c->offsets.buf;
@@ -434,9 +481,9 @@ PyMODINIT_FUNC PyInit__pgbinary(void) {
         return NULL;
     }
     Py_INCREF(Unsupported);
-    for (int kind = K_INT8; kind <= K_FLOAT8; kind++) {
+    for (int kind = K_INT8; kind <= K_TIMETZ; kind++) {
         static const char *names[] = {"", "INT8", "BOOL", "TIMESTAMP", "DATE", "TIME", "TEXT", "JSONB",
-                                      "NUMERIC", "FLOAT8"};
+                                      "NUMERIC", "FLOAT8", "TIMETZ"};
         if (PyModule_AddIntConstant(m, names[kind], kind) < 0) {
             Py_DECREF(m);
             return NULL;

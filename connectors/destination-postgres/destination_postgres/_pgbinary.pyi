@@ -9,6 +9,7 @@ TEXT: int
 JSONB: int
 NUMERIC: int
 FLOAT8: int
+TIMETZ: int
 
 class Unsupported(ValueError): ...
 

@@ -57,6 +57,7 @@ def _kinds() -> dict[tuple[str, str], int]:
         ("timestamp[us]", "timestamp"): m.TIMESTAMP,
         ("date32[day]", "date"): m.DATE,
         ("time64[us]", "time"): m.TIME,
+        ("string", "timetz"): m.TIMETZ,
         ("double", "float8"): m.FLOAT8,
     }
 

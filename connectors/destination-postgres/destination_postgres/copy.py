@@ -1,16 +1,19 @@
-"""Typed Arrow batches -> ``COPY ... FROM STDIN (FORMAT csv)``, streamed.
+"""Typed Arrow batches -> ``COPY ... FROM STDIN``, streamed, in binary where it can be.
 
-All parts of one load go through one open COPY: ``pyarrow.csv`` writes each part (in C++),
-and psycopg's ``QueuedLibpqWriter`` sends it from a thread while the next part is built. CSV
-(rather than binary COPY) because numbers travel as their exact decimal text, which PostgreSQL's
-own ``numeric`` input reads in C; a binary numeric must be encoded value by value in Python.
+All parts of one load go through one open COPY, and psycopg's ``QueuedLibpqWriter`` sends each
+part from a thread while the next one is built. A part goes in PostgreSQL's binary format, its
+rows built in C (:mod:`.binary`), when the target's column types and its values allow it: the
+server then parses nothing (measured: bench/README.md, issue 14). Otherwise (a column type the
+encoder does not write, a value it does not take, no C compiler at install time, or
+``DBKIT_COPY_FORMAT=csv``) the part goes as CSV, written by ``pyarrow.csv`` in C++; a part of the
+other format ends the running COPY and starts one of its own, in the same transaction.
 
-Values are made what PostgreSQL's CSV input reads exactly as meant (the session's TimeZone is
-UTC, see ``PostgresConnectionMixin.on_connect``): timestamps with a time zone go as naive UTC
-(which Arrow formats in C++), dates and timestamps before year 1 as
-``YYYY-MM-DD ... BC``, binary as ``\\x`` hex. ``_airbyte_meta`` is sent only for the rows that
-have changes (in a second, small COPY) when the table's column default already holds the batch's
-empty ``_airbyte_meta``.
+In CSV, values are made what PostgreSQL's CSV input reads exactly as meant (the session's
+TimeZone is UTC, see ``PostgresConnectionMixin.on_connect``): timestamps with a time zone go as
+naive UTC (which Arrow formats in C++), dates and timestamps before year 1 as
+``YYYY-MM-DD ... BC``, binary as ``\\x`` hex. In binary, each value is what that text reads as.
+``_airbyte_meta`` is sent only for the rows that have changes (in a second, small COPY) when the
+table's column default already holds the batch's empty ``_airbyte_meta``.
 
 Should PostgreSQL still refuse a value (the CONTEXT of its error names the line and column), the
 value is reported as :class:`~dbkit.destination.dialect.ValueRefused`, and the loader stores NULL

@@ -44,6 +44,7 @@ COLUMNS = {  # name: (target type, Arrow type)
     "tsn": ("timestamp", pa.timestamp("us")),
     "d": ("date", pa.date32()),
     "t": ("time", pa.time64("us")),
+    "tz": ("timetz", pa.string()),
     "bin": ("bytea", pa.binary()),
 }
 EPOCH = dt.datetime(1970, 1, 1)
@@ -60,6 +61,7 @@ ROWS: list[dict[str, Any]] = [
         "tsn": dt.datetime(1999, 12, 31, 23, 59, 59, 1),
         "d": dt.date(2000, 1, 1),
         "t": dt.time(23, 59, 59, 999999),
+        "tz": "23:59:59.999999+14:30",
         "bin": b"\x00\xff\\x",
     },
     {
@@ -72,8 +74,20 @@ ROWS: list[dict[str, Any]] = [
         "jt": "[]",
         "d": dt.date(1, 1, 1),
     },
-    {"i": 2**63 - 1, "n": "1e5", "ts": dt.datetime(1, 1, 1, tzinfo=dt.UTC), "d": dt.date(9999, 12, 31)},
-    {"i": 0, "n": "0.00", "tsn": dt.datetime(9999, 12, 31, 23, 59, 59, 999999), "t": dt.time(0, 0)},
+    {
+        "i": 2**63 - 1,
+        "tz": "12:00:00.5+00:00",
+        "n": "1e5",
+        "ts": dt.datetime(1, 1, 1, tzinfo=dt.UTC),
+        "d": dt.date(9999, 12, 31),
+    },
+    {
+        "i": 0,
+        "n": "0.00",
+        "tsn": dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+        "t": dt.time(0, 0),
+        "tz": "00:00:00-15:59",
+    },
     {"i": 5},  # NULL everywhere else
 ]
 TOKENS = [
@@ -236,3 +250,14 @@ def test_the_encoder_checks_its_buffers() -> None:
     with pytest.raises(ValueError, match="buffers too small"):
         _pgbinary.encode_rows(1, [(_pgbinary.TEXT, None, b"\x00\x00\x00\x00\xff\x00\x00\x00", b"ab", 0)])
     assert _pgbinary.encode_rows(0, [(_pgbinary.INT8, None, None, None, 0)]) == b""
+
+
+@needs_encoder
+def test_a_time_zone_the_server_refuses_is_refused_as_in_csv(conn: psycopg.Connection[Any]) -> None:
+    """timetz's binary input would call an out-of-range zone malformed (not a refusal): such a
+    value goes as CSV, whose input refuses it as a value."""
+    table = make(conn, "zones", {"i": "bigint", "tz": "timetz"})
+    parts = [arrow([{"i": 1, "tz": "10:00:00+01:00"}, {"i": 2, "tz": "10:00:00+16:00"}], ["i", "tz"])]
+    with pytest.raises(ValueRefused) as refused:
+        load(conn, table, parts, use_binary=True)
+    assert (refused.value.part, refused.value.row, refused.value.column) == (0, 1, "tz")
