@@ -2,6 +2,12 @@
 ``--in-process``, as threads calling :func:`dbkit.entrypoint.launch` over OS pipes
 (:class:`ThreadConnector`). Both exchange exactly the same bytes; :class:`Launcher` picks one
 for a connector and passes its config, catalog and state as files in a private directory.
+
+The short commands (``check``, ``discover``: :meth:`Launcher.run`) of a connector whose console
+script is this interpreter's own run in threads too: the same code, without the second of CPU
+a new interpreter spends importing it (three of them before every sync). ``read`` and
+``write`` stay processes of their own. ``DBKIT_SHORT_COMMANDS=subprocess`` runs them as
+processes too.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import threading
 import traceback
 from collections import deque
@@ -20,7 +27,7 @@ from typing import IO, Any, BinaryIO, Protocol
 from dbkit.entrypoint import Connector, launch
 from dbkit.protocol.messages import dumps_exact
 from dbkit.runner.output import parse_line
-from dbkit.runner.registry import find_executable
+from dbkit.runner.registry import ConnectorNotInstalled, find_executable
 from dbkit.runner.request import Endpoint
 
 PIPE_BUFFER = 1 << 20
@@ -214,12 +221,34 @@ class Launcher:
         else:
             endpoint.info.create()  # fail early, with ConnectorNotInstalled, when it cannot be imported
 
-    def start(self, command: str, *extra: str, with_stdin: bool = False) -> Running:
-        """Start ``command --config FILE EXTRA...``; the caller reads its stdout to the end (or
-        stops it) and then waits for it."""
+    def short_in_process(self) -> bool:
+        """Whether short commands run in threads here: with ``--in-process``, or when the console
+        script found is the one beside this interpreter (the same installation, so the same code)
+        of a connector this process can import."""
+        if self.in_process:
+            return True
+        info = self.endpoint.info
+        if (
+            os.environ.get("DBKIT_SHORT_COMMANDS") == "subprocess"
+            or info.module is None
+            or info.command
+            or self.executable is None
+            or Path(self.executable).parent != Path(sys.executable).parent
+        ):
+            return False
+        try:
+            info.connector_class()
+        except ConnectorNotInstalled:
+            return False
+        return True
+
+    def start(self, command: str, *extra: str, with_stdin: bool = False, in_process: bool = False) -> Running:
+        """Start ``command --config FILE EXTRA...`` (in a thread with ``in_process``, or
+        ``--in-process``); the caller reads its stdout to the end (or stops it) and then waits
+        for it."""
         argv = [command, "--config", str(self.config_path), *extra]
         running: Running
-        if self.in_process:
+        if self.in_process or in_process:
             running = ThreadConnector(self.endpoint.info.create(), argv, with_stdin)
         else:
             assert self.executable is not None
@@ -252,7 +281,7 @@ class Launcher:
 
     def run(self, command: str, *extra: str) -> tuple[int, list[dict[str, Any]], list[str], list[str]]:
         """Run a short command to its end: (exit code, protocol messages, other stdout lines, stderr)."""
-        running = self.start(command, *extra)
+        running = self.start(command, *extra, in_process=self.short_in_process())
         messages: list[dict[str, Any]] = []
         junk: list[str] = []
         try:
