@@ -172,10 +172,13 @@ class _Copy:
 
 
 def _target_types(cursor: psycopg.Cursor[Any], table: sql.Composable) -> dict[str, str]:
-    """The type name (``pg_type.typname``) of each column of ``table``."""
+    """The type name (``pg_type.typname``) of each column of ``table`` whose type is one of
+    PostgreSQL's own (``pg_catalog``: a type of another schema may be named like one, a domain
+    ``public.int8 AS text`` is text to the server)."""
     query = sql.SQL(
         "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
         " WHERE a.attrelid = {}::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+        " AND t.typnamespace = 'pg_catalog'::regnamespace"
     ).format(sql.Literal(table.as_string(cursor)))
     return dict(cursor.execute(query).fetchall())
 

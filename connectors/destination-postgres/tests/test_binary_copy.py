@@ -261,3 +261,16 @@ def test_a_time_zone_the_server_refuses_is_refused_as_in_csv(conn: psycopg.Conne
     with pytest.raises(ValueRefused) as refused:
         load(conn, table, parts, use_binary=True)
     assert (refused.value.part, refused.value.row, refused.value.column) == (0, 1, "tz")
+
+
+@needs_encoder
+def test_a_type_named_like_a_builtin_in_another_schema_goes_as_csv(conn: psycopg.Connection[Any]) -> None:
+    """Only pg_catalog's types are the ones KINDS means: a domain public.int8 over text (or
+    public.jsonb) is text to the server, and binary int8 (or jsonb's version byte) is not its text."""
+    conn.execute("CREATE DOMAIN public.int8 AS text")
+    conn.execute("CREATE DOMAIN public.jsonb AS text")
+    conn.execute("CREATE TABLE doms (i bigint, x public.int8, j public.jsonb)")
+    names = ["i", "x", "j"]
+    parts = [pa.table({"i": pa.array([1], pa.int64()), "x": pa.array([65], pa.int64()), "j": ['{"a": 1}']})]
+    assert load(conn, sql.SQL("doms"), parts, use_binary=True) == []
+    assert texts(conn, "doms", names) == [("1", "65", '{"a": 1}')]
