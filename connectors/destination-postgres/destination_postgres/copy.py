@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from psycopg import sql
 from psycopg.copy import Copy, QueuedLibpqWriter
+from psycopg.pq import TransactionStatus
 
 from dbkit.db import DAY_MICROS, civil_from_days, days_from_civil, format_time_micros
 from dbkit.destination import META, SIZE, TYPECAST, Batch, ValueRefused
@@ -174,7 +175,14 @@ class _Copy:
 def _target_types(cursor: psycopg.Cursor[Any], table: sql.Composable) -> dict[str, str]:
     """The type name (``pg_type.typname``) of each column of ``table`` whose type is one of
     PostgreSQL's own (``pg_catalog``: a type of another schema may be named like one, a domain
-    ``public.int8 AS text`` is text to the server)."""
+    ``public.int8 AS text`` is text to the server), held until the transaction ends: the table is
+    locked first (ROW EXCLUSIVE, which the COPY takes anyway), so no other session (a concurrent
+    writer widening a column) changes a type before the COPY reads binary values as these types.
+    Outside a transaction block (autocommit) nothing holds them: empty, the load goes as CSV."""
+    info = cursor.connection.info
+    if cursor.connection.autocommit and info.transaction_status == TransactionStatus.IDLE:
+        return {}
+    cursor.execute(sql.SQL("LOCK TABLE ONLY {} IN ROW EXCLUSIVE MODE").format(table))
     query = sql.SQL(
         "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
         " WHERE a.attrelid = {}::regclass AND a.attnum > 0 AND NOT a.attisdropped"

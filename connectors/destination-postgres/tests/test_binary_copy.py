@@ -148,7 +148,7 @@ def load(
         patch.setattr(binary, "encode", spy)
         if not use_binary:
             patch.setenv("DBKIT_COPY_FORMAT", "csv")
-        with conn.cursor() as cursor:
+        with conn.transaction(), conn.cursor() as cursor:  # as the loader: binary needs a transaction
             copy.copy_batches(cursor, table, [Batch(p, 0) for p in parts], parts[0].column_names, None)
     return went
 
@@ -264,6 +264,36 @@ def test_a_time_zone_the_server_refuses_is_refused_as_in_csv(conn: psycopg.Conne
 
 
 @needs_encoder
+def test_a_column_type_changed_after_the_types_are_read_is_not_sent_in_the_old_types_binary(
+    conn: psycopg.Connection[Any], postgres_db: Any
+) -> None:
+    """Another session (a concurrent writer widening a column) must not change a column's type
+    between the read of the target's types and the COPY: binary int8 read as numeric is silently
+    another number (1 -> 0.0). CSV text never depended on it."""
+    table = make(conn, "race", {"i": "bigint", "x": "bigint"})
+    real = copy._target_types
+    altered: list[bool] = []
+
+    def types_then_alter(cursor: psycopg.Cursor[Any], target: sql.Composable) -> dict[str, str]:
+        types = real(cursor, target)
+        with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as other:
+            other.execute("SET lock_timeout = '500ms'")
+            try:
+                other.execute("ALTER TABLE race ALTER COLUMN x TYPE numeric USING x::numeric")
+                altered.append(True)
+            except psycopg.errors.LockNotAvailable:
+                altered.append(False)
+        return types
+
+    parts = [pa.table({"i": pa.array([1, 2], pa.int64()), "x": pa.array([1, 255], pa.int64())})]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(copy, "_target_types", types_then_alter)
+        load(conn, table, parts, use_binary=True)
+    assert texts(conn, "race", ["i", "x"]) == [("1", "1"), ("2", "255")]
+    assert altered == [False]  # the ALTER waited for the load's transaction
+
+
+@needs_encoder
 def test_a_type_named_like_a_builtin_in_another_schema_goes_as_csv(conn: psycopg.Connection[Any]) -> None:
     """Only pg_catalog's types are the ones KINDS means: a domain public.int8 over text (or
     public.jsonb) is text to the server, and binary int8 (or jsonb's version byte) is not its text."""
@@ -274,3 +304,18 @@ def test_a_type_named_like_a_builtin_in_another_schema_goes_as_csv(conn: psycopg
     parts = [pa.table({"i": pa.array([1], pa.int64()), "x": pa.array([65], pa.int64()), "j": ['{"a": 1}']})]
     assert load(conn, sql.SQL("doms"), parts, use_binary=True) == []
     assert texts(conn, "doms", names) == [("1", "65", '{"a": 1}')]
+
+
+@needs_encoder
+def test_outside_a_transaction_block_a_load_goes_as_csv(conn: psycopg.Connection[Any]) -> None:
+    """In autocommit, nothing holds the column types read before the COPY: CSV, which does not
+    depend on them."""
+    table = make(conn, "autocommit", {"i": "bigint", "n": "numeric"})
+    went: list[bool] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(binary, "encode", lambda *a: went.append(True))
+        with conn.cursor() as cursor:
+            part = arrow([{"i": 1, "n": "1.50"}], ["i", "n"])
+            copy.copy_batches(cursor, table, [Batch(part, 0)], ["i", "n"], None)
+    assert went == []
+    assert texts(conn, "autocommit", ["i", "n"]) == [("1", "1.50")]
