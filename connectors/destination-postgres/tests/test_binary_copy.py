@@ -5,7 +5,10 @@ does not take goes as CSV in the same load; a refused value is located in binary
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -319,3 +322,45 @@ def test_outside_a_transaction_block_a_load_goes_as_csv(conn: psycopg.Connection
             copy.copy_batches(cursor, table, [Batch(part, 0)], ["i", "n"], None)
     assert went == []
     assert texts(conn, "autocommit", ["i", "n"]) == [("1", "1.50")]
+
+
+@needs_encoder
+def test_the_encoder_refuses_offsets_past_any_buffer_without_reading_there() -> None:
+    """An offset near 2**63 made ``offset + rows`` (and the byte counts) overflow past the size
+    checks: the validity bitmap was read far outside its buffer (a crash, hence a subprocess)."""
+    script = (
+        "from destination_postgres import _pgbinary as m\n"
+        "for spec in [(m.INT8, b'\\xff', None, bytes(8), 2**63 - 1), (m.INT8, None, None, bytes(8), 2**61),\n"
+        "             (m.TEXT, None, bytes(8), b'', 2**62), (m.BOOL, b'\\xff', None, b'\\x00', 2**63 - 8)]:\n"
+        "    try:\n"
+        "        m.encode_rows(1, [spec])\n"
+        "    except ValueError as e:\n"
+        "        print('refused', e)\n"
+        "    else:\n"
+        "        print('encoded')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "refused column 0: buffers too small for 1 rows (kind 1)",
+        "refused column 0: buffers too small for 1 rows (kind 1)",
+        "refused column 0: buffers too small for 1 rows (kind 6)",
+        "refused column 0: buffers too small for 1 rows (kind 2)",
+    ]
+
+
+@needs_encoder
+def test_the_encoders_error_names_the_columns_kind() -> None:
+    """The error was formatted from the column array after it was freed (a use after free):
+    with glibc filling freed memory (MALLOC_PERTURB_), the kind it named was garbage."""
+    script = (
+        "from destination_postgres import _pgbinary as m\n"
+        "try:\n"
+        "    m.encode_rows(2, [(m.INT8, None, None, bytes(16), 0), (m.TIME, None, None, bytes(8), 0)])\n"
+        "except ValueError as e:\n"
+        "    print(e)\n"
+    )
+    env = {**os.environ, "PYTHONMALLOC": "malloc", "MALLOC_PERTURB_": "165"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "column 1: buffers too small for 2 rows (kind 5)"
