@@ -177,17 +177,23 @@ def _target_types(cursor: psycopg.Cursor[Any], table: sql.Composable) -> dict[st
     PostgreSQL's own (``pg_catalog``: a type of another schema may be named like one, a domain
     ``public.int8 AS text`` is text to the server), held until the transaction ends: the table is
     locked first (ROW EXCLUSIVE, which the COPY takes anyway), so no other session (a concurrent
-    writer widening a column) changes a type before the COPY reads binary values as these types.
-    Outside a transaction block (autocommit) nothing holds them: empty, the load goes as CSV."""
-    info = cursor.connection.info
-    if cursor.connection.autocommit and info.transaction_status == TransactionStatus.IDLE:
+    writer widening a column) changes a type before the COPY reads binary values as these types
+    (at READ COMMITTED, where the types are read after the lock is granted). Empty, and the load
+    goes as CSV, where nothing holds them: outside a transaction block (autocommit), and for a
+    relation LOCK TABLE does not take (a foreign table)."""
+    connection = cursor.connection
+    if connection.autocommit and connection.info.transaction_status == TransactionStatus.IDLE:
+        return {}
+    oid = sql.SQL("{}::regclass").format(sql.Literal(table.as_string(cursor)))
+    kind = cursor.execute(sql.SQL("SELECT relkind FROM pg_class WHERE oid = {}").format(oid)).fetchone()
+    if kind is None or kind[0] not in ("r", "p"):  # a table, a partitioned table
         return {}
     cursor.execute(sql.SQL("LOCK TABLE ONLY {} IN ROW EXCLUSIVE MODE").format(table))
     query = sql.SQL(
         "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-        " WHERE a.attrelid = {}::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+        " WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped"
         " AND t.typnamespace = 'pg_catalog'::regnamespace"
-    ).format(sql.Literal(table.as_string(cursor)))
+    ).format(oid)
     return dict(cursor.execute(query).fetchall())
 
 

@@ -364,3 +364,31 @@ def test_the_encoders_error_names_the_columns_kind() -> None:
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "column 1: buffers too small for 2 rows (kind 5)"
+
+
+@needs_encoder
+def test_a_foreign_table_loads_as_csv(conn: psycopg.Connection[Any], postgres_db: Any) -> None:
+    """LOCK TABLE (which holds the column types, above) does not take a foreign table, which COPY
+    does: such a target goes as CSV."""
+    conn.execute("CREATE EXTENSION IF NOT EXISTS postgres_fdw")
+    params = postgres_db.connection_params()
+    options = {k: str(params[k]) for k in ("host", "port", "dbname") if params.get(k) is not None}
+    pairs = [sql.SQL("{} {}").format(sql.SQL(k), sql.Literal(v)) for k, v in options.items()]
+    server = sql.SQL(", ").join(pairs)
+    conn.execute(sql.SQL("CREATE SERVER here FOREIGN DATA WRAPPER postgres_fdw OPTIONS ({})").format(server))
+    user_options = sql.SQL("OPTIONS (user {})").format(sql.Literal(params.get("user", "postgres")))
+    conn.execute(sql.SQL("CREATE USER MAPPING FOR CURRENT_USER SERVER here {}").format(user_options))
+    make(conn, "far", {"i": "bigint", "n": "numeric"})
+    conn.execute("CREATE FOREIGN TABLE near (i bigint, n numeric) SERVER here OPTIONS (table_name 'far')")
+    assert load(conn, sql.SQL("near"), [arrow([{"i": 1, "n": "1.50"}], ["i", "n"])], use_binary=True) == []
+    assert texts(conn, "far", ["i", "n"]) == [("1", "1.50")]
+
+
+@needs_encoder
+def test_a_partitioned_table_loads_in_binary(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("CREATE TABLE parted (i bigint, n numeric) PARTITION BY RANGE (i)")
+    conn.execute("CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (MINVALUE) TO (10)")
+    conn.execute("CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (10) TO (MAXVALUE)")
+    rows = [{"i": 1, "n": "1.50"}, {"i": 20, "n": "2e-3"}]
+    assert load(conn, sql.SQL("parted"), [arrow(rows, ["i", "n"])], use_binary=True) == [True]
+    assert texts(conn, "parted", ["i", "n"]) == [("1", "1.50"), ("20", "0.002")]
