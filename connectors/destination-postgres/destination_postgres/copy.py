@@ -210,9 +210,10 @@ def _unchanged_rows(batch: Batch) -> list[int]:
 
 def _refused(exc: psycopg.Error, sent: _Sent, names: Sequence[str]) -> ValueRefused | None:
     """The refused value an error's CONTEXT names (``COPY t, line 3, column c: "..."``; in
-    binary, ``COPY t, line 3, column c``). A value PostgreSQL calls malformed binary is this
-    loader's fault, never the data's: not a refusal."""
-    if exc.sqlstate == "22P03":
+    binary, ``COPY t, line 3, column c``). A value PostgreSQL calls malformed binary (22P03), or
+    a field the COPY format cannot frame (22P04: a length past 2 GB), is this loader's fault, never
+    the data's: not a refusal."""
+    if exc.sqlstate in ("22P03", "22P04"):
         return None
     match = _LINE.match(exc.diag.context or "")
     if match is None:

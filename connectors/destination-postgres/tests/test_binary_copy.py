@@ -392,3 +392,19 @@ def test_a_partitioned_table_loads_in_binary(conn: psycopg.Connection[Any]) -> N
     rows = [{"i": 1, "n": "1.50"}, {"i": 20, "n": "2e-3"}]
     assert load(conn, sql.SQL("parted"), [arrow(rows, ["i", "n"])], use_binary=True) == [True]
     assert texts(conn, "parted", ["i", "n"]) == [("1", "1.50"), ("20", "0.002")]
+
+
+def test_a_malformed_binary_field_is_not_a_refused_value(conn: psycopg.Connection[Any]) -> None:
+    """A field length the server cannot take (22P04, bad COPY file format: what a value of 2 GB or
+    more would be sent as) names its line and column like a refusal, but is the loader's fault:
+    never NULLed as the data's."""
+    make(conn, "framing", {"i": "bigint", "s": "text"})
+    sent = copy._Sent()
+    sent.add(0, None, 1)
+    row = (2).to_bytes(2, "big") + (8).to_bytes(4, "big") + (1).to_bytes(8, "big") + b"\xff\xff\xff\xfe"
+    statement = "COPY framing (i, s) FROM STDIN (FORMAT binary)"
+    with pytest.raises(psycopg.DataError) as error, conn.cursor() as cursor, cursor.copy(statement) as stream:
+        stream.write(binary.HEADER + row + binary.TRAILER)
+    assert error.value.sqlstate == "22P04"
+    assert "column s" in (error.value.diag.context or "")
+    assert copy._refused(error.value, sent, ["i", "s"]) is None
