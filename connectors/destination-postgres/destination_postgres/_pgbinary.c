@@ -234,7 +234,8 @@ static inline int is_valid(const Column *c, Py_ssize_t row) {
     return (((const uint8_t *)c->validity.buf)[bit >> 3] >> (bit & 7)) & 1;
 }
 
-/* Returns 0, -1 (unsupported value: *bad_column, *bad_row set) or -2 (out of memory). */
+/* Returns 0, -1 (unsupported value: *bad_column, *bad_row set), -2 (out of memory) or -3 (a
+ * value's offsets changed since check_sizes). */
 static int encode(Out *o, Column *cols, Py_ssize_t ncols, Py_ssize_t nrows, Py_ssize_t *bad_column,
                   Py_ssize_t *bad_row) {
     for (Py_ssize_t row = 0; row < nrows; row++) {
@@ -307,9 +308,14 @@ static int encode(Out *o, Column *cols, Py_ssize_t ncols, Py_ssize_t nrows, Py_s
             case K_JSONB:
             case K_NUMERIC:
             case K_TIMETZ: {
+                /* checked by check_sizes, read again here without the GIL: each offset is read
+                 * once and bounded, so a buffer another thread changes cannot send us outside */
                 const int32_t *offsets = (const int32_t *)c->offsets.buf;
-                const char *s = (const char *)c->data.buf + offsets[at];
-                Py_ssize_t n = offsets[at + 1] - offsets[at];
+                Py_ssize_t low = offsets[at], high = offsets[at + 1];
+                if (low < 0 || high < low || high > c->data.len)
+                    return -3;
+                Py_ssize_t n = high - low;
+                const char *s = n ? (const char *)c->data.buf + low : "";
                 if (c->kind == K_NUMERIC || c->kind == K_TIMETZ) {
                     int r = c->kind == K_NUMERIC ? put_numeric(o, s, n) : put_timetz(o, s, n);
                     if (r == -1)
@@ -324,7 +330,8 @@ static int encode(Out *o, Column *cols, Py_ssize_t ncols, Py_ssize_t nrows, Py_s
                 put32(o, (uint32_t)(n + version));
                 if (version)
                     o->buf[o->len++] = 1;
-                memcpy(o->buf + o->len, s, (size_t)n);
+                if (n)
+                    memcpy(o->buf + o->len, s, (size_t)n);
                 o->len += (size_t)n;
                 break;
             }
@@ -355,10 +362,13 @@ static void release(Column *cols, Py_ssize_t n) {
 
 /* The smallest number of bytes each buffer must have for nrows rows from the column's offset. */
 static int check_sizes(const Column *c, Py_ssize_t nrows) {
-    Py_ssize_t last = c->offset + nrows;
     if (nrows == 0)
         return 0;
-    if (c->has_validity && c->validity.len * 8 < last)
+    /* offset + nrows + 1 rows, and 8 bytes each, without overflow */
+    if (c->offset < 0 || nrows < 0 || c->offset > PY_SSIZE_T_MAX / 8 - nrows - 1)
+        return -1;
+    Py_ssize_t last = c->offset + nrows;
+    if (c->has_validity && c->validity.len < (last + 7) / 8)
         return -1;
     switch (c->kind) {
     case K_INT8:
@@ -369,7 +379,7 @@ static int check_sizes(const Column *c, Py_ssize_t nrows) {
     case K_DATE:
         return c->has_data && c->data.len >= 4 * last ? 0 : -1;
     case K_BOOL:
-        return c->has_data && c->data.len * 8 >= last ? 0 : -1;
+        return c->has_data && c->data.len >= (last + 7) / 8 ? 0 : -1;
     case K_TEXT:
     case K_JSONB:
     case K_NUMERIC:
@@ -377,8 +387,6 @@ static int check_sizes(const Column *c, Py_ssize_t nrows) {
         if (!c->has_offsets || c->offsets.len < 4 * (last + 1))
             return -1;
         const int32_t *offsets = (const int32_t *)c->offsets.buf;
-        if (nrows == 0)
-            return 0;
         Py_ssize_t low = offsets[c->offset], high = offsets[last];
         if (low < 0 || high < low)
             return -1;
@@ -433,9 +441,10 @@ static PyObject *encode_rows(PyObject *self, PyObject *args) {
             return NULL;
         }
         if (c->offset < 0 || check_sizes(c, nrows) < 0) {
+            int kind = c->kind; /* cols is freed below */
             release(cols, ncols);
             PyErr_Format(PyExc_ValueError, "column %zd: buffers too small for %zd rows (kind %d)", k,
-                         nrows, c->kind);
+                         nrows, kind);
             return NULL;
         }
     }
@@ -447,6 +456,11 @@ static PyObject *encode_rows(PyObject *self, PyObject *args) {
     if (status == -2) {
         free(out.buf);
         return PyErr_NoMemory();
+    }
+    if (status == -3) {
+        free(out.buf);
+        PyErr_SetString(PyExc_ValueError, "a value's offsets changed while the rows were built");
+        return NULL;
     }
     if (status == -1) {
         free(out.buf);

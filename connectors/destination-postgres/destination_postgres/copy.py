@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from psycopg import sql
 from psycopg.copy import Copy, QueuedLibpqWriter
+from psycopg.pq import TransactionStatus
 
 from dbkit.db import DAY_MICROS, civil_from_days, days_from_civil, format_time_micros
 from dbkit.destination import META, SIZE, TYPECAST, Batch, ValueRefused
@@ -172,11 +173,27 @@ class _Copy:
 
 
 def _target_types(cursor: psycopg.Cursor[Any], table: sql.Composable) -> dict[str, str]:
-    """The type name (``pg_type.typname``) of each column of ``table``."""
+    """The type name (``pg_type.typname``) of each column of ``table`` whose type is one of
+    PostgreSQL's own (``pg_catalog``: a type of another schema may be named like one, a domain
+    ``public.int8 AS text`` is text to the server), held until the transaction ends: the table is
+    locked first (ROW EXCLUSIVE, which the COPY takes anyway), so no other session (a concurrent
+    writer widening a column) changes a type before the COPY reads binary values as these types
+    (at READ COMMITTED, where the types are read after the lock is granted). Empty, and the load
+    goes as CSV, where nothing holds them: outside a transaction block (autocommit), and for a
+    relation LOCK TABLE does not take (a foreign table)."""
+    connection = cursor.connection
+    if connection.autocommit and connection.info.transaction_status == TransactionStatus.IDLE:
+        return {}
+    oid = sql.SQL("{}::regclass").format(sql.Literal(table.as_string(cursor)))
+    kind = cursor.execute(sql.SQL("SELECT relkind FROM pg_class WHERE oid = {}").format(oid)).fetchone()
+    if kind is None or kind[0] not in ("r", "p"):  # a table, a partitioned table
+        return {}
+    cursor.execute(sql.SQL("LOCK TABLE ONLY {} IN ROW EXCLUSIVE MODE").format(table))
     query = sql.SQL(
         "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-        " WHERE a.attrelid = {}::regclass AND a.attnum > 0 AND NOT a.attisdropped"
-    ).format(sql.Literal(table.as_string(cursor)))
+        " WHERE a.attrelid = {} AND a.attnum > 0 AND NOT a.attisdropped"
+        " AND t.typnamespace = 'pg_catalog'::regnamespace"
+    ).format(oid)
     return dict(cursor.execute(query).fetchall())
 
 
@@ -193,9 +210,10 @@ def _unchanged_rows(batch: Batch) -> list[int]:
 
 def _refused(exc: psycopg.Error, sent: _Sent, names: Sequence[str]) -> ValueRefused | None:
     """The refused value an error's CONTEXT names (``COPY t, line 3, column c: "..."``; in
-    binary, ``COPY t, line 3, column c``). A value PostgreSQL calls malformed binary is this
-    loader's fault, never the data's: not a refusal."""
-    if exc.sqlstate == "22P03":
+    binary, ``COPY t, line 3, column c``). A value PostgreSQL calls malformed binary (22P03), or
+    a field the COPY format cannot frame (22P04: a length past 2 GB), is this loader's fault, never
+    the data's: not a refusal."""
+    if exc.sqlstate in ("22P03", "22P04"):
         return None
     match = _LINE.match(exc.diag.context or "")
     if match is None:

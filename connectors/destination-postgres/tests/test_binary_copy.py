@@ -5,7 +5,10 @@ does not take goes as CSV in the same load; a refused value is located in binary
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -148,7 +151,7 @@ def load(
         patch.setattr(binary, "encode", spy)
         if not use_binary:
             patch.setenv("DBKIT_COPY_FORMAT", "csv")
-        with conn.cursor() as cursor:
+        with conn.transaction(), conn.cursor() as cursor:  # as the loader: binary needs a transaction
             copy.copy_batches(cursor, table, [Batch(p, 0) for p in parts], parts[0].column_names, None)
     return went
 
@@ -261,3 +264,147 @@ def test_a_time_zone_the_server_refuses_is_refused_as_in_csv(conn: psycopg.Conne
     with pytest.raises(ValueRefused) as refused:
         load(conn, table, parts, use_binary=True)
     assert (refused.value.part, refused.value.row, refused.value.column) == (0, 1, "tz")
+
+
+@needs_encoder
+def test_a_column_type_changed_after_the_types_are_read_is_not_sent_in_the_old_types_binary(
+    conn: psycopg.Connection[Any], postgres_db: Any
+) -> None:
+    """Another session (a concurrent writer widening a column) must not change a column's type
+    between the read of the target's types and the COPY: binary int8 read as numeric is silently
+    another number (1 -> 0.0). CSV text never depended on it."""
+    table = make(conn, "race", {"i": "bigint", "x": "bigint"})
+    real = copy._target_types
+    altered: list[bool] = []
+
+    def types_then_alter(cursor: psycopg.Cursor[Any], target: sql.Composable) -> dict[str, str]:
+        types = real(cursor, target)
+        with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as other:
+            other.execute("SET lock_timeout = '500ms'")
+            try:
+                other.execute("ALTER TABLE race ALTER COLUMN x TYPE numeric USING x::numeric")
+                altered.append(True)
+            except psycopg.errors.LockNotAvailable:
+                altered.append(False)
+        return types
+
+    parts = [pa.table({"i": pa.array([1, 2], pa.int64()), "x": pa.array([1, 255], pa.int64())})]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(copy, "_target_types", types_then_alter)
+        load(conn, table, parts, use_binary=True)
+    assert texts(conn, "race", ["i", "x"]) == [("1", "1"), ("2", "255")]
+    assert altered == [False]  # the ALTER waited for the load's transaction
+
+
+@needs_encoder
+def test_a_type_named_like_a_builtin_in_another_schema_goes_as_csv(conn: psycopg.Connection[Any]) -> None:
+    """Only pg_catalog's types are the ones KINDS means: a domain public.int8 over text (or
+    public.jsonb) is text to the server, and binary int8 (or jsonb's version byte) is not its text."""
+    conn.execute("CREATE DOMAIN public.int8 AS text")
+    conn.execute("CREATE DOMAIN public.jsonb AS text")
+    conn.execute("CREATE TABLE doms (i bigint, x public.int8, j public.jsonb)")
+    names = ["i", "x", "j"]
+    parts = [pa.table({"i": pa.array([1], pa.int64()), "x": pa.array([65], pa.int64()), "j": ['{"a": 1}']})]
+    assert load(conn, sql.SQL("doms"), parts, use_binary=True) == []
+    assert texts(conn, "doms", names) == [("1", "65", '{"a": 1}')]
+
+
+@needs_encoder
+def test_outside_a_transaction_block_a_load_goes_as_csv(conn: psycopg.Connection[Any]) -> None:
+    """In autocommit, nothing holds the column types read before the COPY: CSV, which does not
+    depend on them."""
+    table = make(conn, "autocommit", {"i": "bigint", "n": "numeric"})
+    went: list[bool] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(binary, "encode", lambda *a: went.append(True))
+        with conn.cursor() as cursor:
+            part = arrow([{"i": 1, "n": "1.50"}], ["i", "n"])
+            copy.copy_batches(cursor, table, [Batch(part, 0)], ["i", "n"], None)
+    assert went == []
+    assert texts(conn, "autocommit", ["i", "n"]) == [("1", "1.50")]
+
+
+@needs_encoder
+def test_the_encoder_refuses_offsets_past_any_buffer_without_reading_there() -> None:
+    """An offset near 2**63 made ``offset + rows`` (and the byte counts) overflow past the size
+    checks: the validity bitmap was read far outside its buffer (a crash, hence a subprocess)."""
+    script = (
+        "from destination_postgres import _pgbinary as m\n"
+        "for spec in [(m.INT8, b'\\xff', None, bytes(8), 2**63 - 1), (m.INT8, None, None, bytes(8), 2**61),\n"
+        "             (m.TEXT, None, bytes(8), b'', 2**62), (m.BOOL, b'\\xff', None, b'\\x00', 2**63 - 8)]:\n"
+        "    try:\n"
+        "        m.encode_rows(1, [spec])\n"
+        "    except ValueError as e:\n"
+        "        print('refused', e)\n"
+        "    else:\n"
+        "        print('encoded')\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines() == [
+        "refused column 0: buffers too small for 1 rows (kind 1)",
+        "refused column 0: buffers too small for 1 rows (kind 1)",
+        "refused column 0: buffers too small for 1 rows (kind 6)",
+        "refused column 0: buffers too small for 1 rows (kind 2)",
+    ]
+
+
+@needs_encoder
+def test_the_encoders_error_names_the_columns_kind() -> None:
+    """The error was formatted from the column array after it was freed (a use after free):
+    with glibc filling freed memory (MALLOC_PERTURB_), the kind it named was garbage."""
+    script = (
+        "from destination_postgres import _pgbinary as m\n"
+        "try:\n"
+        "    m.encode_rows(2, [(m.INT8, None, None, bytes(16), 0), (m.TIME, None, None, bytes(8), 0)])\n"
+        "except ValueError as e:\n"
+        "    print(e)\n"
+    )
+    env = {**os.environ, "PYTHONMALLOC": "malloc", "MALLOC_PERTURB_": "165"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "column 1: buffers too small for 2 rows (kind 5)"
+
+
+@needs_encoder
+def test_a_foreign_table_loads_as_csv(conn: psycopg.Connection[Any], postgres_db: Any) -> None:
+    """LOCK TABLE (which holds the column types, above) does not take a foreign table, which COPY
+    does: such a target goes as CSV."""
+    conn.execute("CREATE EXTENSION IF NOT EXISTS postgres_fdw")
+    params = postgres_db.connection_params()
+    options = {k: str(params[k]) for k in ("host", "port", "dbname") if params.get(k) is not None}
+    pairs = [sql.SQL("{} {}").format(sql.SQL(k), sql.Literal(v)) for k, v in options.items()]
+    server = sql.SQL(", ").join(pairs)
+    conn.execute(sql.SQL("CREATE SERVER here FOREIGN DATA WRAPPER postgres_fdw OPTIONS ({})").format(server))
+    user_options = sql.SQL("OPTIONS (user {})").format(sql.Literal(params.get("user", "postgres")))
+    conn.execute(sql.SQL("CREATE USER MAPPING FOR CURRENT_USER SERVER here {}").format(user_options))
+    make(conn, "far", {"i": "bigint", "n": "numeric"})
+    conn.execute("CREATE FOREIGN TABLE near (i bigint, n numeric) SERVER here OPTIONS (table_name 'far')")
+    assert load(conn, sql.SQL("near"), [arrow([{"i": 1, "n": "1.50"}], ["i", "n"])], use_binary=True) == []
+    assert texts(conn, "far", ["i", "n"]) == [("1", "1.50")]
+
+
+@needs_encoder
+def test_a_partitioned_table_loads_in_binary(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("CREATE TABLE parted (i bigint, n numeric) PARTITION BY RANGE (i)")
+    conn.execute("CREATE TABLE parted_low PARTITION OF parted FOR VALUES FROM (MINVALUE) TO (10)")
+    conn.execute("CREATE TABLE parted_high PARTITION OF parted FOR VALUES FROM (10) TO (MAXVALUE)")
+    rows = [{"i": 1, "n": "1.50"}, {"i": 20, "n": "2e-3"}]
+    assert load(conn, sql.SQL("parted"), [arrow(rows, ["i", "n"])], use_binary=True) == [True]
+    assert texts(conn, "parted", ["i", "n"]) == [("1", "1.50"), ("20", "0.002")]
+
+
+def test_a_malformed_binary_field_is_not_a_refused_value(conn: psycopg.Connection[Any]) -> None:
+    """A field length the server cannot take (22P04, bad COPY file format: what a value of 2 GB or
+    more would be sent as) names its line and column like a refusal, but is the loader's fault:
+    never NULLed as the data's."""
+    make(conn, "framing", {"i": "bigint", "s": "text"})
+    sent = copy._Sent()
+    sent.add(0, None, 1)
+    row = (2).to_bytes(2, "big") + (8).to_bytes(4, "big") + (1).to_bytes(8, "big") + b"\xff\xff\xff\xfe"
+    statement = "COPY framing (i, s) FROM STDIN (FORMAT binary)"
+    with pytest.raises(psycopg.DataError) as error, conn.cursor() as cursor, cursor.copy(statement) as stream:
+        stream.write(binary.HEADER + row + binary.TRAILER)
+    assert error.value.sqlstate == "22P04"
+    assert "column s" in (error.value.diag.context or "")
+    assert copy._refused(error.value, sent, ["i", "s"]) is None
