@@ -47,7 +47,9 @@ _FIRST_DAY_10000 = days_from_civil(10000, 1, 1)
 _SIZE_STATES = frozenset({"22001", "22003", "22008", "22015", "54000", "54001"})
 # SQLSTATE class 22; 54000; 54001, a value nested deeper than the server's stack takes (jsonb)
 _REFUSALS = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded, psycopg.errors.StatementTooComplex)
-_LINE = re.compile(r"^COPY .*?, line (\d+), column (.*)$", re.DOTALL)
+_LINE = re.compile(r"^COPY .*?, line (\d+), column (.*)\Z", re.DOTALL | re.MULTILINE)
+"""The CONTEXT line of COPY's error callback (possibly after others: jsonb's ``JSON data, line 1:
+...``), with the rest of the context."""
 
 
 @dataclass
@@ -215,7 +217,7 @@ def _refused(exc: psycopg.Error, sent: _Sent, names: Sequence[str]) -> ValueRefu
     the data's: not a refusal."""
     if exc.sqlstate in ("22P03", "22P04"):
         return None
-    match = _LINE.match(exc.diag.context or "")
+    match = _LINE.search(exc.diag.context or "")
     if match is None:
         return None
     where = sent.locate(int(match.group(1)))

@@ -408,3 +408,13 @@ def test_a_malformed_binary_field_is_not_a_refused_value(conn: psycopg.Connectio
     assert error.value.sqlstate == "22P04"
     assert "column s" in (error.value.diag.context or "")
     assert copy._refused(error.value, sent, ["i", "s"]) is None
+
+
+@pytest.mark.parametrize("use_binary", [True, False])
+def test_json_the_server_refuses_is_a_refused_value(conn: psycopg.Connection[Any], use_binary: bool) -> None:
+    """jsonb's parse errors put their own CONTEXT line (``JSON data, line 1: ...``) before COPY's."""
+    table = make(conn, f"badjson_{use_binary}", {"i": "bigint", "j": "jsonb"})
+    parts = [arrow([{"i": 1, "j": "{}"}, {"i": 2, "j": '{"a": "\\ud800"}'}], ["i", "j"])]
+    with pytest.raises(ValueRefused) as refused, conn.transaction():
+        load(conn, table, parts, use_binary=use_binary)
+    assert (refused.value.part, refused.value.row, refused.value.column) == (0, 1, "j")
