@@ -22,7 +22,15 @@ import psycopg
 import pytest
 
 from dbkit.db import schema_type
-from dbkit.protocol import COLUMNS, FRAME_PREFIX, TOKEN_TYPES, decode_body, parse_header
+from dbkit.protocol import (
+    FRAME_PREFIX,
+    NATIVE,
+    TOKEN_TYPES,
+    TYPED_KINDS,
+    canonical_strings,
+    decode_body,
+    parse_header,
+)
 from dbkit.testing.servers import DatabaseServer, TestDatabase
 
 from .test_acceptance import TYPE_CASES
@@ -100,11 +108,12 @@ def catalog_fields(tmp: Path) -> list[tuple[str, str]]:
 
 def rebuilt(batch: Any, types: dict[str, str]) -> list[tuple[bytes, bytes | None]]:
     """The (data, meta) of a typed frame's rows: ``data`` as the JSON path writes it (keys in
-    column order; a token column's text as it is, the others' values as JSON)."""
+    column order; a token column's text as it is, the others' values as JSON, a native column's
+    as its canonical string)."""
     names = batch.schema.names[:-1]
     columns = []
     for k, name in enumerate(names):
-        values = batch.column(k).to_pylist()
+        values = canonical_strings(batch.column(k)).to_pylist()
         if types[name] in TOKEN_TYPES:
             values = [None if v is None else orjson.Fragment(v) for v in values]
         columns.append(values)
@@ -116,11 +125,11 @@ def rebuilt(batch: Any, types: dict[str, str]) -> list[tuple[bytes, bytes | None
 
 
 def messages(
-    output: bytes, fields: list[tuple[str, str]] | None = None
+    output: bytes, fields: list[tuple[str, str]] | None = None, kinds: set[str] | None = None
 ) -> tuple[list[tuple[bytes, bytes | None]], list[Any], int]:
     """(data, meta) of every record in order (a typed frame's rebuilt from its columns, typed by
     ``fields``); the other messages, each STATE with the number of records before it; the number
-    of frames."""
+    of frames (their kinds added to ``kinds``)."""
     records: list[tuple[bytes, bytes | None]] = []
     others: list[Any] = []
     frames = 0
@@ -134,7 +143,9 @@ def messages(
             batch = decode_body(header, output[pos : pos + header.bytes])
             pos += header.bytes
             frames += 1
-            if header.kind == COLUMNS:
+            if kinds is not None:
+                kinds.add(header.kind)
+            if header.kind in TYPED_KINDS:
                 assert fields is not None
                 records.extend(rebuilt(batch, dict(fields)))
                 continue
@@ -155,23 +166,33 @@ def messages(
     return records, others, frames
 
 
-@pytest.fixture(params=["columns", "records"])
+@pytest.fixture(params=["native", "columns", "records"])
 def frame_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The frame kind the source writes (typed frames, or the records frames they replaced)."""
+    """The frame kind the source writes (typed frames of native values read with ADBC, typed
+    frames of text, or the records frames they replaced)."""
     kind: str = request.param
     monkeypatch.setenv("DBKIT_FRAME_KIND", kind)
     return kind
 
 
-def test_frames_carry_the_bytes_of_the_json_path(tmp_path: Path, postgres_db: TestDatabase) -> None:
+def test_frames_carry_the_bytes_of_the_json_path(
+    tmp_path: Path, postgres_db: TestDatabase, frame_kind: str
+) -> None:
     """Typed frames: the ``data`` a record's columns stand for (rebuilt as JSON) is byte for byte
-    the JSON path's."""
+    the JSON path's (and so are records frames'); native frames carry native columns."""
     create_type_table(postgres_db, 3)
     json_records, json_others, none = messages(read(tmp_path, postgres_db, "json"))
-    arrow_records, arrow_others, frames = messages(
-        read(tmp_path, postgres_db, "arrow"), catalog_fields(tmp_path)
-    )
-    assert (none, frames) == (0, 1)
+    kinds: set[str] = set()
+    output = read(tmp_path, postgres_db, "arrow")
+    arrow_records, arrow_others, frames = messages(output, catalog_fields(tmp_path), kinds)
+    assert (none, frames, kinds) == (0, 1, {frame_kind})
+    if frame_kind == NATIVE:
+        start = output.index(b"\n" + FRAME_PREFIX) + 1
+        end = output.index(b"\n", start)
+        header = parse_header(output[start:end])
+        body = output[end + 1 : end + 1 + header.bytes]
+        types = {str(t) for t in decode_body(header, body).schema.types}
+        assert {"date32[day]", "timestamp[us]", "timestamp[us, tz=UTC]", "time64[us]", "binary"} <= types
     assert len(json_records) == 3
     for i, (want, got) in enumerate(zip(json_records, arrow_records, strict=True)):
         assert got == want, f"record {i}: {got!r} != {want!r}"
@@ -260,7 +281,9 @@ def test_a_sync_gives_the_same_table_on_both_paths(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("protocol", "kind"), [("arrow", "columns"), ("json", "columns")])
+@pytest.mark.parametrize(
+    ("protocol", "kind"), [("arrow", "native"), ("arrow", "columns"), ("json", "columns")]
+)
 def test_a_sync_killed_mid_stream_resumes_without_loss(
     tmp_path: Path,
     postgres_db: TestDatabase,
@@ -273,8 +296,9 @@ def test_a_sync_killed_mid_stream_resumes_without_loss(
     """Full refresh + overwrite, SIGKILLed after a checkpoint was acknowledged, then run again: the
     second sync resumes after the acknowledged key, and the table holds every row; a row can be
     there twice only past that key (at-least-once: what was loaded after the last saved state is
-    loaded again into the refresh's table). The same on both paths (typed frames on the Arrow path:
-    the buffers hold runs of frames; records frames passed the same test before them)."""
+    loaded again into the refresh's table). The same on both paths (typed frames on the Arrow path,
+    of native values read with ADBC or of text: the buffers hold runs of frames; records frames
+    passed the same test before them)."""
     monkeypatch.setenv("DBKIT_FRAME_KIND", kind)
     rows = 300_000
     with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
@@ -316,3 +340,45 @@ def test_a_sync_killed_mid_stream_resumes_without_loss(
     assert want is not None
     assert want[0] == rows
     assert twice == (0,), "rows up to the acknowledged key were loaded once"
+
+
+def test_the_adbc_reader_masks_secrets_and_reads_under_the_snapshot(postgres_db: TestDatabase) -> None:
+    """A driver error that quotes the connection string shows no secret; a connection reads
+    under the snapshot it imported (rows committed after it are not seen)."""
+    from dbkit.errors import DbkitError
+    from source_postgres.native import NativeReader, native_columns
+
+    columns = native_columns([])  # no columns: no native read
+    assert columns is None
+    params = {"host": postgres_db.host, "port": postgres_db.port, "dbname": postgres_db.database,
+              "user": postgres_db.user, "password": "s3cret pass'word", "sslpassword": "k3y"}  # fmt: skip
+    reader = NativeReader(params, None, "PostgreSQL at somewhere")  # type: ignore[arg-type]
+    error = reader.error(
+        RuntimeError(f"could not connect with {reader._conninfo}: password s3cret pass'word")
+    )
+    assert isinstance(error, DbkitError)
+    assert "s3cret" not in str(error)
+    assert "k3y" not in str(error)
+    assert "********" in str(error)
+    with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE snap (id integer)")
+        conn.execute("INSERT INTO snap VALUES (1)")
+    with psycopg.connect(**postgres_db.connection_params()) as coordinator:
+        coordinator.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        row = coordinator.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        params.pop("sslpassword")
+        params["password"] = postgres_db.password or ""
+        reader = NativeReader({k: v for k, v in params.items() if v}, None, "here")  # type: ignore[arg-type]
+        adbc = reader.connect(str(row[0]))
+        with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
+            conn.execute("INSERT INTO snap VALUES (2)")
+        try:
+            with adbc.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*), current_setting('transaction_isolation'),"
+                    " current_setting('transaction_read_only'), current_setting('TimeZone') FROM snap"
+                )
+                assert cur.fetchall() == [(1, "repeatable read", "on", "UTC")]
+        finally:
+            NativeReader.close(adbc)
