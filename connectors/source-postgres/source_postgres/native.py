@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql
 
-from dbkit.errors import ConfigError, DbkitError, SystemFailure, TransientError
+from dbkit import ConfigError, DbkitError, SystemFailure, TransientError
 from dbkit.protocol import COLUMN_TYPES, NATIVE_TYPES, TOKEN_TYPES
 from dbkit.source import ColumnInfo
 from source_postgres.columns import _CLIENT, column_text

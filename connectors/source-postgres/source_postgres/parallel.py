@@ -44,8 +44,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from dbkit import DbkitError
 from dbkit.db import Database
-from dbkit.errors import DbkitError
 from dbkit.source import Cancelled, StreamState
 from source_postgres.native import NativeReader
 

@@ -345,7 +345,7 @@ def test_a_sync_killed_mid_stream_resumes_without_loss(
 def test_the_adbc_reader_masks_secrets_and_reads_under_the_snapshot(postgres_db: TestDatabase) -> None:
     """A driver error that quotes the connection string shows no secret; a connection reads
     under the snapshot it imported (rows committed after it are not seen)."""
-    from dbkit.errors import DbkitError
+    from dbkit import DbkitError
     from source_postgres.native import NativeReader, native_columns
 
     columns = native_columns([])  # no columns: no native read
