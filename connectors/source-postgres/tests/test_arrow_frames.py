@@ -382,3 +382,57 @@ def test_the_adbc_reader_masks_secrets_and_reads_under_the_snapshot(postgres_db:
                 assert cur.fetchall() == [(1, "repeatable read", "on", "UTC")]
         finally:
             NativeReader.close(adbc)
+
+
+def test_a_group_whose_adbc_connections_fail_reads_with_psycopg(postgres_db: TestDatabase) -> None:
+    """The ADBC driver cannot connect (here: a closed port) while psycopg can: the group reads
+    with psycopg workers and says why, with no secret in the reason; with it, the chunk comes as
+    a native frame's batch under the group's snapshot."""
+    import socket
+    import threading
+
+    import pyarrow as pa
+
+    from dbkit.db import Database
+    from source_postgres import PostgresSourceConfig, PostgresSourceDialect
+    from source_postgres.native import NativeReader, native_columns
+    from source_postgres.parallel import Chunk, SnapshotGroup
+
+    with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE grp (id integer PRIMARY KEY, d date, b bytea)")
+        conn.execute("INSERT INTO grp VALUES (1, '0044-03-15 BC', '\\x00ff'), (2, 'infinity', NULL)")
+    dialect = PostgresSourceDialect(PostgresSourceConfig.model_validate(config(postgres_db)))
+    database = Database(dialect)
+    try:
+        with database.connect() as conn:
+            (table,) = [t for t in dialect.list_tables(conn) if t.name == "grp"]
+        spec = native_columns(table.columns)
+        assert spec is not None
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            closed = s.getsockname()[1]
+        params = {**dialect.replication_params(), "port": closed, "password": "n0t-shown"}
+        query = psycopg.sql.SQL("SELECT {} FROM grp").format(spec.select)
+        for reader, native in ((NativeReader(params, spec, "here"), False),
+                               (NativeReader(dialect.replication_params(), spec, "here"), True)):  # fmt: skip
+            with SnapshotGroup(database, 1, threading.Event(), native=reader) as group:
+                assert (group.native is not None) == native
+                assert (group.native_failure is None) == native
+                assert "n0t-shown" not in (group.native_failure or "")
+                with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
+                    conn.execute(
+                        "INSERT INTO grp VALUES (%s, NULL, NULL)", [3 + native]
+                    )  # after the snapshot
+                if not native:
+                    continue
+                ((_, blocks, records),) = list(group.read(iter([Chunk(query)])))
+                (batch,) = blocks
+                assert records == batch.num_rows == 3, "row 3 (before the snapshot), not row 4 (after it)"
+                assert [str(t) for t in batch.schema.types] == ["int64", "date32[day]", "binary", "binary"]
+                assert batch.column(1).cast(pa.int32()).to_pylist() == [
+                    -735160,
+                    None,
+                    None,
+                ]  # 44 BC, infinity
+    finally:
+        database.dispose()
