@@ -169,7 +169,7 @@ def encode_frame(
     if kind != RECORDS:
         header["kind"] = kind
     header.update(records=batch.num_rows, emitted_at=emitted_at, bytes=body.size)
-    return b"".join((FRAME_PREFIX, orjson.dumps(header), b"\n", body.to_pybytes()))
+    return b"".join((FRAME_PREFIX, orjson.dumps(header), b"\n", body))  # body: Arrow's buffer, copied once
 
 
 def parse_header(line: bytes | memoryview) -> FrameHeader:
