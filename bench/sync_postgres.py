@@ -13,7 +13,9 @@ Each round runs, as whole processes, one after the other:
   dropped first);
 - ``dbkit sync --full-refresh --protocol arrow`` (source-postgres -> destination-postgres, into
   ``dbkit_bench_sync_arrow``), a fresh state file each time;
-- the same with ``--protocol json`` (into ``dbkit_bench_sync_json``).
+- the same with ``--protocol json`` (into ``dbkit_bench_sync_json``);
+- with ``--paths ...,arrow-columns``: the Arrow path with ``DBKIT_FRAME_KIND=columns`` (typed
+  frames of text, the source's read before native frames; into ``dbkit_bench_sync_arrow_columns``).
 
 For each it prints seconds, rows/s, MB/s (of the source table's heap), the ratio of rows/s to
 the floor's of the same round, the peak RSS of every process of the command (the sync runner,
@@ -49,8 +51,12 @@ TICK = os.sysconf("SC_CLK_TCK")
 TARGETS = {
     "floor": "dbkit_bench_sync_floor",
     "arrow": "dbkit_bench_sync_arrow",
+    "arrow-columns": "dbkit_bench_sync_arrow_columns",
     "json": "dbkit_bench_sync_json",
 }
+ENVIRONMENTS = {"arrow-columns": {"DBKIT_FRAME_KIND": "columns"}}
+"""Paths that are another path with a setting: ``arrow-columns`` is the Arrow path in typed frames
+of text (the source's read before native frames), ``arrow`` the default (native frames, ADBC)."""
 
 
 @dataclass
@@ -154,10 +160,11 @@ class Sampler:
         return sum(s - self.before.get(pid, 0.0) for pid, s in self.backend_cpu.items())
 
 
-def timed(command: str | list[str], databases: list[str]) -> Run:
+def timed(command: str | list[str], databases: list[str], env: dict[str, str] | None = None) -> Run:
     started = time.monotonic()
     proc = subprocess.Popen(
         command,
+        env={**os.environ, **(env or {})},
         shell=isinstance(command, str),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -217,7 +224,7 @@ def sync_command(table: str, path: str, workdir: Path) -> list[str]:
         "--full-refresh",
         "--no-progress",
         "--protocol",
-        path,
+        path.split("-")[0],
     ]
 
 
@@ -261,7 +268,9 @@ def main() -> None:
     )
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--paths", default="floor,arrow,json", help="comma-separated: floor, arrow, json")
+    parser.add_argument(
+        "--paths", default="floor,arrow,json", help="comma-separated: floor, arrow, arrow-columns, json"
+    )
     parser.add_argument("--no-check", action="store_true", help="skip the checks of the copies")
     args = parser.parse_args()
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
@@ -280,7 +289,7 @@ def main() -> None:
                 command: str | list[str] = (
                     floor_command(table) if path == "floor" else sync_command(table, path, workdir)
                 )
-                run = timed(command, [DATABASE, TARGETS[path]])
+                run = timed(command, [DATABASE, TARGETS[path]], ENVIRONMENTS.get(path))
                 results[path].append(run)
                 shown = ", ".join(
                     f"{k} {v:.0f} MB / {run.cpu.get(k, 0.0):.1f} CPU s"

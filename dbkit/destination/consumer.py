@@ -71,8 +71,9 @@ from dbkit.destination.records import (
 from dbkit.errors import DbkitError, TransientError
 from dbkit.protocol import MessageWriter, StreamDescriptor
 from dbkit.protocol.arrow import (
-    COLUMNS,
     FRAME_PREFIX,
+    NATIVE,
+    TYPED_KINDS,
     FrameError,
     arrow_transport,
     check_columns,
@@ -321,8 +322,9 @@ class Consumer:
         except FrameError as exc:
             raise self._fail(str(exc)) from None
         buffer = self._buffer_for(header.stream, header.namespace, "RECORD")
-        if header.kind == COLUMNS:
-            self._typed_frame(buffer, header.stream, header.namespace, header.emitted_at, batch)
+        if header.kind in TYPED_KINDS:
+            native = header.kind == NATIVE
+            self._typed_frame(buffer, header.stream, header.namespace, header.emitted_at, batch, native)
             return
         data, meta = batch.column(0), batch.column(1)
         n = len(data)
@@ -348,9 +350,9 @@ class Consumer:
         self._buffer_runs(buffer, n, size, lambda i, j: records[i:j])
 
     def _typed_frame(
-        self, buffer: _Buffer, stream: str, namespace: str | None, emitted_at: int, batch: Any
+        self, buffer: _Buffer, stream: str, namespace: str | None, emitted_at: int, batch: Any, native: bool
     ) -> None:
-        """A typed frame (``columns`` kind): its rows buffered as :class:`FrameRun` references
+        """A typed frame (``columns`` or ``native`` kind): its rows buffered as :class:`FrameRun` references
         (:mod:`dbkit.destination.frames`), in the runs and with the checks the records it stands
         for would get."""
         builder = buffer.loader.builder
@@ -359,9 +361,9 @@ class Consumer:
         fields = builder.catalog_fields
         try:
             if not builder.columnar:  # the table stores some column as another type than the stream's
-                check_columns(batch.schema, fields, str(buffer.descriptor))
+                check_columns(batch.schema, fields, str(buffer.descriptor), native)
                 raise NeedsRecords(str(buffer.descriptor))
-            frame = Frame(stream, namespace, emitted_at, batch, fields, str(buffer.descriptor))
+            frame = Frame(stream, namespace, emitted_at, batch, fields, str(buffer.descriptor), native)
         except FrameError as exc:
             raise self._fail(str(exc)) from None
         except NeedsRecords:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dbkit.destination.records import NO_META, RawRecord
-from dbkit.protocol import COLUMN_TYPES, TOKEN_TYPES, check_columns
+from dbkit.protocol import COLUMN_TYPES, TOKEN_TYPES, canonical_strings, check_columns
 
 _ARROW = {"int64": pa.int64(), "bool": pa.bool_(), "string": pa.string()}
 
@@ -70,11 +70,11 @@ def _data_objects(
     batch: pa.RecordBatch, start: int, stop: int, tokens: Mapping[int, str]
 ) -> list[dict[str, Any]]:
     """Rows ``[start, stop)`` as the ``data`` objects of their records (keys in column order,
-    the ``tokens`` columns' text as JSON fragments)."""
+    the ``tokens`` columns' text as JSON fragments, native columns as their canonical strings)."""
     names = batch.schema.names[:-1]
     columns = []
     for k in range(len(names)):
-        values = batch.column(k).slice(start, stop - start).to_pylist()
+        values = canonical_strings(batch.column(k).slice(start, stop - start)).to_pylist()
         if k in tokens:
             values = [None if v is None else orjson.Fragment(v) for v in values]
         columns.append(values)
@@ -98,22 +98,25 @@ class Frame:
         batch: pa.RecordBatch,
         fields: Sequence[tuple[str, str]],
         label: str,
+        native: bool = False,
     ) -> None:
         """``fields``: (field name, Airbyte type) of the stream's columns, in the builder's order;
         a column of the batch that is not one of them, or of another type, raises
-        :class:`~dbkit.protocol.FrameError`; a token column whose values the vectorized check
-        cannot vouch for raises :class:`NeedsRecords`."""
+        :class:`~dbkit.protocol.FrameError` (``native``: a ``native`` frame, whose date, time and
+        binary columns may be native); a token column whose values the vectorized check cannot
+        vouch for raises :class:`NeedsRecords`."""
         self.stream = stream
         self.namespace = namespace
         self.emitted_at = emitted_at
         self.batch = batch
-        self.positions = check_columns(batch.schema, fields, label)
+        self.positions = check_columns(batch.schema, fields, label, native)
         self.tokens = _token_columns(batch.schema, fields)
         for i, name in self.tokens.items():
             _check_tokens(batch.column(i), name, label)
 
     def columns(self, start: int, stop: int, fields: Sequence[tuple[str, str]]) -> list[pa.Array]:
-        """The rows ``[start, stop)`` of each field's column (all NULL for a field the frame lacks)."""
+        """The rows ``[start, stop)`` of each field's column (all NULL for a field the frame lacks;
+        a native column as it is)."""
         n = stop - start
         out = []
         for (_, airbyte_type), position in zip(fields, self.positions, strict=True):

@@ -12,8 +12,11 @@ belongs, an integral float for an integer, a lone surrogate) is decoded exactly,
 values, and goes through the per-value path as a whole row, except its number and JSON values,
 which keep their tokens as in every other row (:meth:`TypedDecoder.raw_column`).
 
-Typed frames (:mod:`dbkit.protocol.arrow`, ``columns`` kind) come as Arrow columns already
-(:meth:`TypedDecoder.arrow_columns`): the same conversions, with no JSON to decode.
+Typed frames (:mod:`dbkit.protocol.arrow`, ``columns`` and ``native`` kinds) come as Arrow
+columns already (:meth:`TypedDecoder.arrow_columns`): the same conversions, with no JSON to
+decode; a native column (a date, timestamp, time or binary column of its Arrow type) is the batch
+column as it is, except the values outside the database's years, which take the per-value rules
+as their canonical strings (and get the same changes).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from dbkit.destination.casting import (
     patch,
 )
 from dbkit.destination.records import loads_lenient
+from dbkit.protocol import NATIVE_TYPES, canonical_strings
 
 RAW_NULL = msgspec.Raw(b"null")
 _INT64 = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
@@ -71,6 +75,12 @@ _PLAIN_NUMBER = r"^-?[0-9][0-9.]*$"
 _LONG_TOKEN = 1000  # number tokens longer than this are checked against the database's range
 _LONG_TOKEN_SCALAR = pa.scalar(_LONG_TOKEN, pa.int32())
 _NULL_TOKEN = pa.scalar("null", pa.string())
+_NATIVE = frozenset(NATIVE_TYPES.values())
+# times the vectorized cast takes (as the per-value path reads them); the others (24:00:00, a
+# leap second, more than six fraction digits, white space) take the per-value path
+_CANONICAL_TIME = r"^(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,6})?$"
+_EPOCH_DAY = pa.scalar("1970-01-01T", pa.string())
+_EMPTY = pa.scalar("", pa.string())
 
 
 class TypedDecoder:
@@ -116,6 +126,10 @@ class TypedDecoder:
         ]
 
     def _arrow_column(self, airbyte_type: AirbyteType, caster: ColumnCaster, array: pa.Array) -> ColumnResult:
+        if str(array.type) in _NATIVE and not pa.types.is_string(array.type):
+            return self._native(caster, array)
+        if airbyte_type is AirbyteType.TIME_WITHOUT_TIMEZONE:
+            return self._times(caster, array)
         if airbyte_type in (AirbyteType.INTEGER, AirbyteType.BOOLEAN):
             return ColumnResult(array.cast(caster.arrow_type))
         if airbyte_type in _STRING_LIKE or airbyte_type is AirbyteType.DATE:
@@ -127,7 +141,41 @@ class TypedDecoder:
                 return str(array[i].as_py()).encode()
 
             return self._token_column(caster, tokens, None, raw, airbyte_type is AirbyteType.NUMBER)
-        return caster.slow(array.to_pylist())  # times, binary: strings converted value by value
+        return caster.slow(array.to_pylist())  # binary: strings converted value by value
+
+    def _native(self, caster: ColumnCaster, array: pa.Array) -> ColumnResult:
+        """A native column of a ``native`` frame: the values as they are; dates and timestamps
+        outside the database's years by the per-value rules, as the string path takes them."""
+        target = caster.arrow_type
+        if pa.types.is_binary(target) or pa.types.is_time64(target):
+            return ColumnResult(array.cast(target))
+        out = array.cast(target)
+        if out.null_count == len(out):
+            return ColumnResult(out)
+        low, high = caster._bounds(target)
+        values = out.cast(pa.int32()).cast(pa.int64()) if pa.types.is_date32(target) else out.cast(pa.int64())
+        smallest, largest = (v.as_py() for v in pc.min_max(values).values())
+        if low <= smallest and largest <= high:
+            return ColumnResult(out)
+        below = pa.scalar(max(low, INT64_MIN), pa.int64())  # a database's years may pass Arrow's
+        above = pa.scalar(min(high, INT64_MAX), pa.int64())
+        outside = pc.fill_null(pc.or_(pc.less(values, below), pc.greater(values, above)), False)
+        rows: list[int] = pc.indices_nonzero(outside).to_pylist()
+        strings = canonical_strings(array.take(pa.array(rows, pa.int64()))).to_pylist()
+        return patch(out, rows, caster.slow(strings))
+
+    def _times(self, caster: ColumnCaster, strings: pa.Array) -> ColumnResult:
+        """Times as strings: the canonical ones cast by Arrow (as the time of day of a
+        timestamp), the others by the per-value rules."""
+        canonical = pc.fill_null(pc.match_substring_regex(strings, _CANONICAL_TIME), True)
+        every = pc.all(canonical).as_py() is not False
+        usable = strings if every else pc.if_else(canonical, strings, pa.scalar(None, pa.string()))
+        stamps = pc.binary_join_element_wise(_EPOCH_DAY, usable, _EMPTY).cast(pa.timestamp("us"))
+        array = stamps.cast(pa.int64()).cast(pa.time64("us"))
+        if every:
+            return ColumnResult(array)
+        rows: list[int] = pc.indices_nonzero(pc.invert(canonical)).to_pylist()
+        return patch(array, rows, caster.slow(strings.take(pa.array(rows, pa.int64())).to_pylist()))
 
     def _column(self, airbyte_type: AirbyteType, caster: ColumnCaster, values: Sequence[Any]) -> ColumnResult:
         if airbyte_type in (AirbyteType.INTEGER, AirbyteType.BOOLEAN):
@@ -140,7 +188,13 @@ class TypedDecoder:
             return self.raw_column(caster, values, number=True)
         if airbyte_type in _JSON:
             return self.raw_column(caster, values, number=False)
-        return caster.slow(values)  # times, binary: strings converted value by value
+        if airbyte_type is AirbyteType.TIME_WITHOUT_TIMEZONE:
+            try:
+                strings = pa.array(values, pa.string())
+            except (pa.ArrowException, TypeError, ValueError):
+                return caster.slow(values)
+            return self._times(caster, strings)
+        return caster.slow(values)  # binary: strings converted value by value
 
     def _dates(self, caster: ColumnCaster, values: Sequence[Any]) -> ColumnResult:
         array = pa.array(values, pa.date32())

@@ -43,6 +43,16 @@ mix up.
 
   A reader checks the columns against the stream of its catalog (:func:`check_columns`): a column
   that is not a field of the stream, or whose type is not its field's, is an error, not data.
+- ``"native"`` (typed frames, second version): a ``columns`` frame in which the column of a date,
+  time or binary field may instead have the **native** Arrow type of its value
+  (:data:`NATIVE_TYPES`): date -> date32, timestamp_with_timezone -> timestamp[us, tz=UTC],
+  timestamp_without_timezone -> timestamp[us], time_without_timezone -> time64[us], binary ->
+  binary (the bytes, not base64). A native value is exactly the one the canonical string
+  denotes (BC and far years too, as far as Arrow holds them: a timestamp after 294246 or a time
+  ``24:00:00`` travels as the string); :func:`canonical_strings` gives the string back, so the
+  RECORD lines the frame stands for are those of the JSON path. Each column is one or the other
+  for the whole frame. A reader that knows only ``records`` and ``columns`` refuses the kind
+  (it never reads a native column as text).
 """
 
 from __future__ import annotations
@@ -64,8 +74,11 @@ FRAME_PREFIX = b"#ARROW "
 TRANSPORTS = ("json", "arrow")
 RECORDS = "records"
 COLUMNS = "columns"
-KINDS = (RECORDS, COLUMNS)
+NATIVE = "native"
+KINDS = (RECORDS, COLUMNS, NATIVE)
 """The frame kinds (the header's ``kind``; absent: ``records``)."""
+TYPED_KINDS = (COLUMNS, NATIVE)
+"""The kinds whose batch is one column per field (typed frames)."""
 META = "meta"
 
 COLUMN_TYPES: dict[str, str] = {
@@ -84,6 +97,15 @@ COLUMN_TYPES: dict[str, str] = {
     "unknown": "string",
 }
 """The Arrow type (by ``str(pa type)``) of a typed frame's column, by the field's Airbyte type."""
+NATIVE_TYPES: dict[str, str] = {
+    "date": "date32[day]",
+    "timestamp_with_timezone": "timestamp[us, tz=UTC]",
+    "timestamp_without_timezone": "timestamp[us]",
+    "time_without_timezone": "time64[us]",
+    "binary": "binary",
+}
+"""The native Arrow type (by ``str(pa type)``) a ``native`` frame's column may have instead, by
+the field's Airbyte type."""
 TOKEN_TYPES = frozenset({"number", "object", "array", "unknown"})
 """The Airbyte types whose typed-frame column holds the exact JSON token (the others: the value)."""
 SEPARATOR = b"\x1f"
@@ -104,9 +126,11 @@ TRANSPORT: ContextVar[str] = ContextVar("dbkit_transport", default="json")
 
 
 def frame_kind() -> str:
-    """The frame kind a source writes when it can write both: ``columns`` unless the environment
-    variable ``DBKIT_FRAME_KIND`` says ``records`` (to compare the two, in tests and benchmarks)."""
-    return RECORDS if os.environ.get("DBKIT_FRAME_KIND") == RECORDS else COLUMNS
+    """The frame kind a source writes when it can write several: ``native`` unless the environment
+    variable ``DBKIT_FRAME_KIND`` says ``columns`` or ``records`` (to compare them, in tests and
+    benchmarks); a source that cannot write ``native`` frames writes ``columns`` for it."""
+    kind = os.environ.get("DBKIT_FRAME_KIND")
+    return kind if kind in (RECORDS, COLUMNS) else NATIVE
 
 
 def arrow_transport() -> bool:
@@ -145,7 +169,7 @@ def encode_frame(
     if kind != RECORDS:
         header["kind"] = kind
     header.update(records=batch.num_rows, emitted_at=emitted_at, bytes=body.size)
-    return b"".join((FRAME_PREFIX, orjson.dumps(header), b"\n", body.to_pybytes()))
+    return b"".join((FRAME_PREFIX, orjson.dumps(header), b"\n", body))  # body: Arrow's buffer, copied once
 
 
 def parse_header(line: bytes | memoryview) -> FrameHeader:
@@ -186,14 +210,14 @@ def decode_body(header: FrameHeader, body: bytes | memoryview) -> pa.RecordBatch
     schema = reader.schema
     if header.kind == RECORDS and not schema.equals(frame_schema()):
         raise FrameError(f"a frame with columns {schema.names}, not data and meta")
-    if header.kind == COLUMNS:
-        check_schema(schema)
+    if header.kind in TYPED_KINDS:
+        check_schema(schema, native=header.kind == NATIVE)
     if len(batches) != 1:
         batch = pa.Table.from_batches(batches, schema).combine_chunks().to_batches()
         batches = batch or [pa.RecordBatch.from_pylist([], schema)]
     if batches[0].num_rows != header.records:
         raise FrameError(f"a frame of {header.records} records holds {batches[0].num_rows}")
-    if header.kind == COLUMNS:
+    if header.kind in TYPED_KINDS:
         try:
             batches[0].validate(full=True)  # e.g. text that is not UTF-8
         except pa.ArrowException as exc:
@@ -201,8 +225,9 @@ def decode_body(header: FrameHeader, body: bytes | memoryview) -> pa.RecordBatch
     return batches[0]
 
 
-def check_schema(schema: pa.Schema) -> None:
-    """A ``columns`` frame's schema: field columns of the canonical types, then ``meta``."""
+def check_schema(schema: pa.Schema, native: bool = False) -> None:
+    """A ``columns`` frame's schema: field columns of the canonical types, then ``meta``; a
+    ``native`` frame's (``native``) may have columns of the native types too."""
     import pyarrow as pa
 
     names = schema.names
@@ -210,18 +235,21 @@ def check_schema(schema: pa.Schema) -> None:
         raise FrameError(f"a typed frame whose last column is not meta (binary): {names}")
     if len(set(names[:-1])) != len(names) - 1:  # a field may be named meta: the last column is
         raise FrameError(f"a typed frame with a column named twice: {names}")
-    allowed = set(COLUMN_TYPES.values())
+    allowed = set(COLUMN_TYPES.values()) | (set(NATIVE_TYPES.values()) if native else set())
     for f in schema:
         if f.name != META and str(f.type) not in allowed:
             raise FrameError(f"a typed frame whose column {f.name!r} has type {f.type}")
 
 
-def check_columns(schema: pa.Schema, fields: Sequence[tuple[str, str]], stream: str) -> list[int | None]:
+def check_columns(
+    schema: pa.Schema, fields: Sequence[tuple[str, str]], stream: str, native: bool = False
+) -> list[int | None]:
     """Where each of ``fields`` ((name, Airbyte type) of the stream's in the catalog) is in a
     typed frame's batch (None: absent, every value null); a column that is not one of ``fields``,
-    or whose type is not its field's canonical type, raises :class:`FrameError`. (An int64 or
-    bool column is taken for a field whose column holds JSON tokens, a number or JSON field: its
-    values' text is their token; a destination may type a source's integers as numbers.)"""
+    or whose type is not its field's canonical type (or, in a ``native`` frame, its native type),
+    raises :class:`FrameError`. (An int64 or bool column is taken for a field whose column holds
+    JSON tokens, a number or JSON field: its values' text is their token; a destination may type
+    a source's integers as numbers.)"""
     types = dict(fields)
     positions: dict[str, int] = {}
     for i, f in enumerate(schema):
@@ -230,8 +258,10 @@ def check_columns(schema: pa.Schema, fields: Sequence[tuple[str, str]], stream: 
         wanted = types.get(f.name)
         if wanted is None:
             raise FrameError(f"a typed frame of {stream} with a column {f.name!r} the stream does not have")
-        if str(f.type) != COLUMN_TYPES[wanted] and not (
-            wanted in TOKEN_TYPES and str(f.type) in ("int64", "bool")
+        if (
+            str(f.type) != COLUMN_TYPES[wanted]
+            and not (wanted in TOKEN_TYPES and str(f.type) in ("int64", "bool"))
+            and not (native and str(f.type) == NATIVE_TYPES.get(wanted))
         ):
             raise FrameError(
                 f"a typed frame of {stream} whose column {f.name!r} has type {f.type}, "
@@ -270,3 +300,90 @@ def batch_from_lines(blocks: Sequence[bytes | memoryview]) -> pa.RecordBatch:
     )
     table = table.select(["data", "meta"]).cast(schema).combine_chunks()
     return table.to_batches()[0]
+
+
+_EPOCH_DAYS = 719_468  # days from 0000-03-01 to 1970-01-01
+_DAY_MICROS = 86_400_000_000
+_FIRST_DAY = -719_162  # 0001-01-01
+_LAST_DAY = 2_932_896  # 9999-12-31
+
+
+def _civil(days: int) -> tuple[int, int, int]:
+    """(astronomical year, month, day) of days since 1970-01-01 (proleptic Gregorian)."""
+    z = days + _EPOCH_DAYS
+    era = z // 146_097
+    doe = z - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def _ymd(days: int) -> tuple[str, str]:
+    """The canonical date of ``days`` (years before 1 with `` BC``, after 9999 with ``+``):
+    (``YYYY-MM-DD``, era suffix)."""
+    year, month, day = _civil(days)
+    shown, era = (1 - year, " BC") if year <= 0 else (year, "")
+    text = f"+{shown}" if shown > 9999 else f"{shown:04d}"
+    return f"{text}-{month:02d}-{day:02d}", era
+
+
+def _clock(micros: int) -> str:
+    seconds, fraction = divmod(micros, 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{hour:02d}:{minute:02d}:{second:02d}.{fraction:06d}"
+
+
+def canonical_text(value: int, type_name: str) -> str:
+    """The canonical string of one native value given as its Arrow integer (days, microseconds)."""
+    if type_name == "date32[day]":
+        date, era = _ymd(value)
+        return date + era
+    if type_name == "time64[us]":
+        return _clock(value)
+    days, rest = divmod(value, _DAY_MICROS)
+    date, era = _ymd(days)
+    zone = "+00:00" if type_name == "timestamp[us, tz=UTC]" else ""
+    return f"{date}T{_clock(rest)}{zone}{era}"
+
+
+def canonical_strings(array: pa.Array) -> pa.Array:
+    """A native column (:data:`NATIVE_TYPES`) as the canonical strings of a ``columns`` frame
+    (the JSON path's string values: ``0044-03-15 BC``, ``+10000-01-01``,
+    ``2024-01-02T03:04:05.000000+00:00``, base64); any other column as it is."""
+    import base64
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = str(array.type)
+    if kind not in NATIVE_TYPES.values():
+        return array
+    if kind == "binary":  # base64 (value by value: no Arrow kernel writes it)
+        values = array.to_pylist()
+        return pa.array(
+            [None if v is None else base64.b64encode(v).decode("ascii") for v in values], pa.string()
+        )
+    if kind == "time64[us]":
+        return array.cast(pa.string())  # HH:MM:SS.ffffff: Arrow holds times of one day only
+    date = kind == "date32[day]"
+    days = array.cast(pa.int32() if date else pa.int64())
+    low, high = (
+        (_FIRST_DAY, _LAST_DAY) if date else (_FIRST_DAY * _DAY_MICROS, (_LAST_DAY + 1) * _DAY_MICROS - 1)
+    )
+    odd = pc.fill_null(pc.or_(pc.less(days, low), pc.greater(days, high)), False)
+    some = bool(pc.any(odd).as_py())
+    usual = pc.if_else(odd, pa.scalar(None, array.type), array) if some else array  # years 1-9999
+    if date:
+        out = usual.cast(pa.string())  # YYYY-MM-DD
+    else:
+        out = pc.strftime(usual, "%Y-%m-%dT%H:%M:%S")  # six fraction digits for microseconds
+        if kind == "timestamp[us, tz=UTC]":
+            out = pc.binary_join_element_wise(out, "+00:00", "")
+    if not some:
+        return out
+    texts = [canonical_text(v, kind) for v in days.filter(odd).to_pylist()]
+    return pc.replace_with_mask(out, odd, pa.array(texts, pa.string()))

@@ -39,7 +39,14 @@ from dbkit.destination.type_mapping import int64_airbyte_type
 from dbkit.errors import ConfigError, SystemFailure
 from dbkit.protocol import ConfiguredCatalog, ConfiguredStream, MessageWriter, StreamDescriptor
 from dbkit.protocol import messages as msg
-from dbkit.protocol.arrow import COLUMNS, FRAME_PREFIX, arrow_transport, decode_body, parse_header
+from dbkit.protocol.arrow import (
+    FRAME_PREFIX,
+    NATIVE,
+    TYPED_KINDS,
+    arrow_transport,
+    decode_body,
+    parse_header,
+)
 
 NAME = "dbkit-read"
 BATCH_ROWS = 50_000
@@ -283,11 +290,17 @@ class _Collection:
         header = parse_header(item[:newline])
         batch = decode_body(header, memoryview(item)[newline + 1 :])
         stream = self._stream(header.stream, header.namespace)
-        if header.kind == COLUMNS:  # typed frame: its rows as records (the batch builder's input here)
+        if header.kind in TYPED_KINDS:  # typed frame: its rows as records (the batch builder's input here)
             fields = stream.builder.catalog_fields
             try:
                 frame = Frame(
-                    header.stream, header.namespace, header.emitted_at, batch, fields, header.stream
+                    header.stream,
+                    header.namespace,
+                    header.emitted_at,
+                    batch,
+                    fields,
+                    header.stream,
+                    header.kind == NATIVE,
                 )
             except NeedsRecords:
                 for line in frame_lines(header.stream, header.namespace, header.emitted_at, batch, fields):

@@ -279,3 +279,132 @@ def test_a_table_that_stores_a_column_as_another_type_loads_frames_as_their_line
     frames = encode_frame("t", None, 1, batch, kind=COLUMNS)
     rows = _both_ways(tmp_path, cat, lines + tail, frames + tail, setup=[(first, earlier)])
     assert [(r["id"], r["v"]) for r in rows] == [(0, "text"), (1, "5"), (2, None)]
+
+
+# native columns (``native`` frames): each value as Arrow holds it, and the canonical string the
+# JSON path sends for it; years past what the destination stores, BC, far, and the last of Arrow's
+_DAY = 86_400_000_000
+NATIVE_CASES: dict[str, tuple[pa.DataType, list[Any], list[Any]]] = {
+    "day": (
+        pa.date32(),
+        [19782, -735160, -2440550, 2145042905, 2932897, -719162, -719163, None],
+        ["2024-02-29", "0044-03-15 BC", "4713-01-01 BC", "+5874897-12-31", "+10000-01-01", "0001-01-01",
+         "0001-12-31 BC", None],
+    ),
+    "at": (
+        pa.timestamp("us", tz="UTC"),
+        [1704157445123456, -63517780800000000, -210863520000000000, 253402300800000000, 2**63 - 1,
+         -62135596800000001, 0, None],
+        ["2024-01-02T01:04:05.123456+00:00", "0044-03-15T12:00:00.000000+00:00 BC",
+         "4713-01-01T00:00:00.000000+00:00 BC", "+10000-01-01T00:00:00.000000+00:00",
+         "+294247-01-10T04:00:54.775807+00:00", "0001-12-31T23:59:59.999999+00:00 BC",
+         "1970-01-01T00:00:00.000000+00:00", None],
+    ),
+    "local": (
+        pa.timestamp("us"),
+        [1704164645000000, -63517780800000000, -210863520000000000, 253402300800000000, 2**63 - 1,
+         -62135596800000001, 1, None],
+        ["2024-01-02T03:04:05.000000", "0044-03-15T12:00:00.000000 BC", "4713-01-01T00:00:00.000000 BC",
+         "+10000-01-01T00:00:00.000000", "+294247-01-10T04:00:54.775807", "0001-12-31T23:59:59.999999 BC",
+         "1970-01-01T00:00:00.000001", None],
+    ),
+    "clock": (
+        pa.time64("us"),
+        [0, _DAY - 1, 3_723_000_005, None, 1, 43_200_000_000, 5, 6],
+        ["00:00:00.000000", "23:59:59.999999", "01:02:03.000005", None, "00:00:00.000001", "12:00:00.000000",
+         "00:00:00.000005", "00:00:00.000006"],
+    ),
+    "blob": (
+        pa.binary(),
+        [b"\x00\xff\x10", b"", None, b"hello", bytes(range(256)), b"a", b"ab", b"abc"],
+        ["AP8Q", "", None, "aGVsbG8=", __import__("base64").b64encode(bytes(range(256))).decode(), "YQ==",
+         "YWI=", "YWJj"],
+    ),
+}  # fmt: skip
+
+
+def test_native_columns_are_their_canonical_strings() -> None:
+    from dbkit.protocol import canonical_strings
+
+    for name, (arrow_type, natives, strings) in NATIVE_CASES.items():
+        assert canonical_strings(_native_array(arrow_type, natives)).to_pylist() == strings, name
+
+
+def _native_array(arrow_type: pa.DataType, values: list[Any]) -> pa.Array:
+    if pa.types.is_binary(arrow_type):
+        return pa.array(values, arrow_type)
+    storage = pa.int32() if pa.types.is_date32(arrow_type) else pa.int64()
+    return pa.array(values, storage).cast(arrow_type)
+
+
+@pytest.mark.parametrize("min_year", [None, 1900])
+def test_native_frames_load_what_their_records_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, min_year: int | None
+) -> None:
+    """A ``native`` frame (dates, timestamps, times and binary as Arrow values) gives the table,
+    values and changes of the RECORD lines with the canonical strings (years the destination
+    cannot store NULL with the same change); a native frame's RECORD lines, where a destination
+    needs them, are those lines byte for byte."""
+    import dataclasses
+
+    from dbkit.destination import casting
+    from dbkit.destination.frames import frame_lines
+    from dbkit.protocol import NATIVE
+
+    n = 8
+    names = ["id", *NATIVE_CASES]
+    cat = _catalog(id=AirbyteType.INTEGER, **{k: TYPES[k] for k in NATIVE_CASES})
+    lines = [
+        orjson.dumps({"type": "RECORD", "record": {"stream": "t", "data": {"id": i, **{k: v[2][i] for k, v in NATIVE_CASES.items()}},
+                                                   "emitted_at": 1}})
+        for i in range(n)
+    ]  # fmt: skip
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(range(n)), *(_native_array(t, v) for t, v, _ in NATIVE_CASES.values()), pa.array([None] * n, pa.binary())],
+        names=[*names, "meta"],
+    )  # fmt: skip
+    fields = [("id", "integer"), *((k, TYPES[k].value) for k in NATIVE_CASES)]
+    assert frame_lines("t", None, 1, batch, fields) == lines
+    if min_year is not None:  # the destination's years: fewer than Arrow's (NULL, with a change)
+        original = casting.Limits.of.__func__  # type: ignore[attr-defined]
+
+        def narrow(cls: Any, capabilities: Any) -> Any:
+            return dataclasses.replace(original(cls, capabilities), min_year=min_year, max_year=9999)
+
+        monkeypatch.setattr(casting.Limits, "of", classmethod(narrow))
+    tail = encode([state("t", {"n": 1}), status("t")])
+    frames = encode_frame("t", None, 1, batch, kind=NATIVE)
+    rows = _both_ways(tmp_path, cat, b"\n".join(lines) + b"\n" + tail, frames + tail)
+    assert len(rows) == n
+    changed = [r["id"] for r in rows if json.loads(r["_airbyte_meta"])["changes"]]
+    assert changed == ([3, 4] if min_year is None else [1, 2, 3, 4, 5, 6]), (
+        "past Arrow's years, or the database's"
+    )
+
+
+def test_a_columns_frame_with_a_native_column_is_refused(dest: Harness) -> None:
+    """Natives are a ``native`` frame's: a ``columns`` frame (a reader of the first version's
+    frames) never takes a date32 column as text."""
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([1]), _native_array(pa.date32(), [0]), pa.array([None], pa.binary())],
+        names=["id", "day", "meta"],
+    )
+    cat = _catalog(id=AirbyteType.INTEGER, day=AirbyteType.DATE)
+    code, out = _write(dest, cat, encode_frame("t", None, 1, batch, kind=COLUMNS) + encode([status("t")]))
+    assert code == 1
+    assert "has type date32[day]" in out.decode()
+
+
+def test_times_as_strings_are_cast_as_the_per_value_rules_cast_them() -> None:
+    from dbkit.destination.casting import ColumnCaster, Limits
+    from dbkit.destination.typed import TypedDecoder
+
+    times = ["00:00:00", "23:59:59.999999", "01:02:03.5", "12:34:56.000001", None, "24:00:00", "24:00:00.000000",
+             "23:59:60", "01:02:03.1234567", " 01:02:03", "1:02:03", "01:02", "01:02:03+02:00", "25:00:00", "", "x"]  # fmt: skip
+    caster = ColumnCaster(AirbyteType.TIME_WITHOUT_TIMEZONE, Limits())
+    decoder = TypedDecoder([("t", AirbyteType.TIME_WITHOUT_TIMEZONE)], [caster], Limits())
+    (by_arrow,) = decoder.arrow_columns([pa.array(times, pa.string())])
+    slow = caster.slow(times)
+    assert by_arrow.array.to_pylist() == slow.array.to_pylist()
+    assert by_arrow.changes == slow.changes
+    assert len(slow.changes) == 6  # " 01:02:03" is a time (stripped), "1:02:03" is not

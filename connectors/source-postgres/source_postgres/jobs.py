@@ -7,7 +7,9 @@
 
 Chunked reads run on ``max_parallel_chunks`` connections under one exported snapshot
 (:mod:`.parallel`), through ``COPY``, with every RECORD line rendered by the server
-(:mod:`.encoder`). Cursor-incremental reads stay with the generic plans (``read_job`` returns
+(:mod:`.encoder`); in Arrow frames, as typed frames of native values read with ADBC
+(:mod:`.native`) when the driver is installed and connects, else as typed frames of text
+(:mod:`.columns`). Cursor-incremental reads stay with the generic plans (``read_job`` returns
 None for them) and use the same server-side rendering through the dialect's record encoder.
 """
 
@@ -20,12 +22,13 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.string import ByteaBinaryLoader
 
-from dbkit.protocol import COLUMNS, batch_from_lines, encode_frame, frame_kind, now_ms
+from dbkit.protocol import COLUMNS, NATIVE, batch_from_lines, encode_frame, frame_kind, now_ms
 from dbkit.source import ColumnInfo, FullRefreshState, ReadChunk, ReadContext, StreamState
 from source_postgres.columns import FrameColumns, frame_columns, parse_rows
 from source_postgres.ctid import CtidPlan
 from source_postgres.encoder import frame_row_sql, line_sql
 from source_postgres.keyset import KeysetPlan
+from source_postgres.native import NativeColumns, NativeReader, adbc_available, native_columns
 from source_postgres.parallel import SnapshotGroup
 from source_postgres.types import Sql, compose
 
@@ -47,6 +50,7 @@ class _Job:
         self.warnings: list[str] = []
         self.frames = context.arrow  # chunks in Arrow frames (dbkit.protocol.arrow)
         self.columns: FrameColumns | None = None  # chunks in typed frames (source_postgres.columns)
+        self.native: NativeColumns | None = None  # chunks in native typed frames (source_postgres.native)
         table = context.table
         self.relation = sql.Identifier(table.namespace or "public", table.name)
         # bytes per row before anything is measured: the heap's, doubled for the JSON around it
@@ -56,6 +60,8 @@ class _Job:
 
     def line(self) -> Sql:
         context = self.context
+        if self.native is not None:
+            return self.native.select
         if self.columns is not None:
             return self.columns.select
         if self.frames:
@@ -67,6 +73,10 @@ class _Job:
         if not self.frames or records == 0:
             return ReadChunk(blocks if records else [], records, checkpoint)
         descriptor = self.context.descriptor
+        if self.native is not None:
+            (batch,) = blocks
+            frame = encode_frame(descriptor.name, descriptor.namespace, now_ms(), batch, kind=NATIVE)
+            return ReadChunk([frame], records, checkpoint)
         if self.columns is not None:
             typed = parse_rows(blocks, self.columns)
             if typed.num_rows != records:
@@ -129,14 +139,35 @@ class ChunkedJob(_Job):
         # materialized view cannot be: reading it takes the lock; its one rewrite, REFRESH, writes
         # frozen rows, which every snapshot sees, so nothing is missed.
         lock = self.relation if context.table.extra.get("relkind") in ("r", "p") else None
-        with SnapshotGroup(context.database, workers, context.cancelled, lock, self.imported) as group:
+        native = self._native_reader()
+        with SnapshotGroup(
+            context.database, workers, context.cancelled, lock, self.imported, native
+        ) as group:
+            if group.native_failure is not None:
+                self.warnings.append(
+                    f"the ADBC driver could not connect ({group.native_failure}); reading with psycopg"
+                )
+            self.native = group.native.columns if group.native is not None else None
             if not group.locked:
                 group.coordinator.execute(compose("SELECT FROM {} LIMIT 0", self.relation))
             yield from self._read(group)
 
+    def _native_reader(self) -> NativeReader | None:
+        """The ADBC reader of a read in ``native`` frames (None: the driver is not installed, the
+        read's records carry more than its columns, or the output is not Arrow)."""
+        context = self.context
+        if not self.frames or frame_kind() != NATIVE or not adbc_available():
+            return None
+        spec = native_columns(context.columns, context.record_members)
+        dialect = context.database.dialect
+        params = getattr(dialect, "replication_params", None)
+        if spec is None or params is None:
+            return None
+        return NativeReader(params(), spec, dialect.describe_target())
+
     def _read(self, group: SnapshotGroup) -> Iterator[ReadChunk]:
         # the table (and its partitions) is held for the read: a rewrite or DROP waits for us
-        if self.frames and frame_kind() == COLUMNS:
+        if self.frames and self.native is None and frame_kind() in (COLUMNS, NATIVE):
             self.columns = frame_columns(self.context.columns, self.context.record_members)
         if self.key is not None:
             plan: KeysetPlan | CtidPlan = KeysetPlan(
@@ -158,6 +189,7 @@ class ChunkedJob(_Job):
                 )
                 self.frames = False  # one streamed query: RECORD lines
                 self.columns = None
+                self.native = None
                 yield from stream_whole(group.coordinator, self.relation, self.line())
                 return
         for chunk, blocks, records in group.read(plan.chunks()):

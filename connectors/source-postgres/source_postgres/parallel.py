@@ -21,6 +21,12 @@ threads' contention for the GIL) off a read (figures: ``bench/README.md``). The 
 a lost record, and raises. While a worker reads a chunk, it holds it twice (libpq's
 buffer and the message), so chunks are sized in bytes (see :mod:`.jobs`); a chunk's text must
 stay under PostgreSQL's 1 GB limit for one value.
+
+A group given a :class:`~.native.NativeReader` reads the chunks with ADBC instead: its workers
+are ADBC connections that import the same snapshot, each chunk's query runs as it is (the
+driver's binary ``COPY``), and a chunk comes back as one typed frame's batch. When the driver
+cannot connect (while psycopg could), the group says why (``native_failure``) and reads with
+psycopg workers, as without one.
 """
 
 from __future__ import annotations
@@ -38,8 +44,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from dbkit import DbkitError
 from dbkit.db import Database
 from dbkit.source import Cancelled, StreamState
+from source_postgres.native import NativeReader
 
 # One row per chunk: (number of lines, number of non-NULL lines, the lines, each ended by a
 # newline), in COPY's binary format (the text as it is: nothing escaped or quoted to undo).
@@ -127,8 +135,13 @@ class SnapshotGroup:
         cancelled: threading.Event,
         lock: sql.Composable | None = None,
         imported: str | None = None,
+        native: NativeReader | None = None,
     ) -> None:
         self.database = database
+        self.native = native
+        """Reads chunks with ADBC (None: with psycopg, or ADBC could not connect)."""
+        self.native_failure: str | None = None
+        self._adbc: list[Any] = []
         self.imported = imported
         """An exported snapshot (a CDC slot's) every connection reads under, the coordinator
         too; the lock is then taken after it (a snapshot cannot be chosen after a statement)."""
@@ -169,16 +182,37 @@ class SnapshotGroup:
                     row = self.coordinator.execute("SELECT pg_export_snapshot()").fetchone()
                     assert row is not None
                     self.snapshot = str(row[0])
-                for _ in range(self.workers):
-                    conn = self._connect()
-                    self._import(conn, self.snapshot)
-                    self._free.put(conn)
+                if self.native is not None and self.workers:
+                    self._connect_native()
+                if self.native is None:
+                    for _ in range(self.workers):
+                        conn = self._connect()
+                        self._import(conn, self.snapshot)
+                        self._free.put(conn)
         except BaseException:
             self.close(failed=True)
             raise
         if self.workers:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="dbkit-chunk")
         return self
+
+    def _connect_native(self) -> None:
+        """The workers as ADBC connections; when the first cannot connect, none (the reason in
+        ``native_failure``): the group reads with psycopg."""
+        native = self.native
+        assert native is not None
+        try:
+            first = native.connect(self.snapshot)
+        except DbkitError as exc:
+            self.native_failure = str(exc)
+            self.native = None
+            return
+        self._adbc.append(first)
+        self._free.put(first)
+        for _ in range(self.workers - 1):
+            conn = native.connect(self.snapshot)
+            self._adbc.append(conn)
+            self._free.put(conn)
 
     @staticmethod
     def _import(conn: psycopg.Connection[Any], snapshot: str) -> None:
@@ -208,6 +242,9 @@ class SnapshotGroup:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        for conn in self._adbc:
+            NativeReader.close(conn)  # its transaction ends with it (read only: nothing to keep)
+        self._adbc.clear()
         for raw in self._raws:
             conn = raw.dbapi_connection
             try:
@@ -224,6 +261,9 @@ class SnapshotGroup:
         self._raws.clear()
 
     def _cancel_running(self) -> None:
+        for conn in self._adbc:
+            with contextlib.suppress(Exception):
+                NativeReader.cancel(conn)
         for raw in self._raws:
             conn = raw.dbapi_connection
             if conn is not None and not conn.closed:
@@ -231,9 +271,13 @@ class SnapshotGroup:
                     conn.cancel_safe(timeout=5.0)
 
     # ------------------------------------------------------------------ reading
-    def _read_chunk(self, chunk: Chunk) -> tuple[list[Any], int]:
+    def _read_chunk(self, chunk: Chunk, text: str | None = None) -> tuple[list[Any], int]:
         conn = self._free.get()
         try:
+            if text is not None:  # ADBC: one typed frame's batch
+                assert self.native is not None
+                batch, rows = self.native.read(conn, text)
+                return [batch], rows
             statement = sql.SQL(BLOCK_QUERY).format(chunk.query)
             with conn.cursor() as cur, cur.copy(statement) as copy:
                 return parse_blocks(iter(copy))
@@ -255,7 +299,9 @@ class SnapshotGroup:
                     if chunk is None:
                         exhausted = True
                         break
-                    pending.append((chunk, self._pool.submit(self._read_chunk, chunk)))
+                    # the query's text is made here: psycopg's connection is not the workers'
+                    text = chunk.query.as_string(self.coordinator) if self.native is not None else None
+                    pending.append((chunk, self._pool.submit(self._read_chunk, chunk, text)))
                 if not pending:
                     return
                 chunk, future = pending.popleft()
@@ -268,7 +314,7 @@ class SnapshotGroup:
                     except TimeoutError:
                         continue
                 if chunk.full:
-                    self.stats.add(records, sum(len(b) for b in blocks))
+                    self.stats.add(records, sum(b.nbytes if self.native else len(b) for b in blocks))
                 yield chunk, blocks, records
         except BaseException:
             for _, future in pending:

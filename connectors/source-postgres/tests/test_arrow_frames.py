@@ -22,7 +22,15 @@ import psycopg
 import pytest
 
 from dbkit.db import schema_type
-from dbkit.protocol import COLUMNS, FRAME_PREFIX, TOKEN_TYPES, decode_body, parse_header
+from dbkit.protocol import (
+    FRAME_PREFIX,
+    NATIVE,
+    TOKEN_TYPES,
+    TYPED_KINDS,
+    canonical_strings,
+    decode_body,
+    parse_header,
+)
 from dbkit.testing.servers import DatabaseServer, TestDatabase
 
 from .test_acceptance import TYPE_CASES
@@ -72,16 +80,18 @@ class _Envelope(msgspec.Struct):
 decode_envelope = msgspec.json.Decoder(_Envelope).decode
 
 
-def read(tmp: Path, db: TestDatabase, transport: str, **extra: Any) -> bytes:
+def read(tmp: Path, db: TestDatabase, transport: str, discovered: bool = False, **extra: Any) -> bytes:
+    """The output of a read of :data:`TABLE` (``discovered``: with the last read's catalog)."""
     path = tmp / f"source-{transport}.json"
     path.write_text(json.dumps(config(db, **extra)))
-    discovered = subprocess.run(
-        [str(BIN / "source-postgres"), "discover", "--config", str(path)], capture_output=True, check=True
-    ).stdout
-    streams = next(json.loads(x)["catalog"]["streams"] for x in discovered.splitlines() if b'"CATALOG"' in x)
-    catalog = {"streams": [{"stream": s, "sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}
-                           for s in streams if s["name"] == TABLE]}  # fmt: skip
-    (tmp / "catalog.json").write_text(json.dumps(catalog))
+    if not discovered:
+        found = subprocess.run(
+            [str(BIN / "source-postgres"), "discover", "--config", str(path)], capture_output=True, check=True
+        ).stdout
+        streams = next(json.loads(x)["catalog"]["streams"] for x in found.splitlines() if b'"CATALOG"' in x)
+        mode = {"sync_mode": "full_refresh", "destination_sync_mode": "overwrite"}
+        catalog = {"streams": [{"stream": s, **mode} for s in streams if s["name"] == TABLE]}
+        (tmp / "catalog.json").write_text(json.dumps(catalog))
     done = subprocess.run(
         [str(BIN / "source-postgres"), "read", "--config", str(path), "--catalog", str(tmp / "catalog.json"),
          "--transport", transport],
@@ -100,11 +110,12 @@ def catalog_fields(tmp: Path) -> list[tuple[str, str]]:
 
 def rebuilt(batch: Any, types: dict[str, str]) -> list[tuple[bytes, bytes | None]]:
     """The (data, meta) of a typed frame's rows: ``data`` as the JSON path writes it (keys in
-    column order; a token column's text as it is, the others' values as JSON)."""
+    column order; a token column's text as it is, the others' values as JSON, a native column's
+    as its canonical string)."""
     names = batch.schema.names[:-1]
     columns = []
     for k, name in enumerate(names):
-        values = batch.column(k).to_pylist()
+        values = canonical_strings(batch.column(k)).to_pylist()
         if types[name] in TOKEN_TYPES:
             values = [None if v is None else orjson.Fragment(v) for v in values]
         columns.append(values)
@@ -116,11 +127,11 @@ def rebuilt(batch: Any, types: dict[str, str]) -> list[tuple[bytes, bytes | None
 
 
 def messages(
-    output: bytes, fields: list[tuple[str, str]] | None = None
+    output: bytes, fields: list[tuple[str, str]] | None = None, kinds: set[str] | None = None
 ) -> tuple[list[tuple[bytes, bytes | None]], list[Any], int]:
     """(data, meta) of every record in order (a typed frame's rebuilt from its columns, typed by
     ``fields``); the other messages, each STATE with the number of records before it; the number
-    of frames."""
+    of frames (their kinds added to ``kinds``)."""
     records: list[tuple[bytes, bytes | None]] = []
     others: list[Any] = []
     frames = 0
@@ -134,7 +145,9 @@ def messages(
             batch = decode_body(header, output[pos : pos + header.bytes])
             pos += header.bytes
             frames += 1
-            if header.kind == COLUMNS:
+            if kinds is not None:
+                kinds.add(header.kind)
+            if header.kind in TYPED_KINDS:
                 assert fields is not None
                 records.extend(rebuilt(batch, dict(fields)))
                 continue
@@ -155,29 +168,44 @@ def messages(
     return records, others, frames
 
 
-@pytest.fixture(params=["columns", "records"])
+@pytest.fixture(params=["native", "columns", "records"])
 def frame_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The frame kind the source writes (typed frames, or the records frames they replaced)."""
+    """The frame kind the source writes (typed frames of native values read with ADBC, typed
+    frames of text, or the records frames they replaced)."""
     kind: str = request.param
     monkeypatch.setenv("DBKIT_FRAME_KIND", kind)
     return kind
 
 
-def test_frames_carry_the_bytes_of_the_json_path(tmp_path: Path, postgres_db: TestDatabase) -> None:
-    """Typed frames: the ``data`` a record's columns stand for (rebuilt as JSON) is byte for byte
-    the JSON path's."""
+def test_frames_carry_the_bytes_of_the_json_path(
+    tmp_path: Path, postgres_db: TestDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Typed frames, of native values (ADBC) and of text: the ``data`` a record's columns stand
+    for (rebuilt as JSON, a native column as its canonical string) is byte for byte the JSON
+    path's; native frames carry native columns. (One JSON read for both: the type table's read
+    takes the server seconds.)"""
     create_type_table(postgres_db, 3)
     json_records, json_others, none = messages(read(tmp_path, postgres_db, "json"))
-    arrow_records, arrow_others, frames = messages(
-        read(tmp_path, postgres_db, "arrow"), catalog_fields(tmp_path)
-    )
-    assert (none, frames) == (0, 1)
+    assert none == 0
     assert len(json_records) == 3
-    for i, (want, got) in enumerate(zip(json_records, arrow_records, strict=True)):
-        assert got == want, f"record {i}: {got!r} != {want!r}"
-    assert arrow_others == json_others, "the same states and statuses"
-    assert any(b'"changes"' in (meta or b"") for _, meta in arrow_records), "the type table has changes"
     assert b"\\u0001" in json_records[0][0], "the type table has text that needs escapes"
+    for kind in (NATIVE, "columns"):
+        monkeypatch.setenv("DBKIT_FRAME_KIND", kind)
+        kinds: set[str] = set()
+        output = read(tmp_path, postgres_db, "arrow", discovered=True)
+        arrow_records, arrow_others, frames = messages(output, catalog_fields(tmp_path), kinds)
+        assert (frames, kinds) == (1, {kind})
+        for i, (want, got) in enumerate(zip(json_records, arrow_records, strict=True)):
+            assert got == want, f"{kind} record {i}: {got!r} != {want!r}"
+        assert arrow_others == json_others, "the same states and statuses"
+        assert any(b'"changes"' in (meta or b"") for _, meta in arrow_records), "the type table has changes"
+        if kind == NATIVE:
+            start = output.index(b"\n" + FRAME_PREFIX) + 1
+            end = output.index(b"\n", start)
+            header = parse_header(output[start:end])
+            body = output[end + 1 : end + 1 + header.bytes]
+            types = {str(t) for t in decode_body(header, body).schema.types}
+            assert {"date32[day]", "timestamp[us]", "timestamp[us, tz=UTC]", "time64[us]", "binary"} <= types
 
 
 def test_many_chunks_give_the_same_records_and_states(
@@ -260,7 +288,9 @@ def test_a_sync_gives_the_same_table_on_both_paths(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("protocol", "kind"), [("arrow", "columns"), ("json", "columns")])
+@pytest.mark.parametrize(
+    ("protocol", "kind"), [("arrow", "native"), ("arrow", "columns"), ("json", "columns")]
+)
 def test_a_sync_killed_mid_stream_resumes_without_loss(
     tmp_path: Path,
     postgres_db: TestDatabase,
@@ -273,8 +303,9 @@ def test_a_sync_killed_mid_stream_resumes_without_loss(
     """Full refresh + overwrite, SIGKILLed after a checkpoint was acknowledged, then run again: the
     second sync resumes after the acknowledged key, and the table holds every row; a row can be
     there twice only past that key (at-least-once: what was loaded after the last saved state is
-    loaded again into the refresh's table). The same on both paths (typed frames on the Arrow path:
-    the buffers hold runs of frames; records frames passed the same test before them)."""
+    loaded again into the refresh's table). The same on both paths (typed frames on the Arrow path,
+    of native values read with ADBC or of text: the buffers hold runs of frames; records frames
+    passed the same test before them)."""
     monkeypatch.setenv("DBKIT_FRAME_KIND", kind)
     rows = 300_000
     with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
@@ -316,3 +347,99 @@ def test_a_sync_killed_mid_stream_resumes_without_loss(
     assert want is not None
     assert want[0] == rows
     assert twice == (0,), "rows up to the acknowledged key were loaded once"
+
+
+def test_the_adbc_reader_masks_secrets_and_reads_under_the_snapshot(postgres_db: TestDatabase) -> None:
+    """A driver error that quotes the connection string shows no secret; a connection reads
+    under the snapshot it imported (rows committed after it are not seen)."""
+    from dbkit import DbkitError
+    from source_postgres.native import NativeReader, native_columns
+
+    columns = native_columns([])  # no columns: no native read
+    assert columns is None
+    params = {"host": postgres_db.host, "port": postgres_db.port, "dbname": postgres_db.database,
+              "user": postgres_db.user, "password": "s3cret pass'word", "sslpassword": "k3y"}  # fmt: skip
+    reader = NativeReader(params, None, "PostgreSQL at somewhere")  # type: ignore[arg-type]
+    error = reader.error(
+        RuntimeError(f"could not connect with {reader._conninfo}: password s3cret pass'word")
+    )
+    assert isinstance(error, DbkitError)
+    assert "s3cret" not in str(error)
+    assert "k3y" not in str(error)
+    assert "********" in str(error)
+    with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE snap (id integer)")
+        conn.execute("INSERT INTO snap VALUES (1)")
+    with psycopg.connect(**postgres_db.connection_params()) as coordinator:
+        coordinator.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        row = coordinator.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        params.pop("sslpassword")
+        params["password"] = postgres_db.password or ""
+        reader = NativeReader({k: v for k, v in params.items() if v}, None, "here")  # type: ignore[arg-type]
+        adbc = reader.connect(str(row[0]))
+        with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
+            conn.execute("INSERT INTO snap VALUES (2)")
+        try:
+            with adbc.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*), current_setting('transaction_isolation'),"
+                    " current_setting('transaction_read_only'), current_setting('TimeZone') FROM snap"
+                )
+                assert cur.fetchall() == [(1, "repeatable read", "on", "UTC")]
+        finally:
+            NativeReader.close(adbc)
+
+
+def test_a_group_whose_adbc_connections_fail_reads_with_psycopg(postgres_db: TestDatabase) -> None:
+    """The ADBC driver cannot connect (here: a closed port) while psycopg can: the group reads
+    with psycopg workers and says why, with no secret in the reason; with it, the chunk comes as
+    a native frame's batch under the group's snapshot."""
+    import socket
+    import threading
+
+    import pyarrow as pa
+
+    from dbkit.db import Database
+    from source_postgres import PostgresSourceConfig, PostgresSourceDialect
+    from source_postgres.native import NativeReader, native_columns
+    from source_postgres.parallel import Chunk, SnapshotGroup
+
+    with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE grp (id integer PRIMARY KEY, d date, b bytea)")
+        conn.execute("INSERT INTO grp VALUES (1, '0044-03-15 BC', '\\x00ff'), (2, 'infinity', NULL)")
+    dialect = PostgresSourceDialect(PostgresSourceConfig.model_validate(config(postgres_db)))
+    database = Database(dialect)
+    try:
+        with database.connect() as conn:
+            (table,) = [t for t in dialect.list_tables(conn) if t.name == "grp"]
+        spec = native_columns(table.columns)
+        assert spec is not None
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            closed = s.getsockname()[1]
+        params = {**dialect.replication_params(), "port": closed, "password": "n0t-shown"}
+        query = psycopg.sql.SQL("SELECT {} FROM grp").format(spec.select)
+        for reader, native in ((NativeReader(params, spec, "here"), False),
+                               (NativeReader(dialect.replication_params(), spec, "here"), True)):  # fmt: skip
+            with SnapshotGroup(database, 1, threading.Event(), native=reader) as group:
+                assert (group.native is not None) == native
+                assert (group.native_failure is None) == native
+                assert "n0t-shown" not in (group.native_failure or "")
+                with psycopg.connect(**postgres_db.connection_params(), autocommit=True) as conn:
+                    conn.execute(
+                        "INSERT INTO grp VALUES (%s, NULL, NULL)", [3 + native]
+                    )  # after the snapshot
+                if not native:
+                    continue
+                ((_, blocks, records),) = list(group.read(iter([Chunk(query)])))
+                (batch,) = blocks
+                assert records == batch.num_rows == 3, "row 3 (before the snapshot), not row 4 (after it)"
+                assert [str(t) for t in batch.schema.types] == ["int64", "date32[day]", "binary", "binary"]
+                assert batch.column(1).cast(pa.int32()).to_pylist() == [
+                    -735160,
+                    None,
+                    None,
+                ]  # 44 BC, infinity
+    finally:
+        database.dispose()
