@@ -52,11 +52,14 @@ TARGETS = {
     "floor": "dbkit_bench_sync_floor",
     "arrow": "dbkit_bench_sync_arrow",
     "arrow-columns": "dbkit_bench_sync_arrow_columns",
+    "arrow-inprocess": "dbkit_bench_sync_arrow_inprocess",
     "json": "dbkit_bench_sync_json",
 }
 ENVIRONMENTS = {"arrow-columns": {"DBKIT_FRAME_KIND": "columns"}}
 """Paths that are another path with a setting: ``arrow-columns`` is the Arrow path in typed frames
-of text (the source's read before native frames), ``arrow`` the default (native frames, ADBC)."""
+of text (the source's read before native frames), ``arrow`` the default (native frames, ADBC);
+``arrow-inprocess`` is the Arrow path with ``--in-process`` (both connectors threads of the sync's
+process: no interpreter started for them)."""
 
 
 @dataclass
@@ -225,6 +228,7 @@ def sync_command(table: str, path: str, workdir: Path) -> list[str]:
         "--no-progress",
         "--protocol",
         path.split("-")[0],
+        *(["--in-process"] if path.endswith("-inprocess") else []),
     ]
 
 
@@ -269,7 +273,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--paths", default="floor,arrow,json", help="comma-separated: floor, arrow, arrow-columns, json"
+        "--paths", default="floor,arrow,json", help="comma-separated: floor, arrow, arrow-columns, arrow-inprocess, json"
     )
     parser.add_argument("--no-check", action="store_true", help="skip the checks of the copies")
     args = parser.parse_args()
