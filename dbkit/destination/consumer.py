@@ -396,7 +396,16 @@ class Consumer:
                 and buffer.first_line is not None
                 and len(buffer.records) != buffer.covered
             ):
-                take = max(1, min(n - i, policy.batch_records - len(buffer.records)))
+                room = policy.batch_records - len(buffer.records)
+                if room <= 0:
+                    # full and waiting for a STATE (a refresh loads what states cover): each record
+                    # would only check again whether the buffer reached twice the batch size (and is
+                    # loaded whole); take the records up to that point at once (one by one, each
+                    # became a run of its own, and a batch part of one row: 160 s per million rows)
+                    room = 2 * policy.batch_records - len(buffer.records)
+                    if size > 0:
+                        room = min(room, -(-(2 * policy.batch_bytes - buffer.bytes) // size))
+                take = max(1, min(n - i, room))
                 buffer.records.extend(rows(i, i + take))
                 buffer.bytes += take * size
                 buffer.added += take

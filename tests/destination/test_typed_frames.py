@@ -408,3 +408,35 @@ def test_times_as_strings_are_cast_as_the_per_value_rules_cast_them() -> None:
     assert by_arrow.array.to_pylist() == slow.array.to_pylist()
     assert by_arrow.changes == slow.changes
     assert len(slow.changes) == 6  # " 01:02:03" is a time (stripped), "1:02:03" is not
+
+
+def test_a_refresh_frame_larger_than_twice_the_batch_is_buffered_in_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh buffer full and waiting for a STATE takes the rest of a big frame in runs up to
+    the forced load at twice the batch size, not record by record (each record then became a
+    run and a batch part of its own: 160 s per million rows); the table is the lines'."""
+    from dbkit.destination.batch import BatchBuilder
+
+    n = 1000
+    built: list[int] = []
+    original = BatchBuilder._build_frame
+
+    def counted(self: Any, frame: Any, start: int, stop: int) -> Any:
+        built.append(stop - start)
+        return original(self, frame, start, stop)
+
+    monkeypatch.setattr(BatchBuilder, "_build_frame", counted)
+    cat = _catalog("overwrite", id=AirbyteType.INTEGER, name=AirbyteType.STRING)
+    tail = encode([state("t", {"n": 1}), status("t")])
+    lines = encode([record("t", {"id": i, "name": f"r{i}"}) for i in range(n)])
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(range(n)), pa.array([f"r{i}" for i in range(n)]), pa.array([None] * n, pa.binary())],
+        names=["id", "name", "meta"],
+    )
+    rows = _both_ways(
+        tmp_path, cat, lines + tail, encode_frame("t", None, 1, batch, kind=COLUMNS) + tail, batch_records=100
+    )
+    assert len(rows) == n
+    assert sum(built) == n
+    assert len(built) < 30, f"{len(built)} parts for {n} rows"
