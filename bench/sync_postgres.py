@@ -273,7 +273,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument(
-        "--paths", default="floor,arrow,json", help="comma-separated: floor, arrow, arrow-columns, arrow-inprocess, json"
+        "--paths",
+        default="floor,arrow,json",
+        help="comma-separated: floor, arrow, arrow-columns, arrow-inprocess, json",
     )
     parser.add_argument("--no-check", action="store_true", help="skip the checks of the copies")
     args = parser.parse_args()
