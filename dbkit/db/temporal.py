@@ -10,6 +10,8 @@ is also how Java's formatters (and so Airbyte's own connectors) write them.
 
 from __future__ import annotations
 
+from dbkit.protocol.civil import civil_from_days as civil_from_days
+
 DAY_MICROS = 86_400_000_000
 
 
@@ -22,19 +24,6 @@ def days_from_civil(year: int, month: int, day: int) -> int:
     doy = (153 * mp + 2) // 5 + day - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     return era * 146097 + doe - 719468
-
-
-def civil_from_days(days: int) -> tuple[int, int, int]:
-    """(astronomical year, month, day) of a day number since 1970-01-01."""
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (month <= 2), month, day
 
 
 def is_leap(year: int) -> bool:

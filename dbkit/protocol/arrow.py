@@ -66,6 +66,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from dbkit.protocol.civil import civil_from_days
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -302,29 +304,15 @@ def batch_from_lines(blocks: Sequence[bytes | memoryview]) -> pa.RecordBatch:
     return table.to_batches()[0]
 
 
-_EPOCH_DAYS = 719_468  # days from 0000-03-01 to 1970-01-01
 _DAY_MICROS = 86_400_000_000
 _FIRST_DAY = -719_162  # 0001-01-01
 _LAST_DAY = 2_932_896  # 9999-12-31
 
 
-def _civil(days: int) -> tuple[int, int, int]:
-    """(astronomical year, month, day) of days since 1970-01-01 (proleptic Gregorian)."""
-    z = days + _EPOCH_DAYS
-    era = z // 146_097
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (month <= 2), month, day
-
-
 def _ymd(days: int) -> tuple[str, str]:
     """The canonical date of ``days`` (years before 1 with `` BC``, after 9999 with ``+``):
     (``YYYY-MM-DD``, era suffix)."""
-    year, month, day = _civil(days)
+    year, month, day = civil_from_days(days)
     shown, era = (1 - year, " BC") if year <= 0 else (year, "")
     text = f"+{shown}" if shown > 9999 else f"{shown:04d}"
     return f"{text}-{month:02d}-{day:02d}", era

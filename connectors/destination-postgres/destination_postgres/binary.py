@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 try:
-    from destination_postgres import _pgbinary
+    import destination_postgres._pgbinary as _pgbinary
 except ImportError:  # built without a C compiler
     _pgbinary = None  # type: ignore[assignment]
 
