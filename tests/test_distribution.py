@@ -50,15 +50,21 @@ def test_each_package_has_classifiers_and_project_urls(pyproject: Path) -> None:
 
 @pytest.mark.parametrize("connector", CONNECTORS, ids=lambda p: p.name)
 def test_each_connector_package_is_typed(connector: Path) -> None:
-    packages = _hatch_packages(connector)
+    packages = _wheel_packages(connector)
     assert packages, f"{connector.name} names no wheel package"
     for package in packages:
         assert (connector / package / "py.typed").is_file(), f"{connector.name}: {package}/py.typed missing"
 
 
-def _hatch_packages(directory: Path) -> list[str]:
-    doc = tomllib.loads((directory / "pyproject.toml").read_text())
-    packages: list[str] = doc["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+def _wheel_packages(directory: Path) -> list[str]:
+    """The packages of the connector's wheel, as its build backend's table names them (hatchling,
+    or setuptools for a connector with a C extension)."""
+    tool = tomllib.loads((directory / "pyproject.toml").read_text())["tool"]
+    packages: list[str] = (
+        tool["setuptools"]["packages"]
+        if "setuptools" in tool
+        else tool["hatch"]["build"]["targets"]["wheel"]["packages"]
+    )
     return packages
 
 
