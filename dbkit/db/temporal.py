@@ -11,6 +11,7 @@ is also how Java's formatters (and so Airbyte's own connectors) write them.
 from __future__ import annotations
 
 from dbkit.protocol.civil import civil_from_days as civil_from_days
+from dbkit.protocol.civil import format_time_micros as format_time_micros
 
 DAY_MICROS = 86_400_000_000
 
@@ -52,14 +53,6 @@ def format_ymd(year: int, month: int, day: int) -> str:
 def format_date(days: int) -> str:
     """Airbyte's date form: ``YYYY-MM-DD``, ``YYYY-MM-DD BC`` before year 1, ``+YYYYY-MM-DD`` after 9999."""
     return format_ymd(*civil_from_days(days))
-
-
-def format_time_micros(micros: int) -> str:
-    """``HH:MM:SS.ffffff`` of microseconds since midnight (0 <= micros < one day)."""
-    seconds, fraction = divmod(micros, 1_000_000)
-    minutes, second = divmod(seconds, 60)
-    hour, minute = divmod(minutes, 60)
-    return f"{hour:02d}:{minute:02d}:{second:02d}.{fraction:06d}"
 
 
 def format_timestamp(micros: int, with_zone: bool) -> str:

@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from dbkit.protocol.civil import civil_from_days
+from dbkit.protocol.civil import civil_from_days, format_time_micros
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -318,24 +318,17 @@ def _ymd(days: int) -> tuple[str, str]:
     return f"{text}-{month:02d}-{day:02d}", era
 
 
-def _clock(micros: int) -> str:
-    seconds, fraction = divmod(micros, 1_000_000)
-    minutes, second = divmod(seconds, 60)
-    hour, minute = divmod(minutes, 60)
-    return f"{hour:02d}:{minute:02d}:{second:02d}.{fraction:06d}"
-
-
 def canonical_text(value: int, type_name: str) -> str:
     """The canonical string of one native value given as its Arrow integer (days, microseconds)."""
     if type_name == "date32[day]":
         date, era = _ymd(value)
         return date + era
     if type_name == "time64[us]":
-        return _clock(value)
+        return format_time_micros(value)
     days, rest = divmod(value, _DAY_MICROS)
     date, era = _ymd(days)
     zone = "+00:00" if type_name == "timestamp[us, tz=UTC]" else ""
-    return f"{date}T{_clock(rest)}{zone}{era}"
+    return f"{date}T{format_time_micros(rest)}{zone}{era}"
 
 
 def canonical_strings(array: pa.Array) -> pa.Array:
