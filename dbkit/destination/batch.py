@@ -49,6 +49,7 @@ from dbkit.destination.casting import (
 )
 from dbkit.destination.frames import Frame, has_frames, segments
 from dbkit.destination.records import DECODE_ERRORS, NO_META, RawRecord, loads_lenient, source_changes
+from dbkit.destination.rows import RowDecoder
 from dbkit.destination.typed import RAW_NULL, TOKEN_COLUMNS, TypedDecoder
 from dbkit.protocol import deepjson
 
@@ -134,6 +135,7 @@ class BatchBuilder:
         self.limits = limits
         self.casters = [ColumnCaster(c.airbyte_type, limits) for c in columns]
         self.decoder = TypedDecoder([(c.field, c.airbyte_type) for c in self.columns], self.casters, limits)
+        self.rows = RowDecoder([(c.field, c.airbyte_type) for c in self.columns])
         self.sync_id = sync_id
         self.generation_id = generation_id
         self.raw_ids = raw_ids
@@ -187,6 +189,12 @@ class BatchBuilder:
     # ------------------------------------------------------------------ building
     def _build(self, records: Sequence[RawRecord]) -> Batch:
         n = len(records)
+        metas = ((i, r.meta) for i, r in enumerate(records) if r.meta != NO_META)
+        emitted = [r.emitted_at for r in records]
+        arrays = self.rows.arrays([r.data for r in records])
+        if arrays is not None:  # every record in a typed frame's form: decoded in C
+            results = self.decoder.arrow_columns(arrays)
+            return self._assemble(n, results, self._source_changes_of(metas), emitted)
         typed_rows, typed, general_rows, general = self._decode(records)
         results = self.decoder.columns(typed)
         if general:
@@ -205,8 +213,7 @@ class BatchBuilder:
                 for c, caster in zip(self.columns, self.casters, strict=True)
             ]
             results = _merge(results, slow, typed_rows, general_rows)
-        metas = ((i, r.meta) for i, r in enumerate(records) if r.meta != NO_META)
-        return self._assemble(n, results, self._source_changes_of(metas), [r.emitted_at for r in records])
+        return self._assemble(n, results, self._source_changes_of(metas), emitted)
 
     def _assemble(
         self,

@@ -1,0 +1,6 @@
+from collections.abc import Sequence
+from typing import Any
+
+def decode(
+    datas: Sequence[Any], names: Sequence[bytes], kinds: bytes, /
+) -> list[tuple[int, bytes | None, bytes, bytes | None]] | None: ...

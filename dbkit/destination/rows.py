@@ -1,0 +1,86 @@
+"""The ``data`` of buffered records as the Arrow columns of a typed frame, decoded in C.
+
+:func:`RowDecoder.arrays` reads a batch of records' ``data`` (the raw JSON slices
+:mod:`dbkit.destination.records` keeps) straight into Arrow buffers (``_rows.c``, compiled when
+dbkit is installed; without it, or with ``DBKIT_ROW_DECODER=python``, this module decodes
+nothing and the batch builder uses msgspec as before). The columns have the canonical form of a
+``columns`` frame (:mod:`dbkit.protocol.arrow`): int64 for integers, bool for booleans, a string's
+value for the string-like types, the exact token for numbers and JSON values, NULL for a JSON
+null or an absent field. So the batch builder converts them with the code that converts typed
+frames (:meth:`~dbkit.destination.typed.TypedDecoder.arrow_columns`), which gives the batch the
+records would give.
+
+The decoder takes a batch only when every record is in that form; any other value (a string
+where an integer belongs, an integer past int64, a lone surrogate escape, invalid UTF-8, a key
+with an escape, a field given twice) makes it return None, and the batch is decoded the way
+that decides what such values become (msgspec, then the general path).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from dbkit.db.types import AirbyteType
+
+try:
+    import dbkit.destination._rows as _rows
+except ImportError:  # built without a C compiler
+    _rows = None  # type: ignore[assignment]
+
+_KINDS: dict[AirbyteType, tuple[bytes, pa.DataType]] = {
+    AirbyteType.INTEGER: (b"i", pa.int64()),
+    AirbyteType.BOOLEAN: (b"b", pa.bool_()),
+    AirbyteType.NUMBER: (b"t", pa.string()),
+    AirbyteType.OBJECT: (b"t", pa.string()),
+    AirbyteType.ARRAY: (b"t", pa.string()),
+    AirbyteType.UNKNOWN: (b"t", pa.string()),
+}
+_STRING = (b"s", pa.string())
+
+
+def available() -> bool:
+    """True when the C decoder was built and is not turned off (``DBKIT_ROW_DECODER=python``)."""
+    return _rows is not None and os.environ.get("DBKIT_ROW_DECODER") != "python"
+
+
+class RowDecoder:
+    """The decoder of one stream's columns: (JSON field name, Airbyte type) pairs."""
+
+    def __init__(self, fields: Sequence[tuple[str, AirbyteType]]) -> None:
+        self.names = [name.encode("utf-8", "surrogatepass") for name, _ in fields]
+        kinds = [_KINDS.get(t, _STRING) for _, t in fields]
+        self.kinds = b"".join(k for k, _ in kinds)
+        self.types = [t for _, t in kinds]
+        # a name the C decoder cannot match as written (an escape would be needed) or given twice
+        distinct = len(set(self.names)) == len(self.names)
+        self.usable = available() and distinct and all(_plain(n) for n in self.names)
+
+    def arrays(self, datas: Sequence[Any]) -> list[pa.Array] | None:
+        """One Arrow array per field of the records' ``data`` (buffers of JSON text), or None
+        when some record is not in the canonical form (see the module doc)."""
+        if not self.usable or not datas:
+            return None
+        buffers = _rows.decode(datas, self.names, self.kinds)
+        if buffers is None:
+            return None
+        n = len(datas)
+        out: list[pa.Array] = []
+        for (nulls, validity, values, data), arrow_type in zip(buffers, self.types, strict=True):
+            parts = [None if validity is None else pa.py_buffer(validity), pa.py_buffer(values)]
+            if data is not None:
+                parts.append(pa.py_buffer(data))
+            out.append(pa.Array.from_buffers(arrow_type, n, parts, null_count=nulls))
+        return out
+
+
+def _plain(name: bytes) -> bool:
+    """Whether a key spelled ``name`` in JSON needs no escape (and is valid UTF-8)."""
+    try:
+        name.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return not any(b in b'"\\' or b < 0x20 for b in name)
