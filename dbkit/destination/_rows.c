@@ -670,8 +670,60 @@ done:
     return result;
 }
 
+/* tokens(validity, offsets, data, offset, length) -> bool: whether every non-null value of an
+ * Arrow string array (its buffers, validity None when no value is null; 32-bit offsets) is
+ * exactly one JSON value: no white space around it, strings of valid text with no lone
+ * surrogate escape, nesting within the limit. */
+static PyObject *tokens(PyObject *Py_UNUSED(self), PyObject *args) {
+    PyObject *validity_arg;
+    Py_buffer offsets, data, validity = {0};
+    Py_ssize_t offset, length;
+    if (!PyArg_ParseTuple(args, "Oy*y*nn:tokens", &validity_arg, &offsets, &data, &offset, &length))
+        return NULL;
+    int has_validity = validity_arg != Py_None;
+    PyObject *result = NULL;
+    if (has_validity && PyObject_GetBuffer(validity_arg, &validity, PyBUF_SIMPLE) < 0)
+        goto done;
+    if (offset < 0 || length < 0 || (offset + length + 1) * 4 > offsets.len ||
+        (has_validity && (offset + length + 7) / 8 > validity.len)) {
+        PyErr_SetString(PyExc_ValueError, "buffers shorter than the array");
+        goto done;
+    }
+    const int32_t *at = (const int32_t *)offsets.buf;
+    const unsigned char *bits = validity.buf, *text = data.buf;
+    int good = 1;
+    Py_BEGIN_ALLOW_THREADS;
+    for (Py_ssize_t i = offset; i < offset + length && good; i++) {
+        if (has_validity && !((bits[i >> 3] >> (i & 7)) & 1))
+            continue;
+        int32_t lo = at[i], hi = at[i + 1];
+        if (lo < 0 || hi < lo || hi > data.len) {
+            good = -1;
+            break;
+        }
+        Cursor c = {text + lo, text + hi};
+        if (lo == hi || text[lo] == ' ' || text[lo] == '\t' || text[lo] == '\n' || text[lo] == '\r')
+            good = 0;
+        else
+            good = skip_value(&c) == OK && c.p == c.end;
+    }
+    Py_END_ALLOW_THREADS;
+    if (good < 0) {
+        PyErr_SetString(PyExc_ValueError, "offsets outside the data");
+        goto done;
+    }
+    result = PyBool_FromLong(good);
+done:
+    if (has_validity && validity.obj != NULL)
+        PyBuffer_Release(&validity);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, "The data of records as Arrow column buffers, or None."},
+    {"tokens", tokens, METH_VARARGS, "Whether each value of a string array is one JSON value."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dbkit.destination.records import NO_META, RawRecord
+from dbkit.destination.rows import single_values
 from dbkit.protocol import COLUMN_TYPES, TOKEN_TYPES, canonical_strings, check_columns
 
 _ARROW = {"int64": pa.int64(), "bool": pa.bool_(), "string": pa.string()}
@@ -161,6 +162,11 @@ def _check_tokens(column: pa.Array, name: str, label: str) -> None:
     """Each value of a token column is one JSON value (as each would be in a RECORD line, whose
     JSON the consumer checks): the values joined by commas are a JSON array of as many values,
     each exactly one of them."""
+    checked = single_values(column)
+    if checked is not None:
+        if not checked:
+            raise NeedsRecords(f"column {name!r} of a typed frame of {label}")
+        return
     tokens = column.drop_null()
     n = len(tokens)
     if n == 0:

@@ -354,3 +354,27 @@ def test_a_large_batch_of_long_strings() -> None:
     assert arrays[0].to_pylist() == [text] * 300
     assert arrays[1].to_pylist() == list(range(300))
     assert isinstance(arrays[0], pa.StringArray)
+
+
+@pytest.mark.parametrize(
+    ("values", "single"),
+    [
+        (["1", "-1.5e+3", '"x"', '{"a": [1, {}]}', "[]", "true", "null", None], True),
+        ([None, None], True),
+        ([], True),
+        ([" 1"], False),
+        (["1 "], False),
+        (["1,2"], False),
+        ([""], False),
+        (['"\\ud800"'], False),
+        (["{"], False),
+        (["01"], False),
+        (["[1]]"], False),
+        (["[" * 10_001 + "]" * 10_001], False),
+    ],
+)
+def test_single_values_checks_each_token_is_one_json_value(values: list[str | None], single: bool) -> None:
+    array = pa.array(values, pa.string())
+    assert rows.single_values(array) is single
+    padded = pa.array(["[", *values, "]"], pa.string()).slice(1, len(values))  # an offset array
+    assert rows.single_values(padded) is single
