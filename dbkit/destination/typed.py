@@ -72,6 +72,7 @@ TOKEN_COLUMNS = frozenset({AirbyteType.NUMBER, *_JSON})
 _NUMBER_START = r"^-?[0-9]"
 _BIG_EXPONENT = r"[eE][+-]?[0-9]{5}"
 _PLAIN_NUMBER = r"^-?[0-9][0-9.]*$"
+_SHORT_EXPONENT_NUMBER = r"^-?[0-9][0-9.]*(?:[eE][+-]?[0-9]{1,3})?$"
 _LONG_TOKEN = 1000  # number tokens longer than this are checked against the database's range
 _LONG_TOKEN_SCALAR = pa.scalar(_LONG_TOKEN, pa.int32())
 _NULL_TOKEN = pa.scalar("null", pa.string())
@@ -229,8 +230,15 @@ class TypedDecoder:
                 suspects.append(pc.invert(pc.match_substring_regex(array, _NUMBER_START)))
             else:
                 # a valid JSON token that starts like a number and has no exponent is plain digits
-                # (one regex: not a number, or an exponent; the same rows as the two checks)
-                suspects.append(pc.invert(pc.match_substring_regex(array, _PLAIN_NUMBER)))
+                # (one regex: not a number, or an exponent; the same rows as the two checks). A
+                # token of at most _LONG_TOKEN characters with an exponent of at most 3 digits
+                # has fewer than 2 * _LONG_TOKEN digits before and after the point: where the
+                # database holds that many, it fits, and the database reads the token itself
+                # (PostgreSQL's numeric_in gives it the scale Decimal's exponent gives)
+                before, after = limits.number_digits
+                roomy = min(before, after) > 2 * _LONG_TOKEN
+                plain = _SHORT_EXPONENT_NUMBER if roomy else _PLAIN_NUMBER
+                suspects.append(pc.invert(pc.match_substring_regex(array, plain)))
                 suspects.append(pc.greater(pc.binary_length(array), _LONG_TOKEN_SCALAR))
         else:
             if not limits.nul_in_json and may_contain(array, b"\\u0000"):
