@@ -4,8 +4,9 @@
 
 - ``docker/requirements.lock``: every third-party package dbkit and the shipped connectors need
   at run time (the union of their ``dependencies``, and theirs), for CPython 3.11 on Linux;
-- ``docker/requirements-build.lock``: the build backend (hatchling) that turns dbkit and a
-  connector into wheels inside the image's build stage.
+- ``docker/requirements-build.lock``: the build backends (setuptools for dbkit and a connector
+  with a C extension, hatchling for the others) that turn them into wheels inside the image's
+  build stage.
 
 Each pins one version per package with the sha256 of every file PyPI has for it (any Linux
 architecture), so the image installs with ``pip install --require-hashes --no-deps``. Versions are

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
+from fnmatch import fnmatchcase
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -56,16 +57,78 @@ def test_each_connector_package_is_typed(connector: Path) -> None:
         assert (connector / package / "py.typed").is_file(), f"{connector.name}: {package}/py.typed missing"
 
 
+def test_the_root_wheel_holds_dbkit_with_its_data_and_no_connector() -> None:
+    """dbkit builds with setuptools (for its optional C extension): its packages are found under
+    dbkit/ only, and every file there that is not a module (the JSON schemas, ``dbkit init``'s
+    templates, py.typed, the extension's C source) matches a package-data pattern, as hatchling
+    shipped them all."""
+    packages = _wheel_packages(ROOT)
+    assert "dbkit" in packages
+    assert {p.split(".")[0] for p in packages} == {"dbkit"}, "the root wheel holds dbkit only"
+    assert (ROOT / "dbkit" / "py.typed").is_file()
+    table = _tool(ROOT)["setuptools"]
+    data: dict[str, list[str]] = table["package-data"]
+    shipped: set[Path] = set()
+    for package in packages:
+        folder = ROOT.joinpath(*package.split("."))
+        for pattern in [*data.get("*", []), *data.get(package, [])]:
+            shipped.update(f for f in folder.glob(pattern) if f.is_file())
+    files = {
+        f
+        for f in (ROOT / "dbkit").rglob("*")
+        if f.is_file() and "__pycache__" not in f.parts and f.suffix not in {".py", ".pyc", ".so"}
+    }
+    missing = sorted(str(f.relative_to(ROOT)) for f in files - shipped)
+    assert not missing, f"not in dbkit's wheel (add to [tool.setuptools.package-data]): {missing}"
+    for extension in table["ext-modules"]:
+        # optional: a machine without a C compiler installs dbkit without it (the Python path)
+        assert extension["optional"] is True, extension["name"]
+        assert extension["name"].startswith("dbkit.")
+        assert all((ROOT / source).is_file() for source in extension["sources"]), extension
+
+
+def _tool(directory: Path) -> dict[str, Any]:
+    tool: dict[str, Any] = tomllib.loads((directory / "pyproject.toml").read_text())["tool"]
+    return tool
+
+
 def _wheel_packages(directory: Path) -> list[str]:
-    """The packages of the connector's wheel, as its build backend's table names them (hatchling,
-    or setuptools for a connector with a C extension)."""
-    tool = tomllib.loads((directory / "pyproject.toml").read_text())["tool"]
-    packages: list[str] = (
-        tool["setuptools"]["packages"]
-        if "setuptools" in tool
-        else tool["hatch"]["build"]["targets"]["wheel"]["packages"]
+    """The packages of the wheel, as its build backend's table names them: hatchling's list, or
+    setuptools' (a connector with a C extension: a list; dbkit: ``packages.find``)."""
+    tool = _tool(directory)
+    if "setuptools" not in tool:
+        hatch: list[str] = tool["hatch"]["build"]["targets"]["wheel"]["packages"]
+        return hatch
+    packages: list[str] | dict[str, Any] = tool["setuptools"]["packages"]
+    if isinstance(packages, list):
+        return packages
+    find = packages["find"]
+    return _find_packages(
+        directory / find.get("where", ["."])[0],
+        include=find.get("include", ["*"]),
+        exclude=find.get("exclude", []),
+        namespaces=find.get("namespaces", True),
     )
-    return packages
+
+
+def _find_packages(where: Path, *, include: list[str], exclude: list[str], namespaces: bool) -> list[str]:
+    """What setuptools' ``packages.find`` finds: the dotted names of the folders under ``where``
+    (with an ``__init__.py`` unless ``namespaces``) that match ``include`` and not ``exclude``."""
+    found: list[str] = []
+
+    def walk(folder: Path, prefix: str) -> None:
+        for child in sorted(folder.iterdir()):
+            if not child.is_dir() or "." in child.name or child.name == "__pycache__":
+                continue
+            if not namespaces and not (child / "__init__.py").is_file():
+                continue  # nor anything below it, as setuptools
+            name = prefix + child.name
+            if any(fnmatchcase(name, p) for p in include) and not any(fnmatchcase(name, p) for p in exclude):
+                found.append(name)
+            walk(child, name + ".")
+
+    walk(where, "")
+    return found
 
 
 @pytest.mark.slow  # seven connector processes (about a second of CPU each)
