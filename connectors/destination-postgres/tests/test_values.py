@@ -162,3 +162,33 @@ def test_a_5000_digit_numeric_read_by_source_postgres_is_stored_exactly(pg: Any)
     assert stored[0][:3] == (1, huge, f"-{huge}.5")
     assert (stored[1][0], Decimal(stored[1][1]), stored[1][2]) == (2, Decimal("1.50"), None)
     assert all(json.loads(meta)["changes"] == [] for *_, meta in stored)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_number_tokens_with_exponents_store_what_numeric_input_reads(
+    pg: Any, binary: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exponent forms (a float's text, ``1E+20``, ``1.5E-7``) keep the value and the scale
+    PostgreSQL's own input gives the token, in binary and in CSV, with no change recorded; one
+    past numeric's range is NULLed as before."""
+    if not binary:
+        monkeypatch.setenv("DBKIT_COPY_FORMAT", "csv")
+    tokens = [
+        "1E+20",
+        "1.5E-7",
+        "-2.50E+3",
+        "1.000E-999",
+        "9.99E+999",
+        "5E-1000",
+        "0E-5",
+        "-0E+3",
+        "1E+131072",
+    ]
+    rows = [{"id": i, "n": Decimal(t)} for i, t in enumerate(tokens)]
+    stored = load(pg, rows)
+    for i, token in enumerate(tokens[:-1]):
+        (expected,) = pg.query(f"SELECT '{token}'::numeric::text")[0]
+        assert stored[i]["n"] == expected, token
+        assert stored[i]["_meta"]["changes"] == [], token
+    assert stored[len(tokens) - 1]["n"] is None
+    assert changes(stored[len(tokens) - 1]) == {"n": ("NULLED", SIZE)}
