@@ -70,7 +70,7 @@ _JSON = frozenset({AirbyteType.OBJECT, AirbyteType.ARRAY, AirbyteType.UNKNOWN})
 TOKEN_COLUMNS = frozenset({AirbyteType.NUMBER, *_JSON})
 """The types whose values a column holds as their exact JSON tokens."""
 _NUMBER_START = r"^-?[0-9]"
-_BIG_EXPONENT = r"[eE][+-]?[0-9]{5}"
+_BIG_EXPONENT = r"[0-9][eE][+-]?[0-9]{5}"  # a digit first: not the text of a string such as "e12345"
 _PLAIN_NUMBER = r"^-?[0-9][0-9.]*$"
 _SHORT_EXPONENT_NUMBER = r"^-?[0-9][0-9.]*(?:[eE][+-]?[0-9]{1,3})?$"
 _LONG_TOKEN = 1000  # number tokens longer than this are checked against the database's range
