@@ -605,6 +605,20 @@ def test_a_json_value_past_the_depth_limit_is_found_among_typed_rows() -> None:
     assert plain(caster.cast([[[[[1]]]], [[1]]]).array) == [None, "[[1]]"]
 
 
+def test_numbers_inside_json_past_the_range_are_found_and_strings_like_exponents_are_not() -> None:
+    """With numbers in JSON held to the number type's range, a value with a number past it is
+    NULLed with its change; a string that merely looks like an exponent (``"e12345"``) is kept."""
+    limits = Limits(number_digits=(131072, 16383), json_number_digits=True)
+    builder = BatchBuilder([BatchColumn("j", "j", T.OBJECT)], limits, sync_id=None, generation_id=None)
+    values = ['{"n": 1e200000}', '{"s": "e12345"}', '{"s": "E-12345", "n": 1.5E+12}', '{"n": -2.5e-99999}']
+    records = _from_lines(
+        [b'{"type":"RECORD","record":{"stream":"s","data":{"j":%s}}}' % v.encode() for v in values]
+    )
+    batch = builder.build(records)
+    assert batch.table.column("j").to_pylist() == [None, values[1], values[2], None]
+    assert sorted(batch.row_changes) == [0, 3]
+
+
 # ------------------------------------------------------------------ through SQLite
 
 ALL_TYPES = {
