@@ -42,6 +42,11 @@ _KINDS: dict[AirbyteType, tuple[bytes, pa.DataType]] = {
 _STRING = (b"s", pa.string())
 
 
+def built() -> bool:
+    """True when the C decoder was built (dbkit installed where a C compiler was)."""
+    return _rows is not None
+
+
 def available() -> bool:
     """True when the C decoder was built and is not turned off (``DBKIT_ROW_DECODER=python``)."""
     return _rows is not None and os.environ.get("DBKIT_ROW_DECODER") != "python"

@@ -12,5 +12,5 @@ from dbkit.destination import rows
 
 def test_the_decoder_is_built_where_a_c_compiler_is() -> None:
     if shutil.which("cc") or shutil.which("gcc"):
-        assert rows._rows is not None, "dbkit.destination._rows was not built"
+        assert rows.built(), "dbkit.destination._rows was not built"
         assert rows.available() is (os.environ.get("DBKIT_ROW_DECODER") != "python")
