@@ -684,19 +684,25 @@ static PyObject *tokens(PyObject *Py_UNUSED(self), PyObject *args) {
     PyObject *result = NULL;
     if (has_validity && PyObject_GetBuffer(validity_arg, &validity, PyBUF_SIMPLE) < 0)
         goto done;
-    if (offset < 0 || length < 0 || (offset + length + 1) * 4 > offsets.len ||
+    /* offsets: offset + length + 1 entries from the start (compared without overflow: offset and
+     * length are any Py_ssize_t) */
+    Py_ssize_t entries = offsets.len / 4;
+    if (offset < 0 || length < 0 || offset > entries - 1 || length > entries - 1 - offset ||
         (has_validity && (offset + length + 7) / 8 > validity.len)) {
         PyErr_SetString(PyExc_ValueError, "buffers shorter than the array");
         goto done;
     }
-    const int32_t *at = (const int32_t *)offsets.buf;
+    /* the offsets buffer may be any bytes-like object, not aligned for int32: read by memcpy */
+    const unsigned char *at = offsets.buf;
     const unsigned char *bits = validity.buf, *text = data.buf;
     int good = 1;
     Py_BEGIN_ALLOW_THREADS;
     for (Py_ssize_t i = offset; i < offset + length && good; i++) {
         if (has_validity && !((bits[i >> 3] >> (i & 7)) & 1))
             continue;
-        int32_t lo = at[i], hi = at[i + 1];
+        int32_t lo, hi;
+        memcpy(&lo, at + (size_t)i * 4, 4);
+        memcpy(&hi, at + (size_t)i * 4 + 4, 4);
         if (lo < 0 || hi < lo || hi > data.len) {
             good = -1;
             break;

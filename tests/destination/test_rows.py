@@ -7,6 +7,7 @@ white space), the same batch (values, ``_airbyte_meta`` changes) as the msgspec 
 from __future__ import annotations
 
 import json
+import struct
 from typing import Any
 
 import msgspec
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dbkit.db.types import AirbyteType as T
-from dbkit.destination import rows
+from dbkit.destination import _rows, rows
 from dbkit.destination.batch import BatchBuilder, BatchColumn, Limits
 from dbkit.destination.records import RawRecord
 from dbkit.destination.rows import RowDecoder
@@ -378,3 +379,25 @@ def test_single_values_checks_each_token_is_one_json_value(values: list[str | No
     assert rows.single_values(array) is single
     padded = pa.array(["[", *values, "]"], pa.string()).slice(1, len(values))  # an offset array
     assert rows.single_values(padded) is single
+
+
+def test_tokens_checks_offset_and_length_against_the_buffers_without_overflow() -> None:
+    """(offset + length + 1) * 4 past Py_ssize_t wrapped to a small number that passed the check,
+    and the offsets were then read far outside their buffer."""
+    offsets = struct.pack("<3i", 0, 1, 2)
+    for offset, length in [(2**62 - 1, 1), (0, 2**62), (2**61, 2**61), (3, 0), (2, 1), (0, 2**63 - 1)]:
+        with pytest.raises(ValueError, match="shorter"):
+            _rows.tokens(None, offsets, b"12", offset, length)
+    with pytest.raises(ValueError, match="shorter"):
+        _rows.tokens(b"\x03", struct.pack("<10i", *range(10)), b"1" * 9, 7, 2)  # validity: 1 byte
+    assert _rows.tokens(None, offsets, b"12", 0, 2) is True
+    assert _rows.tokens(None, offsets, b"12", 2, 0) is True
+
+
+def test_tokens_reads_offsets_of_any_alignment() -> None:
+    """An offsets buffer at an odd address (a memoryview slice) was read as int32 in place (a
+    misaligned load: undefined behaviour, found by UBSan)."""
+    offsets = memoryview(b"\x00" + struct.pack("<4i", 0, 1, 3, 5))[1:]
+    assert _rows.tokens(None, offsets, b"1[]{}", 0, 3) is True
+    assert _rows.tokens(bytearray(b"\x03"), offsets, b"1[]x}", 0, 3) is True
+    assert _rows.tokens(None, offsets, b"1[]x}", 1, 2) is False
