@@ -687,7 +687,15 @@ static PyObject *tokens(PyObject *Py_UNUSED(self), PyObject *args) {
     /* offsets: offset + length + 1 entries from the start (compared without overflow: offset and
      * length are any Py_ssize_t) */
     Py_ssize_t entries = offsets.len / 4;
-    if (offset < 0 || length < 0 || offset > entries - 1 || length > entries - 1 - offset ||
+    if (offset < 0 || length < 0) {
+        PyErr_SetString(PyExc_ValueError, "a negative offset or length");
+        goto done;
+    }
+    if (length == 0) { /* no value: its buffers may be empty (Arrow allows no offsets for it) */
+        result = Py_NewRef(Py_True);
+        goto done;
+    }
+    if (offset > entries - 1 || length > entries - 1 - offset ||
         (has_validity && (offset + length + 7) / 8 > validity.len)) {
         PyErr_SetString(PyExc_ValueError, "buffers shorter than the array");
         goto done;

@@ -97,6 +97,8 @@ def single_values(array: pa.Array) -> bool | None:
     levels), checked in C; None when the C decoder is not there."""
     if not available() or not pa.types.is_string(array.type):
         return None
+    if len(array) == 0:  # its buffers may be empty, or absent
+        return True
     validity, offsets, data = array.buffers()
     if data is None:  # every value empty or null
         data = pa.py_buffer(b"")
