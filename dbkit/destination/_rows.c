@@ -550,16 +550,18 @@ static PyObject *decode(PyObject *Py_UNUSED(self), PyObject *args) {
     Py_ssize_t kinds_len;
     if (!PyArg_ParseTuple(args, "OOy#:decode", &datas_arg, &names_arg, &kinds, &kinds_len))
         return NULL;
-    PyObject *datas = PySequence_Fast(datas_arg, "datas must be a sequence");
+    /* tuples of their own: the columns point into the names' bytes while the GIL is released, when
+     * another thread may change a list it was given (and free the bytes it held) */
+    PyObject *datas = PySequence_Tuple(datas_arg);
     if (datas == NULL)
         return NULL;
-    PyObject *names = PySequence_Fast(names_arg, "names must be a sequence");
+    PyObject *names = PySequence_Tuple(names_arg);
     if (names == NULL) {
         Py_DECREF(datas);
         return NULL;
     }
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(datas);
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(names);
+    Py_ssize_t n = PyTuple_GET_SIZE(datas);
+    Py_ssize_t count = PyTuple_GET_SIZE(names);
     PyObject *result = NULL;
     Py_buffer *views = NULL;
     Py_ssize_t viewed = 0;
@@ -584,7 +586,7 @@ static PyObject *decode(PyObject *Py_UNUSED(self), PyObject *args) {
     size_t bitmap = (size_t)(n + 7) / 8 + 1;
     for (Py_ssize_t k = 0; k < count; k++) {
         Column *col = &cols[k];
-        PyObject *name = PySequence_Fast_GET_ITEM(names, k);
+        PyObject *name = PyTuple_GET_ITEM(names, k);
         char *text;
         if (PyBytes_AsStringAndSize(name, &text, &col->name_len) < 0)
             goto done;
@@ -618,7 +620,7 @@ static PyObject *decode(PyObject *Py_UNUSED(self), PyObject *args) {
         fields.slots[i] = k + 1;
     }
     for (; viewed < n; viewed++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(datas, viewed), &views[viewed], PyBUF_SIMPLE) < 0)
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(datas, viewed), &views[viewed], PyBUF_SIMPLE) < 0)
             goto done;
     }
     int status = OK;

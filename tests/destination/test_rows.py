@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
+import time
 from typing import Any
 
 import msgspec
@@ -416,3 +418,36 @@ def test_single_values_of_an_empty_array_with_empty_buffers() -> None:
     assert Frame("s", None, 1, batch, [("doc", "object")], "a frame of no rows").tokens == {0: "doc"}
     with pytest.raises(ValueError, match="negative"):
         _rows.tokens(None, b"", b"", -1, 0)
+
+
+def test_decode_keeps_its_names_while_another_thread_changes_the_list() -> None:
+    """decode() read the names' bytes, borrowed from the list it was given, with the GIL released:
+    another thread that replaced a name in that list freed the bytes it was matching keys with
+    (a use after free; the rows read after it lost their values)."""
+    k, j = b"k" * 50, b"j" * 50
+    data = b'{"' + k + b'": 1, "' + j + b'": 2, "other": "' + b"x" * 20_000 + b'"}'
+    datas = [data] * 2000
+    for _ in range(2):
+        names = [bytes(bytearray(k))]
+        go, done = threading.Event(), threading.Event()
+
+        def replace(
+            names: list[bytes] = names, go: threading.Event = go, done: threading.Event = done
+        ) -> None:
+            go.wait()
+            time.sleep(0.02)  # decode() is reading the records (the GIL released)
+            while not done.is_set():
+                names[0] = bytes(bytearray(j))
+
+        thread = threading.Thread(target=replace)
+        thread.start()
+        go.set()
+        try:
+            out = _rows.decode(datas, names, b"i")
+        finally:
+            done.set()
+            thread.join()
+        assert out is not None
+        nulls, _, values, _ = out[0]
+        assert nulls == 0
+        assert set(memoryview(values).cast("q")) == {1}
