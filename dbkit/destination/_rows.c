@@ -649,12 +649,14 @@ static PyObject *decode(PyObject *Py_UNUSED(self), PyObject *args) {
         PyObject *data = (col->kind == 's' || col->kind == 't')
                              ? PyBytes_FromStringAndSize((char *)col->data.buf, (Py_ssize_t)col->data.len)
                              : Py_NewRef(Py_None);
-        PyObject *item = (validity && values && data) ? Py_BuildValue("(nNNN)", n - valid, validity, values, data)
+        /* "O", not "N": Py_BuildValue releases what "N" gave it when it fails, so the three are
+         * released here whatever it returns */
+        PyObject *item = (validity && values && data) ? Py_BuildValue("(nOOO)", n - valid, validity, values, data)
                                                       : NULL;
+        Py_XDECREF(validity);
+        Py_XDECREF(values);
+        Py_XDECREF(data);
         if (item == NULL) {
-            Py_XDECREF(validity);
-            Py_XDECREF(values);
-            Py_XDECREF(data);
             Py_DECREF(out);
             goto done;
         }

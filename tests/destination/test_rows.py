@@ -451,3 +451,25 @@ def test_decode_keeps_its_names_while_another_thread_changes_the_list() -> None:
         nulls, _, values, _ = out[0]
         assert nulls == 0
         assert set(memoryview(values).cast("q")) == {1}
+
+
+def test_decode_out_of_memory_at_each_allocation() -> None:
+    """When Py_BuildValue failed to make a column's tuple, it had released the buffers given to it
+    with "N" and decode() released them again (a double free, ASan with PYTHONMALLOC=malloc)."""
+    testcapi = pytest.importorskip("_testcapi")
+    datas = [b'{"a": 1, "b": "x", "c": true}', b'{"a": null}'] * 200
+    outcomes = set()
+    for start in range(40):
+        hold = [(i, i, i, i) for i in range(3000)]  # no 4-tuple left to reuse: a tuple is allocated
+        testcapi.set_nomemory(start, 0)
+        try:
+            out = _rows.decode(datas, [b"a", b"b", b"c"], b"isb")
+        except MemoryError:
+            out = None
+        finally:
+            testcapi.remove_mem_hooks()
+        del hold
+        outcomes.add(out is not None)
+        if out is not None:
+            assert [nulls for nulls, *_ in out] == [200, 200, 200]
+    assert outcomes == {False, True}
