@@ -301,6 +301,8 @@ def _decimal_text(value: Any) -> str:
     if type(value) is int:
         return int_text(value)
     if isinstance(value, Decimal):
+        if isinstance(value, deepjson.HugeNumber):
+            raise Rejected(SIZE)
         if not value.is_finite():
             raise Rejected()
         return str(value)
@@ -567,6 +569,8 @@ class ColumnCaster:
 
     def _checked_json(self, value: Any) -> str:
         limits = self.limits
+        if any(isinstance(item, deepjson.HugeNumber) for item in deepjson.scalars(value)):
+            raise Rejected(SIZE)  # a number no database holds
         if limits.float_json_numbers and type(value) in (int, Decimal):
             # a bare number is stored as a number by such a database (SQLite's JSON columns)
             return self._json_number(_decimal_text(value))

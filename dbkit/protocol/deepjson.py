@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator, Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
@@ -47,6 +47,30 @@ _EXPECTED = {
     _COLON: "Expecting ':' delimiter",
     _NEXT: "Expecting ',' delimiter",
 }
+
+
+class HugeNumber(Decimal):
+    """A JSON number whose exponent is past what ``Decimal`` holds (beyond 10**18 in size, e.g.
+    ``1E11111111111111111111``): valid JSON that no database stores. Its value is NaN (it is
+    never finite, so every number rule refuses it); :attr:`token` keeps its text, which JSON
+    written back from it holds (:func:`exact_default`)."""
+
+    token: str
+
+    def __new__(cls, token: str) -> HugeNumber:
+        number = super().__new__(cls, "NaN")
+        number.token = token
+        return number
+
+
+def number_from_text(token: str) -> Decimal:
+    """A JSON number literal with a fraction or an exponent as an exact ``Decimal``; one whose
+    exponent ``Decimal`` cannot hold as a :class:`HugeNumber`. Also the ``parse_float`` of
+    :func:`dbkit.protocol.jsonio.loads_decimal`."""
+    try:
+        return Decimal(token)
+    except InvalidOperation:
+        return HugeNumber(token)
 
 
 def int_or_decimal(text: str) -> int | Decimal:
@@ -126,7 +150,7 @@ def parse(text: str) -> Any:
         if string is not None:
             value = _string(string)
         elif whole is not None:
-            value = Decimal(whole + rest) if rest else int_or_decimal(whole)
+            value = number_from_text(whole + rest) if rest else int_or_decimal(whole)
         else:
             value = _LITERALS[literal]
         if containers:
@@ -174,6 +198,8 @@ def int_text(value: int) -> str:
 def exact_default(value: Any) -> Any:
     """orjson ``default``: exact numbers (``Decimal``, integers of any width) are written digit
     for digit."""
+    if isinstance(value, HugeNumber):
+        return orjson.Fragment(value.token)
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise TypeError(f"{value} has no JSON form")

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from dbkit.protocol import deepjson
-from dbkit.protocol.deepjson import int_or_decimal
+from dbkit.protocol.deepjson import int_or_decimal, number_from_text
 from dbkit.protocol.errors import ProtocolInputError
 
 # 16+ digits, optionally with one decimal point among them; or a 3-digit exponent.
@@ -43,18 +42,19 @@ def reject_constant(name: str) -> Any:
 
 
 def loads_decimal(text: bytes | str) -> Any:
-    """The standard library's parser with every number exact: ``Decimal`` for non-integers,
+    """The standard library's parser with every number exact: ``Decimal`` for non-integers
+    (:class:`~dbkit.protocol.deepjson.HugeNumber` for one whose exponent ``Decimal`` cannot hold),
     ``int`` for integers (``Decimal`` past the digit limit). NaN and Infinity are refused.
 
     Every failure is a ``ValueError`` (bad JSON, bad UTF-8)."""
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=reject_constant)
+        return json.loads(text, parse_float=number_from_text, parse_constant=reject_constant)
     except json.JSONDecodeError:
         raise
     except ValueError:  # maybe an integer past the digit limit: read the integers one by one
         try:
             return json.loads(
-                text, parse_float=Decimal, parse_int=int_or_decimal, parse_constant=reject_constant
+                text, parse_float=number_from_text, parse_int=int_or_decimal, parse_constant=reject_constant
             )
         except RecursionError:
             pass

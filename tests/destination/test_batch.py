@@ -619,6 +619,40 @@ def test_numbers_inside_json_past_the_range_are_found_and_strings_like_exponents
     assert sorted(batch.row_changes) == [0, 3]
 
 
+@pytest.mark.parametrize("limits", [Limits(number_digits=(131072, 16383)), Limits(number_digits=(65, 30))])
+@pytest.mark.parametrize("decoder", ["c", "python"])
+def test_a_number_no_decimal_holds_is_nulled_with_its_change(
+    limits: Limits, decoder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``1E11111111111111111111`` is valid JSON past every database's numbers (and Python's
+    ``Decimal``, where it used to stop the write): where numbers are checked against a range, NULL
+    with DESTINATION_FIELD_SIZE_LIMITATION, in a number column and inside a JSON value, on both
+    decoders; the row is kept. (Where the database has no range, ``number_digits`` None, the
+    token goes to it as every number token does.)"""
+    if decoder == "python":
+        monkeypatch.setenv("DBKIT_ROW_DECODER", "python")
+    columns = [
+        BatchColumn("id", "id", T.INTEGER),
+        BatchColumn("n", "n", T.NUMBER),
+        BatchColumn("o", "o", T.OBJECT),
+    ]
+    builder = BatchBuilder(columns, limits, sync_id=None, generation_id=None)
+    values = [
+        b'{"id": 1, "n": 1E11111111111111111111, "o": {"x": 1}}',
+        b'{"id": 2, "n": 1.5, "o": {"x": [-2.5e-11111111111111111111]}}',
+        b'{"id": 3, "n": 2, "o": {}}',
+    ]
+    records = _from_lines([b'{"type":"RECORD","record":{"stream":"s","data":%s}}' % v for v in values])
+    batch = builder.build(records)
+    assert batch.table.column("id").to_pylist() == [1, 2, 3]
+    assert batch.table.column("n").to_pylist() == [None, "1.5", "2"]
+    assert batch.table.column("o").to_pylist() == ['{"x": 1}', None, "{}"]
+    assert batch.row_changes == {
+        0: [{"field": "n", "change": "NULLED", "reason": SIZE}],
+        1: [{"field": "o", "change": "NULLED", "reason": SIZE}],
+    }
+
+
 # ------------------------------------------------------------------ through SQLite
 
 ALL_TYPES = {

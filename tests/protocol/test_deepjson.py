@@ -196,3 +196,20 @@ def test_depth_scalars_and_map_strings() -> None:
     assert changed
     assert deepjson.depth(fixed) == 50_000
     assert list(deepjson.scalars(deep)) == ["\x00"]
+
+
+@pytest.mark.parametrize(
+    "token", ["1E11111111111111111111", "-2.5e-11111111111111111111", "1.0E+1000000000000000000"]
+)
+def test_a_number_whose_exponent_decimal_cannot_hold_is_kept_as_its_text(token: str) -> None:
+    """Valid JSON: read as a ``HugeNumber`` (never finite, so no number rule takes it), by the
+    C parser and by the one for any depth, and written back as the same text."""
+    from dbkit.protocol.jsonio import loads_decimal
+
+    deep = "[" * 1100 + token + "]" * 1100
+    for value in (loads_decimal(f'{{"n": {token}}}')["n"], deepjson.parse(deep)[0]):  # type: ignore[index]
+        while isinstance(value, list):
+            value = value[0]
+        assert isinstance(value, deepjson.HugeNumber)
+        assert not value.is_finite()
+        assert deepjson.dumps({"n": value}) == b'{"n":' + token.encode() + b"}"
