@@ -207,7 +207,7 @@ def test_a_number_whose_exponent_decimal_cannot_hold_is_kept_as_its_text(token: 
     from dbkit.protocol.jsonio import loads_decimal
 
     deep = "[" * 1100 + token + "]" * 1100
-    for value in (loads_decimal(f'{{"n": {token}}}')["n"], deepjson.parse(deep)[0]):  # type: ignore[index]
+    for value in (loads_decimal(f'{{"n": {token}}}')["n"], deepjson.parse(deep)[0]):
         while isinstance(value, list):
             value = value[0]
         assert isinstance(value, deepjson.HugeNumber)
