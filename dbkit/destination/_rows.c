@@ -56,7 +56,6 @@ typedef struct {
     const char *name;
     Py_ssize_t name_len;
     unsigned char *validity; /* (n + 7) / 8 bytes, zeroed */
-    Py_ssize_t nulls;        /* counted at the end */
     unsigned char *values;   /* int64[n], a bitmap of n bits, or int32[n + 1] offsets */
     Buf data;
     Py_ssize_t seen; /* the last row (+1) that gave this field a value */

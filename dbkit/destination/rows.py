@@ -25,21 +25,24 @@ from typing import Any
 import pyarrow as pa
 
 from dbkit.db.types import AirbyteType
+from dbkit.protocol import COLUMN_TYPES, TOKEN_TYPES
 
 try:
     import dbkit.destination._rows as _rows
 except ImportError:  # built without a C compiler
     _rows = None  # type: ignore[assignment]
 
-_KINDS: dict[AirbyteType, tuple[bytes, pa.DataType]] = {
-    AirbyteType.INTEGER: (b"i", pa.int64()),
-    AirbyteType.BOOLEAN: (b"b", pa.bool_()),
-    AirbyteType.NUMBER: (b"t", pa.string()),
-    AirbyteType.OBJECT: (b"t", pa.string()),
-    AirbyteType.ARRAY: (b"t", pa.string()),
-    AirbyteType.UNKNOWN: (b"t", pa.string()),
-}
-_STRING = (b"s", pa.string())
+_ARROW = {"int64": (b"i", pa.int64()), "bool": (b"b", pa.bool_())}
+
+
+def _kind(airbyte_type: AirbyteType) -> tuple[bytes, pa.DataType]:
+    """The C decoder's code and the Arrow type of a field's column: a typed frame's column
+    (:data:`~dbkit.protocol.COLUMN_TYPES`), a string column holding the value or, for
+    :data:`~dbkit.protocol.TOKEN_TYPES`, the exact token."""
+    column = COLUMN_TYPES[airbyte_type.value]
+    if column in _ARROW:
+        return _ARROW[column]
+    return (b"t" if airbyte_type.value in TOKEN_TYPES else b"s"), pa.string()
 
 
 def built() -> bool:
@@ -57,7 +60,7 @@ class RowDecoder:
 
     def __init__(self, fields: Sequence[tuple[str, AirbyteType]]) -> None:
         self.names = [name.encode("utf-8", "surrogatepass") for name, _ in fields]
-        kinds = [_KINDS.get(t, _STRING) for _, t in fields]
+        kinds = [_kind(t) for _, t in fields]
         self.kinds = b"".join(k for k, _ in kinds)
         self.types = [t for _, t in kinds]
         # a name the C decoder cannot match as written (an escape would be needed) or given twice
