@@ -59,7 +59,10 @@ ENVIRONMENTS = {"arrow-columns": {"DBKIT_FRAME_KIND": "columns"}}
 """Paths that are another path with a setting: ``arrow-columns`` is the Arrow path in typed frames
 of text (the source's read before native frames), ``arrow`` the default (native frames, ADBC);
 ``arrow-inprocess`` is the Arrow path with ``--in-process`` (both connectors threads of the sync's
-process: no interpreter started for them)."""
+process: no interpreter started for them).
+
+With ``--existing`` each sync path's database is kept after the first round, so later rounds
+sync into the table the round before left (a full refresh that replaces an existing table)."""
 
 
 @dataclass
@@ -278,6 +281,12 @@ def main() -> None:
         help="comma-separated: floor, arrow, arrow-columns, arrow-inprocess, json",
     )
     parser.add_argument("--no-check", action="store_true", help="skip the checks of the copies")
+    parser.add_argument(
+        "--existing",
+        action="store_true",
+        help="keep each sync path's database after the first round: later rounds write into the "
+        "table the round before left (what every scheduled sync after the first does)",
+    )
     args = parser.parse_args()
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     table = f"bench_mixed_{args.rows}"
@@ -289,7 +298,8 @@ def main() -> None:
         workdir = Path(tmp)
         for round_no in range(args.runs):
             for path in paths:
-                recreate(TARGETS[path])
+                if path == "floor" or round_no == 0 or not args.existing:
+                    recreate(TARGETS[path])
                 with connect(TARGETS[path]) as conn:
                     conn.execute("CHECKPOINT")
                 command: str | list[str] = (

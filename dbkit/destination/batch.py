@@ -51,7 +51,7 @@ from dbkit.destination.frames import Frame, has_frames, segments
 from dbkit.destination.records import DECODE_ERRORS, NO_META, RawRecord, loads_lenient, source_changes
 from dbkit.destination.rows import RowDecoder
 from dbkit.destination.typed import RAW_NULL, TOKEN_COLUMNS, TypedDecoder
-from dbkit.protocol import deepjson
+from dbkit.protocol import TOKEN_TYPES, deepjson
 
 __all__ = [
     "ARROW_TYPES",
@@ -111,6 +111,20 @@ class Batch:
     changed: list[int] = field(default_factory=list)
     empty_meta: str = ""
     row_changes: dict[int, list[Any]] = field(default_factory=dict)
+
+
+_TOKEN_OF_VALUE = frozenset({AirbyteType.INTEGER, AirbyteType.BOOLEAN})
+"""Catalog types whose typed-frame column (int64, bool) cast to text is the value's JSON token."""
+
+
+def token_widening(catalog: AirbyteType, stored: AirbyteType) -> bool:
+    """Whether a typed frame's column of a ``catalog`` field types as a column stored as ``stored``
+    exactly as the field's records would: ``stored`` takes JSON tokens (number, object, array,
+    unknown) and the frame's column holds the token of each value (a token column, or integers
+    and booleans, whose text is their token). Such a table is what a widening leaves (an integer
+    column become number, a JSON column that took another JSON type) and what a database whose
+    one JSON type reads back as ``unknown`` (PostgreSQL's jsonb for an array) holds."""
+    return stored.value in TOKEN_TYPES and (catalog.value in TOKEN_TYPES or catalog in _TOKEN_OF_VALUE)
 
 
 class BatchBuilder:
@@ -175,8 +189,12 @@ class BatchBuilder:
     @property
     def columnar(self) -> bool:
         """True when typed frames can be typed column by column: the table stores every column as
-        the catalog's type (else their records go the JSON path's way)."""
-        return all(c.airbyte_type == t for c, t in zip(self.columns, self.catalog_types, strict=True))
+        the catalog's type, or as a type whose frame column is the JSON token of the catalog's
+        value (:func:`token_widening`); else their records go the JSON path's way."""
+        return all(
+            c.airbyte_type == t or token_widening(t, c.airbyte_type)
+            for c, t in zip(self.columns, self.catalog_types, strict=True)
+        )
 
     def _build_frame(self, frame: Frame, start: int, stop: int) -> Batch:
         """Rows ``[start, stop)`` of a typed frame: the same batch as from their records."""

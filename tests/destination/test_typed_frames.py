@@ -281,6 +281,69 @@ def test_a_table_that_stores_a_column_as_another_type_loads_frames_as_their_line
     assert [(r["id"], r["v"]) for r in rows] == [(0, "text"), (1, "5"), (2, None)]
 
 
+WIDENED: dict[str, tuple[AirbyteType, AirbyteType, pa.Array, list[Any]]] = {
+    # stored, catalog, the frame's column, the same values in the lines (JSON text)
+    "array in unknown": (AirbyteType.UNKNOWN, AirbyteType.ARRAY, pa.array(["[1,2]", "[]", None, '[{"a": 1.50}]']),
+                         ["[1,2]", "[]", None, '[{"a": 1.50}]']),
+    "integer in number": (AirbyteType.NUMBER, AirbyteType.INTEGER, pa.array([5, -(2**63), None, 2**63 - 1]),
+                          ["5", str(-(2**63)), None, str(2**63 - 1)]),
+    "boolean in unknown": (AirbyteType.UNKNOWN, AirbyteType.BOOLEAN, pa.array([True, False, None, True]),
+                           ["true", "false", None, "true"]),
+    "number in unknown": (AirbyteType.UNKNOWN, AirbyteType.NUMBER, pa.array(["1.50", "-0", None, "1e400"]),
+                          ["1.50", "-0", None, "1e400"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(WIDENED))
+def test_a_column_stored_as_a_json_type_types_frames_column_by_column(
+    tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A table that stores a column as a type taking JSON tokens (what a widening leaves; what
+    PostgreSQL's jsonb reads back as for an array) while the stream calls it another: the frame
+    is typed column by column (never rebuilt as lines) and stores what its lines store."""
+    from dbkit.destination import batch, consumer
+
+    stored, catalog_type, column, texts = WIDENED[case]
+    widened: list[tuple[AirbyteType, AirbyteType]] = []
+    token_widening = batch.token_widening
+
+    def spy(catalog: AirbyteType, storage: AirbyteType) -> bool:
+        widened.append((catalog, storage))
+        return token_widening(catalog, storage)
+
+    def never(*args: Any) -> Any:
+        raise AssertionError("the frame was rebuilt as RECORD lines")
+
+    monkeypatch.setattr(batch, "token_widening", spy)
+    monkeypatch.setattr(consumer, "frame_lines", never)
+    first = _catalog(id=AirbyteType.INTEGER, v=stored)
+    earlier = encode([record("t", {"id": 0, "v": None}), state("t", {"n": 0}), status("t")])
+    cat = _catalog(id=AirbyteType.INTEGER, v=catalog_type)
+    tail = encode([state("t", {"n": 1}), status("t")])
+    lines = b"".join(
+        orjson.dumps(
+            {
+                "type": "RECORD",
+                "record": {
+                    "stream": "t",
+                    "data": {"id": i + 1, "v": None if t is None else orjson.Fragment(t)},
+                    "emitted_at": 1,
+                },
+            }
+        )
+        + b"\n"
+        for i, t in enumerate(texts)
+    )
+    batch_ = pa.RecordBatch.from_arrays(
+        [pa.array(range(1, len(texts) + 1)), column, pa.array([None] * len(texts), pa.binary())],
+        names=["id", "v", "meta"],
+    )
+    frames = encode_frame("t", None, 1, batch_, kind=COLUMNS)
+    rows = _both_ways(tmp_path, cat, lines + tail, frames + tail, setup=[(first, earlier)])
+    assert len(rows) == len(texts) + 1
+    assert (catalog_type, stored) in widened
+
+
 # native columns (``native`` frames): each value as Arrow holds it, and the canonical string the
 # JSON path sends for it; years past what the destination stores, BC, far, and the last of Arrow's
 _DAY = 86_400_000_000
