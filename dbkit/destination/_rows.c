@@ -738,9 +738,56 @@ done:
     return result;
 }
 
+/* uuid_text(raw) -> bytes: for each 16 bytes of ``raw`` (random), the canonical text (36
+ * characters, lower-case hex) of the version-4 UUID they make: byte 6's high nibble set to 4,
+ * byte 8's two high bits to 10. */
+static PyObject *uuid_text(PyObject *Py_UNUSED(self), PyObject *args) {
+    Py_buffer raw;
+    if (!PyArg_ParseTuple(args, "y*:uuid_text", &raw))
+        return NULL;
+    if (raw.len % 16 != 0) {
+        PyBuffer_Release(&raw);
+        PyErr_SetString(PyExc_ValueError, "the random bytes are not a whole number of UUIDs");
+        return NULL;
+    }
+    Py_ssize_t n = raw.len / 16;
+    if (n > PY_SSIZE_T_MAX / 36) {
+        PyBuffer_Release(&raw);
+        return PyErr_NoMemory();
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 36);
+    if (out == NULL) {
+        PyBuffer_Release(&raw);
+        return NULL;
+    }
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *in = raw.buf;
+    char *text = PyBytes_AS_STRING(out);
+    Py_BEGIN_ALLOW_THREADS;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const unsigned char *u = in + i * 16;
+        char *t = text + i * 36;
+        for (int b = 0; b < 16; b++) {
+            unsigned char v = u[b];
+            if (b == 6)
+                v = (unsigned char)((v & 0x0F) | 0x40);
+            else if (b == 8)
+                v = (unsigned char)((v & 0x3F) | 0x80);
+            if (b == 4 || b == 6 || b == 8 || b == 10)
+                *t++ = '-';
+            *t++ = hex[v >> 4];
+            *t++ = hex[v & 0x0F];
+        }
+    }
+    Py_END_ALLOW_THREADS;
+    PyBuffer_Release(&raw);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"decode", decode, METH_VARARGS, "The data of records as Arrow column buffers, or None."},
     {"tokens", tokens, METH_VARARGS, "Whether each value of a string array is one JSON value."},
+    {"uuid_text", uuid_text, METH_VARARGS, "The canonical text of version-4 UUIDs made of random bytes."},
     {NULL, NULL, 0, NULL},
 };
 

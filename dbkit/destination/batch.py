@@ -49,7 +49,7 @@ from dbkit.destination.casting import (
 )
 from dbkit.destination.frames import Frame, has_frames, segments
 from dbkit.destination.records import DECODE_ERRORS, NO_META, RawRecord, loads_lenient, source_changes
-from dbkit.destination.rows import RowDecoder
+from dbkit.destination.rows import RowDecoder, uuid_text
 from dbkit.destination.typed import RAW_NULL, TOKEN_COLUMNS, TypedDecoder
 from dbkit.protocol import TOKEN_TYPES, deepjson
 
@@ -372,17 +372,39 @@ _HEX_POSITIONS = [p for p in range(36) if p not in (8, 13, 18, 23)]
 
 
 def random_uuids(n: int) -> pa.Array:
-    """``n`` random version-4 UUIDs in their canonical text form, built with bytes operations only
-    (no Python object per UUID; see bench/README.md for the cost)."""
-    raw = bytearray(os.urandom(16 * n))
+    """``n`` random version-4 UUIDs in their canonical text form: the operating system's random
+    bytes formatted in C (``_rows.uuid_text``), else with bytes operations (no Python object per
+    UUID either way; see bench/README.md for the cost)."""
+    random = os.urandom(16 * n)
+    text = uuid_text(random)
+    if text is None:
+        text = _uuid_text(random, n)
+    return pa.StringArray.from_buffers(n, _uuid_offsets(n), pa.py_buffer(text))
+
+
+_OFFSETS: list[pa.Buffer] = []
+
+
+def _uuid_offsets(n: int) -> pa.Buffer:
+    """The offsets of ``n`` strings of 36 bytes (0, 36, 72, ...): a slice of one buffer kept for
+    the largest ``n`` asked for (a batch's parts have the same size, so it is made once)."""
+    kept = _OFFSETS[0] if _OFFSETS else None
+    if kept is None or kept.size < 4 * (n + 1):
+        size = max(n, PART_ROWS)
+        kept = pa.array(range(0, 36 * size + 1, 36), pa.int32()).buffers()[1]
+        _OFFSETS[:] = [kept]
+    return kept.slice(0, 4 * (n + 1))
+
+
+def _uuid_text(random: bytes, n: int) -> bytes:
+    raw = bytearray(random)
     raw[6::16] = raw[6::16].translate(_V4_BYTE6)
     raw[8::16] = raw[8::16].translate(_V4_BYTE8)
     hexed = raw.hex().encode()
     text = bytearray(b"-" * (36 * n))
     for k, position in enumerate(_HEX_POSITIONS):
         text[position::36] = hexed[k::32]
-    offsets = pa.array(range(0, 36 * n + 1, 36), pa.int32())
-    return pa.StringArray.from_buffers(n, offsets.buffers()[1], pa.py_buffer(bytes(text)))
+    return bytes(text)
 
 
 def _millis(value: Any, default: int) -> int:

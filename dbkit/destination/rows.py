@@ -106,3 +106,9 @@ def single_values(array: pa.Array) -> bool | None:
     if data is None:  # every value empty or null
         data = pa.py_buffer(b"")
     return _rows.tokens(validity if array.null_count else None, offsets, data, array.offset, len(array))
+
+
+def uuid_text(random: bytes) -> bytes | None:
+    """The canonical text of the version-4 UUIDs made of each 16 of ``random``'s bytes (36
+    characters each, no separator), formatted in C; None when the C module is not there."""
+    return _rows.uuid_text(random) if built() else None

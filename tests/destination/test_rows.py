@@ -473,3 +473,44 @@ def test_decode_out_of_memory_at_each_allocation() -> None:
         if out is not None:
             assert [nulls for nulls, *_ in out] == [200, 200, 200]
     assert outcomes == {False, True}
+
+
+# ---------------------------------------------------------------------------- raw ids
+
+
+@given(st.lists(st.binary(min_size=16, max_size=16), max_size=40))
+@settings(max_examples=200, deadline=None)
+def test_uuid_text_is_the_version_4_uuid_of_each_16_bytes(chunks: list[bytes]) -> None:
+    """C and the bytes-operations fallback give ``str(uuid.UUID(bytes=..., version=4))``."""
+    import uuid
+
+    from dbkit.destination.batch import _uuid_text
+
+    random = b"".join(chunks)
+    expected = "".join(str(uuid.UUID(bytes=c, version=4)) for c in chunks).encode()
+    assert _rows.uuid_text(random) == expected
+    assert _uuid_text(random, len(chunks)) == expected
+
+
+def test_uuid_text_edges_and_refusals() -> None:
+    assert _rows.uuid_text(b"") == b""
+    assert _rows.uuid_text(b"\x00" * 16) == b"00000000-0000-4000-8000-000000000000"
+    assert _rows.uuid_text(b"\xff" * 16) == b"ffffffff-ffff-4fff-bfff-ffffffffffff"
+    with pytest.raises(ValueError, match="whole number"):
+        _rows.uuid_text(b"\x00" * 17)
+    with pytest.raises(TypeError):
+        _rows.uuid_text("not bytes")  # type: ignore[arg-type]
+
+
+def test_random_uuids_are_distinct_version_4_uuids(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uuid
+
+    from dbkit.destination import batch
+
+    for c_module in (True, False):
+        if not c_module:
+            monkeypatch.setattr(batch, "uuid_text", lambda random: None)
+        values = batch.random_uuids(5000).to_pylist()
+        assert len(set(values)) == 5000
+        assert all(uuid.UUID(v).version == 4 and str(uuid.UUID(v)) == v for v in values)
+        assert batch.random_uuids(0).to_pylist() == []
