@@ -55,7 +55,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from dbkit.destination.executor import POLL_SECONDS, LoadExecutor
-from dbkit.destination.frames import Frame, FrameRun, NeedsRecords, frame_lines, rebase
+from dbkit.destination.frames import Frame, FrameRun, NeedsRecords, frame_lines, lines_are_json, rebase
 from dbkit.destination.input import BadLine, InputError, InputReader, parse_message, shown
 from dbkit.destination.ledger import StateLedger
 from dbkit.destination.loader import StreamLoader
@@ -367,22 +367,44 @@ class Consumer:
         except FrameError as exc:
             raise self._fail(str(exc)) from None
         except NeedsRecords:
-            lines = frame_lines(stream, namespace, emitted_at, batch, fields)
-            for i, line in enumerate(lines):  # all of the frame, or none of it
-                try:
-                    parse_message(line)
-                except BadLine as bad:
-                    raise self._fail(f"record {i} of a typed frame of {buffer.descriptor}: {bad}") from None
-            # exactly as the lines would have been read (the same decoding path); they count as
-            # the frame's one line
-            self.line_no -= len(lines)
-            self._consume(lines)
+            self._frame_as_lines(buffer, stream, namespace, emitted_at, batch, fields)
             return
         n = batch.num_rows
         if n == 0:
             return
         size = batch.nbytes // n + _ENVELOPE_BYTES  # per record, about
         self._buffer_runs(buffer, n, size, lambda i, j: [FrameRun(frame, i, j)] * (j - i))
+
+    def _frame_as_lines(
+        self,
+        buffer: _Buffer,
+        stream: str,
+        namespace: str | None,
+        emitted_at: int,
+        batch: Any,
+        fields: list[tuple[str, str]],
+    ) -> None:
+        """A typed frame read as the RECORD lines it stands for (:func:`frame_lines`), exactly as
+        the lines would have been read (the same decoding path), a batch's worth at a time (so
+        memory stays bounded by the batch, whatever the frame's size). All of the frame or none
+        of it: every line is known to be JSON before the first is consumed (told from the
+        columns; else each line parsed first)."""
+        step = max(1, self.policy.batch_records)
+        n = batch.num_rows
+        if not lines_are_json(batch, fields):
+            for lo in range(0, n, step):
+                part = batch.slice(lo, step)
+                for i, line in enumerate(frame_lines(stream, namespace, emitted_at, part, fields)):
+                    try:
+                        parse_message(line)
+                    except BadLine as bad:
+                        raise self._fail(
+                            f"record {lo + i} of a typed frame of {buffer.descriptor}: {bad}"
+                        ) from None
+        first = self.line_no - n  # the lines count as the frame's one line
+        for lo in range(0, n, step):
+            self.line_no = first + lo
+            self._consume(frame_lines(stream, namespace, emitted_at, batch.slice(lo, step), fields))
 
     def _buffer_runs(self, buffer: _Buffer, n: int, size: int, rows: Callable[[int, int], list[Any]]) -> None:
         """Buffer ``n`` records of one frame (``rows(i, j)``: the buffer entries of records ``i`` to

@@ -57,6 +57,23 @@ def frame_lines(
     return lines
 
 
+def lines_are_json(batch: pa.RecordBatch, fields: Sequence[tuple[str, str]]) -> bool:
+    """Whether every line :func:`frame_lines` makes of ``batch`` is JSON, told from the columns
+    (no line made): orjson writes every value but the token columns' and the ``meta`` column's
+    text as it is, so the lines are JSON when each of those values is one JSON value. False
+    means: check the lines one by one."""
+    meta = batch.column(batch.num_columns - 1)
+    columns = [(batch.column(i), name) for i, name in _token_columns(batch.schema, fields).items()]
+    if meta.null_count < len(meta):
+        columns.append((meta.view(pa.string()), "meta"))
+    try:
+        for column, name in columns:
+            _check_tokens(column, name, "")
+    except NeedsRecords:
+        return False
+    return True
+
+
 def _token_columns(schema: pa.Schema, fields: Sequence[tuple[str, str]]) -> dict[int, str]:
     """Position -> name of the columns that hold JSON tokens (a number or JSON field as text)."""
     types = dict(fields)

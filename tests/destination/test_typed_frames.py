@@ -281,6 +281,65 @@ def test_a_table_that_stores_a_column_as_another_type_loads_frames_as_their_line
     assert [(r["id"], r["v"]) for r in rows] == [(0, "text"), (1, "5"), (2, None)]
 
 
+def test_a_frame_read_as_lines_is_read_a_batch_at_a_time(tmp_path: Path) -> None:
+    """A frame whose records take the lines' way (a column stored as text) and that is larger
+    than the batch: read in slices of the batch size, with the same rows and STATE echoes."""
+    first = _catalog(id=AirbyteType.INTEGER, v=AirbyteType.STRING)
+    earlier = encode([record("t", {"id": 0, "v": "text"}), state("t", {"n": 0}), status("t")])
+    cat = _catalog(id=AirbyteType.INTEGER, v=AirbyteType.NUMBER)
+    tokens = ["1", "2.50", None, "-3e2", "4", "5", "6"]
+    lines = encode(
+        [record("t", {"id": i + 1, "v": None}) for i in range(len(tokens))]
+        + [state("t", {"n": 1}), status("t")]
+    )
+    lines = b"".join(
+        line.replace(b'"v":null', b'"v":' + t.encode()) if t is not None else line
+        for line, t in zip(lines.splitlines(keepends=True), [*tokens, None, None], strict=True)
+    )
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(range(1, 8)), pa.array(tokens), pa.array([None] * 7, pa.binary())],
+        names=["id", "v", "meta"],
+    )
+    frames = encode_frame("t", None, 1, batch, kind=COLUMNS) + encode([state("t", {"n": 1}), status("t")])
+    rows = _both_ways(tmp_path, cat, lines, frames, setup=[(first, earlier)], batch_records=2)
+    assert [(r["id"], r["v"]) for r in rows] == [
+        (0, "text"),
+        (1, "1"),
+        (2, "2.50"),
+        (3, None),
+        (4, "-3E+2"),
+        (5, "4"),
+        (6, "5"),
+        (7, "6"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "metas", "message"),
+    [
+        (["1", "2", "3", "4", "{bad"], [None] * 5, "record 4 of a typed frame of t: not valid JSON"),
+        (["1", "2", "3", "4", "5"], [None, None, None, b"{bad", None], "record 3 of a typed frame of t"),
+    ],
+)
+def test_a_frame_read_as_lines_is_checked_whole_before_any_of_it_is_read(
+    dest: Harness, tokens: list[str], metas: list[bytes | None], message: str
+) -> None:
+    """Read a batch at a time, but all of the frame or none of it: a line that is not JSON in the
+    last slice fails the write before the first slice is buffered."""
+    first = _catalog(id=AirbyteType.INTEGER, v=AirbyteType.STRING)
+    code, out = _write(dest, first, encode([record("t", {"id": 0, "v": "text"}), state("t", 0), status("t")]))
+    assert code == 0, out.decode()[-2000:]
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(range(1, 6)), pa.array(tokens), pa.array(metas, pa.binary())], names=["id", "v", "meta"]
+    )
+    body = encode_frame("t", None, 1, batch, kind=COLUMNS) + encode([state("t", 1), status("t")])
+    code, out = _write(dest, _catalog(id=AirbyteType.INTEGER, v=AirbyteType.NUMBER), body, batch_records=2)
+    assert code == 1
+    assert message in out.decode()
+    assert "nothing after it was loaded" in out.decode()
+    assert [r["id"] for r in dest.rows("t")] == [0]
+
+
 WIDENED: dict[str, tuple[AirbyteType, AirbyteType, pa.Array, list[Any]]] = {
     # stored, catalog, the frame's column, the same values in the lines (JSON text)
     "array in unknown": (AirbyteType.UNKNOWN, AirbyteType.ARRAY, pa.array(["[1,2]", "[]", None, '[{"a": 1.50}]']),
