@@ -22,7 +22,36 @@ from dbkit.protocol.jsonio import loads_exact
 
 CHUNK_BYTES = 1 << 20
 QUEUED_CHUNKS = 8
+QUEUED_FRAME_BYTES = 64 << 20
+"""The most an input with frames holds read ahead of the consumer (a frame may be tens of MB:
+eight queued items would be hundreds); one item larger than this is queued alone."""
 _END = object()
+
+
+class _Budget:
+    """Bytes queued and not yet taken by the consumer, at most ``limit`` (or one item)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.peak = 0
+        self._changed = threading.Condition()
+
+    def take(self, size: int, stop: threading.Event) -> bool:
+        """Wait until ``size`` more bytes fit; False when ``stop`` is set meanwhile."""
+        with self._changed:
+            while self.used and self.used + size > self.limit:
+                if stop.is_set():
+                    return False
+                self._changed.wait(0.1)
+            self.used += size
+            self.peak = max(self.peak, self.used)
+        return True
+
+    def give(self, size: int) -> None:
+        with self._changed:
+            self.used -= size
+            self._changed.notify_all()
 
 
 class InputError(SystemFailure):
@@ -82,6 +111,7 @@ class InputReader:
     def __init__(self, source: BinaryIO, frames: bool = False) -> None:
         self.source = source
         self.frames = frames
+        self.budget = _Budget(QUEUED_FRAME_BYTES)
 
     def chunks(self, timeout: Callable[[], float | None]) -> Iterator[list[bytes] | None]:
         """Lists of input lines as they arrive; None whenever nothing arrived within
@@ -90,8 +120,13 @@ class InputReader:
         closed."""
         lines: queue.Queue[Any] = queue.Queue(maxsize=QUEUED_CHUNKS)
         stop = threading.Event()
-        target = _read_frames if self.frames else _read_chunks
-        reader = threading.Thread(target=target, args=(self.source, lines, stop), daemon=True)
+        budget = self.budget
+        if self.frames:
+            reader = threading.Thread(
+                target=_read_frames, args=(self.source, lines, stop, budget), daemon=True
+            )
+        else:
+            reader = threading.Thread(target=_read_chunks, args=(self.source, lines, stop), daemon=True)
         reader.start()
         try:
             while True:
@@ -104,6 +139,9 @@ class InputReader:
                     return
                 if isinstance(item, BaseException):
                     raise item
+                if type(item) is tuple:  # (bytes, items) of the frames reader
+                    budget.give(item[0])
+                    item = item[1]
                 yield item
         finally:
             stop.set()
@@ -157,8 +195,13 @@ def _read_chunks(source: BinaryIO, out: queue.Queue[Any], stop: threading.Event)
 _FRAME_AFTER_LINE = b"\n" + FRAME_PREFIX
 
 
-def _read_frames(source: BinaryIO, out: queue.Queue[Any], stop: threading.Event) -> None:
-    """Reader thread of an input with Arrow frames: lists of whole lines and whole frames."""
+def _read_frames(source: BinaryIO, out: queue.Queue[Any], stop: threading.Event, budget: _Budget) -> None:
+    """Reader thread of an input with Arrow frames: lists of whole lines and whole frames, each
+    list queued as (its bytes, it) within ``budget``."""
+
+    def put_items(items: list[bytes]) -> bool:
+        size = sum(map(len, items))
+        return budget.take(size, stop) and put((size, items))
 
     def put(item: Any) -> bool:
         while not stop.is_set():
@@ -204,9 +247,9 @@ def _read_frames(source: BinaryIO, out: queue.Queue[Any], stop: threading.Event)
                 items.append(buffer[start:end])
                 pos = end
             buffer = buffer[pos:]
-            if items and not put(items):
+            if items and not put_items(items):
                 return
-        if buffer and not put([buffer]):
+        if buffer and not put_items([buffer]):
             return
     except FrameError as exc:
         put(InputError(f"an Arrow frame of the input: {exc}; nothing after it was loaded"))

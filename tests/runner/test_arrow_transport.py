@@ -83,6 +83,29 @@ def test_the_reader_hands_over_whole_lines_and_whole_frames(step: int) -> None:
     assert items == [b'{"type":"LOG"}', first, b'{"type":"STATE"}', first, second, b"", b"{}"]
 
 
+def test_frames_read_ahead_of_a_slow_consumer_stay_within_the_byte_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reader queues at most ``QUEUED_FRAME_BYTES`` (or one item larger than that) ahead of
+    the consumer, not eight frames of any size; every frame still arrives, in order."""
+    import time
+
+    from dbkit.destination import input as input_module
+
+    frames = [frame("s", [b'{"i":%d,"pad":"%s"}' % (i, b"x" * 200)] * 40) for i in range(30)]
+    size = len(frames[0])
+    monkeypatch.setattr(input_module, "QUEUED_FRAME_BYTES", 3 * size)
+    reader = InputReader(Trickle(b"".join(frames), size), frames=True)  # type: ignore[arg-type]
+    got = []
+    for chunk in reader.chunks(lambda: None):
+        if chunk is not None:
+            got.extend(chunk)
+            time.sleep(0.005)  # a consumer slower than the reader
+    assert got == frames
+    assert size <= reader.budget.peak <= 4 * size  # plus at most one read's items
+    assert reader.budget.used == 0
+
+
 def test_a_cut_frame_is_an_input_error() -> None:
     cut = frame("s", [b"{}"] * 10)[:-3]
     with pytest.raises(InputError, match="ended inside a frame"):
