@@ -53,13 +53,16 @@ TARGETS = {
     "arrow": "dbkit_bench_sync_arrow",
     "arrow-columns": "dbkit_bench_sync_arrow_columns",
     "arrow-inprocess": "dbkit_bench_sync_arrow_inprocess",
+    "arrow-subprocess": "dbkit_bench_sync_arrow_subprocess",
     "json": "dbkit_bench_sync_json",
 }
 ENVIRONMENTS = {"arrow-columns": {"DBKIT_FRAME_KIND": "columns"}}
 """Paths that are another path with a setting: ``arrow-columns`` is the Arrow path in typed frames
 of text (the source's read before native frames), ``arrow`` the default (native frames, ADBC);
 ``arrow-inprocess`` is the Arrow path with ``--in-process`` (both connectors threads of the sync's
-process: no interpreter started for them).
+process: no interpreter started for them), which is also what ``arrow`` does by default since
+2026-12-07 (two dbkit connectors installed here); ``arrow-subprocess`` is the Arrow path with
+``--subprocess`` (three processes, as ``arrow`` was before).
 
 With ``--existing`` each sync path's database is kept after the first round, so later rounds
 sync into the table the round before left (a full refresh that replaces an existing table)."""
@@ -232,6 +235,7 @@ def sync_command(table: str, path: str, workdir: Path) -> list[str]:
         "--protocol",
         path.split("-")[0],
         *(["--in-process"] if path.endswith("-inprocess") else []),
+        *(["--subprocess"] if path.endswith("-subprocess") else []),
     ]
 
 
@@ -278,7 +282,7 @@ def main() -> None:
     parser.add_argument(
         "--paths",
         default="floor,arrow,json",
-        help="comma-separated: floor, arrow, arrow-columns, arrow-inprocess, json",
+        help="comma-separated: floor, arrow, arrow-columns, arrow-inprocess, arrow-subprocess, json",
     )
     parser.add_argument("--no-check", action="store_true", help="skip the checks of the copies")
     parser.add_argument(

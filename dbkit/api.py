@@ -68,7 +68,7 @@ def sync(
     full_refresh: bool = False,
     refresh: Streams = None,
     protocol: Protocol = "auto",
-    in_process: bool = False,
+    in_process: bool | None = None,
     raise_on_failure: bool = True,
 ) -> SyncResult:
     """Run ``source`` into ``destination`` as ``dbkit sync`` does, and return what happened.
@@ -87,7 +87,9 @@ def sync(
     :param refresh: streams to read again from the start, replacing their rows (a new generation).
     :param protocol: how records travel: ``auto`` (Arrow frames when both connectors can),
         ``arrow`` or ``json``.
-    :param in_process: run the connectors in threads of this process instead of subprocesses.
+    :param in_process: True runs the connectors in threads of this process, False as
+        subprocesses; None (the default) as ``dbkit sync`` does: threads for the Arrow path
+        between dbkit connectors installed here, else subprocesses.
     :param raise_on_failure: raise :class:`SyncFailed` for a sync that did not succeed (the
         default); False returns its result (``result.ok`` False) instead.
     :returns: the :class:`SyncResult`: per stream its mode, status, records read and acknowledged

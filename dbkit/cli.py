@@ -68,8 +68,10 @@ connectors:
   `dbkit run --help`) with its --source-config: it runs as `dbkit run MANIFEST`. Any other
   command on PATH can be named too (no URL support).
   Connectors run as subprocesses found next to this Python or on PATH, with their config,
-  catalog and state in a private temporary directory; --in-process runs them in threads of this
-  process instead (same protocol, over OS pipes).
+  catalog and state in a private temporary directory. When records travel as Arrow frames
+  between two dbkit connectors installed with this Python, read and write run in threads of
+  this process instead (same protocol, over OS pipes; faster: no interpreter started for them);
+  --in-process asks for threads always, --subprocess for subprocesses always.
 
 sync modes:
   A stream that supports incremental reads and has a suggested cursor (updated_at, ...) is read
@@ -236,10 +238,22 @@ def _parser() -> argparse.ArgumentParser:
         help="refresh these streams: read them again from the start and replace their rows in the "
         "destination (a new generation); the other streams keep their state",
     )
-    s.add_argument(
+    placement = s.add_mutually_exclusive_group()
+    placement.add_argument(
         "--in-process",
-        action="store_true",
-        help="run the connectors in threads of this process (over OS pipes) instead of subprocesses",
+        dest="in_process",
+        action="store_const",
+        const=True,
+        help="run the connectors in threads of this process (over OS pipes) instead of subprocesses "
+        "(the default for the Arrow path between dbkit connectors installed here)",
+    )
+    placement.add_argument(
+        "--subprocess",
+        dest="in_process",
+        action="store_const",
+        const=False,
+        help="run the connectors as subprocesses, whatever the protocol (each with its own memory, "
+        "crashes and signals; the default for the JSON path and for other connectors)",
     )
     s.add_argument(
         "--protocol",

@@ -88,7 +88,7 @@ def prepare(
     state = SyncState.load(request.state_path)
     _same_endpoints(state, request)
     source, destination = (
-        Launcher(side, workdir, request.in_process if side.in_process is None else side.in_process)
+        Launcher(side, workdir, bool(request.in_process) if side.in_process is None else side.in_process)
         for side in (request.source, request.destination)
     )
     watch(source)

@@ -64,15 +64,17 @@ class Endpoint:
 
 @dataclass
 class SyncRequest:
-    """One sync: ``streams`` None means every discovered stream; ``in_process`` runs the
-    connectors in threads instead of subprocesses."""
+    """One sync: ``streams`` None means every discovered stream; ``in_process`` True runs the
+    connectors in threads of this process, False as subprocesses, None (the default) decides:
+    threads when records travel as Arrow frames between two dbkit connectors installed with this
+    interpreter (see :func:`dbkit.runner.runner.in_threads`), else subprocesses."""
 
     source: Endpoint
     destination: Endpoint
     state_path: Path
     streams: Sequence[str] | None = None
     full_refresh: bool = False
-    in_process: bool = False
+    in_process: bool | None = None
     refresh: Sequence[str] | None = None
     """Streams to refresh (a new generation replacing their rows, their state dropped)."""
     protocol: str = "auto"

@@ -61,6 +61,7 @@ def run_sync(
                 raise
             interrupt.check()
             arrow = transport(request.protocol, source, destination) == "arrow"
+            threads = in_threads(request, source, destination, arrow)
             progress = SyncProgress(
                 sync_id=state.sync_count,
                 streams=[
@@ -78,7 +79,16 @@ def run_sync(
             observer.started(progress)
             try:
                 _transfer(
-                    source, destination, catalog_path, state_path, state, progress, observer, arrow, stopper
+                    source,
+                    destination,
+                    catalog_path,
+                    state_path,
+                    state,
+                    progress,
+                    observer,
+                    arrow,
+                    stopper,
+                    threads,
                 )
             finally:
                 progress.ended_at = time.monotonic()
@@ -107,6 +117,21 @@ def transport(protocol: str, source: Launcher, destination: Launcher) -> str:
     return "json"
 
 
+def in_threads(request: SyncRequest, source: Launcher, destination: Launcher, arrow: bool) -> bool:
+    """Whether ``read`` and ``write`` run in threads of this process: as the request or an
+    endpoint says, else (``in_process`` None everywhere) when records travel as Arrow frames and
+    both connectors are dbkit connectors of this installation (their console scripts beside this
+    interpreter: the same code), as check and discover already do. One process then holds both:
+    measured faster than three (bench/README.md: no interpreter started and no imports repeated
+    for them, no pipe copy of the frames through this process); ``--subprocess`` keeps them
+    apart (their own memory, crashes and signals)."""
+    if request.in_process is not None or any(
+        launcher.endpoint.in_process is not None for launcher in (source, destination)
+    ):
+        return source.in_process and destination.in_process
+    return arrow and source.short_in_process() and destination.short_in_process()
+
+
 def _takes_arrow(launcher: Launcher) -> bool:
     """Whether the connector declares it reads (destination) or may write (source) Arrow frames."""
     try:
@@ -125,18 +150,28 @@ def _transfer(
     observer: SyncObserver,
     arrow: bool,
     stopper: Stopper,
+    threads: bool = False,
 ) -> None:
     """Run ``read`` piped into ``write`` to their end (or to a stop, :mod:`dbkit.runner.interrupt`);
     exit codes go to ``progress`` and every problem to ``progress.errors``."""
     interrupt = stopper.interrupt
     flags = ("--transport", "arrow") if arrow else ()
-    observer.log("sync", "DEBUG", f"records travel as {'Arrow frames' if arrow else 'JSON lines'}")
-    dest = destination.start("write", "--catalog", str(catalog_path), *flags, with_stdin=True)
+    observer.log(
+        "sync",
+        "DEBUG",
+        f"records travel as {'Arrow frames' if arrow else 'JSON lines'}, between "
+        f"{'threads of this process' if threads else 'processes'}",
+    )
+    dest = destination.start(
+        "write", "--catalog", str(catalog_path), *flags, with_stdin=True, in_process=threads
+    )
     acknowledger = Acknowledger(dest.stdout, state, progress, observer)
     ack_thread = threading.Thread(target=acknowledger.run, name="dbkit-sync-acks", daemon=True)
     ack_thread.start()
     assert dest.stdin is not None
-    src = source.start("read", "--catalog", str(catalog_path), "--state", str(state_path), *flags)
+    src = source.start(
+        "read", "--catalog", str(catalog_path), "--state", str(state_path), *flags, in_process=threads
+    )
     pump = Pump(src.stdout, dest.stdin, progress, observer, frames=arrow, stop=interrupt.first)
     try:
         pump.run()

@@ -142,15 +142,56 @@ def files(tmp_path: Path) -> dict[str, Path]:
 def run_sync(
     mode: str, args: list[str], cwd: Path, dbkit: RunDbkit, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str]:
-    """``dbkit sync ARGS --no-progress``: as a process (connectors as subprocesses) or, for
-    ``in-process``, through :func:`dbkit.cli.main` in this process (connectors in threads)."""
+    """``dbkit sync ARGS --no-progress``: as a process (connectors as subprocesses,
+    ``--subprocess``) or, for ``in-process``, through :func:`dbkit.cli.main` in this process
+    (connectors in threads)."""
     if mode == "subprocess":
-        done = dbkit("sync", *args, "--no-progress", cwd=cwd)
+        done = dbkit("sync", *args, "--no-progress", "--subprocess", cwd=cwd)
         return done.returncode, done.stdout + done.stderr
     capsys.readouterr()
     code = cli.main(["sync", *args, "--no-progress", "--in-process"])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
+
+
+@pytest.mark.parametrize(
+    ("flags", "placement"),
+    [
+        ([], "Arrow frames, between threads of this process"),
+        (["--subprocess"], "Arrow frames, between processes"),
+        (["--protocol", "json"], "JSON lines, between processes"),
+        (["--protocol", "json", "--in-process"], "JSON lines, between threads of this process"),
+    ],
+)
+def test_the_arrow_path_between_dbkit_connectors_runs_in_threads_unless_told(
+    flags: list[str],
+    placement: str,
+    files: dict[str, Path],
+    tmp_path: Path,
+    dbkit: RunDbkit,
+    same_tables: SameTables,
+) -> None:
+    """By default read and write run in threads of the sync's process when records travel as
+    Arrow frames between dbkit connectors of this installation; as subprocesses on the JSON
+    path or with ``--subprocess``; the copy is the same either way."""
+    args = [
+        "--source", f"sqlite:///{files['source']}",
+        "--destination", f"sqlite:///{files['warehouse']}",
+        "--state-file", str(files["state"]),
+    ]  # fmt: skip
+    done = dbkit("sync", *args, "--no-progress", "-v", *flags, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"records travel as {placement}" in done.stdout + done.stderr
+    same_tables(files["source"], files["warehouse"], TABLES)
+
+
+def test_in_process_and_subprocess_are_exclusive(
+    files: dict[str, Path], tmp_path: Path, dbkit: RunDbkit
+) -> None:
+    args = ["--source", f"sqlite:///{files['source']}", "--destination", f"sqlite:///{files['warehouse']}"]
+    done = dbkit("sync", *args, "--in-process", "--subprocess", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "not allowed with argument" in done.stderr
 
 
 # ============================================================================ two consecutive syncs
