@@ -101,7 +101,8 @@ output:
 stopping:
   Ctrl-C, SIGTERM or SIGHUP stops the source at its next checkpoint; the destination commits
   and acknowledges what it received, which is saved; one summary. A second signal stops the
-  destination at once. No connector process outlives dbkit sync.
+  destination at once (a destination running in a thread, the Arrow path's default: at its
+  next write, as a thread cannot be killed). No connector process outlives dbkit sync.
 
 exit status:
   0 when every stream completed and was acknowledged; 1 when a connector failed, reported an

@@ -131,6 +131,9 @@ class Frame:
         self.tokens = _token_columns(batch.schema, fields)
         for i, name in self.tokens.items():
             _check_tokens(batch.column(i), name, label)
+        meta = batch.column(batch.num_columns - 1)
+        if meta.null_count < len(meta):  # each one JSON object, as the lines' parser would insist
+            _check_tokens(meta.view(pa.string()), "meta", label)
 
     def columns(self, start: int, stop: int, fields: Sequence[tuple[str, str]]) -> list[pa.Array]:
         """The rows ``[start, stop)`` of each field's column (all NULL for a field the frame lacks;

@@ -6,8 +6,9 @@ for a connector and passes its config, catalog and state as files in a private d
 The short commands (``check``, ``discover``: :meth:`Launcher.run`) of a connector whose console
 script is this interpreter's own run in threads too: the same code, without the second of CPU
 a new interpreter spends importing it (three of them before every sync). ``read`` and
-``write`` stay processes of their own. ``DBKIT_SHORT_COMMANDS=subprocess`` runs them as
-processes too.
+``write`` run in threads under the same condition when records travel as Arrow frames
+(:func:`dbkit.runner.runner.in_threads`), else as processes of their own.
+``DBKIT_SHORT_COMMANDS=subprocess`` runs all of them as processes.
 """
 
 from __future__ import annotations

@@ -202,12 +202,13 @@ def _transfer(
         errors = command_errors(
             "destination", destination.endpoint.name, destination_code, (), dest.stderr_lines()
         )
-        if interrupt.again.is_set() and destination_code < 0:  # stopped by the second request
+        # stopped by the second request: killed (a process), or its output broken (a thread)
+        if interrupt.again.is_set() and (destination_code < 0 or threads):
             for error in errors:
                 report_warning(progress, observer, error)
         else:
             unexplained += errors
-    if pump.destination_gone:
+    if pump.destination_gone and not interrupt.again.is_set():  # (else: stopped as asked)
         unexplained.append(
             SyncError("sync", "the destination stopped reading its input; the source was stopped")
         )

@@ -403,6 +403,32 @@ def test_a_column_stored_as_a_json_type_types_frames_column_by_column(
     assert (catalog_type, stored) in widened
 
 
+@pytest.mark.parametrize("stored", [AirbyteType.INTEGER, AirbyteType.NUMBER], ids=["same-type", "widened"])
+def test_a_frame_whose_meta_is_not_json_is_refused_as_its_lines_would_be(
+    dest: Harness, stored: AirbyteType
+) -> None:
+    """A ``meta`` value that is not JSON fails the write, naming the record, with nothing of the
+    frame loaded: typed column by column or not (a table whose column the stream calls integer
+    and that stores it as integer, or as number)."""
+    if stored is not AirbyteType.INTEGER:
+        code, out = _write(
+            dest,
+            _catalog(id=AirbyteType.INTEGER, v=stored),
+            encode([record("t", {"id": 0, "v": 1.5}), state("t", 0), status("t")]),
+        )
+        assert code == 0, out.decode()[-2000:]
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([1, 2, 3]), pa.array([1, 2, 3]), pa.array([None, b"{bad", None], pa.binary())],
+        names=["id", "v", "meta"],
+    )
+    body = encode_frame("t", None, 1, batch, kind=COLUMNS) + encode([state("t", 1), status("t")])
+    code, out = _write(dest, _catalog(id=AirbyteType.INTEGER, v=AirbyteType.INTEGER), body)
+    assert code == 1
+    assert "record 1 of a typed frame of t: not valid JSON" in out.decode()
+    assert "nothing after it was loaded" in out.decode()
+    assert [r["id"] for r in dest.rows("t")] == ([] if stored is AirbyteType.INTEGER else [0])
+
+
 # native columns (``native`` frames): each value as Arrow holds it, and the canonical string the
 # JSON path sends for it; years past what the destination stores, BC, far, and the last of Arrow's
 _DAY = 86_400_000_000

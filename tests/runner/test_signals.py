@@ -370,3 +370,60 @@ def test_ctrl_c_in_process_stops_the_threads_and_the_next_run_resumes(
     config.write_text(json.dumps({"path": str(source)}))
     assert cli.main(args) == 0, capsys.readouterr().err
     assert_exactly_the_source(source, warehouse)
+
+
+@pytest.mark.slow
+def test_a_second_signal_stops_a_destination_in_a_thread_at_its_next_write(
+    tmp_path: Path,
+    slow_thread_source: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connectors in threads on the Arrow path (the default between dbkit connectors): a second
+    Ctrl-C breaks the destination's output while it loads (a thread cannot be killed); it stops
+    at its next write, which the summary shows as a warning, not an error, and the next run
+    resumes from what was acknowledged."""
+    from destination_sqlite.dialect import SqliteBulkLoader
+
+    load = SqliteBulkLoader.load_batches
+
+    def slow_load(self: Any, *args: Any, **kwargs: Any) -> None:
+        time.sleep(1.0)
+        load(self, *args, **kwargs)
+
+    monkeypatch.setattr(SqliteBulkLoader, "load_batches", slow_load)
+    source, warehouse, state_path = tmp_path / "source.db", tmp_path / "warehouse.db", tmp_path / "state.json"
+    make_source(source)
+    config = tmp_path / "source.json"
+    config.write_text(json.dumps({"path": str(source), "checkpoint_records": CHECKPOINT, "delay": 0.001}))
+    destination = tmp_path / "destination.json"
+    destination.write_text(json.dumps({"path": str(warehouse), "batch_records": 50, "flush_seconds": 0.1}))
+    args = ["sync", "--source", slow_thread_source, "--source-config", str(config)]
+    args += ["--destination", "destination-sqlite", "--destination-config", str(destination)]
+    args += ["--state-file", str(state_path), "--no-progress", "--in-process"]
+
+    def interrupt_twice() -> None:
+        wait_for(lambda: acknowledged(state_path, "items") >= 1, 60, "acknowledged states")
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    ctrl_c = threading.Thread(target=interrupt_twice)
+    ctrl_c.start()
+    code = cli.main([*args, "-v"])
+    ctrl_c.join()
+    _, output = capsys.readouterr()
+    assert "records travel as Arrow frames, between threads of this process" in output, output
+    assert code == 130, output
+    assert output.count("interrupted by SIGINT") == 1, output
+    assert "again: stopping the connectors now" in output, output
+    assert "ERROR" not in output, output
+    assert "WARN  destination-sqlite exited with code 1" in output, output
+    assert [t.name for t in threading.enumerate() if t.name.startswith("dbkit")] == []
+    saved = acknowledged(state_path, "items")
+    assert 0 < saved < ROWS
+
+    monkeypatch.setattr(SqliteBulkLoader, "load_batches", load)
+    config.write_text(json.dumps({"path": str(source)}))
+    assert cli.main(args) == 0, capsys.readouterr().err
+    assert_exactly_the_source(source, warehouse)
