@@ -588,3 +588,25 @@ def test_a_refresh_frame_larger_than_twice_the_batch_is_buffered_in_runs(
     assert len(rows) == n
     assert sum(built) == n
     assert len(built) < 30, f"{len(built)} parts for {n} rows"
+
+
+def test_lines_rebuilt_from_a_frame_hold_their_own_size() -> None:
+    """orjson's output keeps its whole buffer (4 KB for a short line): the lines and records a
+    frame is rebuilt as are compacted, so a batch of them costs about their text."""
+    import tracemalloc
+
+    from dbkit.destination.frames import compact, frame_lines
+
+    batch = _decode(_frame(ROWS * 200))
+    fields = [(name, t.value) for name, t in TYPES.items()]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        lines = frame_lines("t", None, 1, batch, fields)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(lines) == len(ROWS) * 200
+    assert held < 3 * sum(map(len, lines)), (held, sum(map(len, lines)))
+    assert compact([b'{"a":1}', b"[]"]) == [b'{"a":1}', b"[]"]
+    assert compact([]) == []
