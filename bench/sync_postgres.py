@@ -62,10 +62,7 @@ of text (the source's read before native frames), ``arrow`` the default (native 
 ``arrow-inprocess`` is the Arrow path with ``--in-process`` (both connectors threads of the sync's
 process: no interpreter started for them), which is also what ``arrow`` does by default since
 2026-12-07 (two dbkit connectors installed here); ``arrow-subprocess`` is the Arrow path with
-``--subprocess`` (three processes, as ``arrow`` was before).
-
-With ``--existing`` each sync path's database is kept after the first round, so later rounds
-sync into the table the round before left (a full refresh that replaces an existing table)."""
+``--subprocess`` (three processes, as ``arrow`` was before)."""
 
 
 @dataclass
@@ -285,12 +282,6 @@ def main() -> None:
         help="comma-separated: floor, arrow, arrow-columns, arrow-inprocess, arrow-subprocess, json",
     )
     parser.add_argument("--no-check", action="store_true", help="skip the checks of the copies")
-    parser.add_argument(
-        "--existing",
-        action="store_true",
-        help="keep each sync path's database after the first round: later rounds write into the "
-        "table the round before left (what every scheduled sync after the first does)",
-    )
     args = parser.parse_args()
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     table = f"bench_mixed_{args.rows}"
@@ -302,8 +293,7 @@ def main() -> None:
         workdir = Path(tmp)
         for round_no in range(args.runs):
             for path in paths:
-                if path == "floor" or round_no == 0 or not args.existing:
-                    recreate(TARGETS[path])
+                recreate(TARGETS[path])
                 with connect(TARGETS[path]) as conn:
                     conn.execute("CHECKPOINT")
                 command: str | list[str] = (
