@@ -78,7 +78,9 @@ sync modes:
   incrementally with it, into append_dedup when it has a primary key, else append. Every other
   stream is a full refresh into overwrite (the new table replaces the old one only when the
   stream is complete). --full-refresh makes every stream full refresh + overwrite.
-  Overwrite streams get a new generation each sync; one whose previous sync did not finish and
+  Overwrite streams get a new generation each sync (the first: the time in milliseconds, so a
+  stream whose state was deleted never reuses a generation the destination holds, whose rows
+  it would keep); one whose previous sync did not finish and
   left a saved position resumes it instead (same generation, same position), as a platform's
   next attempt does. --refresh A,B refreshes those streams in their usual mode, as a platform's
   Refresh does: a new generation that replaces their rows when the sync ends, their saved state

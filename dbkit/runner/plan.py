@@ -22,6 +22,7 @@ its state, ``minimum_generation_id`` still equal), so the old rows always go.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,13 @@ def select_streams(streams: Sequence[AirbyteStream], wanted: Sequence[str] | Non
         available = ", ".join(str(s.descriptor) for s in streams) or "(none)"
         raise SyncAborted(f"unknown stream(s) {', '.join(unknown)}; the source has: {available}")
     return [s for s in streams if any(stream_matches(s, w) for w in wanted)]
+
+
+def first_generation() -> int:
+    """The generation of a stream's first refresh: the time in milliseconds, larger than any
+    generation an earlier state file could have reached (each sync adds 1), so never one whose
+    rows a destination still holds."""
+    return time.time_ns() // 1_000_000
 
 
 def _resumable(state: Any) -> bool:
@@ -82,17 +90,22 @@ def configure_stream(
         and entry.cursor_field == list(cursor)
     )
     previous_generation = entry.generation_id if entry is not None else 0
+    # a stream the state file does not know (never synced, or its state deleted to start over)
+    # may still have rows in the destination: its first new generation must be one no earlier
+    # sync used, or the destination takes its rows for a refresh already swapped in and keeps
+    # them (loading the new rows next to them)
+    new_generation = previous_generation + 1 if entry is not None else first_generation()
     state: Any = None
     unfinished_refresh = same_setup and entry is not None and entry.refreshing and not entry.finished
     if refresh:
-        generation = previous_generation + 1
+        generation = new_generation
         minimum = generation
     elif unfinished_refresh and entry is not None:
         generation = minimum = previous_generation
         state = entry.state
     elif dest is DestinationSyncMode.OVERWRITE:
         resuming = same_setup and entry is not None and not entry.finished and _resumable(entry.state)
-        generation = previous_generation if resuming else previous_generation + 1
+        generation = previous_generation if resuming else new_generation
         minimum = generation
         if resuming and entry is not None:
             state = entry.state

@@ -25,6 +25,9 @@ from dbkit.runner.registry import ConnectorInfo, register, unregister
 from dbkit.urls import postgres_url_config
 from source_sqlite import SqliteSource, SqliteSourceConfig
 
+FIRST_GENERATION = 1_700_000_000_000
+"""A stream's first refresh has a generation of the time in milliseconds (dbkit.runner.plan)."""
+
 RunDbkit = Callable[..., subprocess.CompletedProcess[str]]
 SameTables = Callable[[Path, Path, Sequence[str]], None]
 TableRows = Callable[..., list[tuple[Any, ...]]]
@@ -194,6 +197,26 @@ def test_in_process_and_subprocess_are_exclusive(
     assert "not allowed with argument" in done.stderr
 
 
+def test_a_full_refresh_after_the_state_file_is_deleted_replaces_the_tables(
+    files: dict[str, Path], tmp_path: Path, dbkit: RunDbkit, same_tables: SameTables
+) -> None:
+    """Deleting the state file starts over: the next full refresh replaces every table (a new
+    generation no earlier sync used), rather than resuming a generation whose rows the
+    destination holds and loading the rows next to them."""
+    args = [
+        "--source", f"sqlite:///{files['source']}",
+        "--destination", f"sqlite:///{files['warehouse']}",
+        "--state-file", str(files["state"]), "--full-refresh", "--no-progress",
+    ]  # fmt: skip
+    for _ in range(2):
+        files["state"].unlink(missing_ok=True)
+        done = dbkit("sync", *args, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        same_tables(files["source"], files["warehouse"], TABLES)  # every row once
+    for table in TABLES:
+        assert count(files["warehouse"], table) == count(files["source"], table)
+
+
 # ============================================================================ two consecutive syncs
 
 
@@ -233,13 +256,12 @@ def test_two_syncs_copy_everything_then_only_the_changes(
     assert customers["state"]["position"]["cursor"] == max_cursor(source, "customers")
     assert customers["last_sync"]["records_read"] == customers["last_sync"]["records_acknowledged"] == 300
     assert entry_of(first, "order_items")["destination_sync_mode"] == "append_dedup"
-    for name in ("events", "settings", "v_active"):  # no cursor: full refresh into overwrite, generation 1
+    generations = {}
+    for name in ("events", "settings", "v_active"):  # no cursor: full refresh into overwrite
         entry = entry_of(first, name)
-        assert (entry["sync_mode"], entry["destination_sync_mode"], entry["generation_id"]) == (
-            "full_refresh",
-            "overwrite",
-            1,
-        )
+        assert (entry["sync_mode"], entry["destination_sync_mode"]) == ("full_refresh", "overwrite")
+        generations[name] = entry["generation_id"]
+        assert generations[name] >= FIRST_GENERATION  # one no earlier state file reached
         assert entry["state"]["complete"] is True
         assert entry["last_sync"]["records_acknowledged"] == count(source, name)
     assert "customers                COMPLETE  300 records read" in output
@@ -258,8 +280,8 @@ def test_two_syncs_copy_everything_then_only_the_changes(
     for name in ("events", "settings", "v_active"):  # full refresh: everything, a new generation
         entry = entry_of(second, name)
         assert entry["last_sync"]["records_read"] == count(source, name)
-        assert entry["generation_id"] == 2
-        assert airbyte_generations(warehouse, name) == [2]
+        assert entry["generation_id"] == generations[name] + 1
+        assert airbyte_generations(warehouse, name) == [generations[name] + 1]
     assert airbyte_generations(warehouse, "customers") == [0]
     assert entry_of(second, "customers")["state"]["position"]["cursor"] == "2024-06-02 00:00:00"
     assert "customers                COMPLETE  5 records read" in output
@@ -293,11 +315,9 @@ def test_streams_option_and_full_refresh(
 
     assert cli.main([*base, "--streams", "customers", "--full-refresh"]) == 0
     entry = entry_of(state_of(state_path), "customers")
-    assert (entry["sync_mode"], entry["destination_sync_mode"], entry["generation_id"]) == (
-        "full_refresh",
-        "overwrite",
-        1,
-    )
+    assert (entry["sync_mode"], entry["destination_sync_mode"]) == ("full_refresh", "overwrite")
+    generation = entry["generation_id"]
+    assert generation == 1  # the stream's entry says 0 (incremental): the next one
     assert entry["last_sync"]["records_read"] == 300
     assert entry_of(state_of(state_path), "settings")["last_sync"]["sync_id"] == 1  # not part of sync 2
     assert rows_of(warehouse, "customers", source) == rows_of(source, "customers")
@@ -307,7 +327,7 @@ def test_streams_option_and_full_refresh(
     entry = entry_of(state_of(state_path), "customers")
     assert (entry["sync_mode"], entry["generation_id"], entry["last_sync"]["records_read"]) == (
         "incremental",
-        1,
+        generation,
         300,
     )
 
@@ -398,7 +418,8 @@ def test_a_killed_source_resumes_from_the_last_acknowledged_state(
     customers, events = entry_of(first, "customers"), entry_of(first, "events")
     assert customers["finished"] is True  # read before events, complete and acknowledged
     assert events["finished"] is False
-    assert events["generation_id"] == 1
+    generation = events["generation_id"]
+    assert generation >= FIRST_GENERATION
     assert events["state"] == {"v": 1, "mode": "full_refresh", "by": ["rowid"], "after": [100]}
     assert events["last_sync"]["records_acknowledged"] == 100
     assert events["last_sync"]["status"] == "STARTED"
@@ -419,7 +440,7 @@ def test_a_killed_source_resumes_from_the_last_acknowledged_state(
     same_tables(source, warehouse, TABLES)  # no row missing, none twice
     second = state_of(state_path)
     events = entry_of(second, "events")
-    assert events["generation_id"] == 1  # the same generation: the interrupted refresh was resumed
+    assert events["generation_id"] == generation  # the same: the interrupted refresh was resumed
     assert events["last_sync"]["records_read"] == 100  # only the rows after the saved position
     assert entry_of(second, "customers")["last_sync"]["records_read"] == 0
     assert entry_of(second, "order_items")["last_sync"]["records_read"] == 600
@@ -473,6 +494,7 @@ def test_a_table_dropped_mid_sync_fails_that_stream_only(
     assert "Traceback" not in output
     first = state_of(state_path)
     settings = entry_of(first, "settings")
+    generation = settings["generation_id"]
     assert (settings["finished"], settings["state"], settings["last_sync"]["status"]) == (
         False,
         None,
@@ -491,9 +513,9 @@ def test_a_table_dropped_mid_sync_fails_that_stream_only(
     settings = entry_of(state_of(state_path), "settings")
     assert (settings["finished"], settings["generation_id"]) == (
         True,
-        2,
+        generation + 1,
     )  # nothing to resume: a new generation
-    assert airbyte_generations(warehouse, "settings") == [2]
+    assert airbyte_generations(warehouse, "settings") == [generation + 1]
 
 
 def test_a_failed_check_stops_the_sync_with_its_message(
