@@ -72,16 +72,21 @@ def lines_are_json(batch: pa.RecordBatch, fields: Sequence[tuple[str, str]]) -> 
     (no line made): orjson writes every value but the token columns' and the ``meta`` column's
     text as it is, so the lines are JSON when each of those values is one JSON value. False
     means: check the lines one by one."""
-    meta = batch.column(batch.num_columns - 1)
-    columns = [(batch.column(i), name) for i, name in _token_columns(batch.schema, fields).items()]
-    if meta.null_count < len(meta):
-        columns.append((meta.view(pa.string()), "meta"))
     try:
-        for column, name in columns:
-            _check_tokens(column, name, "")
+        _check_json_columns(batch, _token_columns(batch.schema, fields), "")
     except NeedsRecords:
         return False
     return True
+
+
+def _check_json_columns(batch: pa.RecordBatch, tokens: Mapping[int, str], label: str) -> None:
+    """Each value of the ``tokens`` columns and of the ``meta`` column is one JSON value, as the
+    lines' parser would insist (:func:`_check_tokens`); raises :class:`NeedsRecords`."""
+    for i, name in tokens.items():
+        _check_tokens(batch.column(i), name, label)
+    meta = batch.column(batch.num_columns - 1)
+    if meta.null_count < len(meta):
+        _check_tokens(meta.view(pa.string()), "meta", label)
 
 
 def _token_columns(schema: pa.Schema, fields: Sequence[tuple[str, str]]) -> dict[int, str]:
@@ -139,11 +144,7 @@ class Frame:
         self.batch = batch
         self.positions = check_columns(batch.schema, fields, label, native)
         self.tokens = _token_columns(batch.schema, fields)
-        for i, name in self.tokens.items():
-            _check_tokens(batch.column(i), name, label)
-        meta = batch.column(batch.num_columns - 1)
-        if meta.null_count < len(meta):  # each one JSON object, as the lines' parser would insist
-            _check_tokens(meta.view(pa.string()), "meta", label)
+        _check_json_columns(batch, self.tokens, label)
 
     def columns(self, start: int, stop: int, fields: Sequence[tuple[str, str]]) -> list[pa.Array]:
         """The rows ``[start, stop)`` of each field's column (all NULL for a field the frame lacks;

@@ -112,4 +112,7 @@ def uuid_text(random: bytes) -> bytes | None:
     """The canonical text of the version-4 UUIDs made of each 16 of ``random``'s bytes (36
     characters each, no separator), formatted in C; None when the C module is not there."""
     make = getattr(_rows, "uuid_text", None) if built() else None  # None: an older build
-    return None if make is None else bytes(make(random))
+    if make is None:
+        return None
+    text: bytes = make(random)
+    return text
