@@ -1,6 +1,7 @@
 """Benchmark: ``destination-mysql write`` against MySQL's own bulk load, in the same run.
 
     .venv/bin/python bench/destination_mysql.py [--records 1000000] [--runs 1] [--insert-compare]
+        [--parallel-loads 2,3] [--before CHECKOUT]
 
 Generates (once, cached under ``bench/data/``) ``--records`` RECORD messages of one stream
 ``orders`` (integers, exact decimals, strings with quotes, commas, backslashes, newlines and
@@ -296,10 +297,20 @@ def floor(csv: Path, table: str, data_only: bool = False) -> Run:
     return run
 
 
-def write(mode: str, messages: Path, workdir: Path, before: Path | None = None) -> Run:
+def write(
+    mode: str, messages: Path, workdir: Path, before: Path | None = None, parallel_loads: int | None = None
+) -> Run:
     """``destination-mysql write`` (``before``: a checkout of the code before a change, whose
     ``dbkit`` and ``destination_mysql`` then shadow this tree's)."""
-    config = {"host": HOST, "port": PORT, "database": DATABASE, "username": USER, "ssl": False}
+    config: dict[str, Any] = {
+        "host": HOST,
+        "port": PORT,
+        "database": DATABASE,
+        "username": USER,
+        "ssl": False,
+    }
+    if parallel_loads is not None:
+        config["parallel_loads"] = parallel_loads
     (workdir / "config.json").write_text(json.dumps(config))
     (workdir / "catalog.json").write_text(json.dumps(catalog(mode)))
     argv = [str(BIN / "destination-mysql"), "write", "--config", str(workdir / "config.json"),
@@ -423,6 +434,13 @@ def main() -> None:
         help="a checkout of the code before a change (git worktree): each connector line also runs "
         "with its dbkit and destination_mysql, in the same round",
     )
+    parser.add_argument(
+        "--parallel-loads",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[],
+        help="also run the append line with the destination's parallel_loads set to each of these "
+        "(comma-separated), in the same round",
+    )
     args = parser.parse_args()
     records = args.records
     first, first_csv, first_data = generate(records, second=False)
@@ -444,6 +462,11 @@ def main() -> None:
                 sql(f"DROP TABLE IF EXISTS `{STREAM}`")
                 lines.setdefault("append" + tag, []).append(write("append", first, workdir, tree))
                 expect(STREAM, "floor")
+                for n in [] if tree else args.parallel_loads:
+                    sql(f"DROP TABLE IF EXISTS `{STREAM}`")
+                    run = write("append", first, workdir, parallel_loads=n)
+                    lines.setdefault(f"append (parallel_loads={n})", []).append(run)
+                    expect(STREAM, "floor")
             if second is not None and second_csv is not None:
                 sql(f"DROP TABLE IF EXISTS `{STREAM}`")
                 lines.setdefault("dedup" + tag, []).append(write("append_dedup", first, workdir, tree))
@@ -471,6 +494,15 @@ def main() -> None:
         for tag in ("", " (before)"):
             if key + tag in lines:
                 report(label + tag, lines[key + tag], floors, records, megabytes)
+        if key == "append":
+            for n in args.parallel_loads:
+                report(
+                    f"{label}, parallel_loads={n}",
+                    lines[f"append (parallel_loads={n})"],
+                    floors,
+                    records,
+                    megabytes,
+                )
     if args.insert_compare:
         insert_compare(min(200_000, records))
 

@@ -468,6 +468,9 @@ def timed(argv: list[str], stdin: Path, stdout: Path | None = None) -> Run:
     return Run(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, os.getloadavg()[0])
 
 
+PARALLEL_LOADS: int | None = None
+
+
 def checkpoint() -> None:
     with bench_db() as conn:
         conn.execute("CHECKPOINT")
@@ -482,6 +485,8 @@ def destination(workdir: Path, schema: str, mode: str) -> list[str]:
         "schema": schema,
         "ssl_mode": {"mode": "disable"},
     }
+    if PARALLEL_LOADS is not None:
+        config["parallel_loads"] = PARALLEL_LOADS
     (workdir / f"{schema}-config.json").write_text(json.dumps(config))
     (workdir / f"{mode}-catalog.json").write_text(json.dumps(catalog(mode)))
     return [
@@ -560,7 +565,12 @@ def main() -> None:
         choices=("append", "dedup"),
         help="time only the floor and this mode (dedup: both append_dedup runs)",
     )
+    parser.add_argument(
+        "--parallel-loads", type=int, help="the destination's parallel_loads (default: its own)"
+    )
     args = parser.parse_args()
+    global PARALLEL_LOADS
+    PARALLEL_LOADS = args.parallel_loads
     n = args.records
 
     first = generate(

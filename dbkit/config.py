@@ -203,6 +203,18 @@ class DestinationSettings(ConnectorConfig):
         gt=0,
         order=103,
     )
+    parallel_loads: int | None = field(
+        None,
+        title="Batches loaded at once",
+        description=(
+            "Append and overwrite batches loaded at the same time, each on a database connection of "
+            "its own, committed in order (dedup merges run one at a time). Empty: the destination's "
+            "default, the number that measured fastest for it."
+        ),
+        ge=1,
+        le=16,
+        order=104,
+    )
 
 
 # ----------------------------------------------------------------------------------- spec

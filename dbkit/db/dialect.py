@@ -68,6 +68,9 @@ class Capabilities:
     background_loading: bool = False
     """Batches may be loaded on another thread while the consumer reads on (the dialect's
     connections may be used from a thread other than the one that opened them)."""
+    parallel_loads: int = 1
+    """Append batches loaded at once, each on a connection of its own, when the config does not
+    say (``parallel_loads``; only with ``background_loading``)."""
 
 
 class Dialect(Generic[ConfigT]):

@@ -24,6 +24,7 @@ from dbkit.destination.casting import INT64_MAX, INT64_MIN, MAX_ARROW_YEAR, Limi
 from dbkit.destination.connector import SqlDestination
 from dbkit.destination.consumer import Consumer, FlushPolicy
 from dbkit.destination.dialect import DestinationDialect
+from dbkit.destination.executor import Slot
 from dbkit.destination.frames import materialize
 from dbkit.destination.generations import Held, Target, choose_target, held, is_current, refresh_minimum
 from dbkit.destination.loader import MAX_REFUSED_VALUES, LoadStats, StreamLoader
@@ -69,6 +70,7 @@ __all__ = [
     "MergeSql",
     "NamingRules",
     "RawRecord",
+    "Slot",
     "SqlDestination",
     "StreamLoader",
     "TableOperations",

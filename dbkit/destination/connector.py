@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, BinaryIO, ClassVar, Generic, TypeVar
+import contextlib
+from collections.abc import Mapping, Sequence
+from typing import Any, BinaryIO, ClassVar, Generic, TypeVar, overload
 
 import sqlalchemy as sa
 
@@ -99,12 +100,16 @@ class SqlDestination(Generic[ConfigT]):
         dialect = self.dialect(config)
         write = WriteContext(options=dialect.write_options(), log=log)
         plans = plan_tables(dialect, catalog)
-        with Database(dialect) as db, db.connect() as conn:
+        background = dialect.capabilities.background_loading
+        count = (config.parallel_loads or dialect.capabilities.parallel_loads) if background else 1
+        with Database(dialect, pool_size=count) as db, db.connect() as conn:
+            lanes = Lanes(db, conn, count)
             loaders: dict[Any, StreamLoader] = {}
             try:
                 with db.translate_errors():
                     for stream in catalog:
                         loader = self.loader(dialect, conn, stream, plans, write)
+                        loader.lanes = lanes
                         loader.setup()
                         loaders[stream.descriptor] = loader
                 consumer = self.consumer_class(
@@ -113,9 +118,47 @@ class SqlDestination(Generic[ConfigT]):
                     self.flush_policy(config),
                     log,
                     translate=db.classify,
-                    background=dialect.capabilities.background_loading,
+                    background=background,
+                    lanes=count if any(loader.shared_loads for loader in loaders.values()) else 1,
                 )
                 consumer.run(source)
             finally:
                 for loader in loaders.values():
                     loader.close()
+                lanes.close()
+
+
+class Lanes(Sequence[sa.Connection]):
+    """A write's connections, one per loading lane (:mod:`dbkit.destination.executor`): lane 0
+    is the write's own connection, each other one is opened the first time its lane loads (by
+    that lane's thread, the only one to use it) and closed by :meth:`close`."""
+
+    def __init__(self, db: Database, main: sa.Connection, count: int) -> None:
+        self.db = db
+        self._conns: list[sa.Connection | None] = [main] + [None] * (count - 1)
+
+    def __len__(self) -> int:
+        return len(self._conns)
+
+    @overload
+    def __getitem__(self, lane: int) -> sa.Connection: ...
+
+    @overload
+    def __getitem__(self, lane: slice) -> Sequence[sa.Connection]: ...
+
+    def __getitem__(self, lane: int | slice) -> sa.Connection | Sequence[sa.Connection]:
+        if isinstance(lane, slice):
+            return [self[k] for k in range(len(self._conns))[lane]]
+        conn = self._conns[lane]
+        if conn is None:
+            with self.db.translate_errors():
+                conn = self._conns[lane] = self.db.engine.connect()
+        return conn
+
+    def close(self) -> None:
+        """Close the lanes' own connections (not lane 0's)."""
+        for k, conn in enumerate(self._conns[1:], 1):
+            if conn is not None:
+                self._conns[k] = None
+                with contextlib.suppress(Exception):  # a connection already lost: nothing to release
+                    conn.close()

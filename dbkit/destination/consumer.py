@@ -17,9 +17,11 @@ Loads run one after another, in the order they were asked for. When the dialect 
 (``background_loading``), they run on a worker thread while this thread reads on: the next batch
 is decoded and buffered while the previous one is typed, sent and committed (at most one load
 waits behind the running one, which bounds memory), and the typed parts of the next load are
-built (:mod:`dbkit.destination.prefetch`) while the database finishes the running one. A state
-is echoed once the loads of every record before it have committed; a failed load stops the
-write, and nothing after it is echoed.
+built (:mod:`dbkit.destination.prefetch`) while the database finishes the running one. With
+``lanes`` > 1 (the config's ``parallel_loads``), the loads of streams whose loader declares them
+shared (plain appends) run side by side, each on a connection of its own, and commit in order
+(:mod:`dbkit.destination.executor`). A state is echoed once the loads of every record before it
+have committed; a failed load stops the write, and nothing after it is echoed.
 
 Streams that replace their data (overwrite, truncate refresh) load only records that a STATE
 already covers, except when the source reports the stream COMPLETE: records after the last STATE
@@ -54,7 +56,7 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from dbkit.destination.executor import POLL_SECONDS, LoadExecutor
+from dbkit.destination.executor import POLL_SECONDS, Job, LoadExecutor, Slot
 from dbkit.destination.frames import Frame, FrameRun, NeedsRecords, frame_lines, lines_are_json, rebase
 from dbkit.destination.input import BadLine, InputError, InputReader, parse_message, shown
 from dbkit.destination.ledger import StateLedger
@@ -128,6 +130,7 @@ class Consumer:
         log: Callable[[str, str], None] | None = None,
         translate: Callable[[BaseException], DbkitError] | None = None,
         background: bool = False,
+        lanes: int = 1,
     ) -> None:
         self.buffers: dict[tuple[Any, Any], _Buffer] = {
             (d.name, d.namespace): _Buffer(d, loader) for d, loader in loaders.items()
@@ -140,7 +143,7 @@ class Consumer:
         self.ledger = StateLedger(writer, list(self.buffers.values()))
         self.line_no = 0
         self.buffered_bytes = 0
-        self.loads = LoadExecutor(background)
+        self.loads = LoadExecutor(background, lanes)
         self.prefetch = Prefetcher() if background else None
         self.frames = arrow_transport()  # the input may hold Arrow frames (dbkit.protocol.arrow)
 
@@ -520,7 +523,8 @@ class Consumer:
         status = body.get("status") if isinstance(body, dict) else None
         if status == "COMPLETE":
             self._flush(buffer, everything=True)
-            self._submit(buffer.loader.complete)
+            complete = buffer.loader.complete
+            self._submit(lambda slot: complete())
             buffer.status = "COMPLETE"
             self.ledger.release()
         elif status == "INCOMPLETE":
@@ -530,12 +534,12 @@ class Consumer:
             self.ledger.release()
 
     # ------------------------------------------------------------------ flushing and echoing
-    def _guarded(self, action: Callable[[], None]) -> Callable[[], None]:
+    def _guarded(self, action: Job) -> Job:
         translate = self.translate
 
-        def run() -> None:
+        def run(slot: Slot) -> None:
             try:
-                action()
+                action(slot)
             except DbkitError:
                 raise
             except Exception as exc:
@@ -545,8 +549,8 @@ class Consumer:
 
         return run
 
-    def _submit(self, action: Callable[[], None]) -> int:
-        number = self.loads.submit(self._guarded(action))
+    def _submit(self, action: Job, shared: bool = False) -> int:
+        number = self.loads.submit(self._guarded(action), shared)
         self._collect()
         return number
 
@@ -573,7 +577,8 @@ class Consumer:
         buffer.covered = buffer.covered_bytes = 0
         job = self.loads.submitted + 1
         buffer.loading.append((job, first))
-        number = self._submit(buffer.loader.load_job(records, self.prefetch))
+        loader = buffer.loader
+        number = self._submit(loader.load_job(records, self.prefetch), loader.shared_loads)
         assert number == job
         self.ledger.release()
 

@@ -1,113 +1,202 @@
-"""The load executor: runs a write's load jobs one after another, in the order they were asked
-for, inline or on one worker thread (``background``)."""
+"""The load executor: runs a write's load jobs in the order they were asked for, inline or on
+worker threads (``background``), one per *lane* (a lane is a database connection of the write).
+
+A job is either *ordered* (the default: it starts once every job before it has finished, runs
+alone, on lane 0, and no job after it starts before it ends) or *shared* (``shared=True``: it
+may run beside the shared jobs around it, each on a lane of its own). Plain appends are shared:
+two loads into one table on two connections do not collide, and the database then works on both
+at once. Merges, swaps and anything that depends on what the loads before it committed are
+ordered.
+
+Shared jobs commit in order: a shared job sends its rows beside the job before it, then waits
+(:meth:`Slot.wait_turn`, just before its commit) until every job before it has finished, and
+rolls back if one failed. So whenever the write stops (a failure, a SIGKILL), what is committed
+is the loads up to some point, never a later load without an earlier one: a rerun from the last
+echoed STATE loads each row once. Completion is reported in order too
+(:meth:`LoadExecutor.finished` names a job once every job before it has finished).
+
+A shared job waiting for its turn holds what its statements locked. Should the job before it
+wait for one of those locks (a user's unique index on the appended table, a trigger), neither
+would finish: a loader declares its loads shared only where that cannot happen
+(:attr:`~dbkit.destination.loader.StreamLoader.shared_loads`).
+"""
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
+
+from dbkit.threads import context_thread
 
 POLL_SECONDS = 0.05
-"""How often a caller waiting to queue a job checks whether the running one failed."""
+"""How often the consumer looks at the loads while some run in the background."""
+WAITING = 1
+"""Jobs queued behind the running ones at most (a job holds a batch: this bounds memory)."""
+
+
+class Abandoned(Exception):
+    """Raised by :meth:`Slot.wait_turn` when a job before this one failed: roll back."""
+
+
+class Slot:
+    """What a running job is given: its ``lane`` (the connection index it runs on), and
+    :meth:`wait_turn`."""
+
+    def __init__(self, executor: LoadExecutor | None, number: int, lane: int) -> None:
+        self._executor = executor
+        self.number = number
+        self.lane = lane
+
+    def wait_turn(self) -> None:
+        """Return once every job before this one has finished (call it just before committing);
+        raise :class:`Abandoned` if one of them failed."""
+        if self._executor is not None:
+            self._executor._wait_turn(self.number)
+
+
+Job = Callable[[Slot], None]
+"""A load job: called with its :class:`Slot`."""
+
+
+@dataclass
+class _Queued:
+    number: int
+    job: Job
+    shared: bool
 
 
 class LoadExecutor:
-    """Runs load jobs in order: inline, or on one worker thread (``background``), where at most
-    one job waits behind the running one (which bounds memory).
+    """Runs load jobs (see the module doc): inline, or on one worker thread per lane
+    (``background``; ``lanes`` > 1 only matters for shared jobs), where at most ``WAITING`` jobs
+    wait behind the running ones (which bounds memory: ``lanes + WAITING`` batches in flight).
 
-    ``submit`` returns a job number; ``finished()`` tells the jobs completed since the last call;
-    ``wait()`` returns once every submitted job is done. A failed job's exception is raised by
-    the next ``submit``/``finished``/``wait``, and no job after it runs. ``close()`` (once, at
-    the end of the write) waits for the running job and stops the thread.
+    ``submit`` returns a job number; ``finished()`` tells the jobs completed since the last call,
+    in order, each once every job before it is complete; ``wait()`` returns once every submitted
+    job is done. A failed job's exception is raised by the next ``submit``/``finished``/``wait``,
+    and no job starts after it (shared jobs already running finish). ``close()`` (once, at the
+    end of the write) waits for the running jobs and stops the threads.
     """
 
-    def __init__(self, background: bool) -> None:
+    def __init__(self, background: bool, lanes: int = 1) -> None:
+        if lanes < 1:
+            raise ValueError(f"lanes must be at least 1, not {lanes}")
         self.background = background
+        self.lanes = lanes if background else 1
         self.submitted = 0
-        self._done: deque[int] = deque()
+        self._cond = threading.Condition()
+        self._waiting: deque[_Queued] = deque()
+        self._running: dict[int, bool] = {}  # job number -> shared
+        self._completed: set[int] = set()
+        self._reported = 0
         self._error: BaseException | None = None
-        self._jobs: queue.Queue[tuple[int, Callable[[], None]] | None] = queue.Queue(maxsize=1)
-        self._idle = threading.Condition()
-        self._running = 0
-        self._thread: threading.Thread | None = None
+        self._closing = False
+        self._threads: list[threading.Thread] = []
 
-    def submit(self, job: Callable[[], None]) -> int:
-        """Run ``job`` after the jobs submitted before it (inline: now); its number."""
+    def submit(self, job: Job, shared: bool = False) -> int:
+        """Queue ``job`` (inline: run it now, on lane 0); its number."""
         self._raise()
-        self.submitted += 1
-        number = self.submitted
+        number = self.submitted + 1
         if not self.background:
-            job()
-            self._done.append(number)
+            job(Slot(None, number, 0))
+            self.submitted = number
+            with self._cond:
+                self._completed.add(number)
             return number
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="dbkit-loads", daemon=True)
-            self._thread.start()
-        with self._idle:
-            self._running += 1
-        try:
-            while True:
-                try:
-                    self._jobs.put((number, job), timeout=POLL_SECONDS)
-                    break
-                except queue.Full:
-                    self._raise()
-        except BaseException:  # never queued: not running either (close() must not wait for it)
-            with self._idle:
-                self._running -= 1
-                self._idle.notify_all()
-            raise
+        with self._cond:
+            while len(self._waiting) >= WAITING and self._error is None:
+                self._cond.wait()
+            self._raise()
+            self._waiting.append(_Queued(number, job, shared))
+            self.submitted = number
+            if not self._threads:
+                for lane in range(self.lanes):
+                    thread = context_thread(self._work, name=f"dbkit-loads-{lane}", args=(lane,))
+                    thread.start()
+                    self._threads.append(thread)
+            self._cond.notify_all()
         return number
 
-    def _work(self) -> None:
+    def _startable(self, lane: int) -> bool:
+        """The head of the queue may start now on ``lane`` (called holding the lock)."""
+        if not self._waiting or self._error is not None:
+            return False
+        if self._waiting[0].shared:
+            return all(self._running.values())  # no ordered job runs
+        return lane == 0 and not self._running
+
+    def _work(self, lane: int) -> None:
         while True:
-            item = self._jobs.get()
-            if item is None:
-                return
-            number, job = item
+            with self._cond:
+                while not self._startable(lane):
+                    if self._closing:
+                        return
+                    self._cond.wait()
+                item = self._waiting.popleft()
+                self._running[item.number] = item.shared
+                self._cond.notify_all()  # room in the queue
+            error: BaseException | None = None
             try:
-                if self._error is None:
-                    job()
-                    self._done.append(number)
+                item.job(Slot(self, item.number, lane))
             except BaseException as exc:  # handed to the consumer thread
-                self._error = exc
-            finally:
-                with self._idle:
-                    self._running -= 1
-                    self._idle.notify_all()
+                error = exc
+            with self._cond:
+                del self._running[item.number]
+                if error is None:
+                    self._completed.add(item.number)
+                elif self._error is None:
+                    self._error = error
+                    self._waiting.clear()  # never started
+                self._cond.notify_all()
+
+    def _wait_turn(self, number: int) -> None:
+        with self._cond:
+            while any(other < number for other in self._running):  # jobs start in order
+                if self._error is not None:
+                    break
+                self._cond.wait()
+            if self._error is not None:
+                raise Abandoned(f"load {number} rolled back: a load before it failed")
 
     def _raise(self) -> None:
         if self._error is not None:
             raise self._error
 
     def finished(self) -> list[int]:
-        """The numbers of the jobs completed since the last call, in order."""
+        """The numbers of the jobs completed since the last call, in order; a job is named once
+        it and every job before it are complete."""
         done = []
-        while self._done:
-            done.append(self._done.popleft())
-        if self._error is not None:
-            self._raise()
+        with self._cond:
+            while self._reported + 1 in self._completed:
+                self._reported += 1
+                self._completed.discard(self._reported)
+                done.append(self._reported)
+        self._raise()
         return done
 
     @property
     def busy(self) -> bool:
         """A job is queued or running."""
-        return self._running > 0
+        return bool(self._running or self._waiting)
+
+    def _pending(self) -> bool:
+        return bool(self._running) or (bool(self._waiting) and self._error is None)
 
     def wait(self) -> None:
         """Return once every submitted job is done (raise the first failure)."""
-        with self._idle:
-            while self._running:
-                self._idle.wait()
+        with self._cond:
+            while self._pending():
+                self._cond.wait()
         self._raise()
 
     def close(self) -> None:
-        """Wait for the running job and stop the worker thread; idempotent."""
-        if self._thread is not None:
-            with self._idle:
-                while self._running:
-                    self._idle.wait()
-            self._jobs.put(None)
-            self._thread.join()
-            self._thread = None
+        """Wait for the running jobs and stop the worker threads; idempotent."""
+        with self._cond:
+            while self._pending():
+                self._cond.wait()
+            self._closing = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join()
+        self._threads = []

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ from dbkit.db.types import AirbyteType
 from dbkit.destination.batch import Batch, BatchBuilder, BatchColumn
 from dbkit.destination.bulk_load import ValueRefused
 from dbkit.destination.dialect import DestinationDialect
+from dbkit.destination.executor import Job, Slot
 from dbkit.destination.generations import Target, choose_target, held, refresh_minimum
 from dbkit.destination.naming import short_hash
 from dbkit.destination.prefetch import Prefetcher
@@ -77,6 +79,7 @@ class StreamLoader:
         self.write = write
         self.log = write.log
         self.stats = LoadStats()
+        self._stats_lock = threading.Lock()
         self.dedup = stream.destination_sync_mode is DestinationSyncMode.APPEND_DEDUP
         self.refresh = stream.replaces_data
         self.target_kind: Target | None = None
@@ -91,14 +94,19 @@ class StreamLoader:
         self._key_types: dict[str, AirbyteType] = {}
         self._exact_key = False  # the database compares the key's values as the connector does
         self._locked = False  # the current transaction holds the stream's table lock
+        self._unique_target = False  # an append's target has a unique index (see shared_loads)
+        self.lanes: Sequence[sa.Connection] = [conn]
+        """The write's connections a load may run on (``lanes[0]`` is ``conn``; the connector
+        adds the others): see :attr:`shared_loads`."""
 
     # ------------------------------------------------------------------ writers of one table
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """A transaction on the stream's tables; the table lock (:meth:`lock`) taken in it is
-        held until it ends, then released where the database needs that (``unlock_table``)."""
+    def transaction(self, conn: sa.Connection | None = None) -> Iterator[None]:
+        """A transaction on the stream's tables (on ``conn``, by default the loader's own); the
+        table lock (:meth:`lock`) taken in it is held until it ends, then released where the
+        database needs that (``unlock_table``)."""
         try:
-            with self.conn.begin():
+            with (conn or self.conn).begin():
                 yield
         finally:
             if self._locked:
@@ -129,6 +137,7 @@ class StreamLoader:
             self.plan = plan
             if not self.dedup:
                 self._drop_unique_key_index(target)
+                self._unique_target = any(i.unique for i in self.tables.key_indexes(conn, target))
             columns = [
                 BatchColumn(c.field, c.name, storage.get(c.name, c.airbyte_type)) for c in plan.columns
             ]
@@ -234,27 +243,38 @@ class StreamLoader:
             self.log("INFO", f"{self.plan.descriptor}: dropped the unique key index {name} of a dedup write")
 
     # ------------------------------------------------------------------ batches
-    def load_job(
-        self, records: Sequence[RawRecord], prefetcher: Prefetcher | None = None
-    ) -> Callable[[], None]:
+    @property
+    def shared_loads(self) -> bool:
+        """This stream's loads may run beside other loads, each on a connection of its own, and
+        commit in order (:mod:`dbkit.destination.executor`): plain appends into a target with no
+        unique index (a load waiting for its turn to commit would hold the keys it inserted
+        while the load before it waited for them). A dedup load (its staging table is private
+        to ``conn``; its merge must see the loads before it) runs alone, in order."""
+        return not self.dedup and not self._unique_target
+
+    def load_job(self, records: Sequence[RawRecord], prefetcher: Prefetcher | None = None) -> Job:
         """Called by the consumer per flush, on its own thread: a job that loads ``records`` in
-        one transaction when run (on the loading thread, after the jobs before it). With a
-        ``prefetcher`` the typed parts start being built now, on the builder's thread, ahead of
-        the load (:mod:`dbkit.destination.prefetch`)."""
+        one transaction when run (on a loading thread, on the connection of :attr:`lanes` its
+        slot names). With a ``prefetcher`` the typed parts start being built now, on the
+        builder's thread, ahead of the load (:mod:`dbkit.destination.prefetch`)."""
         assert self.builder is not None
         parts = None if prefetcher is None else prefetcher.start(self.builder.parts(records))
 
-        def job() -> None:
+        def job(slot: Slot) -> None:
             try:
-                self.load(records, parts)
+                self.load(records, parts, slot)
             finally:
                 if parts is not None:
                     parts.cancel()  # a failed load releases the builder
 
         return job
 
-    def load(self, records: Sequence[RawRecord], parts: Iterator[Batch] | None = None) -> None:
-        """Load one batch in one transaction; raises (and rolls back) on failure.
+    def load(
+        self, records: Sequence[RawRecord], parts: Iterator[Batch] | None = None, slot: Slot | None = None
+    ) -> None:
+        """Load one batch in one transaction, on the connection of ``slot.lane`` (not 0 only for
+        :attr:`shared_loads`), committed once ``slot`` has its turn; raises (and rolls back) on
+        failure.
 
         ``parts``: the typed parts of ``records`` built ahead (:meth:`load_job`), else the batch
         is built in parts while the first parts are already being sent. Should the database
@@ -264,11 +284,12 @@ class StreamLoader:
         if not records:
             return
         assert self.builder is not None
+        slot = slot or Slot(None, 0, 0)
         built: list[Batch] = []
         source = self.builder.parts(records) if parts is None else parts
         for _ in range(MAX_REFUSED_VALUES + 1):
             try:
-                self._load_parts(self._parts(built, source))
+                self._load_parts(self._parts(built, source), slot)
                 break
             except ValueRefused as refused:
                 built[refused.part] = self.builder.reject(
@@ -284,9 +305,11 @@ class StreamLoader:
                 f"{self.plan.descriptor}: the database refused more than {MAX_REFUSED_VALUES} values of "
                 "one batch that the type rules accepted"
             )
-        self.stats.records += len(records)
-        self.stats.batches += 1
-        self.stats.changed_rows += sum(p.changed_rows for p in built)
+        changed = sum(p.changed_rows for p in built)
+        with self._stats_lock:  # shared loads of the stream finish on several threads
+            self.stats.records += len(records)
+            self.stats.batches += 1
+            self.stats.changed_rows += changed
 
     @staticmethod
     def _parts(built: list[Batch], source: Iterator[Batch]) -> Iterator[Batch]:
@@ -296,13 +319,17 @@ class StreamLoader:
             built.append(part)
             yield part
 
-    def _load_parts(self, parts: Iterator[Batch]) -> None:
+    def _load_parts(self, parts: Iterator[Batch], slot: Slot) -> None:
+        """The batch's parts in one transaction on the slot's connection, committed in turn."""
         assert self.target is not None
-        with self.transaction():
+        conn = self.lanes[slot.lane]
+        with self.transaction(conn):
             if self.dedup:
+                assert conn is self.conn
                 self._stage_and_merge(parts)
             else:
-                self.bulk.load_batches(self.conn, self.target, parts, self.write)
+                self.bulk.load_batches(conn, self.target, parts, self.write)
+            slot.wait_turn()
 
     def _stage_and_merge(self, parts: Iterator[Batch]) -> None:
         """append_dedup, in the caller's transaction: the batch into the staging table, then

@@ -44,6 +44,7 @@ from dbkit.destination import (
     Batch,
     DeclaredType,
     RawRecord,
+    Slot,
     StreamLoader,
     TablePlan,
     Target,
@@ -257,14 +258,22 @@ class RawTableLoader(StreamLoader):
                     self.tables.drop_table(conn, sa.Table(name, sa.MetaData(), schema=plan.namespace))
             self.raw = ensure_raw_table(conn, self.pg, plan.namespace, name)
 
-    def load(self, records: Sequence[RawRecord], parts: Iterator[Batch] | None = None) -> None:
+    @property
+    def shared_loads(self) -> bool:
+        """One load at a time: a load keeps its records on the loader for the raw table."""
+        return False
+
+    def load(
+        self, records: Sequence[RawRecord], parts: Iterator[Batch] | None = None, slot: Slot | None = None
+    ) -> None:
         self._records = records
         try:
-            super().load(records, parts)
+            super().load(records, parts, slot)
         finally:
             self._records = ()
 
-    def _load_parts(self, parts: Iterator[Batch]) -> None:
+    def _load_parts(self, parts: Iterator[Batch], slot: Slot) -> None:
+        conn = self.lanes[slot.lane]
         assert self.target is not None
         assert self.raw is not None
         built: list[Batch] = []
@@ -274,12 +283,13 @@ class RawTableLoader(StreamLoader):
                 built.append(part)
                 yield part
 
-        with self.transaction():
+        with self.transaction(conn):
             if self.dedup:
                 self._stage_and_merge(kept())
             else:
-                self.bulk.load_batches(self.conn, self.target, kept(), self.write)
-            load_raw(self.conn, self.raw, raw_rows(built, self._records), self.write)
+                self.bulk.load_batches(conn, self.target, kept(), self.write)
+            load_raw(conn, self.raw, raw_rows(built, self._records), self.write)
+            slot.wait_turn()
 
     def complete(self) -> None:
         """Swap in both refreshed tables, or drop both tables' older generations, in one

@@ -48,6 +48,16 @@ def sleeping_statement(pg: Any, verb: str) -> int | None:
     return int(rows[0][0]) if rows else None
 
 
+def waiting_to_commit(pg: Any) -> int:
+    """Backends of other sessions holding an open transaction, idle (a batch sent, waiting for
+    the one before it to commit)."""
+    rows = pg.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND pid <> pg_backend_pid() AND state = 'idle in transaction'"
+    )
+    return int(rows[0][0])
+
+
 def wait_gone(pg: Any, pid: int, timeout: float = 60) -> None:
     """Wait until a killed client's backend has finished (its transaction rolled back)."""
     deadline = time.monotonic() + timeout
@@ -81,6 +91,8 @@ def kill_inside(
         return True
 
     assert run.wait_for(inside), f"the write never reached its {verb} in the trigger"
+    if config.get("parallel_loads", 1) > 1:  # the next batch is sent and waits for its turn
+        assert run.wait_for(lambda: waiting_to_commit(pg) == 1), "no batch loaded beside the sleeping one"
     run.kill()
     echoed = run.states()
     last: int = echoed[-1]["stream"]["stream_state"]["upto"]
@@ -90,13 +102,16 @@ def kill_inside(
     return last
 
 
-def test_killed_during_copy_then_rerun_from_the_last_state(pg: Any) -> None:
+@pytest.mark.parametrize("parallel_loads", [1, 2])
+def test_killed_during_copy_then_rerun_from_the_last_state(pg: Any, parallel_loads: int) -> None:
+    """With parallel loads the batch after the sleeping one is sent beside it, and rolled back
+    with it: loads commit in order, so the rerun loads each row once."""
     cat = catalog([stream(NAME, ITEM_SCHEMA)], "append")
     pg.write(cat, sync_messages(NAME, [item(1, "a", 1), item(2, "b", 1)])).raise_on_failure()
     install_sleep_trigger(pg, NAME, "INSERT")
     rows = [item(i, f"v{i}", 1) for i in range(3, 63)]
     rows[35] = item(38, SLOW, 1)  # in the 4th batch of 10 (indexes 30-39)
-    last = kill_inside(pg, cat, rows, "COPY", boundary=29)
+    last = kill_inside(pg, cat, rows, "COPY", boundary=29, parallel_loads=parallel_loads)
     committed = sorted(r["id"] for r in pg.rows(cat, NAME))
     assert 38 not in committed, "the batch being copied was not committed"
     assert committed[: last + 3] == list(range(1, last + 4)), "every row the echoed STATEs cover is committed"

@@ -15,6 +15,7 @@ which cases apply — never the database's name.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import subprocess
 import threading
@@ -1216,6 +1217,62 @@ class DestinationSuite:
                 f"repeats outside the unacknowledged window after id {last}: {repeats}"
             )
         assert {t.lower() for t in dest.tables(dest.namespace)} == {ITEMS}, "no working table left behind"
+
+    def test_parallel_loads_commit_every_batch_once_and_echo_states_in_order(
+        self, dest: DestinationHarness
+    ) -> None:
+        """``parallel_loads``: an append and an overwrite stream, interleaved, in batches of 3
+        loaded side by side (where the destination loads in the background): every row once,
+        every STATE echoed in its stream's order with its count."""
+        other = f"{ITEMS}_other"
+        cat = self.catalog([stream(ITEMS, ITEM_SCHEMA)], "append") | {
+            "streams": [
+                *self.catalog([stream(ITEMS, ITEM_SCHEMA)], "append")["streams"],
+                *self.catalog([stream(other, ITEM_SCHEMA)], "overwrite", generation=3)["streams"],
+            ]
+        }
+        rows = {
+            ITEMS: [item(i, f"a{i}", 1) for i in range(40)],
+            other: [item(i, f"o{i}", 2) for i in range(31)],
+        }
+        streams = [sync_messages(name, data) for name, data in rows.items()]
+        messages = [m for pair in itertools.zip_longest(*streams) for m in pair if m is not None]
+        result = self.write(dest, cat, messages, batch_records=3, parallel_loads=3).raise_on_failure()
+        for name, data in rows.items():
+            assert self.data_of(self.table(dest, cat, name)) == self.expected(data)
+            echoed = [s for s in self.echoed(result) if s["stream"]["stream_descriptor"]["name"] == name]
+            sent = [
+                m["state"]
+                for m in messages
+                if m["type"] == "STATE" and m["state"]["stream"]["stream_descriptor"]["name"] == name
+            ]
+            assert [s["stream"]["stream_state"] for s in echoed] == [
+                s["stream"]["stream_state"] for s in sent
+            ]
+            assert sum(s["destinationStats"]["recordCount"] for s in echoed) == len(data)
+
+    def test_parallel_loads_into_a_table_with_a_unique_index_load_one_at_a_time(
+        self, dest: DestinationHarness
+    ) -> None:
+        """Appends into a table with a user's unique index are not loaded side by side (a load
+        waiting for its turn to commit would hold keys the load before it waits for): a
+        duplicate key fails the write instead of hanging it."""
+        cat = self.catalog([stream(ITEMS, ITEM_SCHEMA)], "append")
+        self.write(dest, cat, sync_messages(ITEMS, [item(0, "first", 1)])).raise_on_failure()
+        (plan,) = self.plan(dest, cat).values()
+        key = plan.column_for("id")
+        assert key is not None
+        table = sa.Table(plan.name, sa.MetaData(), sa.Column(key.name), schema=plan.namespace)
+        sa.Index("dbkit_users_unique_id", table.c[key.name], unique=True).create(dest.engine)
+        rows = [item(i, f"v{i}", 1) for i in range(1, 13)]
+        self.write(
+            dest, cat, sync_messages(ITEMS, rows), batch_records=2, parallel_loads=2
+        ).raise_on_failure()
+        assert self.data_of(self.table(dest, cat)) == self.expected([item(0, "first", 1), *rows])
+        again = [item(100 + i, "new", 1) for i in range(6)] + [item(5, "a duplicate", 1)]
+        failed = self.write(dest, cat, sync_messages(ITEMS, again), batch_records=2, parallel_loads=2)
+        assert failed.exit_code != 0
+        assert failed.errors(), "the duplicate key is reported"
 
     def test_column_names_do_not_depend_on_field_order(self, dest: DestinationHarness) -> None:
         """Fields whose names normalize alike keep their columns when the schema lists them in
