@@ -187,6 +187,7 @@ EXPORTS: dict[str, list[str]] = {
         "RawRecord",
         "SEQ",
         "SIZE",
+        "Slot",
         "SqlDestination",
         "StreamLoader",
         "TMP_SUFFIX",

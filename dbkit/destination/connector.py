@@ -123,9 +123,11 @@ class SqlDestination(Generic[ConfigT]):
                 )
                 consumer.run(source)
             finally:
-                for loader in loaders.values():
-                    loader.close()
-                lanes.close()
+                try:
+                    for loader in loaders.values():
+                        loader.close()
+                finally:
+                    lanes.close()
 
 
 class Lanes(Sequence[sa.Connection]):

@@ -47,6 +47,7 @@ to runs of the frame (:mod:`dbkit.destination.frames`), typed from its columns w
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections import deque
@@ -167,6 +168,9 @@ class Consumer:
                 self._settle()
                 raise
             self.finish()
+        except BaseException:
+            self._stop_loads()
+            raise
         finally:
             self.loads.close()
             if self.prefetch is not None:
@@ -584,7 +588,9 @@ class Consumer:
 
     def _collect(self) -> None:
         """Note the loads that committed; echo the states they release."""
-        done = self.loads.finished()
+        self._note_committed(self.loads.finished())
+
+    def _note_committed(self, done: list[int]) -> None:
         if not done:
             return
         last = done[-1]
@@ -592,6 +598,15 @@ class Consumer:
             while buffer.loading and buffer.loading[0][0] <= last:
                 buffer.loading.popleft()
         self.ledger.release()
+
+    def _stop_loads(self) -> None:
+        """The write stops with an error: no queued load starts, the running ones finish (each
+        commits only after those before it), and the states of what committed are echoed (so a
+        rerun does not load it again). The error being raised is the one reported."""
+        self.loads.abort()
+        with contextlib.suppress(Exception):
+            self.loads.wait(raise_failure=False)
+            self._note_committed(self.loads.committed())
 
     def _settle(self) -> None:
         """Wait for every load asked for; echo what they release."""

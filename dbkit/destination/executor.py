@@ -16,14 +16,21 @@ echoed STATE loads each row once. Completion is reported in order too
 (:meth:`LoadExecutor.finished` names a job once every job before it has finished).
 
 A shared job waiting for its turn holds what its statements locked. Should the job before it
-wait for one of those locks (a user's unique index on the appended table, a trigger), neither
-would finish: a loader declares its loads shared only where that cannot happen
-(:attr:`~dbkit.destination.loader.StreamLoader.shared_loads`).
+wait for one of those locks (a trigger that updates one row per load, a lock request of another
+session queued between the two), neither would finish, and the database cannot see the cycle:
+so a job waits for its turn only so long (``patience``), then rolls back, waits with nothing
+held, and loads again (:class:`TurnTimeout`; :meth:`StreamLoader.load
+<dbkit.destination.loader.StreamLoader.load>`). A loader declares its loads shared only where
+such waits are not to be expected (:attr:`~dbkit.destination.loader.StreamLoader.shared_loads`).
+
+When the write stops (:meth:`LoadExecutor.abort`), no queued job starts any more; the running
+ones finish, in order, and :meth:`LoadExecutor.committed` tells which did.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +47,12 @@ class Abandoned(Exception):
     """Raised by :meth:`Slot.wait_turn` when a job before this one failed: roll back."""
 
 
+class TurnTimeout(Exception):
+    """Raised by :meth:`Slot.wait_turn` when the jobs before this one did not finish within its
+    patience: roll back (releasing what the earlier job may be waiting for), then wait for the
+    turn holding nothing, and run again."""
+
+
 class Slot:
     """What a running job is given: its ``lane`` (the connection index it runs on), and
     :meth:`wait_turn`."""
@@ -48,12 +61,14 @@ class Slot:
         self._executor = executor
         self.number = number
         self.lane = lane
+        self.started = time.monotonic()
 
-    def wait_turn(self) -> None:
+    def wait_turn(self, patience: float | None = None) -> None:
         """Return once every job before this one has finished (call it just before committing);
-        raise :class:`Abandoned` if one of them failed."""
+        raise :class:`Abandoned` if one of them failed, :class:`TurnTimeout` if they have not
+        finished after ``patience`` seconds (None: wait as long as it takes)."""
         if self._executor is not None:
-            self._executor._wait_turn(self.number)
+            self._executor._wait_turn(self.number, patience)
 
 
 Job = Callable[[Slot], None]
@@ -91,6 +106,7 @@ class LoadExecutor:
         self._completed: set[int] = set()
         self._reported = 0
         self._error: BaseException | None = None
+        self._failed: int | None = None  # the lowest number of a failed job
         self._closing = False
         self._threads: list[threading.Thread] = []
 
@@ -105,9 +121,11 @@ class LoadExecutor:
                 self._completed.add(number)
             return number
         with self._cond:
-            while len(self._waiting) >= WAITING and self._error is None:
+            while len(self._waiting) >= WAITING and self._error is None and not self._closing:
                 self._cond.wait()
             self._raise()
+            if self._closing:
+                raise RuntimeError("the loads were stopped: no load may be queued any more")
             self._waiting.append(_Queued(number, job, shared))
             self.submitted = number
             if not self._threads:
@@ -145,35 +163,57 @@ class LoadExecutor:
                 del self._running[item.number]
                 if error is None:
                     self._completed.add(item.number)
-                elif self._error is None:
-                    self._error = error
-                    self._waiting.clear()  # never started
+                else:
+                    if self._error is None:
+                        self._error = error
+                        self._waiting.clear()  # never started
+                    if self._failed is None or item.number < self._failed:
+                        self._failed = item.number
                 self._cond.notify_all()
 
-    def _wait_turn(self, number: int) -> None:
+    def _wait_turn(self, number: int, patience: float | None) -> None:
+        deadline = None if patience is None else time.monotonic() + patience
         with self._cond:
-            while any(other < number for other in self._running):  # jobs start in order
-                if self._error is not None:
-                    break
-                self._cond.wait()
-            if self._error is not None:
-                raise Abandoned(f"load {number} rolled back: a load before it failed")
+            while True:
+                if self._failed is not None and self._failed < number:
+                    raise Abandoned(f"load {number} rolled back: a load before it failed")
+                if not any(other < number for other in self._running):  # jobs start in order
+                    return
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TurnTimeout(f"load {number} waited {patience:.1f} s for the loads before it")
+                self._cond.wait(remaining)
 
     def _raise(self) -> None:
         if self._error is not None:
             raise self._error
 
-    def finished(self) -> list[int]:
-        """The numbers of the jobs completed since the last call, in order; a job is named once
-        it and every job before it are complete."""
+    def committed(self) -> list[int]:
+        """The numbers of the jobs completed since the last call (of this or :meth:`finished`),
+        in order; a job is named once it and every job before it are complete."""
         done = []
         with self._cond:
             while self._reported + 1 in self._completed:
                 self._reported += 1
                 self._completed.discard(self._reported)
                 done.append(self._reported)
-        self._raise()
         return done
+
+    def finished(self) -> list[int]:
+        """:meth:`committed`; when none is and a job failed, raise its exception (a job that
+        completed is always named first)."""
+        done = self.committed()
+        if not done:
+            self._raise()
+        return done
+
+    def abort(self) -> None:
+        """The write stops: the queued jobs are dropped, no job starts any more; the running ones
+        finish (see :meth:`wait`)."""
+        with self._cond:
+            self._waiting.clear()
+            self._closing = True
+            self._cond.notify_all()
 
     @property
     def busy(self) -> bool:
@@ -183,12 +223,13 @@ class LoadExecutor:
     def _pending(self) -> bool:
         return bool(self._running) or (bool(self._waiting) and self._error is None)
 
-    def wait(self) -> None:
-        """Return once every submitted job is done (raise the first failure)."""
+    def wait(self, raise_failure: bool = True) -> None:
+        """Return once every submitted job is done (raise the first failure, unless told not to)."""
         with self._cond:
             while self._pending():
                 self._cond.wait()
-        self._raise()
+        if raise_failure:
+            self._raise()
 
     def close(self) -> None:
         """Wait for the running jobs and stop the worker threads; idempotent."""

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -31,7 +32,7 @@ from dbkit.db.types import AirbyteType
 from dbkit.destination.batch import Batch, BatchBuilder, BatchColumn
 from dbkit.destination.bulk_load import ValueRefused
 from dbkit.destination.dialect import DestinationDialect
-from dbkit.destination.executor import Job, Slot
+from dbkit.destination.executor import Job, Slot, TurnTimeout
 from dbkit.destination.generations import Target, choose_target, held, refresh_minimum
 from dbkit.destination.naming import short_hash
 from dbkit.destination.prefetch import Prefetcher
@@ -43,6 +44,17 @@ from dbkit.protocol import ConfiguredStream, DestinationSyncMode
 
 MAX_REFUSED_VALUES = 100
 """Values the database may refuse in one batch (each costs a reload) before the load fails."""
+MIN_PATIENCE = 10.0
+"""Seconds a load sent beside the one before it waits at least for its turn to commit."""
+
+
+def patience(slot: Slot) -> float:
+    """How long a load that has sent its rows waits for the loads before it to commit before it
+    rolls back and tries again after them (:class:`~dbkit.destination.executor.TurnTimeout`):
+    twice as long as it took itself, and at least ``MIN_PATIENCE``. The load before it started
+    first and is about as large, so it is rarely still running by then unless it is waiting for
+    a lock this one holds."""
+    return max(MIN_PATIENCE, 2 * (time.monotonic() - slot.started))
 
 
 @dataclass
@@ -95,6 +107,7 @@ class StreamLoader:
         self._exact_key = False  # the database compares the key's values as the connector does
         self._locked = False  # the current transaction holds the stream's table lock
         self._unique_target = False  # an append's target has a unique index (see shared_loads)
+        self._one_at_a_time = False  # a shared load of the stream ran out of patience
         self.lanes: Sequence[sa.Connection] = [conn]
         """The write's connections a load may run on (``lanes[0]`` is ``conn``; the connector
         adds the others): see :attr:`shared_loads`."""
@@ -250,7 +263,7 @@ class StreamLoader:
         unique index (a load waiting for its turn to commit would hold the keys it inserted
         while the load before it waited for them). A dedup load (its staging table is private
         to ``conn``; its merge must see the loads before it) runs alone, in order."""
-        return not self.dedup and not self._unique_target
+        return not (self.dedup or self._unique_target or self._one_at_a_time)
 
     def load_job(self, records: Sequence[RawRecord], prefetcher: Prefetcher | None = None) -> Job:
         """Called by the consumer per flush, on its own thread: a job that loads ``records`` in
@@ -291,6 +304,16 @@ class StreamLoader:
             try:
                 self._load_parts(self._parts(built, source), slot)
                 break
+            except TurnTimeout:
+                # rolled back: whatever the load before it waited for is free; wait holding nothing
+                self._one_at_a_time = True
+                self.log(
+                    "INFO",
+                    f"{self.plan.descriptor}: a load sent beside the one before it waited too long for "
+                    "it to commit (the loads may lock the same rows, e.g. in a trigger); it was rolled "
+                    "back and runs again after it, and the stream's next loads run one at a time",
+                )
+                slot.wait_turn()
             except ValueRefused as refused:
                 built[refused.part] = self.builder.reject(
                     built[refused.part], refused.row, refused.column, refused.reason
@@ -329,7 +352,7 @@ class StreamLoader:
                 self._stage_and_merge(parts)
             else:
                 self.bulk.load_batches(conn, self.target, parts, self.write)
-            slot.wait_turn()
+            slot.wait_turn(patience(slot))
 
     def _stage_and_merge(self, parts: Iterator[Batch]) -> None:
         """append_dedup, in the caller's transaction: the batch into the staging table, then

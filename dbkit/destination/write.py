@@ -39,8 +39,10 @@ class WriteOptions:
 @dataclass
 class WriteContext:
     """The state of one write, shared by its stream loaders and passed to the role methods that
-    remember something between calls. Used from the consumer's thread and the loading thread,
-    never from both at once (loads run one after another)."""
+    remember something between calls. Used from the consumer's thread and the loading threads:
+    ordered loads (setup, merges, swaps) run alone, but plain appends may run side by side
+    (``parallel_loads``), and those only read it, except a bulk loader's ``defaults_as_set[key]
+    = None`` (a single dict assignment)."""
 
     options: WriteOptions = field(default_factory=WriteOptions)
     log: Log = no_log

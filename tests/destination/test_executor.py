@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from dbkit.destination.executor import Abandoned, Job, LoadExecutor, Slot
+from dbkit.destination.executor import Abandoned, Job, LoadExecutor, Slot, TurnTimeout
 
 WAIT = 5.0
 
@@ -153,6 +153,7 @@ def test_a_failed_shared_job_lets_the_running_one_finish_and_starts_nothing_afte
 
     def slow(slot: Slot) -> None:
         assert release.wait(WAIT)
+        slot.wait_turn()  # a later job failed: this one still commits
         events.append("slow committed")
 
     def fail(slot: Slot) -> None:
@@ -167,8 +168,61 @@ def test_a_failed_shared_job_lets_the_running_one_finish_and_starts_nothing_afte
     with pytest.raises(RuntimeError, match="boom"):
         loads.wait()
     assert events == ["slow committed"]
+    assert loads.finished() == [1], "a committed job is named before the failure is raised"
     with pytest.raises(RuntimeError, match="boom"):
         loads.finished()
+    loads.close()
+
+
+def test_a_job_out_of_patience_times_out_and_may_wait_again() -> None:
+    loads = LoadExecutor(background=True, lanes=2)
+    events: list[str] = []
+    release = threading.Event()
+
+    def first(slot: Slot) -> None:
+        assert release.wait(WAIT)
+        events.append("first")
+
+    def second(slot: Slot) -> None:
+        try:
+            slot.wait_turn(patience=0.05)
+        except TurnTimeout:
+            events.append("timed out")
+            release.set()  # what the first one waited for: released by the rollback
+            slot.wait_turn()
+        events.append("second")
+
+    loads.submit(first, shared=True)
+    loads.submit(second, shared=True)
+    loads.wait()
+    assert events == ["timed out", "first", "second"]
+    assert loads.finished() == [1, 2]
+    loads.close()
+
+
+def test_abort_drops_the_queued_jobs_and_lets_the_running_ones_finish_in_order() -> None:
+    loads = LoadExecutor(background=True, lanes=2)
+    events: list[str] = []
+    release = threading.Event()
+
+    def job(name: str) -> Job:
+        def run(slot: Slot) -> None:
+            assert release.wait(WAIT)
+            slot.wait_turn()
+            events.append(name)
+
+        return run
+
+    loads.submit(job("a"), shared=True)
+    loads.submit(job("b"), shared=True)
+    loads.submit(job("queued"), shared=True)
+    loads.abort()
+    with pytest.raises(RuntimeError, match="stopped"):
+        loads.submit(job("later"), shared=True)
+    release.set()
+    loads.wait()
+    assert events == ["a", "b"]
+    assert loads.committed() == [1, 2]
     loads.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,9 +16,19 @@ import sqlalchemy as sa
 from dbkit import load_config
 from dbkit.db import AirbyteType, json_schema_for
 from dbkit.destination import plan_tables
+from dbkit.destination.loader import MIN_PATIENCE
 from dbkit.protocol import parse_configured_catalog
 from dbkit.testing import configured_catalog
-from dbkit.testing.suites import MysqlDestinationHarness, record, state, status, stream, sync_messages
+from dbkit.testing.suites import (
+    ITEM_SCHEMA,
+    MysqlDestinationHarness,
+    item,
+    record,
+    state,
+    status,
+    stream,
+    sync_messages,
+)
 from destination_mysql import MySqlDestination
 from destination_mysql.connection import StreamingConnection, load_stream
 
@@ -408,3 +419,33 @@ def test_overwrite_into_narrowed_columns_nulls_the_values_with_changes(my: Mysql
         1: ("short", []),
         2: ("much too long", []),
     }
+
+
+@pytest.mark.slow  # a trigger sleeps, then the patience runs out
+def test_parallel_loads_that_lock_the_same_row_do_not_wait_for_each_other(my: Mysql) -> None:
+    """The second load of a write takes a row lock (a trigger's summary row) the first one, still
+    running, then waits for: it runs out of patience, rolls back and loads again after it, well
+    before InnoDB's lock wait timeout would fail the first one (the default ``parallel_loads``)."""
+    cat = catalog(ITEM_SCHEMA, "items")
+    my.runner().write(my.config(), cat, sync_messages("items", [item(1, "a", 1)])).raise_on_failure()
+    (table,) = [name for (name,) in my.query("SHOW TABLES") if str(name).startswith("items")]
+    with my.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE dbkit_summary (k VARCHAR(10) PRIMARY KEY, n INT)")
+        conn.exec_driver_sql(
+            f"CREATE TRIGGER dbkit_tally BEFORE INSERT ON `{table}` FOR EACH ROW BEGIN "
+            "IF NEW.name = 'slow' THEN SET @x = SLEEP(2); END IF; "
+            "INSERT INTO dbkit_summary VALUES (IF(NEW.name = 'slow' OR NEW.id > 10, 'b', 'a'), 1) "
+            "ON DUPLICATE KEY UPDATE n = n + 1; END"
+        )
+    rows = [item(i, f"v{i}", 1) for i in range(2, 22)]
+    rows[5] = item(7, "slow", 1)  # the first batch of 10 sleeps before it takes 'b'; the second takes it
+    started = time.monotonic()
+    result = (
+        my.runner()
+        .write(my.config(batch_records=10, flush_seconds=3600), cat, sync_messages("items", rows))
+        .raise_on_failure()
+    )
+    assert time.monotonic() - started < MIN_PATIENCE + 20
+    assert sorted(int(i) for (i,) in my.query(f"SELECT id FROM `{table}`")) == list(range(1, 22))
+    assert sorted(my.query("SELECT k, n FROM dbkit_summary")) == [("a", 8), ("b", 12)], "each insert once"
+    assert any("rolled back and runs again after it" in line for line in result.logs())

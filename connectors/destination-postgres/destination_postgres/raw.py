@@ -289,7 +289,7 @@ class RawTableLoader(StreamLoader):
             else:
                 self.bulk.load_batches(conn, self.target, kept(), self.write)
             load_raw(conn, self.raw, raw_rows(built, self._records), self.write)
-            slot.wait_turn()
+            slot.wait_turn()  # (its loads are not shared: the turn is there)
 
     def complete(self) -> None:
         """Swap in both refreshed tables, or drop both tables' older generations, in one
