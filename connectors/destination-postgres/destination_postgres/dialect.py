@@ -26,7 +26,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from dbkit import ConfigError, DbkitError, TransientError
 from dbkit.db import Capabilities, PostgresConnectionMixin
@@ -70,6 +70,14 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
     table_operations: ClassVar[type[TableOperations]] = PostgresTables
     bulk_loader: ClassVar[type[BulkLoader]] = PostgresBulkLoader
     merge_sql: ClassVar[type[MergeSql]] = PostgresMerge
+
+    def on_connect(self, dbapi_connection: Any) -> None:
+        """The mixin's session settings, and no idle-in-transaction timeout: with parallel loads
+        a load sent beside another waits, idle in its transaction, for its turn to commit."""
+        super().on_connect(dbapi_connection)
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('idle_in_transaction_session_timeout', '0', false)")
+        dbapi_connection.commit()
 
     def default_namespace(self) -> str | None:
         schema: str = self.config.schema_name
