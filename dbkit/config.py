@@ -208,8 +208,9 @@ class DestinationSettings(ConnectorConfig):
         title="Batches loaded at once",
         description=(
             "Append and overwrite batches loaded at the same time, each on a database connection of "
-            "its own, committed in order (dedup merges run one at a time). Empty: the destination's "
-            "default, the number that measured fastest for it."
+            "its own, committed in order (dedup merges run one at a time). Memory: up to this many "
+            "batches more in flight. Empty: the destination's default, the number that measured "
+            "fastest for it."
         ),
         ge=1,
         le=16,

@@ -102,6 +102,8 @@ class SqlDestination(Generic[ConfigT]):
         plans = plan_tables(dialect, catalog)
         background = dialect.capabilities.background_loading
         count = (config.parallel_loads or dialect.capabilities.parallel_loads) if background else 1
+        if (config.parallel_loads or 1) > count:
+            log("INFO", f"{self.name} loads one batch at a time: parallel_loads is ignored")
         with Database(dialect, pool_size=count) as db, db.connect() as conn:
             lanes = Lanes(db, conn, count)
             loaders: dict[Any, StreamLoader] = {}
