@@ -16,7 +16,6 @@ import sqlalchemy as sa
 from dbkit import load_config
 from dbkit.db import AirbyteType, json_schema_for
 from dbkit.destination import plan_tables
-from dbkit.destination.loader import MIN_PATIENCE
 from dbkit.protocol import parse_configured_catalog
 from dbkit.testing import configured_catalog
 from dbkit.testing.suites import (
@@ -445,7 +444,7 @@ def test_parallel_loads_that_lock_the_same_row_do_not_wait_for_each_other(my: My
         .write(my.config(batch_records=10, flush_seconds=3600), cat, sync_messages("items", rows))
         .raise_on_failure()
     )
-    assert time.monotonic() - started < MIN_PATIENCE + 20
+    assert time.monotonic() - started < 40, "no lock wait timeout (50 s): the patience is 10 s"
     assert sorted(int(i) for (i,) in my.query(f"SELECT id FROM `{table}`")) == list(range(1, 22))
     assert sorted(my.query("SELECT k, n FROM dbkit_summary")) == [("a", 8), ("b", 12)], "each insert once"
     assert any("rolled back and runs again after it" in line for line in result.logs())

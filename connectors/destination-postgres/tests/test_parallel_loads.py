@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from dbkit.destination.loader import MIN_PATIENCE
 from dbkit.testing.suites import BASE_MS, ITEM_SCHEMA, DestinationSuite, item, stream, sync_messages
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # a trigger sleeps, then the patience runs out
@@ -41,7 +40,7 @@ def test_loads_that_lock_the_same_row_do_not_hang(pg: Any) -> None:
         flush_seconds=3600,
         parallel_loads=2,
     ).raise_on_failure()
-    assert time.monotonic() - started < MIN_PATIENCE + 20
+    assert time.monotonic() - started < 40, "the later load gives way after its patience (10 s)"
     assert sorted(r["id"] for r in pg.rows(cat, NAME)) == list(range(1, 32)), "each row once"
     assert pg.query("SELECT n FROM counters") == [(3,)], "one committed COPY per batch"
     assert any("rolled back and runs again after it" in line for line in result.logs())
