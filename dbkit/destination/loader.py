@@ -106,7 +106,7 @@ class StreamLoader:
         self._key_types: dict[str, AirbyteType] = {}
         self._exact_key = False  # the database compares the key's values as the connector does
         self._locked = False  # the current transaction holds the stream's table lock
-        self._unique_target = False  # an append's target has a unique index (see shared_loads)
+        self._exclusive_target = False  # appends to the target may wait for each other (shared_loads)
         self._one_at_a_time = False  # a shared load of the stream ran out of patience
         self.lanes: Sequence[sa.Connection] = [conn]
         """The write's connections a load may run on (``lanes[0]`` is ``conn``; the connector
@@ -150,7 +150,7 @@ class StreamLoader:
             self.plan = plan
             if not self.dedup:
                 self._drop_unique_key_index(target)
-                self._unique_target = any(i.unique for i in self.tables.key_indexes(conn, target))
+                self._exclusive_target = not self.tables.concurrent_appends(conn, target)
             columns = [
                 BatchColumn(c.field, c.name, storage.get(c.name, c.airbyte_type)) for c in plan.columns
             ]
@@ -259,11 +259,12 @@ class StreamLoader:
     @property
     def shared_loads(self) -> bool:
         """This stream's loads may run beside other loads, each on a connection of its own, and
-        commit in order (:mod:`dbkit.destination.executor`): plain appends into a target with no
-        unique index (a load waiting for its turn to commit would hold the keys it inserted
-        while the load before it waited for them). A dedup load (its staging table is private
-        to ``conn``; its merge must see the loads before it) runs alone, in order."""
-        return not (self.dedup or self._unique_target or self._one_at_a_time)
+        commit in order (:mod:`dbkit.destination.executor`): plain appends into a target that
+        two transactions may append to at once (``tables.concurrent_appends``: no unique index,
+        no trigger; a load waiting for its turn to commit would hold what the load before it may
+        wait for), until one of them ran out of patience. A dedup load (its staging table is
+        private to ``conn``; its merge must see the loads before it) runs alone, in order."""
+        return not (self.dedup or self._exclusive_target or self._one_at_a_time)
 
     def load_job(self, records: Sequence[RawRecord], prefetcher: Prefetcher | None = None) -> Job:
         """Called by the consumer per flush, on its own thread: a job that loads ``records`` in

@@ -122,6 +122,13 @@ class TableOperations:
             found.append(KeyIndex(index["name"] or "", tuple(str(c) for c in columns), bool(index["unique"])))
         return found
 
+    def concurrent_appends(self, conn: sa.Connection, table: sa.Table) -> bool:
+        """Whether two transactions may append rows to ``table`` at once, neither waiting for a
+        lock the other holds: no unique index or constraint of any kind (partial, on expressions,
+        still being built), no trigger, no rule. The default, not knowing, says no (loads into
+        the table then run one at a time)."""
+        return False
+
     # ------------------------------------------------------------------ whole tables
     def drop_table(self, conn: sa.Connection, table: sa.Table, cascade: bool = False) -> None:
         """Drop the table if it exists (with CASCADE when asked and the database has it)."""

@@ -129,6 +129,19 @@ class MySqlTables(TableOperations):
                 f"TRIM(TRAILING '.' FROM TRIM(TRAILING '0' FROM {name})) WHERE {name} LIKE '%%.%%'"
             )
 
+    def concurrent_appends(self, conn: sa.Connection, table: sa.Table) -> bool:
+        """No unique index (the primary key, functional and prefix ones included) and no trigger."""
+        (blocked,) = conn.execute(
+            sa.text(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = "
+                "COALESCE(:s, DATABASE()) AND TABLE_NAME = :t AND NON_UNIQUE = 0) OR EXISTS (SELECT 1 "
+                "FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = COALESCE(:s, DATABASE()) "
+                "AND EVENT_OBJECT_TABLE = :t)"
+            ),
+            {"s": table.schema, "t": table.name},
+        ).one()
+        return not blocked
+
     def create_staging(self, conn: sa.Connection, like: sa.Table, name: str) -> sa.Table:
         """A temporary table with the columns of ``like`` as the server declares them in the
         table (type, character set and collation; no index, no default, every column nullable)

@@ -43,6 +43,11 @@ FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace
 WHERE con.contype = 'f' AND con.confrelid = %(oid)s AND con.conrelid <> %(oid)s
 ORDER BY 1, 2, 3
 """
+_APPEND_CONFLICTS = """
+    SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = %(oid)s AND (indisunique OR indisexclusion))
+        OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %(oid)s AND NOT tgisinternal)
+        OR EXISTS (SELECT 1 FROM pg_rewrite WHERE ev_class = %(oid)s)
+"""
 _KEY_INDEXES = """
     SELECT array(SELECT a.attname::text
                    FROM unnest(i.indkey) WITH ORDINALITY AS k(attnum, n)
@@ -288,6 +293,15 @@ class PostgresTables(TableOperations):
         return True
 
     # ------------------------------------------------------------------ indexes
+    def concurrent_appends(self, conn: sa.Connection, table: sa.Table) -> bool:
+        """No unique or exclusion index (valid or not, partial, on expressions), no user trigger
+        (the internal ones of foreign keys take only shared row locks), no rule."""
+        oid = table_oid(conn, table.schema, table.name)
+        if oid is None:
+            return False
+        (blocked,) = query(conn, _APPEND_CONFLICTS, {"oid": oid})[0]
+        return not blocked
+
     def key_indexes(self, conn: sa.Connection, table: sa.Table) -> list[KeyIndex]:
         return [index for index, _ in self.indexes(conn, table)]
 

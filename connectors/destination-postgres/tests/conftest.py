@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -40,8 +41,15 @@ class Pg(PostgresDestinationHarness):
     def write(self, catalog: Mapping[str, Any], messages: Sequence[Any], **config: Any) -> RunResult:
         return self.runner().write(self.config(**config), catalog, messages)
 
-    def start(self, catalog: Mapping[str, Any], messages: Sequence[Any], **config: Any) -> Killable:
-        """A write running in the background (its input already written), to be killed."""
+    def start(
+        self,
+        catalog: Mapping[str, Any],
+        messages: Sequence[Any],
+        before_input: Callable[[], None] | None = None,
+        **config: Any,
+    ) -> Killable:
+        """A write running in the background (its input already written), to be killed; with
+        ``before_input``, the input is sent only once that has returned (on another thread)."""
         runner = self.runner()
         argv = [
             *runner.argv,
@@ -53,7 +61,19 @@ class Pg(PostgresDestinationHarness):
         ]
         stdin = self.tmp_path / f"input-{time.monotonic_ns()}.jsonl"
         stdin.write_bytes(b"".join(to_line(m) for m in messages))
-        return Killable(argv, stdin, self.tmp_path)
+        return Killable(argv, stdin, self.tmp_path, before_input)
+
+    def wait_for_setup(self, table: str, generation: int, timeout: float = 60.0) -> None:
+        """Wait until a write's setup is done: ``table``'s ``_airbyte_generation_id`` default is
+        the write's ``generation`` (set by its setup; make it differ from the write before)."""
+        deadline = time.monotonic() + timeout
+        query = (
+            "SELECT column_default FROM information_schema.columns WHERE table_name = :t "
+            "AND column_name = '_airbyte_generation_id'"
+        )
+        while str(generation) not in str(self.query(query, t=table)):
+            assert time.monotonic() < deadline, "the write's setup did not finish"
+            time.sleep(0.05)
 
     # ------------------------------------------------------------------ reading
     def plans(self, catalog: Mapping[str, Any], **config: Any) -> dict[Any, TablePlan]:
@@ -125,12 +145,28 @@ def _order(row: Mapping[str, Any]) -> tuple[Any, ...]:
 class Killable:
     """A connector process fed from a file; ``kill()`` sends SIGKILL to its process group."""
 
-    def __init__(self, argv: list[str], stdin: Path, workdir: Path) -> None:
+    def __init__(
+        self, argv: list[str], stdin: Path, workdir: Path, before_input: Callable[[], None] | None = None
+    ) -> None:
         self.stdout_path = workdir / f"stdout-{time.monotonic_ns()}.jsonl"
         with stdin.open("rb") as source, self.stdout_path.open("wb") as out:
             self.proc = subprocess.Popen(
-                argv, stdin=source, stdout=out, stderr=subprocess.DEVNULL, start_new_session=True, cwd=workdir
+                argv,
+                stdin=source if before_input is None else subprocess.PIPE,
+                stdout=out,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=workdir,
             )
+        if before_input is not None:
+            self.feeder = threading.Thread(target=self._feed, args=(stdin, before_input), daemon=True)
+            self.feeder.start()
+
+    def _feed(self, stdin: Path, before_input: Callable[[], None]) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError), self.proc.stdin as pipe:
+            before_input()
+            pipe.write(stdin.read_bytes())
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout

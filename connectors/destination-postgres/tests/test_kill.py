@@ -10,6 +10,7 @@ batches before it were committed and their STATEs echoed.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -73,12 +74,18 @@ def kill_inside(
     verb: str,
     boundary: int,
     refresh: bool = False,
+    before_input: Callable[[], None] | None = None,
     **config: Any,
 ) -> int:
     """Run a write of ``rows``, SIGKILL it while its ``verb`` statement sleeps in the trigger
     (once STATE ``upto >= boundary`` was echoed); the last echoed ``upto``."""
     run = pg.start(
-        cat, sync_messages(NAME, rows, at=BASE_MS + 1000), batch_records=10, flush_seconds=3600, **config
+        cat,
+        sync_messages(NAME, rows, at=BASE_MS + 1000),
+        before_input,
+        batch_records=10,
+        flush_seconds=3600,
+        **config,
     )
     seen: dict[str, int] = {}
 
@@ -106,12 +113,23 @@ def kill_inside(
 def test_killed_during_copy_then_rerun_from_the_last_state(pg: Any, parallel_loads: int) -> None:
     """With parallel loads the batch after the sleeping one is sent beside it, and rolled back
     with it: loads commit in order, so the rerun loads each row once."""
-    cat = catalog([stream(NAME, ITEM_SCHEMA)], "append")
-    pg.write(cat, sync_messages(NAME, [item(1, "a", 1), item(2, "b", 1)])).raise_on_failure()
-    install_sleep_trigger(pg, NAME, "INSERT")
+    first = [item(1, "a", 1), item(2, "b", 1)]
+    pg.write(catalog([stream(NAME, ITEM_SCHEMA)], "append"), sync_messages(NAME, first)).raise_on_failure()
+    cat = catalog([stream(NAME, ITEM_SCHEMA)], "append", generation=5)
+
+    def trigger_after_setup() -> None:  # a trigger found at setup makes the loads one at a time
+        pg.wait_for_setup(NAME, 5)
+        install_sleep_trigger(pg, NAME, "INSERT")
+
+    before_input: Callable[[], None] | None = trigger_after_setup
+    if parallel_loads == 1:
+        install_sleep_trigger(pg, NAME, "INSERT")
+        before_input = None
     rows = [item(i, f"v{i}", 1) for i in range(3, 63)]
     rows[35] = item(38, SLOW, 1)  # in the 4th batch of 10 (indexes 30-39)
-    last = kill_inside(pg, cat, rows, "COPY", boundary=29, parallel_loads=parallel_loads)
+    last = kill_inside(
+        pg, cat, rows, "COPY", boundary=29, before_input=before_input, parallel_loads=parallel_loads
+    )
     committed = sorted(r["id"] for r in pg.rows(cat, NAME))
     assert 38 not in committed, "the batch being copied was not committed"
     assert committed[: last + 3] == list(range(1, last + 4)), "every row the echoed STATEs cover is committed"
