@@ -17,6 +17,7 @@ from dbkit.destination.loader import StreamLoader
 from dbkit.destination.naming import short_hash
 from dbkit.destination.schema import TablePlan, plan_tables
 from dbkit.destination.write import Log, WriteContext
+from dbkit.errors import DbkitError
 from dbkit.protocol import ConfiguredCatalog, ConfiguredStream, MessageWriter, StreamDescriptor
 
 ConfigT = TypeVar("ConfigT", bound=DestinationSettings)
@@ -155,8 +156,15 @@ class Lanes(Sequence[sa.Connection]):
             return [self[k] for k in range(len(self._conns))[lane]]
         conn = self._conns[lane]
         if conn is None:
-            with self.db.translate_errors():
-                conn = self._conns[lane] = self.db.engine.connect()
+            try:
+                with self.db.translate_errors():
+                    conn = self._conns[lane] = self.db.engine.connect()
+            except DbkitError as exc:
+                raise type(exc)(
+                    f"{exc.message} (opening connection {lane + 1} of {len(self)} for parallel loads; "
+                    "parallel_loads: 1 loads on one connection)",
+                    internal=exc.internal,
+                ) from exc
         return conn
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -102,3 +103,29 @@ def test_a_later_load_that_fails_lets_the_earlier_one_commit_and_echo_its_states
     pg.execute(f'DROP TRIGGER dbkit_slow ON "{NAME}"')
     pg.write(cat, sync_messages(NAME, rows[last + 1 :], at=BASE_MS + 2000)).raise_on_failure()
     assert sorted(r["id"] for r in pg.rows(cat, NAME)) == list(range(31)), "each row once"
+
+
+def test_a_second_connection_refused_names_parallel_loads(pg: Any) -> None:
+    """A user allowed one connection: the second lane cannot connect, and the error says how to
+    load on one; with ``parallel_loads: 1`` the same write succeeds."""
+    role = f"dbkit_one_{uuid.uuid4().hex[:10]}"
+    database = pg.query("SELECT current_database()")[0][0]
+    pg.execute(
+        f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1",
+        f"GRANT CREATE, USAGE ON SCHEMA public TO {role}",
+        f'GRANT CREATE, CONNECT ON DATABASE "{database}" TO {role}',
+    )
+    try:
+        cat = catalog(1)
+        rows = [item(i, f"v{i}", 1) for i in range(1, 21)]
+        failed = pg.write(cat, sync_messages(NAME, rows), batch_records=2, parallel_loads=2, username=role)
+        assert failed.exit_code != 0
+        (error,) = failed.errors()
+        assert "for parallel loads" in error["message"], error
+        assert "parallel_loads: 1 loads on one connection" in error["message"], error
+        before = len(pg.rows(cat, NAME))  # what the failed write committed (and echoed)
+        one = pg.write(cat, sync_messages(NAME, rows), batch_records=2, parallel_loads=1, username=role)
+        one.raise_on_failure()
+        assert len(pg.rows(cat, NAME)) == before + len(rows)
+    finally:
+        pg.execute(f"DROP OWNED BY {role}", f"DROP ROLE {role}")
