@@ -164,6 +164,7 @@ class Lanes(Sequence[sa.Connection]):
                     f"{exc.message} (opening connection {lane + 1} of {len(self)} for parallel loads; "
                     "parallel_loads: 1 loads on one connection)",
                     internal=exc.internal,
+                    stream=exc.stream,
                 ) from exc
         return conn
 

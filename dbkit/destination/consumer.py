@@ -563,15 +563,20 @@ class Consumer:
         if not buffer.records:
             return
         whole = everything or not buffer.loader.refresh or buffer.covered == len(buffer.records)
+        if not whole and buffer.covered == 0:
+            return
         first = buffer.first_line
         assert first is not None
+        # noted as loading before the records leave the buffer: should anything stop the write
+        # in between, the states after ``first`` stay held back (a job that was never submitted
+        # is never reported committed)
+        job = self.loads.submitted + 1
+        buffer.loading.append((job, first))
         if whole:
             records, size = buffer.records, buffer.bytes
             buffer.records = []
             buffer.first_line = None
         else:
-            if buffer.covered == 0:
-                return
             records, size = buffer.records[: buffer.covered], buffer.covered_bytes
             buffer.records = buffer.records[buffer.covered :]
             rebase(records, buffer.records)  # a typed frame's run cut in two
@@ -579,8 +584,6 @@ class Consumer:
         buffer.bytes -= size
         self.buffered_bytes -= size
         buffer.covered = buffer.covered_bytes = 0
-        job = self.loads.submitted + 1
-        buffer.loading.append((job, first))
         loader = buffer.loader
         number = self._submit(loader.load_job(records, self.prefetch), loader.shared_loads)
         assert number == job

@@ -62,6 +62,8 @@ class Slot:
         self.number = number
         self.lane = lane
         self.started = time.monotonic()
+        self.sent: float | None = None
+        """Seconds the job took to reach its commit point (set by the job, for its own use)."""
 
     def wait_turn(self, patience: float | None = None) -> None:
         """Return once every job before this one has finished (call it just before committing);
@@ -164,11 +166,11 @@ class LoadExecutor:
                 if error is None:
                     self._completed.add(item.number)
                 else:
-                    if self._error is None:
-                        self._error = error
-                        self._waiting.clear()  # never started
+                    self._waiting.clear()  # never started
                     if self._failed is None or item.number < self._failed:
-                        self._failed = item.number
+                        # the earliest load's failure is the one to report (a later one may
+                        # only have been abandoned, or failed for a reason of its own)
+                        self._failed, self._error = item.number, error
                 self._cond.notify_all()
 
     def _wait_turn(self, number: int, patience: float | None) -> None:

@@ -46,15 +46,25 @@ MAX_REFUSED_VALUES = 100
 """Values the database may refuse in one batch (each costs a reload) before the load fails."""
 MIN_PATIENCE = 10.0
 """Seconds a load sent beside the one before it waits at least for its turn to commit."""
+MAX_PATIENCE = 25.0
+"""... and at most: half of InnoDB's default lock wait timeout, so that a load blocked by it
+gets free before the database gives up on it."""
 
 
-def patience(slot: Slot) -> float:
-    """How long a load that has sent its rows waits for the loads before it to commit before it
-    rolls back and tries again after them (:class:`~dbkit.destination.executor.TurnTimeout`):
-    twice as long as it took itself, and at least ``MIN_PATIENCE``. The load before it started
-    first and is about as large, so it is rarely still running by then unless it is waiting for
-    a lock this one holds."""
-    return max(MIN_PATIENCE, 2 * (time.monotonic() - slot.started))
+def patience(sent: float) -> float:
+    """How long a load that took ``sent`` seconds to send its rows waits for the loads before it
+    to commit before it rolls back and tries again after them
+    (:class:`~dbkit.destination.executor.TurnTimeout`): twice as long, within ``MIN_PATIENCE``
+    and ``MAX_PATIENCE``. The load before it started first, so it is rarely still running by
+    then unless it is much larger or waiting for a lock this one holds."""
+    return min(MAX_PATIENCE, max(MIN_PATIENCE, 2 * sent))
+
+
+def blocked_by_it(sent: float, waited: float) -> bool:
+    """Whether the load before a load that gave way (after sending its rows in ``sent`` seconds)
+    was waiting for it: it finished within about as long as a load takes (``waited`` seconds
+    after the rollback), not long after, as a large but healthy load would."""
+    return waited < max(1.0, 2 * sent)
 
 
 @dataclass
@@ -301,21 +311,20 @@ class StreamLoader:
         slot = slot or Slot(None, 0, 0)
         built: list[Batch] = []
         source = self.builder.parts(records) if parts is None else parts
-        for _ in range(MAX_REFUSED_VALUES + 1):
+        refused_values = 0
+        while True:
             try:
                 self._load_parts(self._parts(built, source), slot)
                 break
             except TurnTimeout:
-                # rolled back: whatever the load before it waited for is free; wait holding nothing
-                self._one_at_a_time = True
-                self.log(
-                    "INFO",
-                    f"{self.plan.descriptor}: a load sent beside the one before it waited too long for "
-                    "it to commit (the loads may lock the same rows, e.g. in a trigger); it was rolled "
-                    "back and runs again after it, and the stream's next loads run one at a time",
-                )
-                slot.wait_turn()
+                self._gave_way(slot)
             except ValueRefused as refused:
+                refused_values += 1
+                if refused_values > MAX_REFUSED_VALUES:
+                    raise SystemFailure(
+                        f"{self.plan.descriptor}: the database refused more than {MAX_REFUSED_VALUES} "
+                        "values of one batch that the type rules accepted"
+                    ) from None
                 built[refused.part] = self.builder.reject(
                     built[refused.part], refused.row, refused.column, refused.reason
                 )
@@ -324,16 +333,34 @@ class StreamLoader:
                     f"{self.plan.descriptor}: the database refused a value of column {refused.column!r} "
                     f"({refused.detail}); it is stored as NULL, with a change in _airbyte_meta",
                 )
-        else:
-            raise SystemFailure(
-                f"{self.plan.descriptor}: the database refused more than {MAX_REFUSED_VALUES} values of "
-                "one batch that the type rules accepted"
-            )
         changed = sum(p.changed_rows for p in built)
         with self._stats_lock:  # shared loads of the stream finish on several threads
             self.stats.records += len(records)
             self.stats.batches += 1
             self.stats.changed_rows += changed
+
+    def _gave_way(self, slot: Slot) -> None:
+        """The load ran out of patience and rolled back: whatever the load before it waited for
+        is free. Wait for the turn holding nothing (the caller then loads again). If the load
+        before it then finished about at once, it was waiting for this one: the stream's next
+        loads run one at a time."""
+        rolled_back = time.monotonic()
+        slot.wait_turn()
+        waited = time.monotonic() - rolled_back
+        sent = slot.sent or 0.0
+        if blocked_by_it(sent, waited):
+            self._one_at_a_time = True
+            why = (
+                f"it was waiting for this one (it committed {waited:.1f} s after): they lock the same "
+                "rows (a trigger?); the stream's next loads run one at a time"
+            )
+        else:
+            why = f"it was still loading ({waited:.1f} s more)"
+        self.log(
+            "INFO",
+            f"{self.plan.descriptor}: a load sent beside the one before it waited "
+            f"{patience(sent):.0f} s for it to commit, rolled back and loads again after it: {why}",
+        )
 
     @staticmethod
     def _parts(built: list[Batch], source: Iterator[Batch]) -> Iterator[Batch]:
@@ -353,7 +380,8 @@ class StreamLoader:
                 self._stage_and_merge(parts)
             else:
                 self.bulk.load_batches(conn, self.target, parts, self.write)
-            slot.wait_turn(patience(slot))
+            slot.sent = time.monotonic() - slot.started
+            slot.wait_turn(patience(slot.sent))
 
     def _stage_and_merge(self, parts: Iterator[Batch]) -> None:
         """append_dedup, in the caller's transaction: the batch into the staging table, then

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from dbkit.destination.executor import Abandoned, Job, LoadExecutor, Slot, TurnTimeout
+from dbkit.destination.loader import MAX_PATIENCE, MIN_PATIENCE, blocked_by_it, patience
 
 WAIT = 5.0
 
@@ -277,3 +278,30 @@ def test_wait_turn_returns_at_once_for_the_oldest_job_and_inline() -> None:
         loads.wait()
         loads.close()
     assert turns == [1, 2, 1, 2]
+
+
+def test_the_earliest_jobs_failure_is_the_one_raised() -> None:
+    loads = LoadExecutor(background=True, lanes=2)
+    release = threading.Event()
+
+    def first(slot: Slot) -> None:
+        assert release.wait(WAIT)
+        raise RuntimeError("the first load's own failure")
+
+    def second(slot: Slot) -> None:
+        release.set()
+        raise RuntimeError("a later failure")
+
+    loads.submit(first, shared=True)
+    loads.submit(second, shared=True)
+    with pytest.raises(RuntimeError, match="the first load's own failure"):
+        loads.wait()
+    loads.close()
+
+
+def test_patience_and_whether_the_load_before_was_waiting() -> None:
+    assert patience(0.5) == MIN_PATIENCE
+    assert patience(8.0) == 16.0
+    assert patience(60.0) == MAX_PATIENCE < 50, "below InnoDB's default lock wait timeout"
+    assert blocked_by_it(sent=0.3, waited=0.2), "committed at once after the rollback"
+    assert not blocked_by_it(sent=0.3, waited=30.0), "a large load, still working"

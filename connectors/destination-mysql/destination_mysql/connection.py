@@ -145,7 +145,10 @@ class MySqlDestinationConnection(MySqlConnectionMixin, Dialect[MySqlDestinationC
             if "mariadb" in str(dbapi_connection.get_server_info()).lower():
                 # with parallel loads a load sent beside another waits, idle in its transaction,
                 # for its turn to commit (MariaDB's own idle-transaction timeout; MySQL has none)
-                cursor.execute("SET SESSION idle_transaction_timeout = 0")
+                cursor.execute(
+                    "SET SESSION idle_transaction_timeout = 0, idle_write_transaction_timeout = 0, "
+                    "idle_readonly_transaction_timeout = 0"
+                )
 
     def classify_error(self, exc: BaseException) -> DbkitError | None:
         if isinstance(exc, pymysql.err.MySQLError):

@@ -79,7 +79,7 @@ def test_loads_that_lock_the_same_row_do_not_hang(pg: Any) -> None:
     assert time.monotonic() - started < 40, "the later load gives way after its patience (10 s)"
     assert sorted(r["id"] for r in pg.rows(cat, NAME)) == list(range(1, 32)), "each row once"
     assert pg.query("SELECT n FROM counters") == [(3,)], "one committed COPY per batch"
-    assert any("rolled back and runs again after it" in line for line in result.logs())
+    assert any("it was waiting for this one" in line for line in result.logs())
     assert [s["stream"]["stream_state"]["upto"] for s in result.states()][-1] == len(rows)
 
 
