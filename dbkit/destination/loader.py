@@ -161,6 +161,12 @@ class StreamLoader:
             if not self.dedup:
                 self._drop_unique_key_index(target)
                 self._exclusive_target = not self.tables.concurrent_appends(conn, target)
+                if self._exclusive_target and len(self.lanes) > 1:
+                    self.log(
+                        "INFO",
+                        f"{self.plan.descriptor}: the table has a trigger or a unique index (or the "
+                        "database cannot tell): its batches load one at a time, not side by side",
+                    )
             columns = [
                 BatchColumn(c.field, c.name, storage.get(c.name, c.airbyte_type)) for c in plan.columns
             ]

@@ -444,5 +444,6 @@ def test_parallel_loads_into_a_table_with_a_trigger_run_one_at_a_time(my: Mysql)
     config = my.config(batch_records=10, flush_seconds=3600)
     result = my.runner().write(config, cat, sync_messages("items", rows)).raise_on_failure()
     assert not any("rolled back" in line for line in result.logs())
+    assert any("its batches load one at a time" in line for line in result.logs())
     assert sorted(int(i) for (i,) in my.query(f"SELECT id FROM `{table}`")) == list(range(1, 22))
     assert sorted(my.query("SELECT k, n FROM dbkit_summary")) == [("a", 8), ("b", 12)], "each insert once"
