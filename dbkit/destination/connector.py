@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
-from typing import Any, BinaryIO, ClassVar, Generic, TypeVar, overload
+from collections.abc import Mapping
+from typing import Any, BinaryIO, ClassVar, Generic, TypeVar
 
 import sqlalchemy as sa
 
@@ -133,7 +133,7 @@ class SqlDestination(Generic[ConfigT]):
                     lanes.close()
 
 
-class Lanes(Sequence[sa.Connection]):
+class Lanes:
     """A write's connections, one per loading lane (:mod:`dbkit.destination.executor`): lane 0
     is the write's own connection, each other one is opened the first time its lane loads (by
     that lane's thread, the only one to use it) and closed by :meth:`close`."""
@@ -145,15 +145,7 @@ class Lanes(Sequence[sa.Connection]):
     def __len__(self) -> int:
         return len(self._conns)
 
-    @overload
-    def __getitem__(self, lane: int) -> sa.Connection: ...
-
-    @overload
-    def __getitem__(self, lane: slice) -> Sequence[sa.Connection]: ...
-
-    def __getitem__(self, lane: int | slice) -> sa.Connection | Sequence[sa.Connection]:
-        if isinstance(lane, slice):
-            return [self[k] for k in range(len(self._conns))[lane]]
+    def __getitem__(self, lane: int) -> sa.Connection:
         conn = self._conns[lane]
         if conn is None:
             try:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -65,6 +65,14 @@ def blocked_by_it(sent: float, waited: float) -> bool:
     was waiting for it: it finished within about as long as a load takes (``waited`` seconds
     after the rollback), not long after, as a large but healthy load would."""
     return waited < max(1.0, 2 * sent)
+
+
+class ConnectionLanes(Protocol):
+    """The connections a write's loads run on, by lane (a list, or the connector's ``Lanes``)."""
+
+    def __getitem__(self, lane: int, /) -> sa.Connection: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass
@@ -118,7 +126,7 @@ class StreamLoader:
         self._locked = False  # the current transaction holds the stream's table lock
         self._exclusive_target = False  # appends to the target may wait for each other (shared_loads)
         self._one_at_a_time = False  # a shared load of the stream ran out of patience
-        self.lanes: Sequence[sa.Connection] = [conn]
+        self.lanes: ConnectionLanes = [conn]
         """The write's connections a load may run on (``lanes[0]`` is ``conn``; the connector
         adds the others): see :attr:`shared_loads`."""
 
