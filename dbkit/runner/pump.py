@@ -3,6 +3,13 @@
 RECORD, STATE and STREAM_STATUS lines go to the destination byte for byte (records are never
 re-serialized: their stream is found from the envelope's first bytes); LOG and other TRACE lines
 go to the observer; TRACE ERRORs are collected; TRACE ESTIMATEs feed the progress display.
+
+From a binary file the pump reads blocks, not lines: a run of whole RECORD lines of one stream
+(those that start with the same envelope head) is found by one regular-expression search for the
+first line that does not, counted by one ``count`` of its line breaks and forwarded by one write.
+Only the other lines (STATE, TRACE, LOG, frames, a record in another form) are looked at one by
+one. A million records of the JSON path cost the pump about a tenth of what a loop over lines did
+(``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 
 import orjson
@@ -27,6 +34,10 @@ _RECORD_HEAD = re.compile(
 )
 
 
+BLOCK = 1 << 20
+"""The most the pump reads from the source at once (a pipe gives what it holds)."""
+
+
 class _DestinationGone(Exception):
     pass
 
@@ -35,11 +46,20 @@ class _Stopped(Exception):
     pass
 
 
+def _other_line(head: bytes, m: re.Match[bytes]) -> re.Pattern[bytes]:
+    """A pattern that finds the first line break not followed by a record of ``head``'s stream
+    (the line break before the first line of anything else)."""
+    if m.group(2) is not None:
+        return re.compile(rb"\n(?!" + re.escape(head) + rb"[,}])")
+    # a head without a namespace is also the start of its stream's heads with one
+    return re.compile(rb"\n(?!" + re.escape(head) + rb'(?!,"namespace":)[,}])')
+
+
 class Pump:
     """Forwards a source's output to a destination's input; call :meth:`run` once.
 
-    ``source_out`` yields the source's stdout lines; ``dest_in`` receives RECORD, STATE and
-    STREAM_STATUS lines unchanged. Counting a record costs one regex match and a dict lookup.
+    ``source_out`` yields the source's stdout lines, or is a binary file (read in blocks: the
+    module's doc); ``dest_in`` receives RECORD, STATE and STREAM_STATUS lines unchanged.
     With ``frames`` (the Arrow transport, :mod:`dbkit.protocol.arrow`) a line that starts a
     frame is forwarded with its body (read from ``source_out``, which must then be a binary
     file), and counts as the records its header says.
@@ -68,31 +88,17 @@ class Pump:
         self.observer = observer
         self.by_descriptor = {s.descriptor: s for s in progress.streams}
         self.by_head: dict[bytes, StreamProgress | None] = {}
+        self.runs: dict[bytes, tuple[StreamProgress | None, re.Pattern[bytes]]] = {}
         self.destination_gone = False
         self.broken = False
 
     def run(self) -> None:
-        write = self.dest_in.write
-        match = _RECORD_HEAD.match
-        by_head = self.by_head
+        read1 = getattr(self.source_out, "read1", None)
         try:
-            for line in self.source_out:
-                if line.startswith(_RECORD_PREFIX):
-                    m = match(line)
-                    if m is not None and line[-1] == 10:  # a whole line (not cut by a killed source)
-                        head = m.group(0)
-                        try:
-                            stream = by_head[head]
-                        except KeyError:
-                            stream = by_head[head] = self._stream_for_head(m)
-                        if stream is not None:
-                            stream.records_read += 1
-                        write(line)
-                        continue
-                elif self.frames and line.startswith(FRAME_PREFIX):
-                    self._frame(line)
-                    continue
-                self._other(line)
+            if read1 is not None:
+                self._run_blocks(read1)
+            else:
+                self._run_lines()
         except _Stopped:
             self.stopped = True
         except (BrokenPipeError, ConnectionResetError, _DestinationGone):
@@ -104,15 +110,93 @@ class Pump:
                 return
             report_error(self.progress, self.observer, SyncError("source", f"unreadable output: {exc}"))
 
-    def _frame(self, line: bytes) -> None:
-        """A frame: its header line and body go to the destination as they are."""
-        header = parse_header(line)
+    def _run_blocks(self, read1: Callable[[int], bytes]) -> None:
+        """The source's output read in blocks; see the module's doc."""
+        write = self.dest_in.write
+        buf = b""
+        pos = 0
+        while True:
+            nl = buf.find(b"\n", pos)
+            if nl < 0:  # no whole line left: read on
+                data = read1(BLOCK)
+                if not data:
+                    if pos < len(buf):
+                        self._other(buf[pos:])  # the last line has no line break: cut short
+                    return
+                buf = buf[pos:] + data if pos < len(buf) else data
+                pos = 0
+                continue
+            if buf.startswith(_RECORD_PREFIX, pos):
+                end = self._records(buf, pos)
+                if end:
+                    write(buf[pos:end])
+                    pos = end
+                    continue
+            elif self.frames and buf.startswith(FRAME_PREFIX, pos):
+                header_end = nl + 1
+                body_end = header_end + parse_header(buf[pos:header_end]).bytes
+                if body_end > len(buf):  # the body goes on beyond what was read
+                    buf = buf[pos:] + self._read_exactly(body_end - len(buf))
+                    header_end, body_end, pos = header_end - pos, body_end - pos, 0
+                self._frame(buf[pos:header_end], buf[header_end:body_end])
+                pos = body_end
+                continue
+            self._other(buf[pos : nl + 1])
+            pos = nl + 1
+
+    def _records(self, buf: bytes, pos: int) -> int:
+        """The end of the run of whole RECORD lines of one stream that starts at ``pos`` (0 when the
+        line at ``pos`` has no envelope head the pump knows); the run is counted."""
+        m = _RECORD_HEAD.match(buf, pos)
+        if m is None:
+            return 0
+        head = m.group(0)
+        try:
+            stream, other = self.runs[head]
+        except KeyError:
+            stream, other = self.runs[head] = (self._stream_for_head(m), _other_line(head, m))
+        found = other.search(buf, pos)
+        end = found.start() + 1 if found is not None else buf.rindex(b"\n") + 1
+        if stream is not None:
+            stream.records_read += buf.count(b"\n", pos, end)
+        return end
+
+    def _read_exactly(self, size: int) -> bytes:
         read = getattr(self.source_out, "read", None)
         if read is None:
             raise FrameError("frames need a binary file as the source's output")
-        body = read(header.bytes)
-        if len(body) != header.bytes:
-            raise FrameError(f"the source's output ended inside a frame of {header.bytes} bytes")
+        data: bytes = read(size)
+        if len(data) != size:
+            raise FrameError("the source's output ended inside a frame")
+        return data
+
+    def _run_lines(self) -> None:
+        """The source's output taken line by line (any iterable of lines)."""
+        write = self.dest_in.write
+        match = _RECORD_HEAD.match
+        by_head = self.by_head
+        for line in self.source_out:
+            if line.startswith(_RECORD_PREFIX):
+                m = match(line)
+                if m is not None and line[-1] == 10:  # a whole line (not cut by a killed source)
+                    head = m.group(0)
+                    try:
+                        stream = by_head[head]
+                    except KeyError:
+                        stream = by_head[head] = self._stream_for_head(m)
+                    if stream is not None:
+                        stream.records_read += 1
+                    write(line)
+                    continue
+            elif self.frames and line.startswith(FRAME_PREFIX):
+                header = parse_header(line)
+                self._frame(line, self._read_exactly(header.bytes))
+                continue
+            self._other(line)
+
+    def _frame(self, line: bytes, body: bytes) -> None:
+        """A frame: its header line and body go to the destination as they are."""
+        header = parse_header(line)
         stream = self.by_descriptor.get(StreamDescriptor(header.stream, header.namespace))
         if stream is not None:
             stream.records_read += header.records

@@ -3,13 +3,14 @@ threads of the sync's process, with the same result as a subprocess gives."""
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from dbkit.runner.launch import Launcher, SubprocessConnector, ThreadConnector
+from dbkit.runner.launch import PIPE_BUFFER, Launcher, SubprocessConnector, ThreadConnector, close_quietly
 from dbkit.runner.registry import ConnectorInfo, lookup
 from dbkit.runner.request import Endpoint
 from source_sqlite import SqliteSource
@@ -70,3 +71,21 @@ def test_a_connector_of_another_installation_or_without_a_module_runs_as_a_proce
     factory = ConnectorInfo("source-sqlite", "source", factory=SqliteSource)  # no module: tests' own
     launcher = Launcher(Endpoint(factory, endpoint.config), tmp_path, in_process=False)
     assert not launcher.short_in_process()
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are a Linux setting")
+def test_the_pipes_of_a_sync_hold_a_block(tmp_path: Path) -> None:
+    """A source's output and a destination's input hold ``PIPE_BUFFER`` bytes, not Linux's 64 KiB
+    (where ``/proc/sys/fs/pipe-max-size`` allows it, as it does by default)."""
+    launcher = Launcher(sqlite_endpoint(tmp_path), tmp_path, in_process=False)
+    for in_process in (False, True):
+        running = launcher.start("spec", with_stdin=True, in_process=in_process)
+        try:
+            assert running.stdin is not None
+            for pipe in (running.stdout, running.stdin):
+                assert fcntl.fcntl(pipe.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BUFFER
+        finally:
+            close_quietly(running.stdin)
+            with running.stdout:
+                running.stdout.read()
+            running.wait()

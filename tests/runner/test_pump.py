@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -13,6 +14,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from rich.console import Console
 
@@ -21,6 +23,7 @@ from dbkit.config import MASKER
 from dbkit.errors import ConfigError
 from dbkit.protocol import AirbyteStream, DestinationSyncMode, StreamDescriptor, SyncMode
 from dbkit.protocol import messages as msg
+from dbkit.protocol.arrow import encode_frame, frame_schema
 from dbkit.runner import (
     Endpoint,
     Pump,
@@ -33,6 +36,7 @@ from dbkit.runner import (
     run_sync,
 )
 from dbkit.runner.display import Reporter
+from dbkit.runner.pump import BLOCK
 from dbkit.runner.registry import ConnectorInfo, lookup, resolve
 from dbkit.runner.state import StreamEntry, SyncState
 
@@ -154,6 +158,132 @@ def test_a_stop_ends_the_pump_at_the_next_state_and_drops_a_cut_line() -> None:
     assert sink.getvalue() == b"".join(sent)
     assert not pump.progress.errors
     assert [level for _, level, _ in recorder.logs] == ["DEBUG"]
+
+
+class Trickle(io.RawIOBase):
+    """A pipe's end that gives what it holds in pieces of random size (1 byte to ``most``)."""
+
+    def __init__(self, data: bytes, seed: int, most: int) -> None:
+        self.data, self.pos, self.most = data, 0, most
+        self.rng = random.Random(seed)  # noqa: S311 (test data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        size = min(len(b), self.rng.randint(1, self.most), len(self.data) - self.pos)
+        b[:size] = self.data[self.pos : self.pos + size]
+        self.pos += size
+        return size
+
+
+class LinesOnly:
+    """A binary file without ``read1``: the pump takes it line by line (frames' bodies by ``read``)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.file = io.BytesIO(data)
+        self.read = self.file.read
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.file.readline, b"")
+
+
+def _frame(datas: list[bytes]) -> bytes:
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(datas, pa.binary()), pa.nulls(len(datas), pa.binary())], schema=frame_schema()
+    )
+    return encode_frame("users", "shop", 1700000000000, batch)
+
+
+def _mixed_output(rng: random.Random, frames: bool) -> list[bytes]:
+    """A source's output: runs of records of streams whose heads begin alike, between states,
+    statuses, logs, a record in another key order, and (with ``frames``) frames."""
+    users, users_ns = StreamDescriptor("users"), StreamDescriptor("users", "shop")
+    user = StreamDescriptor("user")
+    quoted = StreamDescriptor('us"ers', "a\\b")
+    lines: list[bytes] = [msg.stream_status(users, "STARTED")]
+    for i in range(400):
+        kind = rng.random()
+        if kind < 0.8:
+            descriptor = rng.choice([users, users, users_ns, user, quoted, StreamDescriptor("other")])
+            lines.append(msg.record(descriptor, {"id": i, "text": "\n" * rng.randint(0, 3)}, emitted_at=i))
+        elif kind < 0.85:
+            lines.append(msg.stream_state(rng.choice([users, users_ns]), {"cursor": i}, i))
+        elif kind < 0.9:
+            lines.append(msg.log("INFO", f"line {i}"))
+        elif kind < 0.93:
+            lines.append(b'{"record": {"data": {"id": %d}, "stream": "users"}, "type": "RECORD"}\n' % i)
+        elif kind < 0.96 and frames:
+            lines.append(_frame([b'{"id":%d}' % i] * rng.randint(1, 300)))
+        else:
+            lines.append(msg.estimate(users_ns, i, None))
+    lines.append(msg.stream_status(users, "COMPLETE"))
+    return lines
+
+
+def _pumped(
+    source: Any, frames: bool, stop: threading.Event | None = None
+) -> tuple[bytes, list[Any], Recorder]:
+    progress = _progress(("users", None), ("users", "shop"), ("user", None), ('us"ers', "a\\b"))
+    sink, recorder = io.BytesIO(), Recorder()
+    pump = Pump(source, sink, progress, recorder, frames=frames, stop=stop)
+    pump.run()
+    counts = [(s.records_read, s.states_sent, s.status, s.row_estimate) for s in progress.streams]
+    return sink.getvalue(), [counts, pump.stopped, pump.broken], recorder
+
+
+@pytest.mark.parametrize("frames", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_pump_reads_blocks_as_it_read_lines(frames: bool, seed: int) -> None:
+    """From a file, the pump reads blocks and forwards runs of one stream's records at once: the
+    destination gets the same bytes and the display the same counts as line by line, however the
+    pipe cuts the output (pieces of 1 byte up to more than a block)."""
+    rng = random.Random(seed)  # noqa: S311 (test data)
+    lines = _mixed_output(rng, frames)
+    output = b"".join(lines)
+    by_lines, observed, recorder = _pumped(LinesOnly(output), frames)
+    kept_back = (b'{"type":"LOG"', b'{"type":"TRACE","trace":{"type":"ESTIMATE"')
+    assert by_lines == b"".join(line for line in lines if not line.startswith(kept_back))
+    for most in (1, 7, 4096, BLOCK * 2):
+        source = io.BufferedReader(Trickle(output, seed, most), buffer_size=8192)
+        by_blocks, observed_blocks, recorder_blocks = _pumped(source, frames)
+        assert by_blocks == by_lines
+        assert observed_blocks == observed
+        assert recorder_blocks.logs == recorder.logs
+        assert recorder_blocks.statuses == recorder.statuses
+    assert all(records > 0 for records, *_ in observed[0])  # every stream had records
+
+
+def test_a_stopped_source_read_in_blocks_ends_at_the_next_state_and_drops_a_cut_line() -> None:
+    users = StreamDescriptor("users")
+    stop = threading.Event()
+    stop.set()
+    records = [msg.record(users, {"id": i}, emitted_at=i) for i in range(5)]
+    state = msg.stream_state(users, {"cursor": 4}, 4)
+    after = msg.record(users, {"id": 9}, emitted_at=9)
+    source = io.BufferedReader(Trickle(b"".join([*records, state, after]), 1, 100))
+    out, (counts, stopped, _), _ = _pumped(source, False, stop)
+    assert out == b"".join([*records, state])
+    assert stopped
+    assert counts[0][:2] == (5, 1)
+
+    cut = msg.record(users, {"id": 4, "name": "x" * 50}, emitted_at=4)[:40]
+    source = io.BufferedReader(Trickle(b"".join([*records, cut]), 2, 100))
+    out, _, recorder = _pumped(source, False, stop)
+    assert out == b"".join(records)
+    assert [level for _, level, _ in recorder.logs] == ["DEBUG"]
+
+
+def test_a_frame_cut_short_in_a_block_is_an_unreadable_output() -> None:
+    data = _frame([b"{}"] * 10)
+    source = io.BufferedReader(Trickle(data[:-3], 3, 50))
+    progress = _progress(("users", "shop"))
+    pump = Pump(source, io.BytesIO(), progress, Recorder(), frames=True)
+    pump.run()
+    assert pump.broken
+    assert [e.message for e in progress.errors] == [
+        "unreadable output: the source's output ended inside a frame"
+    ]
 
 
 @pytest.mark.slow
