@@ -23,7 +23,7 @@ from typing import IO, Any
 import orjson
 
 from dbkit.protocol import StreamDescriptor
-from dbkit.protocol.arrow import FRAME_PREFIX, FrameError, parse_header
+from dbkit.protocol.arrow import FRAME_PREFIX, FrameError, FrameHeader, parse_header
 from dbkit.runner.errors import SyncError
 from dbkit.runner.output import parse_line, read_message, report_trace_error, show_log
 from dbkit.runner.progress import StreamProgress, SyncObserver, SyncProgress, report_error
@@ -129,17 +129,19 @@ class Pump:
             if buf.startswith(_RECORD_PREFIX, pos):
                 end = self._records(buf, pos)
                 if end:
-                    write(buf[pos:end])
+                    write(memoryview(buf)[pos:end])
                     pos = end
                     continue
             elif self.frames and buf.startswith(FRAME_PREFIX, pos):
+                # the frame's body is read whole before any of it is forwarded, without copying
+                # the part already read
                 header_end = nl + 1
-                body_end = header_end + parse_header(buf[pos:header_end]).bytes
-                if body_end > len(buf):  # the body goes on beyond what was read
-                    buf = buf[pos:] + self._read_exactly(body_end - len(buf))
-                    header_end, body_end, pos = header_end - pos, body_end - pos, 0
-                self._frame(buf[pos:header_end], buf[header_end:body_end])
-                pos = body_end
+                header = parse_header(buf[pos:header_end])
+                body_end = header_end + header.bytes
+                rest = self._read_exactly(body_end - len(buf)) if body_end > len(buf) else b""
+                view = memoryview(buf)
+                self._frame(header, view[pos:header_end], view[header_end:body_end], rest)
+                pos = min(body_end, len(buf))
                 continue
             self._other(buf[pos : nl + 1])
             pos = nl + 1
@@ -190,18 +192,18 @@ class Pump:
                     continue
             elif self.frames and line.startswith(FRAME_PREFIX):
                 header = parse_header(line)
-                self._frame(line, self._read_exactly(header.bytes))
+                self._frame(header, line, self._read_exactly(header.bytes))
                 continue
             self._other(line)
 
-    def _frame(self, line: bytes, body: bytes) -> None:
-        """A frame: its header line and body go to the destination as they are."""
-        header = parse_header(line)
+    def _frame(self, header: FrameHeader, *parts: bytes | memoryview) -> None:
+        """A frame: its header line and body (``parts``) go to the destination as they are."""
         stream = self.by_descriptor.get(StreamDescriptor(header.stream, header.namespace))
         if stream is not None:
             stream.records_read += header.records
-        self.dest_in.write(line)
-        self.dest_in.write(body)
+        for part in parts:
+            if part:
+                self.dest_in.write(part)
 
     def _stream_for_head(self, m: re.Match[bytes]) -> StreamProgress | None:
         name = orjson.loads(m.group(1))
