@@ -1,7 +1,7 @@
 """Benchmark: ``destination-mysql write`` against MySQL's own bulk load, in the same run.
 
     .venv/bin/python bench/destination_mysql.py [--records 1000000] [--runs 1] [--insert-compare]
-        [--parallel-loads 2,3] [--before CHECKOUT]
+        [--parallel-loads 2,3] [--before CHECKOUT] [--port 3306]
 
 Generates (once, cached under ``bench/data/``) ``--records`` RECORD messages of one stream
 ``orders`` (integers, exact decimals, strings with quotes, commas, backslashes, newlines and
@@ -251,8 +251,16 @@ LOAD = (
 
 
 def _server_pid() -> int | None:
-    found = subprocess.run(["pgrep", "-x", "mariadbd|mysqld"], capture_output=True, text=True).stdout.split()
-    return int(found[0]) if found else None
+    """The pid of the server on ``PORT`` (from its pid file; else the first server running)."""
+    ((pid_file, datadir),) = sql("SELECT @@pid_file, @@datadir", database=None)
+    path = Path(datadir) / pid_file  # an absolute pid_file stays as it is
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        found = subprocess.run(
+            ["pgrep", "-x", "mariadbd|mysqld"], capture_output=True, text=True
+        ).stdout.split()
+        return int(found[0]) if found else None
 
 
 def _cpu_of(pid: int | None) -> float:
@@ -420,6 +428,7 @@ def insert_compare(rows: int) -> None:
 
 
 def main() -> None:
+    global PORT  # one setting for every connection of the run
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -428,6 +437,13 @@ def main() -> None:
     parser.add_argument("--insert-compare", action="store_true")
     parser.add_argument("--skip-dedup", action="store_true")
     parser.add_argument("--skip-append", action="store_true")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=PORT,
+        help="the server's port on 127.0.0.1 (default 3306, the shared service; e.g. a throwaway "
+        "server with a larger buffer pool)",
+    )
     parser.add_argument(
         "--before",
         type=Path,
@@ -442,6 +458,7 @@ def main() -> None:
         "(comma-separated), in the same round",
     )
     args = parser.parse_args()
+    PORT = args.port
     records = args.records
     first, first_csv, first_data = generate(records, second=False)
     second, second_csv, _ = (None, None, None) if args.skip_dedup else generate(records, second=True)
