@@ -130,10 +130,13 @@ class MySqlTables(TableOperations):
             )
 
     def concurrent_appends(self, conn: sa.Connection, table: sa.Table) -> bool:
-        """No unique index (the primary key, functional and prefix ones included) and no trigger."""
+        """A table, not a view (a view shows neither its tables' indexes nor their triggers), with no
+        unique index (the primary key, functional and prefix ones included) and no trigger."""
         (blocked,) = conn.execute(
             sa.text(
-                "SELECT EXISTS (SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = "
+                "SELECT NOT EXISTS (SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                "COALESCE(:s, DATABASE()) AND TABLE_NAME = :t AND TABLE_TYPE <> 'VIEW') "
+                "OR EXISTS (SELECT 1 FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = "
                 "COALESCE(:s, DATABASE()) AND TABLE_NAME = :t AND NON_UNIQUE = 0) OR EXISTS (SELECT 1 "
                 "FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = COALESCE(:s, DATABASE()) "
                 "AND EVENT_OBJECT_TABLE = :t)"

@@ -431,6 +431,9 @@ def test_parallel_loads_into_a_table_with_a_trigger_run_one_at_a_time(my: Mysql)
         appendable = dialect.tables.concurrent_appends
         meta_table = sa.Table(table, sa.MetaData())
         assert appendable(conn, meta_table), "a plain table takes loads side by side"
+        conn.exec_driver_sql(f"CREATE VIEW dbkit_items_view AS SELECT * FROM `{table}`")
+        view = sa.Table("dbkit_items_view", sa.MetaData())
+        assert not appendable(conn, view), "a view hides its table's indexes and triggers"
         conn.exec_driver_sql("CREATE TABLE dbkit_summary (k VARCHAR(10) PRIMARY KEY, n INT)")
         conn.exec_driver_sql(
             f"CREATE TRIGGER dbkit_tally BEFORE INSERT ON `{table}` FOR EACH ROW BEGIN "

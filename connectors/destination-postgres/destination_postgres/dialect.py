@@ -72,11 +72,16 @@ class PostgresDestinationDialect(PostgresConnectionMixin, DestinationDialect[Pos
     merge_sql: ClassVar[type[MergeSql]] = PostgresMerge
 
     def on_connect(self, dbapi_connection: Any) -> None:
-        """The mixin's session settings, and no idle-in-transaction timeout: with parallel loads
-        a load sent beside another waits, idle in its transaction, for its turn to commit."""
+        """The mixin's session settings, and no idle-in-transaction timeout (nor PostgreSQL 17's
+        ``transaction_timeout``): with parallel loads a load sent beside another waits, idle in
+        its transaction, for its turn to commit."""
         super().on_connect(dbapi_connection)
         with dbapi_connection.cursor() as cursor:
             cursor.execute("SELECT set_config('idle_in_transaction_session_timeout', '0', false)")
+            cursor.execute(  # a parameter older servers do not know: set only where it exists
+                "SELECT set_config('transaction_timeout', '0', false) "
+                "WHERE current_setting('server_version_num')::int >= 170000"
+            )
         dbapi_connection.commit()
 
     def default_namespace(self) -> str | None:

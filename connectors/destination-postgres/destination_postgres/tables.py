@@ -44,9 +44,11 @@ WHERE con.contype = 'f' AND con.confrelid = %(oid)s AND con.conrelid <> %(oid)s
 ORDER BY 1, 2, 3
 """
 _APPEND_CONFLICTS = """
-    SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid = %(oid)s AND (indisunique OR indisexclusion))
-        OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = %(oid)s AND NOT tgisinternal)
-        OR EXISTS (SELECT 1 FROM pg_rewrite WHERE ev_class = %(oid)s)
+    WITH rels AS (SELECT %(oid)s::oid AS relid UNION SELECT relid FROM pg_partition_tree(%(oid)s::oid))
+    SELECT EXISTS (SELECT 1 FROM pg_index WHERE indrelid IN (SELECT relid FROM rels)
+                      AND (indisunique OR indisexclusion))
+        OR EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid IN (SELECT relid FROM rels) AND NOT tgisinternal)
+        OR EXISTS (SELECT 1 FROM pg_rewrite WHERE ev_class IN (SELECT relid FROM rels))
 """
 _KEY_INDEXES = """
     SELECT array(SELECT a.attname::text
@@ -295,7 +297,9 @@ class PostgresTables(TableOperations):
     # ------------------------------------------------------------------ indexes
     def concurrent_appends(self, conn: sa.Connection, table: sa.Table) -> bool:
         """No unique or exclusion index (valid or not, partial, on expressions), no user trigger
-        (the internal ones of foreign keys take only shared row locks), no rule."""
+        (the internal ones of foreign keys take only shared row locks), no rule: on the table, nor
+        on any partition of a partitioned one (a partition may have indexes and triggers of its
+        own). A view or a foreign table (no oid here) loads one at a time too."""
         oid = table_oid(conn, table.schema, table.name)
         if oid is None:
             return False

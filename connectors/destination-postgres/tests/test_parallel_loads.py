@@ -15,8 +15,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
+from dbkit import Database, load_config
 from dbkit.testing.suites import BASE_MS, ITEM_SCHEMA, DestinationSuite, item, stream, sync_messages
+from destination_postgres import PostgresDestination
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # a trigger sleeps, then the patience runs out
 NAME = "items"
@@ -63,6 +66,63 @@ def test_a_trigger_found_at_setup_makes_the_loads_run_one_at_a_time(pg: Any) -> 
     assert not any("rolled back" in line for line in result.logs())
     assert sorted(r["id"] for r in pg.rows(cat, NAME)) == list(range(1, 32))
     assert pg.query("SELECT n FROM counters") == [(3,)]
+
+
+def test_a_partition_with_a_unique_index_or_a_trigger_of_its_own_makes_the_loads_run_one_at_a_time(
+    pg: Any,
+) -> None:
+    """A partitioned table shows neither its partitions' own indexes nor their triggers: those are
+    looked for in the whole partition tree (a load into the parent takes their locks)."""
+    dialect = PostgresDestination.dialect_class(load_config(PostgresDestination.config_model, pg.config()))
+    appendable = dialect.tables.concurrent_appends
+    schema = pg.config().get("schema", "public")
+    pg.execute(
+        "CREATE TABLE parts (id bigint, k int) PARTITION BY RANGE (k)",
+        "CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (10)",
+        "CREATE TABLE parts_high PARTITION OF parts FOR VALUES FROM (10) TO (20) PARTITION BY RANGE (k)",
+        "CREATE TABLE parts_high_a PARTITION OF parts_high FOR VALUES FROM (10) TO (15)",
+        "CREATE TABLE plain (id bigint)",
+        "CREATE VIEW plain_view AS SELECT * FROM plain",
+    )
+    with pg.engine.connect() as conn:
+
+        def concurrent(name: str) -> bool:
+            return bool(appendable(conn, sa.Table(name, sa.MetaData(), schema=schema)))
+
+        assert concurrent("parts")
+        assert concurrent("plain")
+        assert not concurrent("plain_view"), "a view loads one at a time"
+        conn.exec_driver_sql("CREATE UNIQUE INDEX parts_high_a_id ON parts_high_a (id)")
+        assert not concurrent("parts"), "a unique index of a partition two levels down"
+        assert concurrent("parts_low")
+        conn.exec_driver_sql("DROP INDEX parts_high_a_id")
+        conn.exec_driver_sql(
+            "CREATE FUNCTION dbkit_nothing() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"
+        )
+        conn.exec_driver_sql(
+            "CREATE TRIGGER dbkit_low BEFORE INSERT ON parts_low "
+            "FOR EACH ROW EXECUTE FUNCTION dbkit_nothing()"
+        )
+        assert not concurrent("parts"), "a trigger of a partition"
+        conn.commit()
+
+
+def test_the_sessions_of_a_write_have_no_idle_transaction_timeout(pg: Any) -> None:
+    """A load waiting for its turn is idle in its transaction: a server's (or database's)
+    ``idle_in_transaction_session_timeout`` would end it."""
+    config = pg.config()
+    pg.execute(f"ALTER DATABASE \"{config['database']}\" SET idle_in_transaction_session_timeout = '5s'")
+    dialect = PostgresDestination.dialect_class(load_config(PostgresDestination.config_model, config))
+    database = Database(dialect)
+    try:
+        with database.connect() as conn:
+            timeouts = conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar()
+    finally:
+        database.engine.dispose()
+        dialect.close()
+    assert timeouts == "0"
+    pg.engine.dispose()  # a new session of the harness: the database's own setting
+    assert pg.query("SELECT current_setting('idle_in_transaction_session_timeout')") == [("5s",)]
 
 
 def test_loads_that_lock_the_same_row_do_not_hang(pg: Any) -> None:
