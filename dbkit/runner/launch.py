@@ -14,7 +14,6 @@ a new interpreter spends importing it (three of them before every sync). ``read`
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import subprocess
@@ -63,6 +62,10 @@ def widen(*files: IO[bytes] | None) -> None:
     """Let each pipe hold :data:`PIPE_BUFFER` bytes (Linux; 64 KiB by default): a writer of
     blocks then waits for its reader, and wakes it, a sixteenth as often. Where the system says
     no (another OS, or a lower ``/proc/sys/fs/pipe-max-size``), the pipe stays as it is."""
+    try:
+        import fcntl  # not on Windows
+    except ImportError:
+        return
     for f in files:
         if f is not None:
             with contextlib.suppress(OSError, AttributeError, ValueError):

@@ -8,12 +8,16 @@ From a binary file the pump reads blocks, not lines: a run of whole RECORD lines
 (those that start with the same envelope head) is found by one regular-expression search for the
 first line that does not, counted by one ``count`` of its line breaks and forwarded by one write.
 Only the other lines (STATE, TRACE, LOG, frames, a record in another form) are looked at one by
-one. A million records of the JSON path cost the pump about a tenth of what a loop over lines did
-(``bench/README.md``).
+one, and so is the rest of a block where runs of one line follow each other (streams that
+alternate, as a CDC source's may). A head is matched within its own line (a stream's name is a
+JSON string: no raw line break), a line longer than a block is read in pieces searched once each,
+and the bytes forwarded, the counts and the messages are those of the line-by-line loop, which
+still takes an output without ``read1`` (``tests/runner/test_pump.py`` compares the two).
 """
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 import time
@@ -29,13 +33,24 @@ from dbkit.runner.output import parse_line, read_message, report_trace_error, sh
 from dbkit.runner.progress import StreamProgress, SyncObserver, SyncProgress, report_error
 
 _RECORD_PREFIX = b'{"type":"RECORD"'
+_JSON_STRING = rb'("[^"\\\x00-\x1f]*(?:\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4})[^"\\\x00-\x1f]*)*")'
+"""A JSON string: no raw control character (so never a line break), only JSON's escapes."""
 _RECORD_HEAD = re.compile(
-    rb'\{"type":"RECORD","record":\{"stream":("(?:[^"\\]|\\.)*")(?:,"namespace":("(?:[^"\\]|\\.)*"))?'
+    rb'\{"type":"RECORD","record":\{"stream":' + _JSON_STRING + rb'(?:,"namespace":' + _JSON_STRING + rb")?"
 )
+
+
+class _Unreadable:
+    """The stream of a head whose name JSON does not read (a lone surrogate's escape)."""
+
+
+_UNREADABLE = _Unreadable()
 
 
 BLOCK = 1 << 20
 """The most the pump reads from the source at once (a pipe gives what it holds)."""
+_SINGLES = 16
+"""After this many runs of one line in a row, the rest of the block is taken line by line."""
 
 
 class _DestinationGone(Exception):
@@ -51,8 +66,9 @@ def _other_line(head: bytes, m: re.Match[bytes]) -> re.Pattern[bytes]:
     (the line break before the first line of anything else)."""
     if m.group(2) is not None:
         return re.compile(rb"\n(?!" + re.escape(head) + rb"[,}])")
-    # a head without a namespace is also the start of its stream's heads with one
-    return re.compile(rb"\n(?!" + re.escape(head) + rb'(?!,"namespace":)[,}])')
+    # a head without a namespace is also the start of its stream's heads with one (a null
+    # namespace is none: such a line's head is this one)
+    return re.compile(rb"\n(?!" + re.escape(head) + rb'(?!,"namespace":")[,}])')
 
 
 class Pump:
@@ -87,8 +103,8 @@ class Pump:
         self.progress = progress
         self.observer = observer
         self.by_descriptor = {s.descriptor: s for s in progress.streams}
-        self.by_head: dict[bytes, StreamProgress | None] = {}
-        self.runs: dict[bytes, tuple[StreamProgress | None, re.Pattern[bytes]]] = {}
+        self.by_head: dict[bytes, StreamProgress | _Unreadable | None] = {}
+        self.runs: dict[bytes, tuple[StreamProgress | _Unreadable | None, re.Pattern[bytes]]] = {}
         self.destination_gone = False
         self.broken = False
 
@@ -98,7 +114,7 @@ class Pump:
             if read1 is not None:
                 self._run_blocks(read1)
             else:
-                self._run_lines()
+                self._lines(self.source_out)
         except _Stopped:
             self.stopped = True
         except (BrokenPipeError, ConnectionResetError, _DestinationGone):
@@ -115,22 +131,31 @@ class Pump:
         write = self.dest_in.write
         buf = b""
         pos = 0
+        singles = 0  # runs of one line in a row
         while True:
             nl = buf.find(b"\n", pos)
-            if nl < 0:  # no whole line left: read on
-                data = read1(BLOCK)
+            if nl < 0:  # no whole line left: read on, each piece searched once
+                pieces = [buf[pos:]] if pos < len(buf) else []
+                while True:
+                    data = read1(BLOCK)
+                    if not data or b"\n" in data:
+                        break
+                    pieces.append(data)
                 if not data:
-                    if pos < len(buf):
-                        self._other(buf[pos:])  # the last line has no line break: cut short
+                    if pieces:
+                        self._last(b"".join(pieces))  # the last line has no line break: cut short
                     return
-                buf = buf[pos:] + data if pos < len(buf) else data
+                buf = b"".join([*pieces, data]) if pieces else data
                 pos = 0
                 continue
             if buf.startswith(_RECORD_PREFIX, pos):
-                end = self._records(buf, pos)
+                end = self._records(buf, pos, nl)
                 if end:
                     write(memoryview(buf)[pos:end])
                     pos = end
+                    singles = singles + 1 if end == nl + 1 else 0
+                    if singles == _SINGLES:  # streams that alternate: the block's rest line by line
+                        singles, pos = 0, self._block_as_lines(buf, pos)
                     continue
             elif self.frames and buf.startswith(FRAME_PREFIX, pos):
                 # the frame's body is read whole before any of it is forwarded, without copying
@@ -146,10 +171,20 @@ class Pump:
             self._other(buf[pos : nl + 1])
             pos = nl + 1
 
-    def _records(self, buf: bytes, pos: int) -> int:
-        """The end of the run of whole RECORD lines of one stream that starts at ``pos`` (0 when the
-        line at ``pos`` has no envelope head the pump knows); the run is counted."""
-        m = _RECORD_HEAD.match(buf, pos)
+    def _block_as_lines(self, buf: bytes, pos: int) -> int:
+        """The whole lines of ``buf`` from ``pos`` taken one by one (as from a file without
+        ``read1``), unless a frame may be among them; where the block path goes on."""
+        end = buf.rindex(b"\n") + 1
+        if pos >= end or (self.frames and FRAME_PREFIX in buf[pos:end]):
+            return pos
+        self._lines(io.BytesIO(memoryview(buf)[pos:end]))
+        return end
+
+    def _records(self, buf: bytes, pos: int, nl: int) -> int:
+        """The end of the run of whole RECORD lines of one stream that starts at ``pos`` (its
+        first line ends at ``nl``; 0 when that line has no envelope head the pump can read); the
+        run is counted."""
+        m = _RECORD_HEAD.match(buf, pos, nl)
         if m is None:
             return 0
         head = m.group(0)
@@ -157,11 +192,25 @@ class Pump:
             stream, other = self.runs[head]
         except KeyError:
             stream, other = self.runs[head] = (self._stream_for_head(m), _other_line(head, m))
-        found = other.search(buf, pos)
+        if isinstance(stream, _Unreadable):
+            return 0
+        if other.match(buf, nl):  # a run of one line (streams that alternate): no search, no count
+            if stream is not None:
+                stream.records_read += 1
+            return nl + 1
+        found = other.search(buf, nl + 1)
         end = found.start() + 1 if found is not None else buf.rindex(b"\n") + 1
         if stream is not None:
             stream.records_read += buf.count(b"\n", pos, end)
         return end
+
+    def _last(self, line: bytes) -> None:
+        """The source's last line, which has no line break (cut short, or a frame's header cut)."""
+        if self.frames and line.startswith(FRAME_PREFIX):
+            header = parse_header(line)  # as the line path takes it: unreadable, or a body cut
+            self._frame(header, line, self._read_exactly(header.bytes))
+        else:
+            self._other(line)
 
     def _read_exactly(self, size: int) -> bytes:
         read = getattr(self.source_out, "read", None)
@@ -172,12 +221,12 @@ class Pump:
             raise FrameError("the source's output ended inside a frame")
         return data
 
-    def _run_lines(self) -> None:
+    def _lines(self, lines: Iterable[bytes]) -> None:
         """The source's output taken line by line (any iterable of lines)."""
         write = self.dest_in.write
         match = _RECORD_HEAD.match
         by_head = self.by_head
-        for line in self.source_out:
+        for line in lines:
             if line.startswith(_RECORD_PREFIX):
                 m = match(line)
                 if m is not None and line[-1] == 10:  # a whole line (not cut by a killed source)
@@ -186,10 +235,11 @@ class Pump:
                         stream = by_head[head]
                     except KeyError:
                         stream = by_head[head] = self._stream_for_head(m)
-                    if stream is not None:
-                        stream.records_read += 1
-                    write(line)
-                    continue
+                    if not isinstance(stream, _Unreadable):
+                        if stream is not None:
+                            stream.records_read += 1
+                        write(line)
+                        continue
             elif self.frames and line.startswith(FRAME_PREFIX):
                 header = parse_header(line)
                 self._frame(header, line, self._read_exactly(header.bytes))
@@ -205,9 +255,12 @@ class Pump:
             if part:
                 self.dest_in.write(part)
 
-    def _stream_for_head(self, m: re.Match[bytes]) -> StreamProgress | None:
-        name = orjson.loads(m.group(1))
-        namespace = orjson.loads(m.group(2)) if m.group(2) else None
+    def _stream_for_head(self, m: re.Match[bytes]) -> StreamProgress | _Unreadable | None:
+        try:
+            name = orjson.loads(m.group(1))
+            namespace = orjson.loads(m.group(2)) if m.group(2) else None
+        except orjson.JSONDecodeError:  # the line goes the general way (a warning)
+            return _UNREADABLE
         return self.by_descriptor.get(StreamDescriptor(name, namespace))
 
     def _forward(self, line: bytes, flush: bool) -> None:

@@ -254,6 +254,36 @@ def test_the_pump_reads_blocks_as_it_read_lines(frames: bool, seed: int) -> None
     assert all(records > 0 for records, *_ in observed[0])  # every stream had records
 
 
+_HEAD = b'{"type":"RECORD","record":{"stream":'
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        _HEAD + b'"us\n' + b'ers","data":{}}}\n',  # a name cut by a line break: no head crosses it
+        _HEAD + b'"users","namespace":"sh\n' + b'op"}}\n',
+        _HEAD + b'"us\\qers","data":{}}}\n',  # no JSON string: the general way, a warning
+        _HEAD + b'"us\\ud800","data":{}}}\n' + _HEAD + b'"users","data":{}}}\n',  # a lone surrogate
+        b"".join(_HEAD + b'"users","namespace":null,"data":{"id":%d}}}\n' % i for i in range(40)),
+        _HEAD + b'"users","data":{"x":"' + b"y" * (3 * BLOCK) + b'"}}}\n' + _HEAD + b'"users","data":{}}}\n',
+        b"".join(_HEAD + (b'"users"' if i % 3 else b'"user"') + b',"data":{}}}\n' for i in range(100)),
+        _frame([b"{}"] * 3)[:20],  # the output ends inside a frame's header line
+    ],
+)
+def test_odd_output_read_in_blocks_is_taken_as_line_by_line(output: bytes) -> None:
+    """Found by review: a head may not run past its line's end (the crash depended on where the
+    pipe cut the output), output cut in a frame's header is unreadable output, a very long line
+    is read once, streams that alternate go line by line, a null namespace is none."""
+    for frames in (False, True):
+        by_lines, observed, recorder = _pumped(LinesOnly(output), frames)
+        for most in (1, 4096, BLOCK * 2):
+            source = io.BufferedReader(Trickle(output, most, most), buffer_size=8192)
+            by_blocks, observed_blocks, recorder_blocks = _pumped(source, frames)
+            assert (by_blocks, observed_blocks) == (by_lines, observed)
+            assert recorder_blocks.logs == recorder.logs
+            assert [e.message for e in recorder_blocks.errors] == [e.message for e in recorder.errors]
+
+
 def test_a_stopped_source_read_in_blocks_ends_at_the_next_state_and_drops_a_cut_line() -> None:
     users = StreamDescriptor("users")
     stop = threading.Event()
