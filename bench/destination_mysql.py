@@ -33,6 +33,7 @@ same rows (10,000 per statement), on 200,000 rows of the floor table.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -305,11 +306,23 @@ def floor(csv: Path, table: str, data_only: bool = False) -> Run:
     return run
 
 
+def checkout_argv(tree: Path, connectors: list[str], target: str, *args: str) -> list[str]:
+    """:func:`bench.checkout.argv`, loaded by its path (run as a script, this file has bench/ as
+    its directory, where ``destination_mysql`` would be this file)."""
+    spec = importlib.util.spec_from_file_location("bench_checkout", Path(__file__).with_name("checkout.py"))
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    argv: list[str] = module.argv(tree, connectors, target, *args)
+    return argv
+
+
 def write(
     mode: str, messages: Path, workdir: Path, before: Path | None = None, parallel_loads: int | None = None
 ) -> Run:
     """``destination-mysql write`` (``before``: a checkout of the code before a change, whose
-    ``dbkit`` and ``destination_mysql`` then shadow this tree's)."""
+    ``dbkit`` and ``destination_mysql`` then replace this tree's: :mod:`bench.checkout`)."""
     config: dict[str, Any] = {
         "host": HOST,
         "port": PORT,
@@ -321,12 +334,11 @@ def write(
         config["parallel_loads"] = parallel_loads
     (workdir / "config.json").write_text(json.dumps(config))
     (workdir / "catalog.json").write_text(json.dumps(catalog(mode)))
-    argv = [str(BIN / "destination-mysql"), "write", "--config", str(workdir / "config.json"),
-            "--catalog", str(workdir / "catalog.json")]  # fmt: skip
-    env = None
+    args = ["write", "--config", str(workdir / "config.json"), "--catalog", str(workdir / "catalog.json")]
+    argv = [str(BIN / "destination-mysql"), *args]
     if before is not None:
-        env = {**os.environ, "PYTHONPATH": f"{before}:{before / 'connectors' / 'destination-mysql'}"}
-    return timed(argv, messages, workdir / f"out-{mode}.jsonl", env)
+        argv = checkout_argv(before, ["destination-mysql"], "destination_mysql:run", *args)
+    return timed(argv, messages, workdir / f"out-{mode}.jsonl")
 
 
 CHECK_COLUMNS = [n for n, _, _ in COLUMNS] + [

@@ -9,7 +9,7 @@ line decoder where the checkout has ``TypedDecoder.line_decoder``) and the typed
 of 50,000 (``BatchBuilder.parts``: typed decode, Arrow columns, ``_airbyte_*`` columns), with the
 MySQL destination's limits; the records are freed inside the timed part. Each TREE (a checkout,
 e.g. a git worktree of the code before a change; default: this one) runs in a process of its own
-(``PYTHONPATH``), the trees alternating ``--rounds`` times; each prints the minimum over
+(:mod:`bench.checkout`), the trees alternating ``--rounds`` times; each prints the minimum over
 ``--reps`` repetitions.
 
 Wall-clock figures of the whole connector move with the machine's load by more than most changes
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+
 BATCH = 50_000
 
 
@@ -127,21 +128,8 @@ def main() -> None:
     for _ in range(args.rounds):
         for tree in trees:
             tree = tree.resolve()
-            path = f"{tree}:{tree / 'connectors' / 'destination-mysql'}"
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-P",
-                    __file__,
-                    "--measure",
-                    "--records",
-                    str(args.records),
-                    "--reps",
-                    str(args.reps),
-                ],
-                env={**os.environ, "PYTHONPATH": path},
-                check=True,
-            )
+            flags = ["--measure", "--records", str(args.records), "--reps", str(args.reps)]
+            subprocess.run(bench.checkout_argv(tree, ["destination-mysql"], __file__, *flags), check=True)
     print(f"load average {os.getloadavg()[0]:.1f}")
 
 
