@@ -415,6 +415,27 @@ def test_chains_of_interrupted_reads_with_overflowing_hash_lists_lose_nothing(
         run_chain(make_db(), scenario, exactly_once=False)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug (found by the property test above in CI, 2026-12-07): a resumed read skips "
+    "a row at the start value whose new content equals a hash an earlier read left pending",
+)
+def test_a_row_updated_back_to_content_an_earlier_read_emitted_is_read_again(make_db: Any) -> None:
+    """Read 1 ends (position: cursor 0, row 0 as ``b``). Row 0 becomes ``a`` at the same cursor;
+    read 2 emits it, and is stopped at its first STATE, whose hashes list both ``a`` (emitted) and
+    ``b`` (left from read 1: a row not yet met, for all read 2 knows). Row 0 becomes ``b`` again;
+    read 3 re-reads cursor 0 and skips row 0 as ``b``: its latest version is never delivered. A
+    pending hash should apply only to rows after the position's key (a second segment), not to
+    those the interrupted read had passed."""
+    scenario = {
+        "kind": "pk",
+        "rows": [(0, "b", 0), (1, "a", None)],
+        "every": 1,
+        "steps": [(None, [("update", 0, 0, "a")]), (0, [("update", 0, 0, "b")])],
+    }
+    run_chain(make_db(), scenario, exactly_once=True)
+
+
 def run_chain(db: Any, scenario: dict[str, Any], exactly_once: bool) -> None:
     """Reads interrupted at a chosen STATE, with writes between them: every row's latest version
     is delivered by a read after the write, and (``exactly_once``) no unchanged row twice."""
