@@ -104,7 +104,7 @@ class Pump:
         self.observer = observer
         self.by_descriptor = {s.descriptor: s for s in progress.streams}
         self.by_head: dict[bytes, StreamProgress | _Unreadable | None] = {}
-        self.runs: dict[bytes, tuple[StreamProgress | _Unreadable | None, re.Pattern[bytes]]] = {}
+        self.run_ends: dict[bytes, re.Pattern[bytes]] = {}  # by head: see _other_line
         self.destination_gone = False
         self.broken = False
 
@@ -189,11 +189,15 @@ class Pump:
             return 0
         head = m.group(0)
         try:
-            stream, other = self.runs[head]
+            stream = self.by_head[head]
         except KeyError:
-            stream, other = self.runs[head] = (self._stream_for_head(m), _other_line(head, m))
+            stream = self.by_head[head] = self._stream_for_head(m)
         if isinstance(stream, _Unreadable):
             return 0
+        try:
+            other = self.run_ends[head]
+        except KeyError:
+            other = self.run_ends[head] = _other_line(head, m)
         if other.match(buf, nl):  # a run of one line (streams that alternate): no search, no count
             if stream is not None:
                 stream.records_read += 1
@@ -207,8 +211,7 @@ class Pump:
     def _last(self, line: bytes) -> None:
         """The source's last line, which has no line break (cut short, or a frame's header cut)."""
         if self.frames and line.startswith(FRAME_PREFIX):
-            header = parse_header(line)  # as the line path takes it: unreadable, or a body cut
-            self._frame(header, line, self._read_exactly(header.bytes))
+            self._frame_line(line)  # as the line path takes it: unreadable, or a body cut
         else:
             self._other(line)
 
@@ -241,10 +244,14 @@ class Pump:
                         write(line)
                         continue
             elif self.frames and line.startswith(FRAME_PREFIX):
-                header = parse_header(line)
-                self._frame(header, line, self._read_exactly(header.bytes))
+                self._frame_line(line)
                 continue
             self._other(line)
+
+    def _frame_line(self, line: bytes) -> None:
+        """A frame whose header ``line`` was taken alone: its body is read from the source."""
+        header = parse_header(line)
+        self._frame(header, line, self._read_exactly(header.bytes))
 
     def _frame(self, header: FrameHeader, *parts: bytes | memoryview) -> None:
         """A frame: its header line and body (``parts``) go to the destination as they are."""
