@@ -28,8 +28,15 @@ are read in ``(cursor, key)`` order with ``cursor <= U``:
   without emitting them and compares: the same count and sum, and it continues strictly after
   ``(cursor, key)`` (exact: nothing lost, nothing repeated); otherwise (a row there was changed
   or added since) it reads every row at that value again (repeats, never a loss);
-- tables without a key checkpoint with value + hashes throughout, and so does a keyed table while
-  a read is still among the rows at its starting value;
+- while a read is among the rows at its starting value and some hashes the previous position
+  listed are still unmet (rows it has not reached, or rows it met changed: it cannot tell which),
+  a keyed table checkpoints ``(cursor, key)`` with two lists: the hashes of the rows met up to the
+  key and the unmet ones (``pending``). A read resumed from it reads the rows at the value up to
+  the key, skipping against the first list, then the rest, skipping against the second: a pending
+  hash never skips a row the interrupted read had passed (that row may have been changed back
+  to it, and its latest version would be lost). A table without a key cannot locate those rows,
+  and checkpoints only once the read is past them;
+- tables without a key checkpoint with value + hashes throughout;
 - rows whose cursor is above every real value (``SourceDialect.cursor_beyond``: PostgreSQL's
   ``'infinity'``, ``NaN``) are read last, by every read (a ``beyond`` phase), and never become
   the position, which stays at the largest real value (the upper bound excludes them); the read
@@ -193,6 +200,10 @@ class TieTracker:
         return None if self.overflow else sorted(self.seen.elements())
 
 
+def _hashes(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
 def _summary(position: dict[str, Any]) -> tuple[int, int] | None:
     """A position's ``(seen_count, seen_sum)``, or None when it has none (or a malformed one)."""
     count, total = position.get("seen_count"), position.get("seen_sum")
@@ -298,7 +309,13 @@ class CursorPlan(ReadPlan):
       At the upper bound this form is used only past :data:`MAX_SEEN` rows at ``v``, with
       ``seen_count`` and ``seen_sum`` (the count and the sum modulo 2**64 of the hashes of the
       rows at ``v`` up to ``k``): the resumed read checks them first (a *probe* segment whose rows
-      are not emitted) and reads the rows at ``v`` again when they differ.
+      are not emitted) and reads the rows at ``v`` again when they differ;
+    - ``{"cursor": v, "by": key, "after_key": k, "seen": [...], "pending": [...]}`` (keyed tables,
+      among the rows at the start value while hashes the previous position listed are unmet):
+      ``seen`` lists the rows at ``v`` met up to ``k`` (emitted, or skipped as emitted before),
+      ``pending`` the hashes left from earlier reads. The resumed read reads the rows at ``v`` up
+      to ``k`` skipping against ``seen``, then the rows after ``(v, k)`` skipping against
+      ``pending`` (a *split* resume).
     """
 
     def __init__(
@@ -327,6 +344,10 @@ class CursorPlan(ReadPlan):
         # hashes of rows at ``skip_value`` that earlier reads emitted: skipped once each
         self.skip: Counter[str] | None = None
         self.skip_value: Any = None
+        # hashes of rows at ``skip_value`` after a saved key that earlier reads emitted: the skip
+        # list of the second segment of a split resume (see ``_values_segments``)
+        self.later: Counter[str] | None = None
+        self.held = False  # no STATE for now (see ``consume``)
         # (count, sum of hashes) of the rows the probe segment found (see ``segments``)
         self.probed: tuple[int, int] = (0, 0)
         if prior:
@@ -360,13 +381,20 @@ class CursorPlan(ReadPlan):
             or (seen is not None and not (isinstance(seen, list) and all(isinstance(s, str) for s in seen)))
             or ("after_key" in position and not isinstance(position["after_key"], list))
             or (("seen_count" in position or "seen_sum" in position) and _summary(position) is None)
+            or ("pending" in position and not _hashes(position["pending"]))
+            or ("pending" in position and "after_key" not in position)
         ):
             raise ConfigError(f"state for {self.table.descriptor}: 'position' is malformed; reset the stream")
         # without a list of hashes nobody knows which rows at the value were emitted: re-read them
         overflow = bool(position.get("seen_overflow")) or seen is None
         if "after_key" in position and (self.key is None or position.get("by") != self.key.name):
-            # the key changed: continue from the value; the hashes still say which rows were emitted
-            position = {"cursor": position["cursor"], "seen": seen or []}
+            if "pending" in position:
+                # the key changed: nobody knows any more which of the rows at the value the two
+                # hash lists belong to, so those rows are read again (repeats, never a loss)
+                position, overflow = {"cursor": position["cursor"], "seen": []}, True
+            else:
+                # continue from the value; the hashes still say which rows were emitted
+                position = {"cursor": position["cursor"], "seen": seen or []}
         self.position = dict(position)
         self.tracker.seed(position["cursor"], seen or [], overflow, _summary(position))
 
@@ -421,6 +449,21 @@ class CursorPlan(ReadPlan):
         capture = [self.dialect.key_expression(self.t, self.cursor), *(self.key.capture if self.key else [])]
         if pos is not None:
             start = self.dialect.bind_state_value(self.cursor, pos["cursor"])
+            if "pending" in pos and self.key is not None and not self.tracker.overflow:
+                # split: the rows at the value up to the key are read again and skipped against
+                # the hashes of what the saved read met there; the rows after the key against the
+                # hashes earlier reads left pending (rows it had not met yet)
+                after_key = self.key.bind(self.dialect, pos["after_key"])
+                self.skip = Counter(self.tracker.seen) or None
+                self.later = Counter(pos["pending"]) or None
+                self.skip_value = pos["cursor"]
+                self.tracker.reset(pos["cursor"])
+                up_to_key = sa.not_(keyset_after(self.key.order, after_key, rv))
+                yield Segment([*where, self.cursor_expr == start, up_to_key], order, capture, resumable=True)
+                self.skip, self.later = self.later, None
+                after = keyset_after([self.cursor_expr, *self.key.order], [start, *after_key], rv)
+                yield Segment([*where, after], order, capture, resumable=True)
+                return
             exact = "after_key" in pos and self.key is not None
             if exact and self.key is not None and _summary(pos) is not None:
                 # among more ties at the upper bound than hashes are kept: the rows at the value up
@@ -494,11 +537,19 @@ class CursorPlan(ReadPlan):
         pos: dict[str, Any] = {"cursor": last}
         at_upper = last == self.upper
         summed = self.tracker.overflow and self.tracker.summed
-        if self.key is not None and self.skip is None and (not at_upper or summed):
+        pending = self.skip is not None or self.later is not None
+        # a table without a key, among the rows at the start value while hashes an earlier read
+        # emitted there are unmet: which rows they belong to is unknown (a row this read met
+        # changed may be one of them), so no STATE until the read is past them
+        self.held = pending and self.key is None
+        split = self._split() if pending and self.key is not None else None
+        if split is None and pending:
+            pos.update(self._seen(overflow=True))  # too many hashes: the value is read again
+        elif self.key is not None and (split is not None or not at_upper or summed):
             pos["by"] = self.key.name
             pos["after_key"] = self.key.state_values(self.dialect, captured[-1][1:])
-            pos.update(self._seen(pending=False))
-            if at_upper:
+            pos.update(self._seen() if split is None else split)
+            if at_upper and split is None:
                 # more ties at the upper bound than hashes are kept: the count and the sum of the
                 # hashes of the rows at the value up to the key let the resumed read check them
                 pos["seen_count"] = self.tracker.count
@@ -506,24 +557,29 @@ class CursorPlan(ReadPlan):
         else:
             # value + hashes. At the upper bound, writes made after this checkpoint may still
             # land on this value (ties at the maximum), also before the last key: a read resumed
-            # from here re-reads the value and skips exactly the rows it lists. While rows at
-            # the start value remain, the hashes of those emitted by earlier reads are kept too.
-            pos.update(self._seen(pending=True))
+            # from here re-reads the value and skips exactly the rows it lists.
+            pos.update(self._seen())
         self.position = pos
         return keep
 
     def _cursor_state(self, row: Sequence[Any]) -> Any:
         return self.dialect.key_state_value(self.cursor, row[0])
 
-    def _seen(self, pending: bool) -> dict[str, Any]:
-        if self.tracker.overflow:
-            return {"seen": [], "seen_overflow": True}
-        seen = list(self.tracker.seen.elements())
-        if pending and self.skip is not None:
-            seen.extend(self.skip.elements())
-        if len(seen) > MAX_SEEN:
-            return {"seen": [], "seen_overflow": True}
-        return {"seen": sorted(seen)}
+    def _seen(self, overflow: bool = False) -> dict[str, Any]:
+        listed = None if overflow else self.tracker.as_list()
+        return {"seen": [], "seen_overflow": True} if listed is None else {"seen": listed}
+
+    def _split(self) -> dict[str, Any] | None:
+        """A position among the rows at the start value while hashes earlier reads emitted there
+        are still unmet: ``(cursor, key)``, the hashes of the rows met up to the key (``seen``)
+        and the unmet ones (``pending``), which a resumed read applies only after the key. A
+        pending hash may be that of a row this read met changed: applied to the rows before the
+        key, it would skip that row changed back, whose latest version was not delivered."""
+        own = self.tracker.as_list()
+        pending = [*(self.skip or Counter()).elements(), *(self.later or Counter()).elements()]
+        if own is None or len(own) + len(pending) > MAX_SEEN:
+            return None
+        return {"seen": own, "pending": sorted(pending)}
 
     # ------------------------------------------------------------------ state
     def _state(self, position: dict[str, Any] | None) -> CursorState:
@@ -534,7 +590,7 @@ class CursorPlan(ReadPlan):
         )
 
     def checkpoint(self) -> StreamState | None:
-        if self.phase == "nulls" and self.key is None:
+        if (self.phase == "nulls" and self.key is None) or self.held:
             return None
         return self._state(self.position)
 
@@ -542,4 +598,4 @@ class CursorPlan(ReadPlan):
         """Always the value + hashes form: rows that arrive later at the last value are read."""
         if not self.tracker.active:
             return self._state(None)
-        return self._state({"cursor": self.tracker.value, **self._seen(pending=False)})
+        return self._state({"cursor": self.tracker.value, **self._seen()})

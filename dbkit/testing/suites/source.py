@@ -281,6 +281,28 @@ class SourceSuite:
         repeated = covered & again
         assert not repeated, f"rows before the last state were read again: {sorted(repeated)}"
 
+    def test_a_row_changed_back_after_an_interrupted_read_is_read_again(
+        self, source: SourceHarness, people: list[dict[str, Any]]
+    ) -> None:
+        """A row at the last cursor value changes (the cursor stays), a read emits it and stops at
+        its first STATE, and the row is changed back to what the first read emitted: the next
+        read must deliver it (the destination's latest is the interrupted read's version), and
+        must not repeat the unchanged rows at that value."""
+        catalog = self.catalog(source, incremental=True)
+        config = source.config(checkpoint_records=1)
+        first = source.runner().read(config, catalog).raise_on_failure()
+        top = max(r["seq"] for r in people)
+        ties = sorted(r["id"] for r in people if r["seq"] == top)
+        original = self.by_id(people)[ties[0]]
+        t = sa.table(PEOPLE, sa.column("id"), sa.column("name"), schema=source.namespace)
+        source.execute(sa.update(t).where(t.c.id == ties[0]).values(name="changed in between"))
+        second = source.runner().read(config, catalog, [first.states(PEOPLE)[-1]]).raise_on_failure()
+        before, state = next(self.records_before_each_state(second))
+        assert before == [ties[0]], f"the changed row first, and nothing else: {before}"
+        source.execute(sa.update(t).where(t.c.id == ties[0]).values(name=original["name"]))
+        third = source.runner().read(config, catalog, [state]).raise_on_failure()
+        self.assert_rows(third.records(PEOPLE), [original])
+
     def test_state_from_the_future_returns_nothing(
         self, source: SourceHarness, people: list[dict[str, Any]]
     ) -> None:
