@@ -31,12 +31,15 @@ are read in ``(cursor, key)`` order with ``cursor <= U``:
 - while a read is among the rows at its starting value and some hashes the previous position
   listed are still unmet (rows it has not reached, or rows it met changed: it cannot tell which),
   a keyed table checkpoints ``(cursor, key)`` with two lists: the hashes of the rows met up to the
-  key and the unmet ones (``pending``). A read resumed from it reads the rows at the value up to
-  the key, skipping against the first list, then the rest, skipping against the second: a pending
-  hash never skips a row the interrupted read had passed (that row may have been changed back
-  to it, and its latest version would be lost). A table without a key cannot locate those rows,
-  and checkpoints only once the read is past them;
-- tables without a key checkpoint with value + hashes throughout;
+  key and the unmet ones (``pending``). A read resumed from it (a *split* resume) reads the rows
+  at the value up to the key, skipping against the first list, then the rest, skipping against
+  the second: a pending hash never skips a row the interrupted read had passed (that row may have
+  been changed back to it, and its latest version would be lost). While it reads the first part
+  it writes no STATE (a position there would need a third list); when the two lists would hold
+  more than :data:`MAX_SEEN` hashes, the position is the value alone (its rows are read again).
+  A table without a key cannot locate those rows, and writes no STATE until every hash is met or
+  the read has left the value;
+- otherwise tables without a key checkpoint with value + hashes;
 - rows whose cursor is above every real value (``SourceDialect.cursor_beyond``: PostgreSQL's
   ``'infinity'``, ``NaN``) are read last, by every read (a ``beyond`` phase), and never become
   the position, which stays at the largest real value (the upper bound excludes them); the read
@@ -204,6 +207,17 @@ def _hashes(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
+def _split_position(position: dict[str, Any]) -> bool:
+    """Whether a position that mentions ``pending`` or ``split_key`` has the whole split form."""
+    return (
+        _hashes(position.get("pending"))
+        and _hashes(position.get("seen"))
+        and isinstance(position.get("split_key"), list)
+        and isinstance(position.get("by"), list)
+        and not ({"after_key", "seen_overflow", "seen_count", "seen_sum"} & position.keys())
+    )
+
+
 def _summary(position: dict[str, Any]) -> tuple[int, int] | None:
     """A position's ``(seen_count, seen_sum)``, or None when it has none (or a malformed one)."""
     count, total = position.get("seen_count"), position.get("seen_sum")
@@ -310,12 +324,13 @@ class CursorPlan(ReadPlan):
       ``seen_count`` and ``seen_sum`` (the count and the sum modulo 2**64 of the hashes of the
       rows at ``v`` up to ``k``): the resumed read checks them first (a *probe* segment whose rows
       are not emitted) and reads the rows at ``v`` again when they differ;
-    - ``{"cursor": v, "by": key, "after_key": k, "seen": [...], "pending": [...]}`` (keyed tables,
+    - ``{"cursor": v, "by": key, "split_key": k, "seen": [...], "pending": [...]}`` (keyed tables,
       among the rows at the start value while hashes the previous position listed are unmet):
       ``seen`` lists the rows at ``v`` met up to ``k`` (emitted, or skipped as emitted before),
       ``pending`` the hashes left from earlier reads. The resumed read reads the rows at ``v`` up
       to ``k`` skipping against ``seen``, then the rows after ``(v, k)`` skipping against
-      ``pending`` (a *split* resume).
+      ``pending`` (a *split* resume). The key is not called ``after_key``: a dbkit from before
+      this form reads it as ``{"cursor": v, "seen": [...]}`` (rows repeat, none is lost).
     """
 
     def __init__(
@@ -348,6 +363,7 @@ class CursorPlan(ReadPlan):
         # list of the second segment of a split resume (see ``_values_segments``)
         self.later: Counter[str] | None = None
         self.held = False  # no STATE for now (see ``consume``)
+        self.replaying = False  # reading the first segment of a split resume
         # (count, sum of hashes) of the rows the probe segment found (see ``segments``)
         self.probed: tuple[int, int] = (0, 0)
         if prior:
@@ -381,20 +397,18 @@ class CursorPlan(ReadPlan):
             or (seen is not None and not (isinstance(seen, list) and all(isinstance(s, str) for s in seen)))
             or ("after_key" in position and not isinstance(position["after_key"], list))
             or (("seen_count" in position or "seen_sum" in position) and _summary(position) is None)
-            or ("pending" in position and not _hashes(position["pending"]))
-            or ("pending" in position and "after_key" not in position)
+            or (("pending" in position or "split_key" in position) and not _split_position(position))
         ):
             raise ConfigError(f"state for {self.table.descriptor}: 'position' is malformed; reset the stream")
         # without a list of hashes nobody knows which rows at the value were emitted: re-read them
         overflow = bool(position.get("seen_overflow")) or seen is None
-        if "after_key" in position and (self.key is None or position.get("by") != self.key.name):
-            if "pending" in position:
-                # the key changed: nobody knows any more which of the rows at the value the two
-                # hash lists belong to, so those rows are read again (repeats, never a loss)
-                position, overflow = {"cursor": position["cursor"], "seen": []}, True
-            else:
-                # continue from the value; the hashes still say which rows were emitted
-                position = {"cursor": position["cursor"], "seen": seen or []}
+        if "split_key" in position and (self.key is None or position.get("by") != self.key.name):
+            # the key changed: nobody knows any more which of the rows at the value the two hash
+            # lists belong to, so those rows are read again (repeats, never a loss)
+            position, overflow = {"cursor": position["cursor"], "seen": []}, True
+        elif "after_key" in position and (self.key is None or position.get("by") != self.key.name):
+            # continue from the value; the hashes still say which rows were emitted
+            position = {"cursor": position["cursor"], "seen": seen or []}
         self.position = dict(position)
         self.tracker.seed(position["cursor"], seen or [], overflow, _summary(position))
 
@@ -449,17 +463,20 @@ class CursorPlan(ReadPlan):
         capture = [self.dialect.key_expression(self.t, self.cursor), *(self.key.capture if self.key else [])]
         if pos is not None:
             start = self.dialect.bind_state_value(self.cursor, pos["cursor"])
-            if "pending" in pos and self.key is not None and not self.tracker.overflow:
+            if "split_key" in pos and self.key is not None:
                 # split: the rows at the value up to the key are read again and skipped against
-                # the hashes of what the saved read met there; the rows after the key against the
-                # hashes earlier reads left pending (rows it had not met yet)
-                after_key = self.key.bind(self.dialect, pos["after_key"])
+                # the hashes of what the saved read met there (no STATE meanwhile: see
+                # ``consume``); the rows after the key against the hashes earlier reads left
+                # pending (rows it had not met yet, or met changed)
+                after_key = self.key.bind(self.dialect, pos["split_key"])
                 self.skip = Counter(self.tracker.seen) or None
                 self.later = Counter(pos["pending"]) or None
                 self.skip_value = pos["cursor"]
                 self.tracker.reset(pos["cursor"])
                 up_to_key = sa.not_(keyset_after(self.key.order, after_key, rv))
+                self.replaying = True
                 yield Segment([*where, self.cursor_expr == start, up_to_key], order, capture, resumable=True)
+                self.replaying = False
                 self.skip, self.later = self.later, None
                 after = keyset_after([self.cursor_expr, *self.key.order], [start, *after_key], rv)
                 yield Segment([*where, after], order, capture, resumable=True)
@@ -538,16 +555,19 @@ class CursorPlan(ReadPlan):
         at_upper = last == self.upper
         summed = self.tracker.overflow and self.tracker.summed
         pending = self.skip is not None or self.later is not None
-        # a table without a key, among the rows at the start value while hashes an earlier read
-        # emitted there are unmet: which rows they belong to is unknown (a row this read met
-        # changed may be one of them), so no STATE until the read is past them
-        self.held = pending and self.key is None
+        # No STATE: (a) in a table without a key, among the rows at the start value while hashes
+        # an earlier read emitted there are unmet: which rows they belong to is unknown (a row
+        # this read met changed may be one of them); (b) in the first segment of a split resume,
+        # where the hashes left of both lists belong to three ranges of keys (up to here, from
+        # here to the saved key, after it) and a position would need a third list
+        self.held = (pending and self.key is None) or self.replaying
         split = self._split() if pending and self.key is not None else None
         if split is None and pending:
             pos.update(self._seen(overflow=True))  # too many hashes: the value is read again
         elif self.key is not None and (split is not None or not at_upper or summed):
             pos["by"] = self.key.name
-            pos["after_key"] = self.key.state_values(self.dialect, captured[-1][1:])
+            last_key = self.key.state_values(self.dialect, captured[-1][1:])
+            pos["after_key" if split is None else "split_key"] = last_key
             pos.update(self._seen() if split is None else split)
             if at_upper and split is None:
                 # more ties at the upper bound than hashes are kept: the count and the sum of the
@@ -570,11 +590,13 @@ class CursorPlan(ReadPlan):
         return {"seen": [], "seen_overflow": True} if listed is None else {"seen": listed}
 
     def _split(self) -> dict[str, Any] | None:
-        """A position among the rows at the start value while hashes earlier reads emitted there
-        are still unmet: ``(cursor, key)``, the hashes of the rows met up to the key (``seen``)
-        and the unmet ones (``pending``), which a resumed read applies only after the key. A
-        pending hash may be that of a row this read met changed: applied to the rows before the
-        key, it would skip that row changed back, whose latest version was not delivered."""
+        """The hash lists of a position among the rows at the start value while hashes earlier
+        reads emitted there are still unmet (None: too many to keep): those of the rows met up to
+        the key (``seen``) and the unmet ones (``pending``), which a resumed read applies only
+        after the key. An unmet hash may be that of a row this read met changed: applied to the
+        rows before the key, it would skip that row changed back, whose latest version was not
+        delivered. (Called outside the first segment of a split resume only: ``skip`` and
+        ``later`` are never both set here.)"""
         own = self.tracker.as_list()
         pending = [*(self.skip or Counter()).elements(), *(self.later or Counter()).elements()]
         if own is None or len(own) + len(pending) > MAX_SEEN:

@@ -433,6 +433,7 @@ def _state_values(
             if position.get("cursor") is not None:
                 out.append((cursor, position["cursor"], "'position.cursor'"))
             keyed(position.get("by"), position.get("after_key"), "'position.after_key'")
+            keyed(position.get("by"), position.get("split_key"), "'position.split_key'")
         if isinstance(prior.nulls, dict):
             keyed(prior.nulls.get("by"), prior.nulls.get("after"), "'nulls.after'")
     return out

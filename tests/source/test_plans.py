@@ -249,9 +249,12 @@ def test_malformed_state_is_a_config_error(sqlite_db: Any) -> None:
         {"nope": 1},
         {"cursor": 1, "seen": "abc"},
         {"cursor": 1, "by": ["ident"], "after_key": 3},
-        {"cursor": 1, "by": ["ident"], "after_key": [3], "seen": [], "pending": "abc"},
-        {"cursor": 1, "by": ["ident"], "after_key": [3], "seen": [], "pending": [1]},
+        {"cursor": 1, "by": ["ident"], "split_key": [3], "seen": [], "pending": "abc"},
+        {"cursor": 1, "by": ["ident"], "split_key": [3], "seen": [], "pending": [1]},
         {"cursor": 1, "seen": [], "pending": []},  # pending hashes belong after a key
+        {"cursor": 1, "by": ["ident"], "split_key": [3], "pending": []},  # no seen
+        {"cursor": 1, "by": ["ident"], "split_key": [3], "seen": [], "pending": [], "seen_overflow": True},
+        {"cursor": 1, "by": ["ident"], "split_key": 3, "seen": [], "pending": []},
     ):
         state = {
             "type": "STREAM",
@@ -348,10 +351,31 @@ ops = st.lists(
 )
 
 
+touches = st.lists(
+    st.tuples(
+        st.sampled_from(["touch", "touch", "touch", "insert", "update"]),
+        st.integers(0, 50),
+        st.integers(0, 1),
+        st.sampled_from(["a", "b"]),
+    ),
+    max_size=3,
+)
+
+
 @st.composite
-def scenarios(draw: Any, top: int = 3, every: int = 5) -> dict[str, Any]:
-    """Rows with cursors in ``0..top`` (and NULLs), a STATE every 1..``every`` records, reads."""
+def scenarios(draw: Any, top: int = 3, every: int = 5, touchy: bool = False) -> dict[str, Any]:
+    """Rows with cursors in ``0..top`` (and NULLs), a STATE every 1..``every`` records, reads.
+
+    ``touchy``: mostly rows at the maximum changed in place, reads stopped early, longer chains
+    (resumes of resumes among the ties)."""
     n = draw(st.integers(0, 10))
+    if touchy:
+        return {
+            "kind": draw(st.sampled_from(KINDS)),
+            "rows": [(i, draw(st.sampled_from(["a", "b"])), draw(st.integers(0, top))) for i in range(n)],
+            "every": draw(st.integers(1, every)),
+            "steps": draw(st.lists(st.tuples(st.one_of(st.none(), st.integers(0, 2)), touches), max_size=6)),
+        }
     return {
         "kind": draw(st.sampled_from(KINDS)),
         "rows": [
@@ -407,6 +431,22 @@ def test_chains_of_interrupted_reads_deliver_every_latest_version(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
+@given(scenario=scenarios(top=0, every=2, touchy=True))
+def test_chains_of_interrupted_reads_among_rows_changed_in_place_deliver_every_latest_version(
+    make_db: Any, scenario: dict[str, Any]
+) -> None:
+    """Rows at the maximum changed without moving the cursor, reads stopped at their first
+    STATEs: resumes of resumes among the ties at one value."""
+    run_chain(make_db(), scenario, exactly_once=True)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=120,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(scenario=scenarios(top=1, every=2))  # many ties at the maximum, STATEs among them
 def test_chains_of_interrupted_reads_with_overflowing_hash_lists_lose_nothing(
     make_db: Any, scenario: dict[str, Any]
@@ -440,6 +480,28 @@ def identity(kind: str, row: dict[str, Any]) -> Any:
     except in ``without_rowid``, whose key includes the payload (an update there moves the row:
     the destination sees a new key, and the old one is never deleted by a cursor read)."""
     return (row["name"], row["ident"]) if kind == "without_rowid" else row["ident"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_resume_of_a_split_resume_stopped_before_its_saved_key_loses_nothing(
+    make_db: Any, kind: str
+) -> None:
+    """Found in review: read 2 stops among the rows at the value with hashes pending (a split
+    STATE at key 1); read 3 resumes from it and stops at key 0, before the saved key; row 1 was
+    changed back meanwhile to the content read 1 emitted. A STATE at key 0 would have to keep
+    read 2's leftover hashes (rows up to key 1) apart from read 1's (after it): read 3 writes
+    none there, and read 4 resumes from read 2's STATE."""
+    scenario = {
+        "kind": kind,
+        "rows": [(0, "a", 0), (1, "a", 0), (2, "a", 0)],
+        "every": 1,
+        "steps": [
+            (None, [("touch", 1, 0, "b")]),
+            (0, [("touch", 1, 0, "a"), ("touch", 0, 0, "b")]),
+            (0, []),
+        ],
+    }
+    run_chain(make_db(), scenario, exactly_once=True)
 
 
 def run_chain(db: Any, scenario: dict[str, Any], exactly_once: bool) -> None:
@@ -517,14 +579,15 @@ def test_a_split_position_reads_the_start_value_in_two_segments(sqlite_db: Any, 
     for before, state in splits:
         position = state["stream"]["stream_state"]["position"]
         assert position["by"], position
-        assert position["after_key"], position
+        assert position["split_key"], position
+        assert "after_key" not in position, position
         assert len(position["seen"]) + len(position["pending"]) == 6 + len(before), position
         resumed = sqlite_db.read(configured, state=[state], checkpoint_records=1)
         assert resumed.rc == 0, resumed.errors()
         assert sorted(r["ident"] for r in resumed.records("t")) == sorted(new - {r["ident"] for r in before})
     # rows changed before and after the key of the first split STATE are both read
     before, state = splits[0]
-    after_key = state["stream"]["stream_state"]["position"]["after_key"]
+    after_key = state["stream"]["stream_state"]["position"]["split_key"]
     sqlite_db.execute(f"UPDATE {table} SET name = name || '!' WHERE ident IN (0, 5)")
     resumed = sqlite_db.read(configured, state=[state], checkpoint_records=1)
     got = sorted(r["ident"] for r in resumed.records("t"))
@@ -543,7 +606,7 @@ def test_a_split_position_under_another_key_reads_the_value_again(sqlite_db: Any
                 "v": 1,
                 "mode": "incremental",
                 "cursor_field": ["cur"],
-                "position": {"cursor": 0, "by": ["other"], "after_key": [1], "seen": [], "pending": []},
+                "position": {"cursor": 0, "by": ["other"], "split_key": [1], "seen": [], "pending": []},
             },
         },
     }
