@@ -111,6 +111,9 @@ class Batch:
     changed: list[int] = field(default_factory=list)
     empty_meta: str = ""
     row_changes: dict[int, list[Any]] = field(default_factory=dict)
+    encoded: Any = None
+    """What the bulk loader made of ``table`` ahead of its load (:meth:`BulkLoader.encode`), or
+    None. A batch derived from this one (rows taken, a column added) does not carry it."""
 
 
 _TOKEN_OF_VALUE = frozenset({AirbyteType.INTEGER, AirbyteType.BOOLEAN})

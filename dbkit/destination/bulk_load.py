@@ -49,6 +49,13 @@ class BulkLoader:
         for batch in batches:
             self.bulk_load(conn, table, batch.table)
 
+    def encode(self, batch: Batch) -> Any:
+        """Called on the builder's thread as each part is built, ahead of its load (for the parts
+        that will be loaded as they are: appends, and the rows of new keys of a dedup): what
+        :meth:`load_batches` would send for it, made ahead (kept as ``batch.encoded``), so that
+        the load only sends. None (the default): nothing is made ahead."""
+        return None
+
     def bulk_load(self, conn: sa.Connection, table: sa.Table, batch: pa.Table) -> None:
         """Called per part by the default :meth:`load_batches`: insert one typed batch; the
         default converts it to rows (:meth:`to_python`) and uses ``executemany``."""

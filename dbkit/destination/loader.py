@@ -296,7 +296,7 @@ class StreamLoader:
         slot names). With a ``prefetcher`` the typed parts start being built now, on the
         builder's thread, ahead of the load (:mod:`dbkit.destination.prefetch`)."""
         assert self.builder is not None
-        parts = None if prefetcher is None else prefetcher.start(self.builder.parts(records))
+        parts = None if prefetcher is None else prefetcher.start(self._encoded(self.builder.parts(records)))
 
         def job(slot: Slot) -> None:
             try:
@@ -375,6 +375,25 @@ class StreamLoader:
             f"{self.plan.descriptor}: a load sent beside the one before it waited "
             f"{patience(sent):.0f} s for it to commit, rolled back and loads again after it: {why}",
         )
+
+    def _encoded(self, parts: Iterator[Batch]) -> Iterator[Batch]:
+        """Parts as built, each with what the bulk loader makes of it ahead (``Batch.encoded``)
+        where it will be loaded as it is: into the target, not a staging table (whose rows get
+        a sequence column), so appends and the new keys of a dedup that finds them; and where
+        the stream's loads run one at a time (where they run side by side, each lane makes its
+        own parts' in parallel, and the one builder thread would do that work in series)."""
+        direct = not self.dedup or (
+            self.merger.finds_absent_keys
+            and self._exact_key
+            and self.dedup_plan is not None
+            and self.dedup_plan.tombstones is None
+            and self.dedup_plan.deleted_at is None
+        )
+        alone = not self.shared_loads or len(self.lanes) == 1
+        for part in parts:
+            if direct and alone:
+                part.encoded = self.bulk.encode(part)
+            yield part
 
     @staticmethod
     def _parts(built: list[Batch], source: Iterator[Batch]) -> Iterator[Batch]:

@@ -6,7 +6,10 @@ meant: ``\\N`` (unquoted) for NULL, backslashes doubled (``ESCAPED BY '\\\\'``),
 value quoted (a doubled quote inside; so a string ``NULL`` is not read as NULL), integers, dates
 and timestamps as the writer renders them (timestamps with a zone as naive UTC: the session's
 time zone is UTC), booleans as 0/1, binary as hex (``UNHEX`` on the server). The parts are sent
-as they are built, so memory stays at one part plus the batch.
+as they are built, so memory stays at one part plus the batch; where the loader builds parts
+ahead (on its builder's thread), each part's CSV is rendered there too
+(:meth:`MySqlBulkLoader.encode`), and the load only sends bytes: the server does not wait for
+the connector in the middle of a ``LOAD DATA``.
 
 LOAD DATA LOCAL cannot stop the client mid-stream, so MySQL reports a value that does not fit
 its column as a warning (and stores it cut or converted) instead of failing. The loader reads
@@ -78,6 +81,12 @@ class MySqlBulkLoader(BulkLoader):
         finally:
             cursor.close()
 
+    def encode(self, batch: Batch) -> Any:
+        """The part's CSV, rendered on the builder's thread (see :meth:`BulkLoader.encode`):
+        ``(column names, bytes)``; the load sends it when it loads those columns."""
+        table = batch.table
+        return (tuple(table.column_names), to_csv(table)) if table.num_rows else None
+
     def _check_warnings(
         self, cursor: Any, names: Sequence[str], offsets: list[tuple[int, int]], text: set[str]
     ) -> None:
@@ -141,7 +150,11 @@ def _csv_chunks(
             continue
         offsets.append((k, line))
         line += table.num_rows
-        yield to_csv(table.select(list(names)))
+        encoded = batch.encoded
+        if isinstance(encoded, tuple) and encoded[0] == tuple(names):
+            yield encoded[1]  # rendered ahead, on the builder's thread
+        else:
+            yield to_csv(table.select(list(names)))
 
 
 def to_csv(table: pa.Table) -> bytes:
