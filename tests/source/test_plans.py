@@ -52,6 +52,18 @@ def read_after(db: Any, configured: dict[str, Any], previous: Any, **settings: A
 KINDS = ["pk", "rowid", "without_rowid", "view"]
 
 
+def stream_state(stream_state: dict[str, Any]) -> dict[str, Any]:
+    """A STATE message of stream ``t`` holding ``stream_state`` (as a test writes one by hand)."""
+    return {"type": "STREAM", "stream": {"stream_descriptor": {"name": "t"}, "stream_state": stream_state}}
+
+
+def cursor_state(position: Any, **more: Any) -> dict[str, Any]:
+    """A cursor-incremental STATE of stream ``t`` (cursor ``cur``) at ``position``."""
+    return stream_state(
+        {"v": 1, "mode": "incremental", "cursor_field": ["cur"], "position": position, **more}
+    )
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_second_read_returns_nothing(sqlite_db: Any, kind: str) -> None:
     rows = [(i, f"n{i}", [None, 1, 2, 2, 3, 3, 3][i % 7]) for i in range(20)]
@@ -108,19 +120,7 @@ def test_update_back_to_an_earlier_content_is_read(sqlite_db: Any, kind: str) ->
 @pytest.mark.parametrize("kind", KINDS)
 def test_state_from_the_future_returns_nothing(sqlite_db: Any, kind: str) -> None:
     configured = setup(sqlite_db, kind, [(i, "n", i) for i in range(5)])
-    future = {
-        "type": "STREAM",
-        "stream": {
-            "stream_descriptor": {"name": "t"},
-            "stream_state": {
-                "v": 1,
-                "mode": "incremental",
-                "cursor_field": ["cur"],
-                "position": {"cursor": 1000, "seen": []},
-                "nulls": "done",
-            },
-        },
-    }
+    future = cursor_state({"cursor": 1000, "seen": []}, nulls="done")
     read = sqlite_db.read(configured, state=[future])
     assert read.rc == 0
     assert read.records("t") == []
@@ -256,19 +256,7 @@ def test_malformed_state_is_a_config_error(sqlite_db: Any) -> None:
         {"cursor": 1, "by": ["ident"], "split_key": [3], "seen": [], "pending": [], "seen_overflow": True},
         {"cursor": 1, "by": ["ident"], "split_key": 3, "seen": [], "pending": []},
     ):
-        state = {
-            "type": "STREAM",
-            "stream": {
-                "stream_descriptor": {"name": "t"},
-                "stream_state": {
-                    "v": 1,
-                    "mode": "incremental",
-                    "cursor_field": ["cur"],
-                    "position": position,
-                },
-            },
-        }
-        read = sqlite_db.read(configured, state=[state])
+        read = sqlite_db.read(configured, state=[cursor_state(position)])
         assert read.rc == 1
         errors = read.errors()
         assert errors[0]["failure_type"] == "config_error"
@@ -282,11 +270,7 @@ def test_a_null_nulls_position_is_malformed_only_for_the_same_cursor(sqlite_db: 
     configured = setup(sqlite_db, "pk", [(1, "a", 1)])
 
     def state(cursor_field: list[str]) -> dict[str, Any]:
-        stream_state = {"v": 1, "mode": "incremental", "cursor_field": cursor_field, "nulls": None}
-        return {
-            "type": "STREAM",
-            "stream": {"stream_descriptor": {"name": "t"}, "stream_state": stream_state},
-        }
+        return stream_state({"v": 1, "mode": "incremental", "cursor_field": cursor_field, "nulls": None})
 
     same = sqlite_db.read(configured, state=[state(["cur"])])
     assert same.rc == 1
@@ -307,13 +291,9 @@ def test_a_state_dbkit_did_not_write_is_a_config_error(sqlite_db: Any) -> None:
         ({"v": True, "mode": "incremental"}, "format version True"),
         ({"v": 1, "mode": "cdc"}, "unknown mode 'cdc'"),
     )
-    for stream_state, expected in cases:
-        state = {
-            "type": "STREAM",
-            "stream": {"stream_descriptor": {"name": "t"}, "stream_state": stream_state},
-        }
-        read = sqlite_db.read(configured, state=[state])
-        assert read.rc == 1, stream_state
+    for saved, expected in cases:
+        read = sqlite_db.read(configured, state=[stream_state(saved)])
+        assert read.rc == 1, saved
         errors = read.errors()
         assert errors[0]["failure_type"] == "config_error"
         assert expected in errors[0]["message"]
@@ -325,14 +305,9 @@ def test_a_state_dbkit_did_not_write_is_a_config_error(sqlite_db: Any) -> None:
 def test_a_full_refresh_state_read_incrementally_starts_over(sqlite_db: Any) -> None:
     """Switching a stream from full refresh to incremental is a user's right: the read starts over."""
     configured = setup(sqlite_db, "pk", [(1, "a", 1), (2, "b", 2)])
-    state = {
-        "type": "STREAM",
-        "stream": {
-            "stream_descriptor": {"name": "t"},
-            "stream_state": {"v": 1, "mode": "full_refresh", "complete": True},
-        },
-    }
-    read = sqlite_db.read(configured, state=[state])
+    read = sqlite_db.read(
+        configured, state=[stream_state({"v": 1, "mode": "full_refresh", "complete": True})]
+    )
     assert read.rc == 0
     assert sorted(r["ident"] for r in read.records("t")) == [1, 2]
 
@@ -598,18 +573,7 @@ def test_a_split_position_under_another_key_reads_the_value_again(sqlite_db: Any
     """The key changed since the split STATE: nobody knows which rows the hash lists belong to,
     so the rows at the value are read again (repeats, never a loss)."""
     configured = setup(sqlite_db, "pk", [(i, f"n{i}", 0) for i in range(3)])
-    state = {
-        "type": "STREAM",
-        "stream": {
-            "stream_descriptor": {"name": "t"},
-            "stream_state": {
-                "v": 1,
-                "mode": "incremental",
-                "cursor_field": ["cur"],
-                "position": {"cursor": 0, "by": ["other"], "split_key": [1], "seen": [], "pending": []},
-            },
-        },
-    }
+    state = cursor_state({"cursor": 0, "by": ["other"], "split_key": [1], "seen": [], "pending": []})
     read = sqlite_db.read(configured, state=[state])
     assert read.rc == 0, read.errors()
     assert sorted(r["ident"] for r in read.records("t")) == [0, 1, 2]
