@@ -363,6 +363,15 @@ def scenarios(draw: Any, top: int = 3, every: int = 5, touchy: bool = False) -> 
     }
 
 
+CHAINS = settings(
+    max_examples=120,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+"""Hypothesis settings of the property tests over chains of reads (random each run)."""
+
+
 def apply(db: Any, table: str, operations: list[tuple[str, int, int, str]], next_ident: int) -> int:
     """Writes that respect the cursor contract (cursors only move to or past the maximum).
 
@@ -386,12 +395,7 @@ def apply(db: Any, table: str, operations: list[tuple[str, int, int, str]], next
 
 
 @pytest.mark.slow
-@settings(
-    max_examples=120,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@CHAINS
 @given(scenario=scenarios())
 def test_chains_of_interrupted_reads_deliver_every_latest_version(
     make_db: Any, scenario: dict[str, Any]
@@ -400,12 +404,7 @@ def test_chains_of_interrupted_reads_deliver_every_latest_version(
 
 
 @pytest.mark.slow
-@settings(
-    max_examples=120,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@CHAINS
 @given(scenario=scenarios(top=0, every=2, touchy=True))
 def test_chains_of_interrupted_reads_among_rows_changed_in_place_deliver_every_latest_version(
     make_db: Any, scenario: dict[str, Any]
@@ -416,12 +415,7 @@ def test_chains_of_interrupted_reads_among_rows_changed_in_place_deliver_every_l
 
 
 @pytest.mark.slow
-@settings(
-    max_examples=120,
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@CHAINS
 @given(scenario=scenarios(top=1, every=2))  # many ties at the maximum, STATEs among them
 def test_chains_of_interrupted_reads_with_overflowing_hash_lists_lose_nothing(
     make_db: Any, scenario: dict[str, Any]
