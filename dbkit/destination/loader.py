@@ -126,6 +126,7 @@ class StreamLoader:
         self._locked = False  # the current transaction holds the stream's table lock
         self._exclusive_target = False  # appends to the target may wait for each other (shared_loads)
         self._one_at_a_time = False  # a shared load of the stream ran out of patience
+        self._staged_last = False  # the stream's last dedup load staged some of its rows
         self.lanes: ConnectionLanes = [conn]
         """The write's connections a load may run on (``lanes[0]`` is ``conn``; the connector
         adds the others): see :attr:`shared_loads`."""
@@ -379,15 +380,18 @@ class StreamLoader:
     def _encoded(self, parts: Iterator[Batch]) -> Iterator[Batch]:
         """Parts as built, each with what the bulk loader makes of it ahead (``Batch.encoded``)
         where it will be loaded as it is: into the target, not a staging table (whose rows get
-        a sequence column), so appends and the new keys of a dedup that finds them; and where
-        the stream's loads run one at a time (where they run side by side, each lane makes its
-        own parts' in parallel, and the one builder thread would do that work in series)."""
+        a sequence column), so appends and the new keys of a dedup that finds them (while the
+        stream's last dedup load sent every row straight to the target: a batch of stored keys
+        is usually followed by more); and where the stream's loads run one at a time (where
+        they run side by side, each lane makes its own parts' in parallel, and the one builder
+        thread would do that work in series)."""
         direct = not self.dedup or (
             self.merger.finds_absent_keys
             and self._exact_key
             and self.dedup_plan is not None
             and self.dedup_plan.tombstones is None
             and self.dedup_plan.deleted_at is None
+            and not self._staged_last
         )
         alone = not self.shared_loads or len(self.lanes) == 1
         for part in parts:
@@ -446,6 +450,7 @@ class StreamLoader:
                         raise SystemFailure(f"absent_keys answered {len(absent)} rows for {keys.num_rows}")
                     self._split_and_merge(whole, absent)
                     return
+        self._staged_last = True
         staged: list[pa.Table] = []
         self.bulk.load_batches(self.conn, self.staging, _with_sequence(parts, staged), self.write)
         unique = self._exact_key and merge.keys_unique(staged, plan.key, self._key_types)
@@ -474,6 +479,7 @@ class StreamLoader:
             if len(chosen) < n:
                 rest.append(_Picked.of(k, part, pc.indices_nonzero(pc.invert(mask))))
         bulk, conn, write = self.bulk, self.conn, self.write
+        self._staged_last = bool(rest)
         if direct:
             _mapped(direct, lambda: bulk.load_batches(conn, target, _batches(direct), write))
         if rest:

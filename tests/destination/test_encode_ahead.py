@@ -79,8 +79,8 @@ def test_append_parts_are_encoded_on_the_builders_thread_and_loaded_with_it(
 
 
 def test_parts_bound_for_a_staging_table_are_not_encoded(dest: Any, msgs: Any, seen: Seen) -> None:
-    """destination-sqlite's dedup stages every part (with a sequence column): nothing made ahead
-    would be sent, so nothing is made."""
+    """A dedup whose merger does not find the batch's new keys (destination-sqlite's) stages
+    every part (with a sequence column): nothing made ahead would be sent, so nothing is made."""
     m = msgs
     cat = m.catalog(m.stream("s", DEDUP, "append_dedup", pk=["id"], cursor="c"))
     rows = [{"id": i % 7, "c": i, "v": f"v{i}"} for i in range(25)]

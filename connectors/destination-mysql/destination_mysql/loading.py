@@ -6,10 +6,12 @@ meant: ``\\N`` (unquoted) for NULL, backslashes doubled (``ESCAPED BY '\\\\'``),
 value quoted (a doubled quote inside; so a string ``NULL`` is not read as NULL), integers, dates
 and timestamps as the writer renders them (timestamps with a zone as naive UTC: the session's
 time zone is UTC), booleans as 0/1, binary as hex (``UNHEX`` on the server). The parts are sent
-as they are built, so memory stays at one part plus the batch; where the loader builds parts
-ahead (on its builder's thread), each part's CSV is rendered there too
-(:meth:`MySqlBulkLoader.encode`), and the load only sends bytes: the server does not wait for
-the connector in the middle of a ``LOAD DATA``.
+as they are built, so memory stays at one part plus the batch. Where the loader builds parts
+ahead (on its builder's thread) and will load them as they are, each part's CSV is rendered
+there too (:meth:`MySqlBulkLoader.encode`), and the load only sends bytes: the server does not
+wait for the connector in the middle of a ``LOAD DATA``. Then the parts built ahead also hold
+their CSV until sent (about the size of their Arrow data again); a part's CSV is dropped once
+sent (a reload after a refused value renders it again).
 
 LOAD DATA LOCAL cannot stop the client mid-stream, so MySQL reports a value that does not fit
 its column as a warning (and stores it cut or converted) instead of failing. The loader reads
@@ -150,7 +152,7 @@ def _csv_chunks(
             continue
         offsets.append((k, line))
         line += table.num_rows
-        encoded = batch.encoded
+        encoded, batch.encoded = batch.encoded, None  # sent once; a reload renders it again
         if isinstance(encoded, tuple) and encoded[0] == tuple(names):
             yield encoded[1]  # rendered ahead, on the builder's thread
         else:
