@@ -561,7 +561,9 @@ class CursorPlan(ReadPlan):
         # where the hashes left of both lists belong to three ranges of keys (up to here, from
         # here to the saved key, after it) and a position would need a third list
         self.held = (pending and self.key is None) or self.replaying
-        split = self._split() if pending and self.key is not None else None
+        if self.held:
+            return keep
+        split = self._split() if pending else None
         if split is None and pending:
             pos.update(self._seen(overflow=True))  # too many hashes: the value is read again
         elif self.key is not None and (split is not None or not at_upper or summed):
@@ -595,8 +597,8 @@ class CursorPlan(ReadPlan):
         the key (``seen``) and the unmet ones (``pending``), which a resumed read applies only
         after the key. An unmet hash may be that of a row this read met changed: applied to the
         rows before the key, it would skip that row changed back, whose latest version was not
-        delivered. (Called outside the first segment of a split resume only: ``skip`` and
-        ``later`` are never both set here.)"""
+        delivered. (Not called in the first segment of a split resume, the one time ``skip``
+        and ``later`` are both set.)"""
         own = self.tracker.as_list()
         pending = [*(self.skip or Counter()).elements(), *(self.later or Counter()).elements()]
         if own is None or len(own) + len(pending) > MAX_SEEN:
