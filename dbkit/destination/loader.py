@@ -377,6 +377,19 @@ class StreamLoader:
             f"{patience(sent):.0f} s for it to commit, rolled back and loads again after it: {why}",
         )
 
+    @property
+    def _finds_new_keys(self) -> bool:
+        """A dedup batch that holds each key once may ask the merger which of its keys the
+        target lacks (``merger.absent_keys``) and append those rows directly."""
+        plan = self.dedup_plan
+        return (
+            self.merger.finds_absent_keys
+            and self._exact_key
+            and plan is not None
+            and plan.tombstones is None
+            and plan.deleted_at is None
+        )
+
     def _encoded(self, parts: Iterator[Batch]) -> Iterator[Batch]:
         """Parts as built, each with what the bulk loader makes of it ahead (``Batch.encoded``)
         where it will be loaded as it is: into the target, not a staging table (whose rows get
@@ -385,14 +398,7 @@ class StreamLoader:
         is usually followed by more); and where the stream's loads run one at a time (where
         they run side by side, each lane makes its own parts' in parallel, and the one builder
         thread would do that work in series)."""
-        direct = not self.dedup or (
-            self.merger.finds_absent_keys
-            and self._exact_key
-            and self.dedup_plan is not None
-            and self.dedup_plan.tombstones is None
-            and self.dedup_plan.deleted_at is None
-            and not self._staged_last
-        )
+        direct = not self.dedup or (self._finds_new_keys and not self._staged_last)
         alone = not self.shared_loads or len(self.lanes) == 1
         for part in parts:
             if direct and alone:
@@ -432,12 +438,7 @@ class StreamLoader:
         assert self.dedup_plan is not None
         plan = self.dedup_plan
         self.bulk.clear_staging(self.conn, self.staging)
-        if (
-            self.merger.finds_absent_keys
-            and self._exact_key
-            and plan.tombstones is None
-            and plan.deleted_at is None
-        ):
+        if self._finds_new_keys:
             whole = list(parts)  # the whole batch: which rows go where depends on all of it
             parts = iter(whole)
             tables = [part.table for part in whole]

@@ -362,7 +362,6 @@ class CursorPlan(ReadPlan):
         # hashes of rows at ``skip_value`` after a saved key that earlier reads emitted: the skip
         # list of the second segment of a split resume (see ``_values_segments``)
         self.later: Counter[str] | None = None
-        self.held = False  # no STATE for now (see ``consume``)
         self.replaying = False  # reading the first segment of a split resume
         # (count, sum of hashes) of the rows the probe segment found (see ``segments``)
         self.probed: tuple[int, int] = (0, 0)
@@ -394,7 +393,7 @@ class CursorPlan(ReadPlan):
         if (
             not isinstance(position, dict)
             or "cursor" not in position
-            or (seen is not None and not (isinstance(seen, list) and all(isinstance(s, str) for s in seen)))
+            or (seen is not None and not _hashes(seen))
             or ("after_key" in position and not isinstance(position["after_key"], list))
             or (("seen_count" in position or "seen_sum" in position) and _summary(position) is None)
             or (("pending" in position or "split_key" in position) and not _split_position(position))
@@ -468,37 +467,28 @@ class CursorPlan(ReadPlan):
                 # the hashes of what the saved read met there (no STATE meanwhile: see
                 # ``consume``); the rows after the key against the hashes earlier reads left
                 # pending (rows it had not met yet, or met changed)
-                after_key = self.key.bind(self.dialect, pos["split_key"])
+                key = self.key.bind(self.dialect, pos["split_key"])
                 self.skip = Counter(self.tracker.seen) or None
                 self.later = Counter(pos["pending"]) or None
                 self.skip_value = pos["cursor"]
                 self.tracker.reset(pos["cursor"])
-                up_to_key = sa.not_(keyset_after(self.key.order, after_key, rv))
                 self.replaying = True
-                yield Segment([*where, self.cursor_expr == start, up_to_key], order, capture, resumable=True)
+                yield Segment([*where, *self._up_to(start, key, rv)], order, capture, resumable=True)
                 self.replaying = False
                 self.skip, self.later = self.later, None
-                after = keyset_after([self.cursor_expr, *self.key.order], [start, *after_key], rv)
-                yield Segment([*where, after], order, capture, resumable=True)
+                yield Segment([*where, self._after(start, key, rv)], order, capture, resumable=True)
                 return
             exact = "after_key" in pos and self.key is not None
             if exact and self.key is not None and _summary(pos) is not None:
                 # among more ties at the upper bound than hashes are kept: the rows at the value up
                 # to the key are first compared (count, sum of hashes) with what was emitted
-                after_key = self.key.bind(self.dialect, pos["after_key"])
+                key = self.key.bind(self.dialect, pos["after_key"])
                 self.phase, self.probed = "probe", (0, 0)
-                up_to_key = sa.not_(keyset_after(self.key.order, after_key, rv))
-                yield Segment([self.cursor_expr == start, up_to_key], order, capture, resumable=False)
+                yield Segment(self._up_to(start, key, rv), order, capture, resumable=False)
                 self.phase = "values"
                 exact = self.probed == _summary(pos)
             if exact and self.key is not None:
-                where.append(
-                    keyset_after(
-                        [self.cursor_expr, *self.key.order],
-                        [start, *self.key.bind(self.dialect, pos["after_key"])],
-                        rv,
-                    )
-                )
+                where.append(self._after(start, self.key.bind(self.dialect, pos["after_key"]), rv))
             else:
                 where.append(self.cursor_expr >= start)
                 # the rows at the start value are all read again: those emitted before are
@@ -507,6 +497,20 @@ class CursorPlan(ReadPlan):
                 self.skip_value = pos["cursor"]
                 self.tracker.reset(pos["cursor"])
         yield Segment(where, order, capture, resumable=True)
+
+    def _up_to(
+        self, start: sa.ColumnElement[Any], key: list[sa.ColumnElement[Any]], rv: bool
+    ) -> list[sa.ColumnElement[bool]]:
+        """The rows at the cursor value ``start`` whose key is at most ``key``."""
+        assert self.key is not None
+        return [self.cursor_expr == start, sa.not_(keyset_after(self.key.order, key, rv))]
+
+    def _after(
+        self, start: sa.ColumnElement[Any], key: list[sa.ColumnElement[Any]], rv: bool
+    ) -> sa.ColumnElement[bool]:
+        """The rows strictly after ``(start, key)`` in ``(cursor, key)`` order."""
+        assert self.key is not None
+        return keyset_after([self.cursor_expr, *self.key.order], [start, *key], rv)
 
     # ------------------------------------------------------------------ per batch
     def consume(self, captured: Sequence[Sequence[Any]], datas: Sequence[bytes]) -> list[bool] | None:
@@ -554,15 +558,9 @@ class CursorPlan(ReadPlan):
         pos: dict[str, Any] = {"cursor": last}
         at_upper = last == self.upper
         summed = self.tracker.overflow and self.tracker.summed
-        pending = self.skip is not None or self.later is not None
-        # No STATE: (a) in a table without a key, among the rows at the start value while hashes
-        # an earlier read emitted there are unmet: which rows they belong to is unknown (a row
-        # this read met changed may be one of them); (b) in the first segment of a split resume,
-        # where the hashes left of both lists belong to three ranges of keys (up to here, from
-        # here to the saved key, after it) and a position would need a third list
-        self.held = (pending and self.key is None) or self.replaying
         if self.held:
             return keep
+        pending = self.skip is not None or self.later is not None
         split = self._split() if pending else None
         if split is None and pending:
             pos.update(self._seen(overflow=True))  # too many hashes: the value is read again
@@ -583,6 +581,16 @@ class CursorPlan(ReadPlan):
             pos.update(self._seen())
         self.position = pos
         return keep
+
+    @property
+    def held(self) -> bool:
+        """No STATE for now: (a) in a table without a key, among the rows at the start value
+        while hashes an earlier read emitted there are unmet: which rows they belong to is
+        unknown (a row this read met changed may be one of them); (b) in the first segment of a
+        split resume, where the hashes left of both lists belong to three ranges of keys (up to
+        here, from here to the saved key, after it) and a position would need a third list."""
+        pending = self.skip is not None or self.later is not None
+        return (pending and self.key is None) or self.replaying
 
     def _cursor_state(self, row: Sequence[Any]) -> Any:
         return self.dialect.key_state_value(self.cursor, row[0])
